@@ -1,0 +1,31 @@
+//! # hsm-sim — a payment HSM in software
+//!
+//! **A simulator for tests and development. Never load production keys into it.**
+//!
+//! Every key lives inside the [`Hsm`]: stored keys are kept under a local master key (LMK) and persisted
+//! only wrapped (RFC 3394) under it; data keys travel outside only wrapped under a stored key-encryption
+//! key. Callers name keys with a [`KeyRef`] and ask for operations with a [`Request`]; the answer is a
+//! [`Response`] or an [`HsmError`] whose [`ErrorKind`] is one of the conformance-vector error kinds.
+//!
+//! The request/response types are plain serde data so the same operations can be offered in process
+//! (call [`Hsm::execute`]) or over a socket, with identical results.
+//!
+//! This crate knows nothing of the payment service that uses it.
+
+mod crypto;
+mod error;
+mod hsm;
+mod keys;
+mod keystore;
+mod protocol;
+mod secret;
+
+pub use error::{ErrorKind, HsmError};
+pub use hsm::Hsm;
+pub use keys::{KeyId, KeyInfo, KeyRef, KeyUsage};
+pub use keystore::KeyStoreFile;
+pub use protocol::{Request, Response};
+pub use secret::{Bytes, SecretBytes};
+
+/// Printed by every binary that starts the simulator.
+pub const BANNER: &str = "hsm-sim: SOFTWARE HSM SIMULATOR — for development and tests only, NOT for production keys";

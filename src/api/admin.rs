@@ -1,0 +1,60 @@
+//! `/v1/admin/*`: the operator's API (scope `admin`).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::error::{ApiError, ApiResult};
+use super::extract::{Caller, JsonBody};
+use crate::requestors::{self, Scope};
+
+/// `GET /v1/admin/issuers`: the configured issuers with their BIN and token BIN prefixes.
+pub async fn issuers(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+    caller.require(Scope::Admin)?;
+    let items: Vec<Value> = s
+        .issuers
+        .all()
+        .iter()
+        .map(|i| json!({ "id": i.id, "name": i.name, "bin_prefixes": i.bin_prefixes, "token_bin_prefixes": i.token_bin_prefixes }))
+        .collect();
+    Ok(Json(json!({ "items": items, "platform_token_bin_prefixes": s.config.platform.token_bin_prefixes })))
+}
+
+#[derive(Deserialize)]
+pub struct NewRequestorBody {
+    name: String,
+    scopes: Vec<String>,
+}
+
+/// `POST /v1/admin/requestors`: a new requestor and its API key, shown this once.
+pub async fn create_requestor(
+    State(s): State<AppState>,
+    caller: Caller,
+    JsonBody(b): JsonBody<NewRequestorBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let admin = caller.require(Scope::Admin)?;
+    let scopes: Option<Vec<Scope>> = b.scopes.iter().map(|x| Scope::parse(x)).collect();
+    let scopes = scopes.filter(|v| !v.is_empty()).ok_or_else(|| {
+        ApiError::unprocessable(
+            "scopes_invalid",
+            "scopes must be a non-empty list of instruments, tokens, terminal, detokenize, admin",
+        )
+    })?;
+    let created =
+        requestors::create(&s.store, &s.config.platform.trid_prefix, &b.name, &scopes, s.clock.now_ms()).await?;
+    let r = &created.requestor;
+    tracing::info!(admin = %admin.id, requestor = %r.id, "requestor created");
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "id": r.id,
+            "trid": r.trid,
+            "name": r.name,
+            "scopes": r.scopes,
+            "api_key": created.api_key,
+        })),
+    ))
+}

@@ -1,0 +1,74 @@
+//! The REST error shape `{"error":{"code","message"}}` and the one place domain errors become
+//! HTTP statuses.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::Error;
+use crate::store::StoreError;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: String,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError { status, code: code.into(), message: message.into() }
+    }
+    pub fn unprocessable(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+    }
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        use StatusCode as S;
+        let (status, code) = match &e {
+            Error::Invalid { code, .. } => (S::UNPROCESSABLE_ENTITY, *code),
+            Error::InstrumentNotFound => (S::NOT_FOUND, "instrument_not_found"),
+            Error::InstrumentSuspended => (S::CONFLICT, "instrument_suspended"),
+            Error::InstrumentDeleted => (S::CONFLICT, "instrument_deleted"),
+            Error::InstrumentActive => (S::CONFLICT, "instrument_active"),
+            Error::TokenUnknown => (S::NOT_FOUND, "token_unknown"),
+            Error::TokenExpired => (S::CONFLICT, "token_expired"),
+            Error::TokenUsed => (S::CONFLICT, "token_used"),
+            Error::TokenLocked => (S::CONFLICT, "token_locked"),
+            Error::TokenRevoked => (S::CONFLICT, "token_revoked"),
+            Error::NotACard => (S::CONFLICT, "not_a_card"),
+            Error::TokenRangeExhausted => (S::SERVICE_UNAVAILABLE, "token_range_exhausted"),
+            Error::Hsm(h) => {
+                tracing::error!(error = %h, "HSM failure");
+                return ApiError::new(S::INTERNAL_SERVER_ERROR, "hsm_error", "the HSM failed");
+            }
+            Error::Store(StoreError::Unavailable(m)) => {
+                tracing::error!(error = %m, "database unavailable");
+                return ApiError::new(S::SERVICE_UNAVAILABLE, "database_unavailable", "the database is unavailable");
+            }
+            Error::Store(s) => {
+                tracing::error!(error = %s, "database failure");
+                return ApiError::new(S::INTERNAL_SERVER_ERROR, "internal_error", "internal error");
+            }
+        };
+        ApiError::new(status, code, e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "error": { "code": self.code, "message": self.message } });
+        let mut resp = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        resp
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

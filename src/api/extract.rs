@@ -1,0 +1,113 @@
+//! Request extractors: who is calling ([`Caller`]) and what they sent ([`JsonBody`]).
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH};
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::requestors::{self, Requestor, Scope};
+
+/// Bodies larger than this are refused with 413.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// The authenticated requestor behind `Authorization: Bearer <api key>`.
+pub struct Caller(pub Requestor);
+
+impl Caller {
+    /// Refuses with 403 unless the caller holds `scope`.
+    pub fn require(&self, scope: Scope) -> Result<&Requestor, ApiError> {
+        if self.0.has(scope) {
+            Ok(&self.0)
+        } else {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "scope_missing",
+                format!("this API key lacks the {} scope", scope.as_str()),
+            ))
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let unauthorized = |code: &str, msg: &str| ApiError::new(StatusCode::UNAUTHORIZED, code, msg);
+        let header =
+            parts.headers.get(AUTHORIZATION).ok_or_else(|| unauthorized("auth_missing", "an API key is required"))?;
+        let key = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+            .map(str::trim)
+            .ok_or_else(|| unauthorized("auth_invalid", "Authorization must be `Bearer <api key>`"))?;
+        match requestors::authenticate(&state.store, key).await? {
+            Some(r) => Ok(Caller(r)),
+            None => {
+                tracing::warn!("API key refused");
+                Err(unauthorized("auth_invalid", "unknown or revoked API key"))
+            }
+        }
+    }
+}
+
+/// A JSON body of at most [`BODY_LIMIT`] bytes. Errors name the field: a missing `pan` is
+/// `pan_missing`, a `pan` of the wrong type `pan_invalid`; bad JSON is 400 `invalid_json`.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &AppState) -> Result<Self, Self::Rejection> {
+        let too_large = || {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("the body exceeds {BODY_LIMIT} bytes"),
+            )
+        };
+        let declared =
+            req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
+            return Err(too_large());
+        }
+        let bytes = axum::body::to_bytes(req.into_body(), BODY_LIMIT).await.map_err(|_| too_large())?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// Deserializes `bytes`, naming the offending field in the error code.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize::<_, T>(&mut *de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if !inner.is_data() {
+            return ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", "the body is not valid JSON");
+        }
+        let msg = inner.to_string();
+        // serde's text says "missing field `pan` at line …"; the field name is between backticks.
+        if let Some(field) = msg.strip_prefix("missing field `").and_then(|m| m.split('`').next()) {
+            return ApiError::unprocessable(format!("{field}_missing"), format!("{field} is required"));
+        }
+        let field: String = path
+            .split(['.', '['])
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        if field.is_empty() {
+            ApiError::unprocessable("body_invalid", "the body must be a JSON object of the documented shape")
+        } else {
+            ApiError::unprocessable(format!("{field}_invalid"), format!("{field} has the wrong type or value"))
+        }
+    })?;
+    de.end().map_err(|_| {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", "trailing characters after the JSON body")
+    })?;
+    Ok(value)
+}

@@ -1,0 +1,78 @@
+//! The REST API (SPEC §7): JSON over HTTP for pay apps (instruments, tokens), VANs (detokenize)
+//! and operators (admin). One file per resource; [`error`] maps domain errors to statuses once.
+
+mod admin;
+pub mod error;
+pub mod extract;
+mod health;
+mod instruments;
+mod tokens;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::issuer::Issuers;
+use crate::store::Store;
+use crate::tokens::Tokens;
+use crate::vault::Vault;
+use error::ApiError;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub vault: Arc<Vault>,
+    pub tokens: Arc<Tokens>,
+    pub config: Arc<Config>,
+    pub issuers: Arc<Issuers>,
+    pub clock: Clock,
+}
+
+/// The whole API.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/v1/instruments", post(instruments::create).get(instruments::list))
+        .route("/v1/instruments/{id}", get(instruments::get_one).delete(instruments::delete))
+        .route("/v1/instruments/{id}/suspend", post(instruments::suspend))
+        .route("/v1/instruments/{id}/resume", post(instruments::resume))
+        .route("/v1/tokens", post(tokens::issue))
+        .route("/v1/tokens/{token_ref}", get(tokens::status))
+        .route("/v1/detokenize", post(tokens::detokenize))
+        .route("/v1/admin/issuers", get(admin::issuers))
+        .route("/v1/admin/requestors", post(admin::create_requestor))
+        .fallback(|| async { ApiError::not_found() })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this path")
+        })
+        .layer(middleware::from_fn(log_request))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+            axum::response::IntoResponse::into_response(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "internal error",
+            ))
+        }))
+        .with_state(state)
+}
+
+/// One log line per request. It names the route pattern, never the raw path: a raw path could
+/// carry anything a client typed, a PAN included.
+async fn log_request(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let route =
+        req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string()).unwrap_or_else(|| "(unmatched)".into());
+    let resp = next.run(req).await;
+    tracing::info!(%method, route, status = resp.status().as_u16(), micros = started.elapsed().as_micros() as u64, "http");
+    resp
+}

@@ -1,0 +1,104 @@
+//! `/v1/tokens` (scope `tokens`) and `/v1/detokenize` (scope `detokenize`).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::error::ApiResult;
+use super::extract::{Caller, JsonBody};
+use crate::clock::rfc3339;
+use crate::money::Amount;
+use crate::requestors::Scope;
+use crate::store::TokenRow;
+use crate::tokens::TokenOptions;
+
+#[derive(Deserialize)]
+pub struct IssueBody {
+    instrument_id: String,
+    merchant_id: Option<String>,
+    max_amount: Option<String>,
+    currency: Option<String>,
+    ttl_seconds: Option<i64>,
+    entry_modes: Option<Vec<String>>,
+}
+
+fn restrictions(s: &AppState, t: &TokenRow, v: &mut Value) {
+    v["merchant_id"] = json!(t.merchant_id);
+    v["currency"] = json!(t.currency);
+    let cur = t.currency.as_deref().and_then(|c| s.config.currency(c));
+    v["max_amount"] = json!(t.max_amount.zip(cur).map(|(m, c)| Amount::from_minor(m, c).to_string()));
+    v["entry_modes"] = json!(t.entry_modes.as_deref().map(|m| m.split(',').collect::<Vec<_>>()));
+}
+
+/// `POST /v1/tokens`: a one-time token for one of the caller's instruments.
+pub async fn issue(
+    State(s): State<AppState>,
+    caller: Caller,
+    JsonBody(b): JsonBody<IssueBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let requestor = caller.require(Scope::Tokens)?;
+    let opts = TokenOptions {
+        merchant_id: b.merchant_id,
+        max_amount: b.max_amount,
+        currency: b.currency,
+        ttl_seconds: b.ttl_seconds,
+        entry_modes: b.entry_modes,
+    };
+    let issued = s.tokens.issue(requestor, &b.instrument_id, &opts).await?;
+    let t = &issued.row;
+    let mut v = json!({
+        "token": t.token,
+        "token_ref": t.id,
+        "token_expiry": t.token_expiry,
+        "expires_at": rfc3339(t.expires_at),
+        "psn": t.psn,
+        "icc_key": hex::encode_upper(issued.icc_key.expose()),
+        "instrument_id": t.instrument_id,
+    });
+    restrictions(&s, t, &mut v);
+    Ok((StatusCode::CREATED, Json(v)))
+}
+
+/// `GET /v1/tokens/{token_ref}`: whether the caller's token is still usable.
+pub async fn status(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(token_ref): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let requestor = caller.require(Scope::Tokens)?;
+    let t = s.tokens.token(requestor, &token_ref).await?;
+    let mut v = json!({
+        "token_ref": t.id,
+        "instrument_id": t.instrument_id,
+        "status": s.tokens.effective_state(&t),
+        "token_expiry": t.token_expiry,
+        "expires_at": rfc3339(t.expires_at),
+        "consumed_at": t.consumed_at.map(rfc3339),
+    });
+    restrictions(&s, &t, &mut v);
+    Ok(Json(v))
+}
+
+#[derive(Deserialize)]
+pub struct DetokenizeBody {
+    token: String,
+}
+
+/// `POST /v1/detokenize`: the PAN and expiry behind a live token. A read: the token stays usable.
+pub async fn detokenize(
+    State(s): State<AppState>,
+    caller: Caller,
+    JsonBody(b): JsonBody<DetokenizeBody>,
+) -> ApiResult<Json<Value>> {
+    let requestor = caller.require(Scope::Detokenize)?;
+    let result = s.tokens.detokenize(&b.token).await;
+    // Every call is recorded, whatever its outcome; the token is shown masked.
+    let masked =
+        crate::tokens::TokenValue::parse(&b.token).map(|t| format!("{t:?}")).unwrap_or_else(|| "(malformed)".into());
+    tracing::info!(requestor = %requestor.id, token = %masked, ok = result.is_ok(), "detokenize");
+    let (pan, expiry) = result?;
+    Ok(Json(json!({ "pan": pan.expose(), "expiry": expiry })))
+}

@@ -1,0 +1,183 @@
+//! Building and running the service: data directory, configuration, HSM, database, demo keys,
+//! and the HTTP listener, with graceful shutdown.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::api::{self, AppState};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::hsm::Hsm;
+use crate::issuer::Issuers;
+use crate::requestors::{self, Scope};
+use crate::store::Store;
+use crate::tokens::Tokens;
+use crate::vault::Vault;
+
+/// Where and how `tsp serve` runs.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub data_dir: PathBuf,
+    pub config: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub http_addr: SocketAddr,
+    pub iso_addr: SocketAddr,
+}
+
+/// Failures while starting; each message says what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
+    #[error("data directory {0}: {1}")]
+    DataDir(PathBuf, std::io::Error),
+    #[error("HSM: {0}")]
+    Hsm(#[from] hsm_sim::HsmError),
+    #[error("database: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("{0}")]
+    Domain(#[from] crate::Error),
+    #[error("cannot listen on {0}: {1}")]
+    Bind(SocketAddr, std::io::Error),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub fn load_config(path: Option<&Path>) -> Result<Config, StartError> {
+    match path {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| StartError::DataDir(p.to_path_buf(), e))?;
+            Ok(Config::parse(&text)?)
+        }
+        None => Ok(Config::default_config()?),
+    }
+}
+
+fn ensure_dir(dir: &Path) -> Result<(), StartError> {
+    std::fs::create_dir_all(dir).map_err(|e| StartError::DataDir(dir.to_path_buf(), e))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| StartError::DataDir(dir.to_path_buf(), e))?;
+    }
+    Ok(())
+}
+
+/// The database a data directory and an optional URL select.
+pub async fn open_store(data_dir: &Path, database_url: Option<&str>) -> Result<Store, StartError> {
+    match database_url {
+        Some(url) => Ok(Store::open_url(url).await?),
+        None => {
+            ensure_dir(data_dir)?;
+            Ok(Store::open_sqlite(&data_dir.join("tsp.db")).await?)
+        }
+    }
+}
+
+/// Builds the whole service state.
+pub async fn build(opts: &ServeOptions) -> Result<AppState, StartError> {
+    let config = Arc::new(load_config(opts.config.as_deref())?);
+    ensure_dir(&opts.data_dir)?;
+    let keystore = opts.data_dir.join("hsm-keystore.json");
+    let (hsm_sim, created) = hsm_sim::Hsm::open(&keystore)?;
+    println!("tsp: {}", hsm_sim::BANNER);
+    if created {
+        println!("tsp: created the development key store {}", keystore.display());
+    }
+    let hsm = Hsm::in_process(Arc::new(hsm_sim));
+    let store = open_store(&opts.data_dir, opts.database_url.as_deref()).await?;
+    let clock = Clock::system();
+    let issuers = Arc::new(Issuers::from_config(&config));
+    Tokens::load_keys(&hsm, &config).await?;
+    let vault = Arc::new(
+        Vault::new(store.clone(), hsm.clone(), issuers.clone(), config.platform.par_prefix.clone(), clock.clone())
+            .await?,
+    );
+    let tokens =
+        Arc::new(Tokens::new(store.clone(), hsm, vault.clone(), config.clone(), issuers.clone(), clock.clone()));
+    let state = AppState { store, vault, tokens, config, issuers, clock };
+    ensure_demo_keys(&state, &opts.data_dir).await?;
+    Ok(state)
+}
+
+/// On first start, three demo requestors and `demo-keys.json` (mode 0600): `app` (instruments,
+/// tokens), `van` (detokenize), `admin` (admin). Kept when the keys in it still work.
+async fn ensure_demo_keys(state: &AppState, data_dir: &Path) -> Result<(), StartError> {
+    let path = data_dir.join("demo-keys.json");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let file: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        if let Some(app) = file["app"].as_str() {
+            if requestors::authenticate(&state.store, app).await?.is_some() {
+                println!("tsp: demo API keys are in {}", path.display());
+                return Ok(());
+            }
+        }
+    }
+    let now = state.clock.now_ms();
+    let prefix = &state.config.platform.trid_prefix;
+    let app =
+        requestors::create(&state.store, prefix, "demo pay app", &[Scope::Instruments, Scope::Tokens], now).await?;
+    let van = requestors::create(&state.store, prefix, "demo VAN", &[Scope::Detokenize], now).await?;
+    let admin = requestors::create(&state.store, prefix, "demo operator", &[Scope::Admin], now).await?;
+    let body = serde_json::json!({ "app": app.api_key, "van": van.api_key, "admin": admin.api_key });
+    let text = serde_json::to_string_pretty(&body).map_err(std::io::Error::other)?;
+    write_private(&path, text.as_bytes())?;
+    println!("tsp: demo API keys written to {}", path.display());
+    Ok(())
+}
+
+/// Writes a file only its owner can read.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+/// Runs the service until SIGINT or SIGTERM, then stops accepting, finishes in-flight requests
+/// and exits.
+pub async fn serve(opts: ServeOptions) -> Result<(), StartError> {
+    let state = build(&opts).await?;
+    let store = state.store.clone();
+    let listener =
+        tokio::net::TcpListener::bind(opts.http_addr).await.map_err(|e| StartError::Bind(opts.http_addr, e))?;
+    let addr = listener.local_addr()?;
+    println!("tsp: REST API listening on http://{addr}");
+    println!("tsp: ISO 8583 front ({}) is not part of this build yet", opts.iso_addr);
+    axum::serve(listener, api::router(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    store.close().await;
+    println!("tsp: stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,183 @@
+//! The service configuration: issuers and their BIN ranges, the platform's token range, currencies,
+//! token defaults. `config/default.toml` is embedded, so `tsp serve` runs without a file.
+
+use serde::Deserialize;
+
+use crate::money::Currency;
+
+/// The configuration every `tsp serve` without `--config` uses.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub platform: Platform,
+    #[serde(default)]
+    pub tokens: TokenDefaults,
+    pub currencies: Vec<Currency>,
+    pub issuers: Vec<IssuerConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Platform {
+    pub name: String,
+    pub par_prefix: String,
+    pub trid_prefix: String,
+    pub token_bin_prefixes: Vec<String>,
+    pub token_imk_ac: String,
+    pub default_currency: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenDefaults {
+    pub ttl_seconds: u32,
+    pub min_ttl_seconds: u32,
+    pub max_ttl_seconds: u32,
+}
+
+impl Default for TokenDefaults {
+    fn default() -> Self {
+        TokenDefaults { ttl_seconds: 600, min_ttl_seconds: 30, max_ttl_seconds: 86_400 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerConfig {
+    pub id: String,
+    pub name: String,
+    pub bin_prefixes: Vec<String>,
+    pub token_bin_prefixes: Vec<String>,
+    /// The issuer's token IMK-AC (2-key TDES, hex). A test key: a real deployment keeps it in the HSM.
+    pub token_imk_ac: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config: {0}")]
+    Parse(String),
+    #[error("config: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    pub fn default_config() -> Result<Config, ConfigError> {
+        Config::parse(DEFAULT_TOML)
+    }
+
+    /// Parses and validates TOML text.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn currency(&self, code: &str) -> Option<&Currency> {
+        self.currencies.iter().find(|c| c.code.eq_ignore_ascii_case(code) || c.numeric == code)
+    }
+
+    pub fn default_currency(&self) -> Option<&Currency> {
+        self.currency(&self.platform.default_currency)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        if self.platform.par_prefix.len() != 4 || !self.platform.par_prefix.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return bad("platform.par_prefix must be 4 letters or digits".into());
+        }
+        if self.platform.trid_prefix.len() > 5 || !digits(&self.platform.trid_prefix) {
+            return bad("platform.trid_prefix must be 1 to 5 digits".into());
+        }
+        if self.default_currency().is_none() {
+            return bad(format!(
+                "platform.default_currency {} is not among currencies",
+                self.platform.default_currency
+            ));
+        }
+        for c in &self.currencies {
+            if c.code.len() != 3 || c.numeric.len() != 3 || !digits(&c.numeric) || c.scale > 4 {
+                return bad(format!("currency {}: code and numeric must be 3 characters, scale ≤ 4", c.code));
+            }
+        }
+        let t = &self.tokens;
+        if !(t.min_ttl_seconds <= t.ttl_seconds && t.ttl_seconds <= t.max_ttl_seconds && t.min_ttl_seconds > 0) {
+            return bad("tokens: need 0 < min_ttl_seconds ≤ ttl_seconds ≤ max_ttl_seconds".into());
+        }
+        // Every prefix, card or token, with its owner, to check that no two ranges overlap: a token
+        // must never be mistaken for a card number of another range, nor routed to the wrong issuer.
+        let mut ranges: Vec<(&str, String)> = Vec::new();
+        let check_imk = |owner: &str, imk: &str| {
+            if imk.len() != 32 || hex::decode(imk).is_err() {
+                return Err(ConfigError::Invalid(format!("{owner}: token_imk_ac must be 32 hex digits")));
+            }
+            Ok(())
+        };
+        check_imk("platform", &self.platform.token_imk_ac)?;
+        if self.platform.token_bin_prefixes.is_empty() {
+            return bad("platform.token_bin_prefixes must not be empty".into());
+        }
+        for p in &self.platform.token_bin_prefixes {
+            ranges.push((p, "platform token range".into()));
+        }
+        let mut ids = std::collections::HashSet::new();
+        for i in &self.issuers {
+            if !ids.insert(&i.id)
+                || i.id.is_empty()
+                || !i.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return bad(format!("issuer id {:?} must be unique, letters, digits, - or _", i.id));
+            }
+            check_imk(&i.id, &i.token_imk_ac)?;
+            if i.bin_prefixes.is_empty() || i.token_bin_prefixes.is_empty() {
+                return bad(format!("issuer {}: needs bin_prefixes and token_bin_prefixes", i.id));
+            }
+            for p in &i.bin_prefixes {
+                ranges.push((p, format!("issuer {} BIN", i.id)));
+            }
+            for p in &i.token_bin_prefixes {
+                ranges.push((p, format!("issuer {} token BIN", i.id)));
+            }
+        }
+        for (p, owner) in &ranges {
+            if !digits(p) || p.len() < 4 || p.len() > 11 {
+                return bad(format!("{owner} prefix {p:?} must be 4 to 11 digits"));
+            }
+        }
+        for (i, (a, oa)) in ranges.iter().enumerate() {
+            for (b, ob) in &ranges[i + 1..] {
+                if a.starts_with(b) || b.starts_with(a) {
+                    return bad(format!("{oa} prefix {a} overlaps {ob} prefix {b}"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_config_is_valid() {
+        let c = Config::default_config().unwrap();
+        assert_eq!(c.issuers.len(), 2);
+        assert_eq!(c.default_currency().unwrap().numeric, "410");
+    }
+
+    #[test]
+    fn overlapping_ranges_are_refused() {
+        let text = DEFAULT_TOML.replace(r#"token_bin_prefixes = ["461000"]"#, r#"token_bin_prefixes = ["4111"]"#);
+        let err = Config::parse(&text).unwrap_err().to_string();
+        assert!(err.contains("overlaps"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let text = format!("{DEFAULT_TOML}\n[extra]\nx = 1\n");
+        assert!(Config::parse(&text).is_err());
+    }
+}

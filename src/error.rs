@@ -1,0 +1,45 @@
+//! The domain error: what the vault and token services can refuse. Mapped once to HTTP statuses
+//! (`api::error`) and, later, once to ISO 8583 response codes. Messages never contain a PAN.
+
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A request field is missing or invalid; `code` names it (`pan_luhn`, `expiry_past`, …).
+    #[error("{message}")]
+    Invalid { code: &'static str, message: String },
+    #[error("instrument not found")]
+    InstrumentNotFound,
+    #[error("instrument is suspended")]
+    InstrumentSuspended,
+    #[error("instrument is deleted")]
+    InstrumentDeleted,
+    #[error("instrument is already active")]
+    InstrumentActive,
+    #[error("unknown token")]
+    TokenUnknown,
+    #[error("token has expired")]
+    TokenExpired,
+    #[error("token has already been used")]
+    TokenUsed,
+    #[error("token is locked after failed attempts")]
+    TokenLocked,
+    #[error("token was revoked when its instrument was suspended")]
+    TokenRevoked,
+    #[error("this operation needs a card instrument")]
+    NotACard,
+    #[error("could not draw a free token number; the token range is too full")]
+    TokenRangeExhausted,
+    #[error("HSM: {0}")]
+    Hsm(#[from] hsm_sim::HsmError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Error {
+    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+        Error::Invalid { code, message: message.into() }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

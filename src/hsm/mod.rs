@@ -1,0 +1,115 @@
+//! The service's door to the HSM: one trait, [`HsmBackend`], with an in-process implementation over
+//! `hsm_sim::Hsm` (the TCP one talks to `hsm-sim serve`), and [`Hsm`], the typed calls the service
+//! makes. Nothing outside this module builds a `Request` by hand.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use hsm_sim::{HsmError, KeyInfo, KeyRef, KeyUsage, Request, Response, SecretBytes};
+
+pub type HsmFuture<'a> = Pin<Box<dyn Future<Output = Result<Response, HsmError>> + Send + 'a>>;
+
+/// Something that runs HSM requests.
+pub trait HsmBackend: Send + Sync + 'static {
+    fn call(&self, req: Request) -> HsmFuture<'_>;
+}
+
+/// The simulator linked into this process.
+pub struct InProcess(pub Arc<hsm_sim::Hsm>);
+
+impl HsmBackend for InProcess {
+    fn call(&self, req: Request) -> HsmFuture<'_> {
+        let r = self.0.execute(req);
+        Box::pin(std::future::ready(r))
+    }
+}
+
+/// Typed HSM calls. Cheap to clone.
+#[derive(Clone)]
+pub struct Hsm(Arc<dyn HsmBackend>);
+
+fn unexpected(r: Response) -> HsmError {
+    HsmError::internal(format!("unexpected HSM response {}", r.kind()))
+}
+
+impl Hsm {
+    pub fn new(backend: impl HsmBackend) -> Self {
+        Hsm(Arc::new(backend))
+    }
+
+    pub fn in_process(hsm: Arc<hsm_sim::Hsm>) -> Self {
+        Self::new(InProcess(hsm))
+    }
+
+    pub async fn call(&self, req: Request) -> Result<Response, HsmError> {
+        self.0.call(req).await
+    }
+
+    pub async fn ensure_key(&self, label: &str, usage: KeyUsage) -> Result<KeyInfo, HsmError> {
+        match self.call(Request::EnsureKey { label: label.into(), usage }).await? {
+            Response::Key { key } => Ok(key),
+            r => Err(unexpected(r)),
+        }
+    }
+
+    pub async fn import_clear_key(&self, label: &str, usage: KeyUsage, key: &[u8]) -> Result<KeyInfo, HsmError> {
+        let req = Request::ImportClearKey { label: label.into(), usage, key: SecretBytes::from_slice(key) };
+        match self.call(req).await? {
+            Response::Key { key } => Ok(key),
+            r => Err(unexpected(r)),
+        }
+    }
+
+    /// A new data key, wrapped under the stored KEK `kek`.
+    pub async fn generate_data_key(&self, kek: &str) -> Result<(hsm_sim::KeyId, Vec<u8>), HsmError> {
+        match self.call(Request::GenerateDataKey { kek: kek.into() }).await? {
+            Response::WrappedKey { kek, blob } => Ok((kek, blob.0)),
+            r => Err(unexpected(r)),
+        }
+    }
+
+    /// AES-GCM seal; returns IV ‖ ciphertext ‖ tag.
+    pub async fn seal(&self, key: KeyRef, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, HsmError> {
+        let req =
+            Request::AeadEncrypt { key, iv: None, aad: aad.into(), plaintext: SecretBytes::from_slice(plaintext) };
+        match self.call(req).await? {
+            Response::Sealed { iv, ciphertext, tag } => {
+                let mut out = iv.0;
+                out.extend_from_slice(&ciphertext.0);
+                out.extend_from_slice(&tag.0);
+                Ok(out)
+            }
+            r => Err(unexpected(r)),
+        }
+    }
+
+    /// Opens what [`Hsm::seal`] produced.
+    pub async fn open(&self, key: KeyRef, aad: &[u8], sealed: &[u8]) -> Result<SecretBytes, HsmError> {
+        if sealed.len() < 12 + 16 {
+            return Err(HsmError::format("sealed value too short"));
+        }
+        let (iv, rest) = sealed.split_at(12);
+        let (ct, tag) = rest.split_at(rest.len() - 16);
+        let req = Request::AeadDecrypt { key, iv: iv.into(), aad: aad.into(), ciphertext: ct.into(), tag: tag.into() };
+        match self.call(req).await? {
+            Response::Opened { plaintext } => Ok(plaintext),
+            r => Err(unexpected(r)),
+        }
+    }
+
+    pub async fn hmac(&self, key: KeyRef, data: &[u8]) -> Result<Vec<u8>, HsmError> {
+        match self.call(Request::Hmac { key, data: SecretBytes::from_slice(data) }).await? {
+            Response::Mac { mac } => Ok(mac.0),
+            r => Err(unexpected(r)),
+        }
+    }
+
+    /// The EMV ICC master key (Option A) for `pan` and `psn` under the IMK `imk`.
+    pub async fn derive_icc_mk(&self, imk: KeyRef, pan: &str, psn: &str) -> Result<SecretBytes, HsmError> {
+        match self.call(Request::DeriveIccMk { imk, pan: pan.into(), psn: psn.into() }).await? {
+            Response::Derived { key } => Ok(key),
+            r => Err(unexpected(r)),
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! # tsp — a card-payment Token Service Provider
+//!
+//! Read top to bottom:
+//! - [`config`]: issuers, BIN and token ranges, currencies (the demo config is embedded).
+//! - [`vault`]: card instruments, PANs sealed under HSM-wrapped data keys, fingerprints and PARs.
+//! - [`tokens`]: one-time tokens: issuance, lookup, atomic consumption.
+//! - [`requestors`]: token requestors, their scopes and API keys.
+//! - [`store`]: the database (SQLite embedded; the only module that speaks SQL).
+//! - [`hsm`]: the door to the HSM (`hsm-sim` in process).
+//! - [`api`]: the REST API (axum).
+//! - [`app`]: wiring it all together for `tsp serve`.
+
+pub mod api;
+pub mod app;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod hsm;
+pub mod issuer;
+pub mod luhn;
+pub mod money;
+pub mod requestors;
+pub mod store;
+pub mod tokens;
+pub mod vault;
+
+pub use error::{Error, Result};

@@ -1,0 +1,127 @@
+//! The `tsp` command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use tsp::app::{self, ServeOptions};
+use tsp::requestors::{self, Scope};
+
+#[derive(Parser)]
+#[command(name = "tsp", version, about = "Card-payment Token Service Provider")]
+struct Cli {
+    /// Log as JSON lines instead of text.
+    #[arg(long, global = true, env = "TSP_LOG_JSON")]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+struct Storage {
+    /// Directory for the SQLite database, the development key store and the demo keys.
+    #[arg(long, default_value = "./tsp-data", env = "TSP_DATA_DIR")]
+    data_dir: PathBuf,
+    /// Database URL (`sqlite://PATH`); default: DATA_DIR/tsp.db.
+    #[arg(long, env = "TSP_DATABASE_URL")]
+    database_url: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service: REST API and (later) the ISO 8583 front.
+    Serve {
+        #[command(flatten)]
+        storage: Storage,
+        /// Configuration file (TOML); default: the embedded demo configuration.
+        #[arg(long, env = "TSP_CONFIG")]
+        config: Option<PathBuf>,
+        #[arg(long, default_value = "127.0.0.1:8080", env = "TSP_HTTP_ADDR")]
+        http_addr: SocketAddr,
+        #[arg(long, default_value = "127.0.0.1:8583", env = "TSP_ISO_ADDR")]
+        iso_addr: SocketAddr,
+    },
+    /// Operator commands that work on the database directly.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create a token requestor and print its API key (shown this once) on stdout.
+    CreateRequestor {
+        #[command(flatten)]
+        storage: Storage,
+        #[arg(long)]
+        name: String,
+        /// Comma-separated: instruments, tokens, terminal, detokenize, admin.
+        #[arg(long)]
+        scopes: String,
+        #[arg(long, env = "TSP_CONFIG")]
+        config: Option<PathBuf>,
+    },
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Serve { storage, config, http_addr, iso_addr } => {
+            let opts = ServeOptions {
+                data_dir: storage.data_dir,
+                config,
+                database_url: storage.database_url,
+                http_addr,
+                iso_addr,
+            };
+            app::serve(opts).await.map_err(|e| e.to_string())
+        }
+        Command::Admin { command: AdminCommand::CreateRequestor { storage, name, scopes, config } } => {
+            let scopes = Scope::parse_list(&scopes)
+                .ok_or("--scopes must list instruments, tokens, terminal, detokenize or admin")?;
+            let cfg = app::load_config(config.as_deref()).map_err(|e| e.to_string())?;
+            let store =
+                app::open_store(&storage.data_dir, storage.database_url.as_deref()).await.map_err(|e| e.to_string())?;
+            let now = tsp::clock::Clock::system().now_ms();
+            let created = requestors::create(&store, &cfg.platform.trid_prefix, &name, &scopes, now)
+                .await
+                .map_err(|e| e.to_string())?;
+            store.close().await;
+            eprintln!("created requestor {} (TRID {})", created.requestor.id, created.requestor.trid);
+            println!("{}", created.api_key);
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_json);
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tsp: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tsp: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! Token requestors (pay apps, VANs, operators), their scopes, and their API keys.
+//!
+//! An API key reads `tsp_<key id>_<secret>`. The key id finds the stored row; only SHA-256 of the
+//! secret is stored (the secret is 160 random bits, so a plain hash is enough: there is nothing to
+//! brute-force), and the comparison is constant-time.
+
+use ring::rand::{SecureRandom, SystemRandom};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::store::{ApiKeyRow, RequestorRow, Store};
+use crate::{Error, Result};
+
+/// What a requestor may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Register and manage its own instruments.
+    Instruments,
+    /// Issue tokens for its own instruments.
+    Tokens,
+    /// Request merchant tokens for cards a terminal reads.
+    Terminal,
+    /// Turn tokens back into PANs.
+    Detokenize,
+    /// Operate the platform.
+    Admin,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 5] = [Scope::Instruments, Scope::Tokens, Scope::Terminal, Scope::Detokenize, Scope::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Instruments => "instruments",
+            Scope::Tokens => "tokens",
+            Scope::Terminal => "terminal",
+            Scope::Detokenize => "detokenize",
+            Scope::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Scope> {
+        Scope::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+
+    /// Parses `a,b,c`; None if any name is unknown or the list is empty.
+    pub fn parse_list(s: &str) -> Option<Vec<Scope>> {
+        let v: Option<Vec<Scope>> = s.split(',').map(str::trim).filter(|x| !x.is_empty()).map(Scope::parse).collect();
+        v.filter(|v| !v.is_empty())
+    }
+}
+
+/// A requestor as the API sees the caller.
+#[derive(Debug, Clone)]
+pub struct Requestor {
+    pub id: String,
+    pub trid: String,
+    pub name: String,
+    pub scopes: Vec<Scope>,
+}
+
+impl Requestor {
+    pub fn has(&self, scope: Scope) -> bool {
+        self.scopes.contains(&scope)
+    }
+
+    fn from_row(r: RequestorRow) -> Result<Requestor> {
+        let scopes = Scope::parse_list(&r.scopes).ok_or_else(|| {
+            Error::Store(crate::store::StoreError::Corrupt(format!("requestor {} has bad scopes", r.id)))
+        })?;
+        Ok(Requestor { id: r.id, trid: r.trid, name: r.name, scopes })
+    }
+}
+
+/// A requestor just created, with its API key in clear (shown this once).
+#[derive(Debug)]
+pub struct NewRequestor {
+    pub requestor: Requestor,
+    pub api_key: String,
+}
+
+const KEY_ID_LEN: usize = 12;
+const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
+
+fn random_text(rng: &SystemRandom, n: usize) -> Result<String> {
+    let mut buf = vec![0u8; n];
+    rng.fill(&mut buf).map_err(|_| Error::Hsm(hsm_sim::HsmError::internal("random source failed")))?;
+    Ok(buf.iter().map(|b| char::from(ALPHABET[usize::from(b & 31)])).collect())
+}
+
+fn random_digits(rng: &SystemRandom, n: usize) -> Result<String> {
+    let mut out = String::with_capacity(n);
+    let mut buf = [0u8; 16];
+    while out.len() < n {
+        rng.fill(&mut buf).map_err(|_| Error::Hsm(hsm_sim::HsmError::internal("random source failed")))?;
+        out.extend(buf.iter().filter(|b| **b < 250).map(|b| char::from(b'0' + b % 10)).take(n - out.len()));
+    }
+    Ok(out)
+}
+
+/// Creates a requestor with one API key.
+pub async fn create(store: &Store, trid_prefix: &str, name: &str, scopes: &[Scope], now: i64) -> Result<NewRequestor> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > 100 {
+        return Err(Error::invalid("name_invalid", "name must be 1 to 100 characters"));
+    }
+    if scopes.is_empty() {
+        return Err(Error::invalid("scopes_invalid", "at least one scope is needed"));
+    }
+    let rng = SystemRandom::new();
+    let id = format!("req_{}", uuid::Uuid::now_v7().simple());
+    let trid = format!("{trid_prefix}{}", random_digits(&rng, 11 - trid_prefix.len())?);
+    let key_id = random_text(&rng, KEY_ID_LEN)?;
+    // 32 characters of a 32-letter alphabet: 160 bits.
+    let secret = zeroize::Zeroizing::new(random_text(&rng, 32)?);
+    let mut scope_names: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
+    scope_names.dedup();
+    let row = RequestorRow {
+        id: id.clone(),
+        trid: trid.clone(),
+        name: name.to_string(),
+        scopes: scope_names.join(","),
+        created_at: now,
+    };
+    let key = ApiKeyRow {
+        key_id: key_id.clone(),
+        requestor_id: id.clone(),
+        secret_hash: Sha256::digest(secret.as_bytes()).to_vec(),
+        created_at: now,
+        revoked_at: None,
+    };
+    store.insert_requestor(&row, &key).await?;
+    Ok(NewRequestor {
+        requestor: Requestor { id, trid, name: name.to_string(), scopes: scopes.to_vec() },
+        api_key: format!("tsp_{key_id}_{}", secret.as_str()),
+    })
+}
+
+/// The requestor an API key belongs to, or None for a malformed, unknown or revoked key.
+pub async fn authenticate(store: &Store, api_key: &str) -> Result<Option<Requestor>> {
+    let Some((key_id, secret)) = api_key.strip_prefix("tsp_").and_then(|k| k.split_once('_')) else {
+        return Ok(None);
+    };
+    if key_id.len() != KEY_ID_LEN || !key_id.bytes().all(|b| ALPHABET.contains(&b)) {
+        return Ok(None);
+    }
+    let Some((key, requestor)) = store.find_api_key(key_id).await? else {
+        return Ok(None);
+    };
+    let presented = Sha256::digest(secret.as_bytes());
+    let matches: bool = presented.as_slice().ct_eq(&key.secret_hash).into();
+    if !matches || key.revoked_at.is_some() {
+        return Ok(None);
+    }
+    Requestor::from_row(requestor).map(Some)
+}

@@ -1,0 +1,171 @@
+//! Storage. The rest of the service talks to [`Store`], whose methods are the few atomic steps the
+//! flows need ("insert this card unless the requestor has it", "consume this token if it is still
+//! live"), each one database transaction. Invariants live in the database: unique live token
+//! numbers, conditional state changes. This module knows no flows and no HTTP.
+//!
+//! Backends: SQLite (embedded, the default). Each backend has its own migrations.
+
+mod records;
+mod sqlite;
+
+pub use records::*;
+
+use std::path::Path;
+
+/// Storage failures. Their text never contains stored values.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Database(String),
+    #[error("migration failed: {0}")]
+    Migrate(String),
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                StoreError::Unavailable(e.to_string())
+            }
+            // A database error's message names constraints and columns, never bound values.
+            other => StoreError::Database(other.to_string()),
+        }
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Clone)]
+enum Backend {
+    Sqlite(sqlite::SqliteStore),
+}
+
+/// The service's storage; cheap to clone.
+#[derive(Clone)]
+pub struct Store(Backend);
+
+macro_rules! dispatch {
+    ($self:ident, $s:ident => $e:expr) => {
+        match &$self.0 {
+            Backend::Sqlite($s) => $e,
+        }
+    };
+}
+
+impl Store {
+    /// Opens (creating if needed) the SQLite database at `path` and applies migrations.
+    pub async fn open_sqlite(path: &Path) -> StoreResult<Store> {
+        Ok(Store(Backend::Sqlite(sqlite::SqliteStore::open(path).await?)))
+    }
+
+    /// Opens the database a URL names (`sqlite://path`).
+    pub async fn open_url(url: &str) -> StoreResult<Store> {
+        match url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+            Some(path) => Self::open_sqlite(Path::new(path)).await,
+            None => Err(StoreError::Unavailable(format!(
+                "unsupported database URL scheme (expected sqlite://…): {}",
+                url.split(':').next().unwrap_or("")
+            ))),
+        }
+    }
+
+    pub async fn health(&self) -> StoreResult<()> {
+        dispatch!(self, s => s.health().await)
+    }
+
+    pub async fn close(&self) {
+        dispatch!(self, s => s.close().await)
+    }
+
+    // Requestors and keys.
+
+    pub async fn insert_requestor(&self, r: &RequestorRow, key: &ApiKeyRow) -> StoreResult<()> {
+        dispatch!(self, s => s.insert_requestor(r, key).await)
+    }
+
+    pub async fn find_api_key(&self, key_id: &str) -> StoreResult<Option<(ApiKeyRow, RequestorRow)>> {
+        dispatch!(self, s => s.find_api_key(key_id).await)
+    }
+
+    // Data keys.
+
+    pub async fn data_keys(&self) -> StoreResult<Vec<DataKeyRow>> {
+        dispatch!(self, s => s.data_keys().await)
+    }
+
+    /// Inserts a data key version unless that version exists (another node won); true if inserted.
+    pub async fn insert_data_key(&self, k: &DataKeyRow) -> StoreResult<bool> {
+        dispatch!(self, s => s.insert_data_key(k).await)
+    }
+
+    // Instruments.
+
+    pub async fn insert_card(&self, c: &InstrumentRow) -> StoreResult<InsertCard> {
+        dispatch!(self, s => s.insert_card(c).await)
+    }
+
+    pub async fn instrument(&self, id: &str) -> StoreResult<Option<InstrumentRow>> {
+        dispatch!(self, s => s.instrument(id).await)
+    }
+
+    /// The requestor's non-deleted instrument with this fingerprint.
+    pub async fn instrument_by_fingerprint(
+        &self,
+        requestor_id: &str,
+        fingerprint: &str,
+    ) -> StoreResult<Option<InstrumentRow>> {
+        dispatch!(self, s => s.instrument_by_fingerprint(requestor_id, fingerprint).await)
+    }
+
+    pub async fn instruments_of(&self, requestor_id: &str, include_deleted: bool) -> StoreResult<Vec<InstrumentRow>> {
+        dispatch!(self, s => s.instruments_of(requestor_id, include_deleted).await)
+    }
+
+    pub async fn update_card_expiry(&self, id: &str, expiry: &str, now: i64) -> StoreResult<()> {
+        dispatch!(self, s => s.update_card_expiry(id, expiry, now).await)
+    }
+
+    /// Moves the instrument from one of `from` to `to`, in one transaction with revoking its live
+    /// tokens when `to` is not `active`. None when it was in none of `from`.
+    pub async fn set_instrument_status(
+        &self,
+        id: &str,
+        from: &[InstrumentStatus],
+        to: InstrumentStatus,
+        now: i64,
+    ) -> StoreResult<Option<InstrumentRow>> {
+        dispatch!(self, s => s.set_instrument_status(id, from, to, now).await)
+    }
+
+    // Tokens.
+
+    /// Inserts a live token if its instrument is active, no live token has the same number, and the
+    /// number is not a registered PAN (`number_fingerprint` is its fingerprint).
+    pub async fn insert_token(&self, t: &TokenRow, number_fingerprint: &str) -> StoreResult<InsertToken> {
+        dispatch!(self, s => s.insert_token(t, number_fingerprint).await)
+    }
+
+    /// Marks a live token whose TTL has passed as expired, freeing its number; true if one was.
+    pub async fn expire_token_number(&self, token: &str, now: i64) -> StoreResult<bool> {
+        dispatch!(self, s => s.expire_token_number(token, now).await)
+    }
+
+    /// The live token with this number, else the newest dead one.
+    pub async fn token_by_number(&self, token: &str) -> StoreResult<Option<TokenRow>> {
+        dispatch!(self, s => s.token_by_number(token).await)
+    }
+
+    pub async fn token(&self, id: &str) -> StoreResult<Option<TokenRow>> {
+        dispatch!(self, s => s.token(id).await)
+    }
+
+    /// Atomically consumes the live token with this number: at most one caller ever gets
+    /// [`Consume::Consumed`] for a token, however many race.
+    pub async fn consume_token(&self, token: &str, now: i64) -> StoreResult<Consume> {
+        dispatch!(self, s => s.consume_token(token, now).await)
+    }
+}

@@ -1,0 +1,305 @@
+//! One-time tokens: issuance for an instrument, lookup, and atomic consumption.
+//!
+//! A token number is the token BIN prefix of the card's issuer (or the platform's range for gift
+//! and local currency), CSPRNG digits and a Luhn digit. The database guarantees it is unique among
+//! live tokens and differs from every registered PAN (one statement checks both while inserting).
+//! Each token carries an EMV ICC master key derived in the HSM (Option A, PSN 00) from its range's
+//! token IMK-AC, handed to the app as a limited-use key for chip cryptograms.
+
+pub mod value;
+
+use std::sync::Arc;
+
+use hsm_sim::{KeyRef, SecretBytes};
+use ring::rand::SystemRandom;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::hsm::Hsm;
+use crate::issuer::{self, Issuers};
+use crate::money::{Amount, AmountError, Currency};
+use crate::requestors::Requestor;
+use crate::store::{Consume, InsertToken, InstrumentRow, Store, TokenRow};
+use crate::vault::{Pan, Vault};
+use crate::{Error, Result};
+pub use value::{TOKEN_LEN, TokenValue};
+
+/// The PAN sequence number every token carries.
+pub const TOKEN_PSN: &str = "00";
+
+/// How many fresh numbers to try before giving up on a crowded range.
+const MAX_DRAWS: usize = 16;
+
+/// Optional restrictions on a token, as a requestor asks for them.
+#[derive(Debug, Default, Clone)]
+pub struct TokenOptions {
+    pub merchant_id: Option<String>,
+    pub max_amount: Option<String>,
+    pub currency: Option<String>,
+    pub ttl_seconds: Option<i64>,
+    pub entry_modes: Option<Vec<String>>,
+}
+
+/// A token just issued, with its limited-use key.
+pub struct IssuedToken {
+    pub row: TokenRow,
+    pub icc_key: SecretBytes,
+    /// The currency its `max_amount` is in, if bound.
+    pub currency: Option<Currency>,
+}
+
+pub struct Tokens {
+    store: Store,
+    hsm: Hsm,
+    vault: Arc<Vault>,
+    config: Arc<Config>,
+    issuers: Arc<Issuers>,
+    clock: Clock,
+    rng: SystemRandom,
+}
+
+/// The month (`YYMM`) a token is shown to expire: the one its TTL ends in, counted a day late so a
+/// terminal a time zone ahead of UTC does not see it expired while it is live.
+fn token_expiry(expires_at_ms: i64) -> String {
+    let (y, m) = crate::clock::year_month(expires_at_ms + 86_400_000);
+    format!("{:02}{m:02}", y % 100)
+}
+
+impl Tokens {
+    pub fn new(
+        store: Store,
+        hsm: Hsm,
+        vault: Arc<Vault>,
+        config: Arc<Config>,
+        issuers: Arc<Issuers>,
+        clock: Clock,
+    ) -> Self {
+        Tokens { store, hsm, vault, config, issuers, clock, rng: SystemRandom::new() }
+    }
+
+    /// Loads the token IMKs of the configuration into the HSM.
+    pub async fn load_keys(hsm: &Hsm, config: &Config) -> Result<()> {
+        let import = |label: String, hex_key: String| async move {
+            let key =
+                zeroize::Zeroizing::new(hex::decode(&hex_key).map_err(|_| Error::invalid("config", "bad IMK hex"))?);
+            hsm.import_clear_key(&label, hsm_sim::KeyUsage::EmvImkAc, &key).await?;
+            Ok::<_, Error>(())
+        };
+        import(issuer::PLATFORM_IMK_LABEL.to_string(), config.platform.token_imk_ac.clone()).await?;
+        for i in &config.issuers {
+            import(issuer::imk_label(&i.id), i.token_imk_ac.clone()).await?;
+        }
+        Ok(())
+    }
+
+    /// Issues a one-time token for the requestor's instrument.
+    pub async fn issue(&self, requestor: &Requestor, instrument_id: &str, opts: &TokenOptions) -> Result<IssuedToken> {
+        let instrument = self.vault.instrument(requestor, instrument_id).await?;
+        match instrument.status.as_str() {
+            "active" => {}
+            "suspended" => return Err(Error::InstrumentSuspended),
+            _ => return Err(Error::InstrumentDeleted),
+        }
+        let (prefix, imk_label) = self.range_of(&instrument)?;
+        let now = self.clock.now_ms();
+        let mut row = self.validate(requestor, &instrument, opts, now)?;
+        let currency = row.currency.as_deref().and_then(|c| self.config.currency(c)).cloned();
+
+        let mut draws = 0;
+        let mut number: Option<TokenValue> = None;
+        loop {
+            let candidate = match number.take() {
+                Some(n) => n,
+                None => {
+                    draws += 1;
+                    if draws > MAX_DRAWS {
+                        return Err(Error::TokenRangeExhausted);
+                    }
+                    TokenValue::generate(&prefix, TOKEN_LEN, &self.rng).ok_or(Error::TokenRangeExhausted)?
+                }
+            };
+            row.token = candidate.as_str().to_string();
+            let fingerprint = self.vault.fingerprint(candidate.as_str()).await?;
+            match self.store.insert_token(&row, &fingerprint).await? {
+                InsertToken::Inserted => break,
+                InsertToken::NumberIsPan => {}
+                InsertToken::NumberTaken => {
+                    // A live-looking holder whose TTL has passed frees the number; try it again.
+                    if self.store.expire_token_number(candidate.as_str(), now).await? {
+                        number = Some(candidate);
+                    }
+                }
+                InsertToken::InstrumentNotActive => {
+                    let now_row = self.vault.instrument(requestor, instrument_id).await?;
+                    return Err(if now_row.status == "suspended" {
+                        Error::InstrumentSuspended
+                    } else {
+                        Error::InstrumentDeleted
+                    });
+                }
+            }
+        }
+        let icc_key = self.hsm.derive_icc_mk(KeyRef::stored(imk_label), &row.token, TOKEN_PSN).await?;
+        Ok(IssuedToken { row, icc_key, currency })
+    }
+
+    /// The token BIN prefix and the IMK label for an instrument's tokens.
+    fn range_of(&self, instrument: &InstrumentRow) -> Result<(String, String)> {
+        let platform = || (self.config.platform.token_bin_prefixes[0].clone(), issuer::PLATFORM_IMK_LABEL.to_string());
+        match instrument.kind.as_str() {
+            "card" => {
+                let id = instrument.issuer_id.as_deref().unwrap_or_default();
+                let iss = self
+                    .issuers
+                    .get(id)
+                    .ok_or_else(|| Error::invalid("issuer_unknown", "the card's issuer is no longer configured"))?;
+                Ok((iss.token_bin_prefixes[0].clone(), issuer::imk_label(&iss.id)))
+            }
+            _ => Ok(platform()),
+        }
+    }
+
+    /// Checks the requested options and builds the row to insert (without its number).
+    fn validate(
+        &self,
+        requestor: &Requestor,
+        instrument: &InstrumentRow,
+        opts: &TokenOptions,
+        now: i64,
+    ) -> Result<TokenRow> {
+        let t = &self.config.tokens;
+        let ttl = opts.ttl_seconds.unwrap_or(i64::from(t.ttl_seconds));
+        if ttl < i64::from(t.min_ttl_seconds) || ttl > i64::from(t.max_ttl_seconds) {
+            return Err(Error::invalid(
+                "ttl_seconds_range",
+                format!("ttl_seconds must be {} to {}", t.min_ttl_seconds, t.max_ttl_seconds),
+            ));
+        }
+        if let Some(m) = &opts.merchant_id {
+            if m.is_empty() || m.len() > 15 || !m.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+                return Err(Error::invalid(
+                    "merchant_id_invalid",
+                    "merchant_id must be 1 to 15 printable ASCII characters",
+                ));
+            }
+        }
+        let currency = match &opts.currency {
+            Some(c) => {
+                Some(self.config.currency(c).ok_or_else(|| Error::invalid("currency_unknown", "unknown currency"))?)
+            }
+            None if opts.max_amount.is_some() => self.config.default_currency(),
+            None => None,
+        };
+        let max_amount = match (&opts.max_amount, currency) {
+            (Some(text), Some(cur)) => Some(
+                Amount::parse(text, cur)
+                    .map_err(|e| match e {
+                        AmountError::Format => {
+                            Error::invalid("max_amount_invalid", "max_amount must be a decimal string")
+                        }
+                        AmountError::Scale => {
+                            Error::invalid("max_amount_scale", "max_amount has more decimals than its currency")
+                        }
+                        AmountError::Range => {
+                            Error::invalid("max_amount_range", "max_amount must be positive and fit 12 digits")
+                        }
+                    })?
+                    .to_minor()
+                    .ok_or_else(|| Error::invalid("max_amount_range", "max_amount must fit 12 digits"))?,
+            ),
+            _ => None,
+        };
+        let entry_modes = match &opts.entry_modes {
+            Some(modes) => {
+                if modes.is_empty()
+                    || modes.len() > 16
+                    || !modes.iter().all(|m| m.len() == 2 && m.bytes().all(|b| b.is_ascii_digit()))
+                {
+                    return Err(Error::invalid(
+                        "entry_modes_invalid",
+                        "entry_modes must be two-digit DE22 PAN entry modes",
+                    ));
+                }
+                Some(modes.join(","))
+            }
+            None => None,
+        };
+        let expires_at = now + ttl * 1000;
+        Ok(TokenRow {
+            id: format!("tok_{}", uuid::Uuid::now_v7().simple()),
+            token: String::new(),
+            instrument_id: instrument.id.clone(),
+            requestor_id: requestor.id.clone(),
+            state: "active".into(),
+            token_expiry: token_expiry(expires_at),
+            psn: TOKEN_PSN.into(),
+            merchant_id: opts.merchant_id.clone(),
+            max_amount,
+            currency: currency.map(|c| c.code.clone()),
+            entry_modes,
+            failed_attempts: 0,
+            created_at: now,
+            expires_at,
+            consumed_at: None,
+        })
+    }
+
+    /// A token of the requestor's, by its reference.
+    pub async fn token(&self, requestor: &Requestor, token_ref: &str) -> Result<TokenRow> {
+        match self.store.token(token_ref).await? {
+            Some(t) if t.requestor_id == requestor.id => Ok(t),
+            _ => Err(Error::TokenUnknown),
+        }
+    }
+
+    /// The state a token is effectively in now (a live token past its TTL is expired).
+    pub fn effective_state(&self, t: &TokenRow) -> &'static str {
+        match t.state.as_str() {
+            "active" if t.expires_at <= self.clock.now_ms() => "expired",
+            "active" => "active",
+            "consumed" => "consumed",
+            "expired" => "expired",
+            "locked" => "locked",
+            _ => "revoked",
+        }
+    }
+
+    /// Why a token that exists cannot be used now, if it cannot.
+    async fn refusal(&self, t: &TokenRow) -> Result<Option<Error>> {
+        let instrument = self.store.instrument(&t.instrument_id).await?;
+        let instrument_status = instrument.as_ref().map(|i| i.status.as_str()).unwrap_or("deleted");
+        Ok(match (self.effective_state(t), instrument_status) {
+            ("consumed", _) => Some(Error::TokenUsed),
+            ("locked", _) => Some(Error::TokenLocked),
+            ("expired", _) => Some(Error::TokenExpired),
+            (_, "suspended") => Some(Error::InstrumentSuspended),
+            (_, "deleted") => Some(Error::InstrumentDeleted),
+            ("revoked", _) => Some(Error::TokenRevoked),
+            _ => None,
+        })
+    }
+
+    /// The card behind a live token: its PAN and expiry. A read: the token stays live.
+    pub async fn detokenize(&self, number: &str) -> Result<(Pan, String)> {
+        let value = TokenValue::parse(number).ok_or(Error::TokenUnknown)?;
+        let t = self.store.token_by_number(value.as_str()).await?.ok_or(Error::TokenUnknown)?;
+        if let Some(e) = self.refusal(&t).await? {
+            return Err(e);
+        }
+        let instrument = self.store.instrument(&t.instrument_id).await?.ok_or(Error::InstrumentDeleted)?;
+        if instrument.kind != "card" {
+            return Err(Error::NotACard);
+        }
+        let pan = self.vault.reveal_pan(&instrument).await?;
+        Ok((pan, instrument.expiry.unwrap_or_default()))
+    }
+
+    /// Consumes a live token atomically: of any number of racing callers, at most one succeeds.
+    pub async fn consume(&self, number: &str) -> Result<TokenRow> {
+        match self.store.consume_token(number, self.clock.now_ms()).await? {
+            Consume::Consumed(row) => Ok(row),
+            Consume::Unknown => Err(Error::TokenUnknown),
+            Consume::Refused(row) => Err(self.refusal(&row).await?.unwrap_or(Error::TokenUsed)),
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! The token vault: card instruments and their lifecycle.
+//!
+//! A card's PAN is sealed with AES-256-GCM under the current data key; the associated data binds
+//! the ciphertext to its instrument id and key version, so a sealed PAN copied onto another row
+//! does not open. The HMAC fingerprint (HSM key) finds duplicates; the PAR is a second keyed hash
+//! of the PAN under its own key, stable across requestors. What is stored in clear is only what
+//! PCI DSS allows: the first six and last four digits and the expiry.
+
+pub mod keys;
+pub mod pan;
+
+use std::sync::Arc;
+
+use hsm_sim::KeyRef;
+
+use crate::clock::Clock;
+use crate::hsm::Hsm;
+use crate::issuer::Issuers;
+use crate::requestors::Requestor;
+use crate::store::{InsertCard, InstrumentRow, InstrumentStatus, Store};
+use crate::{Error, Result};
+use keys::DataKeys;
+pub use pan::{CardExpiry, Pan, PanError};
+
+pub struct Vault {
+    store: Store,
+    hsm: Hsm,
+    issuers: Arc<Issuers>,
+    keys: DataKeys,
+    par_prefix: String,
+    clock: Clock,
+}
+
+/// The associated data that binds a sealed PAN to its record.
+fn pan_aad(instrument_id: &str, dek_version: i64) -> Vec<u8> {
+    format!("tsp/card-pan/{instrument_id}/dek{dek_version}").into_bytes()
+}
+
+/// 25 base-36 characters of a 128-bit value (36^25 > 2^128, so the mapping is one-to-one).
+fn base36_25(bytes: &[u8]) -> String {
+    let mut n = u128::from_be_bytes(bytes[..16].try_into().unwrap_or([0; 16]));
+    let mut out = [b'0'; 25];
+    for slot in out.iter_mut().rev() {
+        let d = (n % 36) as u8;
+        *slot = if d < 10 { b'0' + d } else { b'A' + d - 10 };
+        n /= 36;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl Vault {
+    pub async fn new(store: Store, hsm: Hsm, issuers: Arc<Issuers>, par_prefix: String, clock: Clock) -> Result<Vault> {
+        let keys = DataKeys::load_or_create(&store, &hsm, clock.now_ms()).await?;
+        Ok(Vault { store, hsm, issuers, keys, par_prefix, clock })
+    }
+
+    /// The keyed fingerprint of a card number (HMAC-SHA256 under the vault's fingerprint key), hex.
+    pub async fn fingerprint(&self, digits: &str) -> Result<String> {
+        let mac = self.hsm.hmac(KeyRef::stored(keys::FINGERPRINT_LABEL), digits.as_bytes()).await?;
+        Ok(hex::encode(mac))
+    }
+
+    /// The Payment Account Reference: the configured 4-character prefix and 25 characters derived
+    /// from the PAN under the PAR key. Stable for a PAN whoever registers it.
+    async fn par(&self, pan: &Pan) -> Result<String> {
+        let mac = self.hsm.hmac(KeyRef::stored(keys::PAR_LABEL), pan.expose().as_bytes()).await?;
+        Ok(format!("{}{}", self.par_prefix, base36_25(&mac)))
+    }
+
+    /// Registers a card for a requestor. Returns the instrument and whether it is new: the same
+    /// requestor registering the same PAN again gets its existing instrument back.
+    pub async fn register_card(&self, requestor: &Requestor, pan: &str, expiry: &str) -> Result<(InstrumentRow, bool)> {
+        let pan = Pan::parse(pan).map_err(|e| match e {
+            PanError::Format => Error::invalid("pan_format", "pan must be 13 to 19 digits"),
+            PanError::Luhn => Error::invalid("pan_luhn", "pan fails the Luhn check"),
+        })?;
+        let now = self.clock.now_ms();
+        let expiry = CardExpiry::parse(expiry)
+            .ok_or_else(|| Error::invalid("expiry_format", "expiry must be YYMM with month 01-12"))?;
+        if expiry.is_past(now) {
+            return Err(Error::invalid("expiry_past", "the card has expired"));
+        }
+        let issuer = self
+            .issuers
+            .for_pan(pan.expose())
+            .ok_or_else(|| Error::invalid("pan_unknown_bin", "no issuer is configured for this card's BIN"))?;
+        let fingerprint = self.fingerprint(pan.expose()).await?;
+        if let Some(existing) = self.store.instrument_by_fingerprint(&requestor.id, &fingerprint).await? {
+            return Ok((self.refresh_expiry(existing, &expiry, now).await?, false));
+        }
+        let id = format!("ins_{}", uuid::Uuid::now_v7().simple());
+        let (dek_version, dek) = self.keys.current();
+        let sealed = self.hsm.seal(dek, &pan_aad(&id, dek_version), pan.expose().as_bytes()).await?;
+        let row = InstrumentRow {
+            id,
+            requestor_id: requestor.id.clone(),
+            kind: "card".into(),
+            status: "active".into(),
+            issuer_id: Some(issuer.id.clone()),
+            bin: Some(pan.bin().to_string()),
+            last4: Some(pan.last4().to_string()),
+            pan_len: Some(pan.expose().len() as i64),
+            expiry: Some(expiry.yymm()),
+            par: Some(self.par(&pan).await?),
+            fingerprint: Some(fingerprint),
+            fp_version: Some(1),
+            pan_sealed: Some(sealed),
+            dek_version: Some(dek_version),
+            created_at: now,
+            updated_at: now,
+        };
+        match self.store.insert_card(&row).await? {
+            InsertCard::Inserted => Ok((row, true)),
+            InsertCard::Duplicate(existing) => Ok((self.refresh_expiry(existing, &expiry, now).await?, false)),
+        }
+    }
+
+    /// A re-registered card may carry a reissued card's new expiry.
+    async fn refresh_expiry(&self, mut row: InstrumentRow, expiry: &CardExpiry, now: i64) -> Result<InstrumentRow> {
+        let new = expiry.yymm();
+        if row.expiry.as_deref() != Some(new.as_str()) {
+            self.store.update_card_expiry(&row.id, &new, now).await?;
+            row.expiry = Some(new);
+            row.updated_at = now;
+        }
+        Ok(row)
+    }
+
+    /// The requestor's instrument `id`; another requestor's is reported as not found.
+    pub async fn instrument(&self, requestor: &Requestor, id: &str) -> Result<InstrumentRow> {
+        match self.store.instrument(id).await? {
+            Some(row) if row.requestor_id == requestor.id => Ok(row),
+            _ => Err(Error::InstrumentNotFound),
+        }
+    }
+
+    pub async fn instruments(&self, requestor: &Requestor, include_deleted: bool) -> Result<Vec<InstrumentRow>> {
+        Ok(self.store.instruments_of(&requestor.id, include_deleted).await?)
+    }
+
+    /// Suspends an active instrument and revokes its live tokens. Suspending a suspended one is a
+    /// no-op.
+    pub async fn suspend(&self, requestor: &Requestor, id: &str) -> Result<InstrumentRow> {
+        self.transition(requestor, id, &[InstrumentStatus::Active], InstrumentStatus::Suspended).await
+    }
+
+    /// Makes a suspended instrument active again. Tokens revoked by the suspension stay revoked.
+    pub async fn resume(&self, requestor: &Requestor, id: &str) -> Result<InstrumentRow> {
+        self.transition(requestor, id, &[InstrumentStatus::Suspended], InstrumentStatus::Active).await
+    }
+
+    /// Deletes an instrument for good: its live tokens are revoked and its sealed PAN destroyed.
+    pub async fn delete(&self, requestor: &Requestor, id: &str) -> Result<InstrumentRow> {
+        self.transition(
+            requestor,
+            id,
+            &[InstrumentStatus::Active, InstrumentStatus::Suspended],
+            InstrumentStatus::Deleted,
+        )
+        .await
+    }
+
+    async fn transition(
+        &self,
+        requestor: &Requestor,
+        id: &str,
+        from: &[InstrumentStatus],
+        to: InstrumentStatus,
+    ) -> Result<InstrumentRow> {
+        let current = self.instrument(requestor, id).await?;
+        match InstrumentStatus::parse(&current.status) {
+            Some(InstrumentStatus::Deleted) => return Err(Error::InstrumentDeleted),
+            Some(s) if s == to => return Ok(current),
+            _ => {}
+        }
+        if let Some(row) = self.store.set_instrument_status(id, from, to, self.clock.now_ms()).await? {
+            return Ok(row);
+        }
+        // Another request changed it first: if it went where we wanted, that is success.
+        let now = self.instrument(requestor, id).await?;
+        match InstrumentStatus::parse(&now.status) {
+            Some(s) if s == to && to != InstrumentStatus::Deleted => Ok(now),
+            _ => Err(Error::InstrumentDeleted),
+        }
+    }
+
+    /// Opens the sealed PAN of a card instrument.
+    pub async fn reveal_pan(&self, row: &InstrumentRow) -> Result<Pan> {
+        let (Some(sealed), Some(version)) = (row.pan_sealed.as_deref(), row.dek_version) else {
+            return Err(Error::InstrumentDeleted);
+        };
+        let dek = self.keys.get(version).ok_or_else(|| {
+            Error::Store(crate::store::StoreError::Corrupt(format!("unknown data key version {version}")))
+        })?;
+        let clear = self.hsm.open(dek, &pan_aad(&row.id, version), sealed).await?;
+        let text = std::str::from_utf8(clear.expose())
+            .map_err(|_| Error::Store(crate::store::StoreError::Corrupt("sealed PAN is not text".into())))?;
+        Pan::parse(text)
+            .map_err(|_| Error::Store(crate::store::StoreError::Corrupt("sealed PAN is not a valid PAN".into())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn par_alphabet_and_length() {
+        let s = base36_25(&[0xFF; 32]);
+        assert_eq!(s.len(), 25);
+        assert!(s.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_uppercase()));
+        assert_eq!(base36_25(&[0; 32]), "0".repeat(25));
+        assert_ne!(base36_25(&[1; 32]), base36_25(&[2; 32]));
+    }
+}

@@ -16,6 +16,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod hsm;
+pub mod iso8583;
 pub mod issuer;
 pub mod luhn;
 pub mod money;

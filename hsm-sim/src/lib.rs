@@ -12,7 +12,7 @@
 //!
 //! This crate knows nothing of the payment service that uses it.
 
-mod crypto;
+pub mod crypto;
 mod error;
 mod hsm;
 mod keys;

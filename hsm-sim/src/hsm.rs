@@ -22,6 +22,9 @@ struct Entry {
     gcm: Option<GcmKey>,
 }
 
+/// Unwrapped data keys by the KEK and blob they came from.
+type WrappedCache = HashMap<(KeyId, Vec<u8>), Arc<GcmKey>>;
+
 /// Most data keys the cache of unwrapped data keys holds before it is cleared.
 const WRAPPED_CACHE_MAX: usize = 1024;
 
@@ -30,7 +33,7 @@ pub struct Hsm {
     lmk: Zeroizing<Vec<u8>>,
     keys: RwLock<BTreeMap<String, Vec<Arc<Entry>>>>,
     /// Unwrapped data keys, by the KEK and blob they came from, so a hot data key is unwrapped once.
-    wrapped: RwLock<HashMap<(KeyId, Vec<u8>), Arc<GcmKey>>>,
+    wrapped: RwLock<WrappedCache>,
     path: Option<PathBuf>,
     rng: SystemRandom,
 }
@@ -234,10 +237,11 @@ impl Hsm {
     }
 
     fn import(&self, label: &str, usage: KeyUsage, key: SecretBytes) -> Result<KeyInfo, HsmError> {
-        if let Ok(e) = self.entry(label, None) {
-            if e.info.usage == usage && subtle::ConstantTimeEq::ct_eq(e.material.expose(), key.expose()).into() {
-                return Ok(e.info.clone());
-            }
+        if let Ok(e) = self.entry(label, None)
+            && e.info.usage == usage
+            && bool::from(subtle::ConstantTimeEq::ct_eq(e.material.expose(), key.expose()))
+        {
+            return Ok(e.info.clone());
         }
         self.add(label, usage, key, true)
     }
@@ -247,10 +251,10 @@ impl Hsm {
         if label.is_empty() || label.len() > 64 {
             return Err(HsmError::format("key label must be 1 to 64 characters"));
         }
-        if let Ok(last) = self.entry(label, None) {
-            if last.info.usage != usage {
-                return Err(HsmError::key(format!("key {label} exists with another usage")));
-            }
+        if let Ok(last) = self.entry(label, None)
+            && last.info.usage != usage
+        {
+            return Err(HsmError::key(format!("key {label} exists with another usage")));
         }
         match (&self.path, volatile) {
             (Some(path), false) => {

@@ -13,6 +13,10 @@ use crate::requestors::{self, Requestor, Scope};
 /// Bodies larger than this are refused with 413.
 pub const BODY_LIMIT: usize = 64 * 1024;
 
+/// An oversize body up to this size is read and dropped before the 413 goes out, so a client that
+/// is still sending sees the answer instead of a reset connection. Past it, the connection closes.
+const DRAIN_LIMIT: usize = 1024 * 1024;
+
 /// The authenticated requestor behind `Authorization: Bearer <api key>`.
 pub struct Caller(pub Requestor);
 
@@ -71,7 +75,10 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
         };
         let declared =
             req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
+        if let Some(n) = declared.filter(|n| *n > BODY_LIMIT as u64) {
+            if n <= DRAIN_LIMIT as u64 {
+                let _ = axum::body::to_bytes(req.into_body(), DRAIN_LIMIT).await;
+            }
             return Err(too_large());
         }
         let bytes = axum::body::to_bytes(req.into_body(), BODY_LIMIT).await.map_err(|_| too_large())?;

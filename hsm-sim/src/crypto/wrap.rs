@@ -27,7 +27,7 @@ macro_rules! with_kw {
 }
 
 pub fn wrap(kek: &[u8], key: &[u8]) -> Result<Vec<u8>, HsmError> {
-    if key.len() < 16 || key.len() % 8 != 0 {
+    if key.len() < 16 || !key.len().is_multiple_of(8) {
         return Err(HsmError::format("key to wrap must be a multiple of 8 bytes, at least 16"));
     }
     let mut out = vec![0u8; key.len() + 8];
@@ -36,7 +36,7 @@ pub fn wrap(kek: &[u8], key: &[u8]) -> Result<Vec<u8>, HsmError> {
 }
 
 pub fn unwrap(kek: &[u8], wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>, HsmError> {
-    if wrapped.len() < 24 || wrapped.len() % 8 != 0 {
+    if wrapped.len() < 24 || !wrapped.len().is_multiple_of(8) {
         return Err(HsmError::format("wrapped key must be a multiple of 8 bytes, at least 24"));
     }
     let mut out = Zeroizing::new(vec![0u8; wrapped.len() - 8]);

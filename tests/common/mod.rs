@@ -1,0 +1,180 @@
+//! A real `tsp serve` process on loopback for integration tests: its own temporary data directory,
+//! OS-chosen ports, stdout and stderr captured to files so tests can read every log line.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub struct TestServer {
+    pub dir: tempfile::TempDir,
+    pub base: String,
+    pub keys: DemoKeys,
+    pub http: reqwest::Client,
+    child: Option<Child>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DemoKeys {
+    pub app: String,
+    pub van: String,
+    pub admin: String,
+}
+
+pub fn tsp_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_tsp")
+}
+
+impl TestServer {
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+    pub fn stdout_path(&self) -> PathBuf {
+        self.dir.path().join("stdout.log")
+    }
+    pub fn stderr_path(&self) -> PathBuf {
+        self.dir.path().join("stderr.log")
+    }
+
+    /// Starts a server in a fresh data directory.
+    pub async fn start() -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_in(dir).await
+    }
+
+    /// Starts a server in `dir/data` (which may already hold state).
+    pub async fn start_in(dir: tempfile::TempDir) -> TestServer {
+        let data = dir.path().join("data");
+        let stdout = std::fs::File::create(dir.path().join("stdout.log")).expect("stdout file");
+        let stderr = std::fs::File::create(dir.path().join("stderr.log")).expect("stderr file");
+        let child = Command::new(tsp_bin())
+            .args(["serve", "--http-addr", "127.0.0.1:0", "--iso-addr", "127.0.0.1:0", "--data-dir"])
+            .arg(&data)
+            // The most verbose logs: a PAN that reaches any log line must be caught.
+            .env("RUST_LOG", "trace")
+            .env_remove("TSP_DATABASE_URL")
+            .stdout(Stdio::from(stdout))
+            .stderr(Stdio::from(stderr))
+            .spawn()
+            .expect("spawn tsp serve");
+        let mut server = TestServer {
+            dir,
+            base: String::new(),
+            keys: DemoKeys { app: "".into(), van: "".into(), admin: "".into() },
+            http: reqwest::Client::new(),
+            child: Some(child),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let out = std::fs::read_to_string(server.stdout_path()).unwrap_or_default();
+            if let Some(line) = out.lines().find(|l| l.contains("REST API listening on http://")) {
+                server.base = line.rsplit(' ').next().unwrap_or_default().to_string();
+                break;
+            }
+            if let Some(status) = server.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!(
+                    "tsp serve exited early ({status}): {}",
+                    std::fs::read_to_string(server.stderr_path()).unwrap_or_default()
+                );
+            }
+            assert!(Instant::now() < deadline, "tsp serve did not start: {out}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let keys: Value =
+            serde_json::from_str(&std::fs::read_to_string(data.join("demo-keys.json")).expect("demo-keys.json"))
+                .expect("json");
+        server.keys = DemoKeys {
+            app: keys["app"].as_str().expect("app").into(),
+            van: keys["van"].as_str().expect("van").into(),
+            admin: keys["admin"].as_str().expect("admin").into(),
+        };
+        server
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn post(&self, key: &str, path: &str, body: Value) -> (u16, Value) {
+        let r = self.http.post(self.url(path)).bearer_auth(key).json(&body).send().await.expect("POST");
+        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post_raw(&self, key: Option<&str>, path: &str, body: Vec<u8>) -> (u16, Value) {
+        let mut req = self.http.post(self.url(path)).header("content-type", "application/json").body(body);
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        let r = req.send().await.expect("POST");
+        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, key: &str, path: &str) -> (u16, Value) {
+        let r = self.http.get(self.url(path)).bearer_auth(key).send().await.expect("GET");
+        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn delete(&self, key: &str, path: &str) -> (u16, Value) {
+        let r = self.http.delete(self.url(path)).bearer_auth(key).send().await.expect("DELETE");
+        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                if let Ok(Some(status)) = child.try_wait() {
+                    assert!(status.success(), "tsp serve exited with {status}");
+                    return;
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    panic!("tsp serve did not stop on SIGTERM");
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Every file under `dir`, recursively.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// The first place `needle` occurs in `haystack`, if any.
+pub fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Luhn-valid card numbers for a BIN prefix: `prefix` + `serial` zero-padded + check digit.
+pub fn card(prefix: &str, serial: u64, len: usize) -> String {
+    let body = format!("{prefix}{serial:0width$}", width = len - 1 - prefix.len());
+    tsp::luhn::complete(&body).expect("digits")
+}

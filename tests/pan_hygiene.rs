@@ -1,0 +1,81 @@
+//! PCI DSS: no registered PAN in clear in the database files or in any log line the server wrote.
+
+mod common;
+
+use common::{TestServer, card, files_under, find};
+use serde_json::json;
+
+#[tokio::test]
+async fn no_clear_pan_in_database_or_logs() {
+    let mut s = TestServer::start().await;
+    let app = s.keys.app.clone();
+    let mut pans: Vec<String> = Vec::new();
+    for i in 0..10 {
+        pans.push(card("411111", 7_000_000 + i * 7919, 16));
+        pans.push(card("555555", 3_000_000 + i * 104_729, 16));
+    }
+    pans.push(card("424242", 123_456_789, 19));
+    pans.push(card("510510", 42, 13));
+    for pan in &pans {
+        let (st, ins) = s.post(&app, "/v1/instruments", json!({ "type": "card", "pan": pan, "expiry": "3106" })).await;
+        assert_eq!(st, 201, "{ins}");
+        // Exercise every path that handles the PAN: duplicate registration, tokens, detokenize,
+        // errors caused by a PAN of the wrong type, a PAN typed into a URL.
+        let (st, _) = s.post(&app, "/v1/instruments", json!({ "type": "card", "pan": pan, "expiry": "3106" })).await;
+        assert_eq!(st, 200);
+        let (st, tok) = s.post(&app, "/v1/tokens", json!({ "instrument_id": ins["id"] })).await;
+        assert_eq!(st, 201);
+        let (st, d) = s.post(&s.keys.van, "/v1/detokenize", json!({ "token": tok["token"] })).await;
+        assert_eq!((st, d["pan"].as_str()), (200, Some(pan.as_str())));
+        let as_number: u64 = pan[..pan.len().min(19)].parse().unwrap_or(0);
+        let (st, _) =
+            s.post(&app, "/v1/instruments", json!({ "type": "card", "pan": as_number, "expiry": "3106" })).await;
+        assert_eq!(st, 422);
+        let (st, _) = s.post(&s.keys.van, "/v1/detokenize", json!({ "token": pan })).await;
+        assert_eq!(st, 404);
+        let (st, _) = s.get(&app, &format!("/v1/instruments/{pan}")).await;
+        assert_eq!(st, 404);
+        let (st, _) = s.get(&app, &format!("/v1/{pan}")).await;
+        assert_eq!(st, 404);
+    }
+    let (_, list) = s.get(&app, "/v1/instruments").await;
+    for pan in &pans {
+        assert!(!list.to_string().contains(pan.as_str()));
+    }
+
+    // While running (data in the WAL) and after a clean stop (checkpointed into the main file).
+    let (data_dir, stdout, stderr) = (s.data_dir(), s.stdout_path(), s.stderr_path());
+    let scan = |when: &str| {
+        let mut files = files_under(&data_dir);
+        files.push(stdout.clone());
+        files.push(stderr.clone());
+        let mut bytes_seen = 0;
+        for f in &files {
+            let bytes = std::fs::read(f).unwrap_or_default();
+            bytes_seen += bytes.len();
+            for pan in &pans {
+                assert!(
+                    find(&bytes, pan.as_bytes()).is_none(),
+                    "{when}: clear PAN {}…{} found in {}",
+                    &pan[..6],
+                    &pan[pan.len() - 4..],
+                    f.display()
+                );
+                assert!(find(&bytes, hex::encode(pan).as_bytes()).is_none(), "{when}: hex PAN in {}", f.display());
+                // The middle digits alone must not appear either (a PAN split across fields).
+                let middle = &pan[6..pan.len() - 4];
+                if middle.len() >= 6 {
+                    assert!(find(&bytes, middle.as_bytes()).is_none(), "{when}: PAN middle digits in {}", f.display());
+                }
+            }
+        }
+        bytes_seen
+    };
+    let seen = scan("running");
+    assert!(seen > 10_000, "the scan must have read the database and logs ({seen} bytes)");
+    let log = std::fs::read_to_string(s.stderr_path()).unwrap();
+    assert!(log.lines().count() > 100, "trace logging must have produced lines");
+    s.stop();
+    scan("stopped");
+    assert!(files_under(&s.data_dir()).iter().any(|f| f.ends_with("tsp.db")));
+}

@@ -1,0 +1,127 @@
+//! Token issuance and consumption against the store, in process (so the clock can move).
+
+use std::sync::Arc;
+
+use tsp::app::{ServeOptions, build};
+use tsp::requestors::{self, Requestor, Scope};
+use tsp::store::{Consume, InsertToken, Store};
+use tsp::tokens::TokenOptions;
+
+async fn setup() -> (tempfile::TempDir, tsp::api::AppState, Requestor) {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = ServeOptions {
+        data_dir: dir.path().join("data"),
+        config: None,
+        database_url: None,
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        iso_addr: "127.0.0.1:0".parse().unwrap(),
+    };
+    let state = build(&opts).await.unwrap();
+    let created = requestors::create(
+        &state.store,
+        "401",
+        "test wallet",
+        &[Scope::Instruments, Scope::Tokens],
+        state.clock.now_ms(),
+    )
+    .await
+    .unwrap();
+    (dir, state, created.requestor)
+}
+
+#[tokio::test]
+async fn sixty_four_tasks_race_one_token_and_exactly_one_wins() {
+    let (dir, state, req) = setup().await;
+    let (card, _) = state.vault.register_card(&req, "4111111111111111", "2912").await.unwrap();
+    let db = dir.path().join("data").join("tsp.db");
+    // Four independent connections to the same database file, so the race is decided by the
+    // database's own locking, not by one process-wide pool.
+    let mut stores = vec![state.store.clone()];
+    for _ in 0..3 {
+        stores.push(Store::open_sqlite(&db).await.unwrap());
+    }
+    for round in 0..5 {
+        let issued = state.tokens.issue(&req, &card.id, &TokenOptions::default()).await.unwrap();
+        let number = Arc::new(issued.row.token.clone());
+        let barrier = Arc::new(tokio::sync::Barrier::new(64));
+        let now = state.clock.now_ms();
+        let mut tasks = Vec::new();
+        for i in 0..64 {
+            let (store, number, barrier) = (stores[i % stores.len()].clone(), number.clone(), barrier.clone());
+            tasks.push(tokio::spawn(async move {
+                barrier.wait().await;
+                matches!(store.consume_token(&number, now).await.unwrap(), Consume::Consumed(_))
+            }));
+        }
+        let mut wins = 0;
+        for t in tasks {
+            wins += usize::from(t.await.unwrap());
+        }
+        assert_eq!(wins, 1, "round {round}: {wins} winners");
+        let row = state.store.token(&issued.row.id).await.unwrap().unwrap();
+        assert_eq!(row.state, "consumed");
+    }
+}
+
+#[tokio::test]
+async fn ttl_expiry_and_consumption_rules() {
+    let (_dir, state, req) = setup().await;
+    let (card, _) = state.vault.register_card(&req, "5555555555554444", "2912").await.unwrap();
+    let opts = TokenOptions { ttl_seconds: Some(60), ..Default::default() };
+    let t = state.tokens.issue(&req, &card.id, &opts).await.unwrap();
+    assert!(t.row.token.starts_with("522000"));
+    assert_eq!(t.row.expires_at - t.row.created_at, 60_000);
+
+    // Reads do not consume; the first consume does; the second is refused as used.
+    let (pan, expiry) = state.tokens.detokenize(&t.row.token).await.unwrap();
+    assert_eq!((pan.expose(), expiry.as_str()), ("5555555555554444", "2912"));
+    state.tokens.consume(&t.row.token).await.unwrap();
+    assert!(matches!(state.tokens.consume(&t.row.token).await, Err(tsp::Error::TokenUsed)));
+    assert!(matches!(state.tokens.detokenize(&t.row.token).await, Err(tsp::Error::TokenUsed)));
+
+    // Past its TTL a token is expired for every use.
+    let t2 = state.tokens.issue(&req, &card.id, &opts).await.unwrap();
+    state.clock.advance(61_000);
+    assert!(matches!(state.tokens.detokenize(&t2.row.token).await, Err(tsp::Error::TokenExpired)));
+    assert!(matches!(state.tokens.consume(&t2.row.token).await, Err(tsp::Error::TokenExpired)));
+    assert!(matches!(state.tokens.consume("4610000000000009").await, Err(tsp::Error::TokenUnknown)));
+}
+
+#[tokio::test]
+async fn a_token_number_is_unique_among_live_tokens_and_never_a_registered_pan() {
+    let (_dir, state, req) = setup().await;
+    let (card, _) = state.vault.register_card(&req, "4111111111111111", "2912").await.unwrap();
+    let t = state
+        .tokens
+        .issue(&req, &card.id, &TokenOptions { ttl_seconds: Some(30), ..Default::default() })
+        .await
+        .unwrap();
+
+    // Same number again while the first is live: refused by the database.
+    let mut dup = t.row.clone();
+    dup.id = "tok_dup".into();
+    let fp = state.vault.fingerprint(&dup.token).await.unwrap();
+    assert_eq!(state.store.insert_token(&dup, &fp).await.unwrap(), InsertToken::NumberTaken);
+
+    // Once the first is past its TTL the number may be drawn again.
+    state.clock.advance(31_000);
+    assert!(state.store.expire_token_number(&dup.token, state.clock.now_ms()).await.unwrap());
+    assert_eq!(state.store.insert_token(&dup, &fp).await.unwrap(), InsertToken::Inserted);
+
+    // A number equal to a registered PAN is refused, whoever registered it.
+    let mut as_pan = t.row.clone();
+    as_pan.id = "tok_pan".into();
+    as_pan.token = "4111111111111111".into();
+    let pan_fp = state.vault.fingerprint("4111111111111111").await.unwrap();
+    assert_eq!(state.store.insert_token(&as_pan, &pan_fp).await.unwrap(), InsertToken::NumberIsPan);
+
+    // A suspended instrument gets no token, and its live tokens are revoked in the same step.
+    let live = state.tokens.issue(&req, &card.id, &TokenOptions::default()).await.unwrap();
+    state.vault.suspend(&req, &card.id).await.unwrap();
+    let mut late = live.row.clone();
+    late.id = "tok_late".into();
+    late.token = "4610001234567891".into();
+    let late_fp = state.vault.fingerprint(&late.token).await.unwrap();
+    assert_eq!(state.store.insert_token(&late, &late_fp).await.unwrap(), InsertToken::InstrumentNotActive);
+    assert_eq!(state.store.token(&live.row.id).await.unwrap().unwrap().state, "revoked");
+}

@@ -23,6 +23,8 @@ pub struct ServeOptions {
     pub database_url: Option<String>,
     pub http_addr: SocketAddr,
     pub iso_addr: SocketAddr,
+    /// `tcp://host:port` of a running `hsm-sim serve`; None for the in-process simulator.
+    pub hsm: Option<String>,
 }
 
 /// Failures while starting; each message says what to fix.
@@ -76,17 +78,28 @@ pub async fn open_store(data_dir: &Path, database_url: Option<&str>) -> Result<S
     }
 }
 
-/// Builds the whole service state.
-pub async fn build(opts: &ServeOptions) -> Result<AppState, StartError> {
-    let config = Arc::new(load_config(opts.config.as_deref())?);
-    ensure_dir(&opts.data_dir)?;
-    let keystore = opts.data_dir.join("hsm-keystore.json");
-    let (hsm_sim, created) = hsm_sim::Hsm::open(&keystore)?;
+/// The HSM: a TCP client of `hsm-sim serve`, or the simulator in process with its development key
+/// store in the data directory.
+pub fn open_hsm(data_dir: &Path, url: Option<&str>) -> Result<Hsm, StartError> {
+    if let Some(url) = url {
+        println!("tsp: HSM at {url}");
+        return Ok(Hsm::tcp(url)?);
+    }
+    ensure_dir(data_dir)?;
+    let keystore = data_dir.join("hsm-keystore.json");
+    let (sim, created) = hsm_sim::Hsm::open(&keystore)?;
     println!("tsp: {}", hsm_sim::BANNER);
     if created {
         println!("tsp: created the development key store {}", keystore.display());
     }
-    let hsm = Hsm::in_process(Arc::new(hsm_sim));
+    Ok(Hsm::in_process(Arc::new(sim)))
+}
+
+/// Builds the whole service state.
+pub async fn build(opts: &ServeOptions) -> Result<AppState, StartError> {
+    let config = Arc::new(load_config(opts.config.as_deref())?);
+    ensure_dir(&opts.data_dir)?;
+    let hsm = open_hsm(&opts.data_dir, opts.hsm.as_deref())?;
     let store = open_store(&opts.data_dir, opts.database_url.as_deref()).await?;
     let clock = Clock::system();
     let issuers = Arc::new(Issuers::from_config(&config));
@@ -108,11 +121,11 @@ async fn ensure_demo_keys(state: &AppState, data_dir: &Path) -> Result<(), Start
     let path = data_dir.join("demo-keys.json");
     if let Ok(text) = std::fs::read_to_string(&path) {
         let file: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-        if let Some(app) = file["app"].as_str() {
-            if requestors::authenticate(&state.store, app).await?.is_some() {
-                println!("tsp: demo API keys are in {}", path.display());
-                return Ok(());
-            }
+        if let Some(app) = file["app"].as_str()
+            && requestors::authenticate(&state.store, app).await?.is_some()
+        {
+            println!("tsp: demo API keys are in {}", path.display());
+            return Ok(());
         }
     }
     let now = state.clock.now_ms();

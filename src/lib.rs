@@ -24,5 +24,6 @@ pub mod requestors;
 pub mod store;
 pub mod tokens;
 pub mod vault;
+pub mod vectors;
 
 pub use error::{Error, Result};

@@ -33,8 +33,11 @@ pub fn is_valid(number: &str) -> bool {
     }
 }
 
-/// `partial` with its check digit appended.
+/// `partial` with its check digit appended; None unless `partial` is one or more digits.
 pub fn complete(partial: &str) -> Option<String> {
+    if partial.is_empty() {
+        return None;
+    }
     check_digit(partial).map(|d| format!("{partial}{d}"))
 }
 

@@ -42,11 +42,31 @@ enum Command {
         http_addr: SocketAddr,
         #[arg(long, default_value = "127.0.0.1:8583", env = "TSP_ISO_ADDR")]
         iso_addr: SocketAddr,
+        /// `tcp://host:port` of a running `hsm-sim serve`; default: the simulator in process.
+        #[arg(long, env = "TSP_HSM")]
+        hsm: Option<String>,
+    },
+    /// Conformance vectors.
+    Vectors {
+        #[command(subcommand)]
+        command: VectorsCommand,
     },
     /// Operator commands that work on the database directly.
     Admin {
         #[command(subcommand)]
         command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum VectorsCommand {
+    /// Run vector files (default: vectors/); prints failures, a line per suite, and `N passed, N failed`.
+    Run {
+        /// Files or folders of `*.json` vector files.
+        paths: Vec<PathBuf>,
+        /// `tcp://host:port` of a running `hsm-sim serve`; default: the simulator in process.
+        #[arg(long, env = "TSP_HSM")]
+        hsm: Option<String>,
     },
 }
 
@@ -79,15 +99,28 @@ fn init_logging(json: bool) {
 
 async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Serve { storage, config, http_addr, iso_addr } => {
+        Command::Serve { storage, config, http_addr, iso_addr, hsm } => {
             let opts = ServeOptions {
                 data_dir: storage.data_dir,
                 config,
                 database_url: storage.database_url,
                 http_addr,
                 iso_addr,
+                hsm,
             };
             app::serve(opts).await.map_err(|e| e.to_string())
+        }
+        Command::Vectors { command: VectorsCommand::Run { paths, hsm } } => {
+            let hsm = match hsm {
+                Some(url) => tsp::hsm::Hsm::tcp(&url).map_err(|e| e.to_string())?,
+                None => tsp::hsm::Hsm::in_process(std::sync::Arc::new(
+                    hsm_sim::Hsm::ephemeral().map_err(|e| e.to_string())?,
+                )),
+            };
+            let paths = if paths.is_empty() { vec![PathBuf::from("vectors")] } else { paths };
+            let report = tsp::vectors::run(&hsm, &paths).await;
+            report.print(&mut std::io::stdout()).map_err(|e| e.to_string())?;
+            std::process::exit(report.exit_code());
         }
         Command::Admin { command: AdminCommand::CreateRequestor { storage, name, scopes, config } } => {
             let scopes = Scope::parse_list(&scopes)

@@ -15,6 +15,7 @@ async fn setup() -> (tempfile::TempDir, tsp::api::AppState, Requestor) {
         database_url: None,
         http_addr: "127.0.0.1:0".parse().unwrap(),
         iso_addr: "127.0.0.1:0".parse().unwrap(),
+        hsm: None,
     };
     let state = build(&opts).await.unwrap();
     let created = requestors::create(

@@ -1,4 +1,5 @@
-//! The HSM: the key table, usage enforcement, and the dispatch of [`Request`]s to the primitives.
+//! The HSM: the key table and its persistence, and how a request's [`KeyRef`] becomes key material
+//! once its usage and mode of use are checked. The operations themselves are in `ops.rs`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -7,19 +8,19 @@ use std::sync::{Arc, RwLock};
 use ring::rand::{SecureRandom, SystemRandom};
 use zeroize::Zeroizing;
 
-use crate::crypto::{aead::GcmKey, aead::IV_LEN, emv, kcv, mac, wrap};
+use crate::crypto::{aead::GcmKey, kcv, tr31, wrap};
 use crate::error::HsmError;
-use crate::keys::{KeyId, KeyInfo, KeyRef, KeyUsage};
+use crate::keys::{Algorithm, Attributes, KeyId, KeyInfo, KeyRef, KeyUsage, Use, mode_allows};
 use crate::keystore::{KeyStoreFile, StoredKeyRecord};
-use crate::protocol::{Request, Response};
 use crate::secret::{Bytes, SecretBytes};
 
 /// A stored key with its material in clear (inside the HSM only).
-struct Entry {
-    info: KeyInfo,
-    material: SecretBytes,
-    /// The ready AES-GCM key schedule, for data-encryption keys.
-    gcm: Option<GcmKey>,
+pub(crate) struct Entry {
+    pub info: KeyInfo,
+    pub attrs: Attributes,
+    pub material: SecretBytes,
+    /// The ready AES-GCM key schedule, for AES data-encryption keys.
+    pub gcm: Option<GcmKey>,
 }
 
 /// Unwrapped data keys by the KEK and blob they came from.
@@ -32,10 +33,10 @@ const WRAPPED_CACHE_MAX: usize = 1024;
 pub struct Hsm {
     lmk: Zeroizing<Vec<u8>>,
     keys: RwLock<BTreeMap<String, Vec<Arc<Entry>>>>,
-    /// Unwrapped data keys, by the KEK and blob they came from, so a hot data key is unwrapped once.
+    /// Unwrapped data keys, so a hot data key is unwrapped once.
     wrapped: RwLock<WrappedCache>,
     path: Option<PathBuf>,
-    rng: SystemRandom,
+    pub(crate) rng: SystemRandom,
 }
 
 impl std::fmt::Debug for Hsm {
@@ -48,6 +49,24 @@ fn poisoned<T>(e: std::sync::PoisonError<T>) -> T {
     // The tables are only ever updated by whole-value inserts, so a panic elsewhere cannot leave
     // them half-written: the data behind a poisoned lock is still consistent.
     e.into_inner()
+}
+
+/// Key material for one operation: borrowed from the request (clear test key) or from the store.
+pub(crate) enum Material<'a> {
+    Clear(&'a [u8]),
+    Stored(Arc<Entry>),
+}
+
+impl Material<'_> {
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Material::Clear(k) => k,
+            Material::Stored(e) => e.material.expose(),
+        }
+    }
+    pub fn is_clear(&self) -> bool {
+        matches!(self, Material::Clear(_))
+    }
 }
 
 impl Hsm {
@@ -80,14 +99,15 @@ impl Hsm {
     /// Loads every record of `file` not already in memory.
     fn load(&self, file: &KeyStoreFile) -> Result<(), HsmError> {
         for rec in &file.keys {
-            let known = self.entry(&rec.label, Some(rec.version)).is_ok();
-            if known {
+            if self.entry(&rec.label, Some(rec.version)).is_ok() {
                 continue;
             }
             let material = wrap::unwrap(&self.lmk, &rec.wrapped.0).map_err(|e| {
                 HsmError::new(e.kind, format!("key store record {}/v{}: {}", rec.label, rec.version, e.message))
             })?;
-            let entry = make_entry(&rec.label, rec.version, rec.usage, SecretBytes::new(material.to_vec()), false)?;
+            let mode = tr31::ModeOfUse::new(&rec.mode)?;
+            let attrs = Attributes { usage: rec.usage, algorithm: rec.algorithm, mode, exportable: rec.exportable };
+            let entry = make_entry(&rec.label, rec.version, attrs, SecretBytes::new(material.to_vec()), false)?;
             if entry.info.kcv != rec.kcv {
                 return Err(HsmError::auth(format!(
                     "key store record {}/v{}: check value mismatch",
@@ -99,82 +119,8 @@ impl Hsm {
         Ok(())
     }
 
-    /// Runs one request.
-    pub fn execute(&self, req: Request) -> Result<Response, HsmError> {
-        match req {
-            Request::KeyInfo { label } => {
-                let keys = self.keys.read().unwrap_or_else(poisoned);
-                let list = keys.get(&label).ok_or_else(|| HsmError::key(format!("no key {label}")))?;
-                Ok(Response::Keys { keys: list.iter().map(|e| e.info.clone()).collect() })
-            }
-            Request::EnsureKey { label, usage } => match self.entry(&label, None) {
-                Ok(e) if e.info.usage == usage => Ok(Response::Key { key: e.info.clone() }),
-                Ok(_) => Err(HsmError::key(format!("key {label} exists with another usage"))),
-                Err(_) => self.generate(&label, usage).map(|key| Response::Key { key }),
-            },
-            Request::GenerateKey { label, usage } => self.generate(&label, usage).map(|key| Response::Key { key }),
-            Request::ImportClearKey { label, usage, key } => {
-                self.import(&label, usage, key).map(|key| Response::Key { key })
-            }
-            Request::GenerateDataKey { kek } => {
-                let kek = self.entry_for(&KeyRef::stored(kek), KeyUsage::Kek)?;
-                let dek = random(&self.rng, 32)?;
-                let blob = wrap::wrap(kek.material.expose(), &dek)?;
-                Ok(Response::WrappedKey { kek: kek.info.id.clone(), blob: Bytes(blob) })
-            }
-            Request::AeadEncrypt { key, iv, aad, plaintext } => {
-                let iv = match iv {
-                    Some(iv) => iv.0,
-                    None => random(&self.rng, IV_LEN)?.to_vec(),
-                };
-                let mut buf = plaintext.expose().to_vec();
-                let tag = self.with_gcm(&key, |k| k.seal(&iv, &aad.0, &mut buf))?;
-                Ok(Response::Sealed { iv: Bytes(iv), ciphertext: Bytes(buf), tag: Bytes(tag.to_vec()) })
-            }
-            Request::AeadDecrypt { key, iv, aad, ciphertext, tag } => {
-                let mut buf = SecretBytes::new(ciphertext.0);
-                let mut clear = buf.expose().to_vec();
-                self.with_gcm(&key, |k| k.open(&iv.0, &aad.0, &mut clear, &tag.0))?;
-                buf = SecretBytes::new(clear);
-                Ok(Response::Opened { plaintext: buf })
-            }
-            Request::Hmac { key, data } => {
-                let mac = match &key {
-                    KeyRef::Clear { key } => mac::hmac_sha256(key.expose(), data.expose()),
-                    _ => mac::hmac_sha256(self.entry_for(&key, KeyUsage::Hmac)?.material.expose(), data.expose()),
-                };
-                Ok(Response::Mac { mac: Bytes(mac.to_vec()) })
-            }
-            Request::Hkdf { ikm, salt, info, len } => {
-                let okm = mac::hkdf_sha256(ikm.expose(), &salt.0, &info.0, len)?;
-                Ok(Response::Derived { key: SecretBytes::new(okm) })
-            }
-            Request::WrapKey { kek, key } => {
-                let wrapped = match &kek {
-                    KeyRef::Clear { key: kek } => wrap::wrap(kek.expose(), key.expose())?,
-                    _ => wrap::wrap(self.entry_for(&kek, KeyUsage::Kek)?.material.expose(), key.expose())?,
-                };
-                Ok(Response::Wrapped { wrapped: Bytes(wrapped) })
-            }
-            Request::UnwrapKey { kek, wrapped } => match &kek {
-                KeyRef::Clear { key: kek } => {
-                    let key = wrap::unwrap(kek.expose(), &wrapped.0)?;
-                    Ok(Response::Derived { key: SecretBytes::new(key.to_vec()) })
-                }
-                _ => Err(HsmError::key("a key wrapped under a stored KEK is never returned in clear")),
-            },
-            Request::DeriveIccMk { imk, pan, psn } => {
-                let mk = match &imk {
-                    KeyRef::Clear { key } => emv::icc_mk_option_a(key.expose(), &pan, &psn)?,
-                    _ => emv::icc_mk_option_a(self.entry_for(&imk, KeyUsage::EmvImkAc)?.material.expose(), &pan, &psn)?,
-                };
-                Ok(Response::Derived { key: SecretBytes::from_slice(&mk[..]) })
-            }
-        }
-    }
-
     /// The stored entry `label` (newest version when `version` is None).
-    fn entry(&self, label: &str, version: Option<u32>) -> Result<Arc<Entry>, HsmError> {
+    pub(crate) fn entry(&self, label: &str, version: Option<u32>) -> Result<Arc<Entry>, HsmError> {
         let keys = self.keys.read().unwrap_or_else(poisoned);
         let list = keys.get(label).ok_or_else(|| HsmError::key(format!("no key {label}")))?;
         let found = match version {
@@ -184,39 +130,59 @@ impl Hsm {
         found.cloned().ok_or_else(|| HsmError::key(format!("no key {label} version {version:?}")))
     }
 
-    /// Resolves a stored key reference and checks its usage.
-    fn entry_for(&self, key: &KeyRef, usage: KeyUsage) -> Result<Arc<Entry>, HsmError> {
+    pub(crate) fn key_versions(&self, label: &str) -> Result<Vec<KeyInfo>, HsmError> {
+        let keys = self.keys.read().unwrap_or_else(poisoned);
+        let list = keys.get(label).ok_or_else(|| HsmError::key(format!("no key {label}")))?;
+        Ok(list.iter().map(|e| e.info.clone()).collect())
+    }
+
+    /// The material `key` names, after checking that a stored key's usage and mode allow `u`.
+    /// A clear key is the caller's own test key: nothing to check.
+    pub(crate) fn material<'a>(&self, key: &'a KeyRef, usage: KeyUsage, u: Use) -> Result<Material<'a>, HsmError> {
         match key {
+            KeyRef::Clear { key } => Ok(Material::Clear(key.expose())),
             KeyRef::Stored { label, version } => {
                 let e = self.entry(label, *version)?;
-                if e.info.usage != usage {
-                    return Err(HsmError::key(format!("key {} is for {:?}, not {:?}", e.info.id, e.info.usage, usage)));
+                if e.attrs.usage != usage {
+                    return Err(HsmError::key(format!(
+                        "key {} is for {:?}, not {:?}",
+                        e.info.id, e.attrs.usage, usage
+                    )));
                 }
-                Ok(e)
+                if !mode_allows(e.attrs.mode, u) {
+                    return Err(HsmError::key(format!(
+                        "key {} (mode {}) may not be used to {u:?}",
+                        e.info.id, e.attrs.mode
+                    )));
+                }
+                Ok(Material::Stored(e))
             }
             KeyRef::Wrapped { .. } => Err(HsmError::key("a wrapped data key serves only AES-GCM")),
-            KeyRef::Clear { .. } => Err(HsmError::key("a clear key is not a stored key")),
         }
     }
 
     /// Runs `f` with the AES-GCM key `key` names.
-    fn with_gcm<T>(&self, key: &KeyRef, f: impl FnOnce(&GcmKey) -> Result<T, HsmError>) -> Result<T, HsmError> {
+    pub(crate) fn with_gcm<T>(
+        &self,
+        key: &KeyRef,
+        u: Use,
+        f: impl FnOnce(&GcmKey) -> Result<T, HsmError>,
+    ) -> Result<T, HsmError> {
         match key {
             KeyRef::Clear { key } => f(&GcmKey::new(key.expose())?),
-            KeyRef::Stored { .. } => {
-                let e = self.entry_for(key, KeyUsage::DataEncryption)?;
-                let gcm = e.gcm.as_ref().ok_or_else(|| HsmError::internal("data key without cipher"))?;
-                f(gcm)
-            }
+            KeyRef::Stored { .. } => match self.material(key, KeyUsage::DataEncryption, u)? {
+                Material::Stored(e) => f(e.gcm.as_ref().ok_or_else(|| HsmError::key("not an AES data key"))?),
+                Material::Clear(k) => f(&GcmKey::new(k)?),
+            },
             KeyRef::Wrapped { kek, blob } => {
                 let cache_key = (kek.clone(), blob.0.clone());
                 let cached = self.wrapped.read().unwrap_or_else(poisoned).get(&cache_key).cloned();
                 let gcm = match cached {
                     Some(g) => g,
                     None => {
-                        let kek_entry =
-                            self.entry_for(&KeyRef::stored_version(&kek.label, kek.version), KeyUsage::Kek)?;
-                        let dek = wrap::unwrap(kek_entry.material.expose(), &blob.0)?;
+                        let kek_ref = KeyRef::stored_version(&kek.label, kek.version);
+                        let kek_key = self.material(&kek_ref, KeyUsage::Kek, Use::Decrypt)?;
+                        let dek = wrap::unwrap(kek_key.bytes(), &blob.0)?;
                         let g = Arc::new(GcmKey::new(&dek)?);
                         let mut cache = self.wrapped.write().unwrap_or_else(poisoned);
                         if cache.len() >= WRAPPED_CACHE_MAX {
@@ -231,28 +197,34 @@ impl Hsm {
         }
     }
 
-    fn generate(&self, label: &str, usage: KeyUsage) -> Result<KeyInfo, HsmError> {
-        let material = SecretBytes::new(random(&self.rng, usage.generated_length())?.to_vec());
-        self.add(label, usage, material, false)
+    pub(crate) fn generate(&self, label: &str, attrs: Attributes) -> Result<KeyInfo, HsmError> {
+        let material = SecretBytes::new(random(&self.rng, attrs.algorithm.generated_length())?.to_vec());
+        self.add(label, attrs, material, false)
     }
 
-    fn import(&self, label: &str, usage: KeyUsage, key: SecretBytes) -> Result<KeyInfo, HsmError> {
+    pub(crate) fn import_clear(&self, label: &str, usage: KeyUsage, key: SecretBytes) -> Result<KeyInfo, HsmError> {
         if let Ok(e) = self.entry(label, None)
-            && e.info.usage == usage
+            && e.attrs.usage == usage
             && bool::from(subtle::ConstantTimeEq::ct_eq(e.material.expose(), key.expose()))
         {
             return Ok(e.info.clone());
         }
-        self.add(label, usage, key, true)
+        self.add(label, Attributes::new(usage), key, true)
     }
 
     /// Adds a new version of `label`; persists it unless `volatile`.
-    fn add(&self, label: &str, usage: KeyUsage, material: SecretBytes, volatile: bool) -> Result<KeyInfo, HsmError> {
+    pub(crate) fn add(
+        &self,
+        label: &str,
+        attrs: Attributes,
+        material: SecretBytes,
+        volatile: bool,
+    ) -> Result<KeyInfo, HsmError> {
         if label.is_empty() || label.len() > 64 {
             return Err(HsmError::format("key label must be 1 to 64 characters"));
         }
         if let Ok(last) = self.entry(label, None)
-            && last.info.usage != usage
+            && last.attrs.usage != attrs.usage
         {
             return Err(HsmError::key(format!("key {label} exists with another usage")));
         }
@@ -262,11 +234,14 @@ impl Hsm {
                 let mut file = KeyStoreFile::read(path)?;
                 self.load(&file)?;
                 let version = file.keys.iter().filter(|r| r.label == label).map(|r| r.version).max().unwrap_or(0) + 1;
-                let entry = make_entry(label, version, usage, material, false)?;
+                let entry = make_entry(label, version, attrs, material, false)?;
                 file.keys.push(StoredKeyRecord {
                     label: label.to_string(),
                     version,
-                    usage,
+                    usage: attrs.usage,
+                    algorithm: attrs.algorithm,
+                    mode: attrs.mode.as_str().to_string(),
+                    exportable: attrs.exportable,
                     kcv: entry.info.kcv.clone(),
                     wrapped: Bytes(wrap::wrap(&self.lmk, entry.material.expose())?),
                 });
@@ -275,7 +250,7 @@ impl Hsm {
             }
             _ => {
                 let version = self.entry(label, None).map(|e| e.info.id.version).unwrap_or(0) + 1;
-                Ok(self.insert(make_entry(label, version, usage, material, volatile)?))
+                Ok(self.insert(make_entry(label, version, attrs, material, volatile)?))
             }
         }
     }
@@ -288,29 +263,41 @@ impl Hsm {
         list.sort_by_key(|e| e.info.id.version);
         info
     }
+
+    pub(crate) fn random(&self, len: usize) -> Result<Zeroizing<Vec<u8>>, HsmError> {
+        random(&self.rng, len)
+    }
 }
 
 fn make_entry(
     label: &str,
     version: u32,
-    usage: KeyUsage,
+    attrs: Attributes,
     material: SecretBytes,
     volatile: bool,
 ) -> Result<Entry, HsmError> {
-    if !usage.allowed_lengths().contains(&material.len()) {
-        return Err(HsmError::key(format!("a {usage:?} key cannot be {} bytes", material.len())));
-    }
-    let kcv = match usage {
-        KeyUsage::EmvImkAc => kcv::tdes(material.expose())?,
-        _ => kcv::aes(material.expose())?,
+    attrs.check_length(material.len())?;
+    let kcv = match attrs.algorithm {
+        Algorithm::Tdes => kcv::tdes(material.expose())?,
+        Algorithm::Aes => kcv::aes(material.expose())?,
+        // An HMAC key has no cipher of its own: check it with AES-CMAC under its first 32 bytes.
+        Algorithm::Hmac => kcv::aes(&material.expose()[..32])?,
     };
-    let gcm = match usage {
-        KeyUsage::DataEncryption => Some(GcmKey::new(material.expose())?),
+    let gcm = match (attrs.usage, attrs.algorithm) {
+        (KeyUsage::DataEncryption, Algorithm::Aes) => GcmKey::new(material.expose()).ok(),
         _ => None,
     };
-    let info =
-        KeyInfo { id: KeyId { label: label.to_string(), version }, usage, length: material.len(), kcv, volatile };
-    Ok(Entry { info, material, gcm })
+    let info = KeyInfo {
+        id: KeyId { label: label.to_string(), version },
+        usage: attrs.usage,
+        algorithm: attrs.algorithm,
+        mode: attrs.mode.as_str().to_string(),
+        exportable: attrs.exportable,
+        length: material.len(),
+        kcv,
+        volatile,
+    };
+    Ok(Entry { info, attrs, material, gcm })
 }
 
 fn random(rng: &SystemRandom, len: usize) -> Result<Zeroizing<Vec<u8>>, HsmError> {

@@ -1,42 +1,186 @@
 //! How keys are named, what they may be used for, and how a caller refers to one.
+//!
+//! A stored key carries the attributes of an ANSI X9.143 (TR-31) key block header: usage, algorithm,
+//! mode of use and exportability. Every operation states what it does with a key ([`Use`]) and the
+//! HSM refuses a key whose usage or mode does not allow it, so a PIN key never computes a MAC and a
+//! verify-only key never generates.
 
 use serde::{Deserialize, Serialize};
 
+use crate::crypto::tr31;
+use crate::error::HsmError;
 use crate::secret::{Bytes, SecretBytes};
 
-/// What a key may be used for. Every operation checks the usage of the key it is handed, so a key
-/// generated for one purpose can never serve another (a PIN key never computes a MAC).
-///
-/// The comments give the nearest ANSI X9.143 / TR-31 key usage.
+/// What a key is for, with its TR-31 usage code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum KeyUsage {
-    /// Key-encryption key: wraps and unwraps other keys (K0).
+    /// `K0` key-encryption key: wraps and unwraps other keys.
     Kek,
-    /// Symmetric data encryption with AES-GCM (D0).
+    /// `K1` key block protection key: protects TR-31 key blocks.
+    Kbpk,
+    /// `D0` symmetric data encryption (AES-GCM, FF1).
     DataEncryption,
-    /// HMAC-SHA256 generation and verification (M7).
+    /// `M7` HMAC-SHA256.
     Hmac,
-    /// EMV issuer master key for application cryptograms (E0).
+    /// `E0` EMV issuer master key for application cryptograms.
     EmvImkAc,
+    /// `P0` PIN encryption.
+    PinEncryption,
+    /// `C0` card verification key (CVV, CVV2, iCVV).
+    Cvk,
+    /// `B0` DUKPT base derivation key.
+    Bdk,
+}
+
+/// The algorithm a key belongs to, with its TR-31 code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Algorithm {
+    /// `A`
+    Aes,
+    /// `T`
+    Tdes,
+    /// `H`
+    Hmac,
+}
+
+/// What an operation does with a key; checked against the key's TR-31 mode of use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Use {
+    Encrypt,
+    Decrypt,
+    Generate,
+    Verify,
+    Derive,
 }
 
 impl KeyUsage {
-    /// The lengths in bytes a key of this usage may have.
-    pub fn allowed_lengths(self) -> &'static [usize] {
+    pub const ALL: [KeyUsage; 8] = [
+        KeyUsage::Kek,
+        KeyUsage::Kbpk,
+        KeyUsage::DataEncryption,
+        KeyUsage::Hmac,
+        KeyUsage::EmvImkAc,
+        KeyUsage::PinEncryption,
+        KeyUsage::Cvk,
+        KeyUsage::Bdk,
+    ];
+
+    pub fn tr31(self) -> tr31::KeyUsage {
         match self {
-            KeyUsage::Kek | KeyUsage::DataEncryption => &[16, 24, 32],
-            KeyUsage::Hmac => &[32],
-            KeyUsage::EmvImkAc => &[16],
+            KeyUsage::Kek => tr31::KeyUsage::KEK,
+            KeyUsage::Kbpk => tr31::KeyUsage::KBPK,
+            KeyUsage::DataEncryption => tr31::KeyUsage::DATA_ENCRYPTION,
+            KeyUsage::Hmac => tr31::KeyUsage::MAC_HMAC,
+            KeyUsage::EmvImkAc => tr31::KeyUsage::EMV_MK_AC,
+            KeyUsage::PinEncryption => tr31::KeyUsage::PIN_ENCRYPTION,
+            KeyUsage::Cvk => tr31::KeyUsage::CVK,
+            KeyUsage::Bdk => tr31::KeyUsage::BDK,
         }
     }
 
-    /// The length a freshly generated key of this usage gets.
+    pub fn from_tr31(u: tr31::KeyUsage) -> Option<KeyUsage> {
+        KeyUsage::ALL.into_iter().find(|k| k.tr31() == u)
+    }
+
+    /// The algorithm a key of this usage gets when none is named.
+    pub fn default_algorithm(self) -> Algorithm {
+        match self {
+            KeyUsage::Kek | KeyUsage::Kbpk | KeyUsage::DataEncryption => Algorithm::Aes,
+            KeyUsage::Hmac => Algorithm::Hmac,
+            KeyUsage::EmvImkAc | KeyUsage::PinEncryption | KeyUsage::Cvk | KeyUsage::Bdk => Algorithm::Tdes,
+        }
+    }
+
+    /// The algorithms a key of this usage may have.
+    pub fn allows(self, alg: Algorithm) -> bool {
+        match self {
+            KeyUsage::Kek | KeyUsage::Kbpk | KeyUsage::DataEncryption => alg == Algorithm::Aes,
+            KeyUsage::Hmac => alg == Algorithm::Hmac,
+            KeyUsage::EmvImkAc | KeyUsage::Cvk => alg == Algorithm::Tdes,
+            KeyUsage::PinEncryption | KeyUsage::Bdk => matches!(alg, Algorithm::Tdes | Algorithm::Aes),
+        }
+    }
+
+    /// The mode of use a generated key of this usage gets when none is named.
+    pub fn default_mode(self) -> tr31::ModeOfUse {
+        match self {
+            KeyUsage::Kek | KeyUsage::Kbpk | KeyUsage::DataEncryption | KeyUsage::PinEncryption => {
+                tr31::ModeOfUse::ENC_DEC
+            }
+            KeyUsage::Hmac | KeyUsage::Cvk => tr31::ModeOfUse::GEN_VER,
+            KeyUsage::EmvImkAc | KeyUsage::Bdk => tr31::ModeOfUse::DERIVE,
+        }
+    }
+}
+
+impl Algorithm {
+    pub fn tr31(self) -> tr31::Algorithm {
+        match self {
+            Algorithm::Aes => tr31::Algorithm::AES,
+            Algorithm::Tdes => tr31::Algorithm::TDES,
+            Algorithm::Hmac => tr31::Algorithm::HMAC,
+        }
+    }
+
+    pub fn from_tr31(a: tr31::Algorithm) -> Option<Algorithm> {
+        [Algorithm::Aes, Algorithm::Tdes, Algorithm::Hmac].into_iter().find(|x| x.tr31() == a)
+    }
+
+    pub fn allowed_lengths(self) -> &'static [usize] {
+        match self {
+            Algorithm::Aes => &[16, 24, 32],
+            Algorithm::Tdes => &[16, 24],
+            Algorithm::Hmac => &[32, 64],
+        }
+    }
+
     pub fn generated_length(self) -> usize {
         match self {
-            KeyUsage::Kek | KeyUsage::DataEncryption | KeyUsage::Hmac => 32,
-            KeyUsage::EmvImkAc => 16,
+            Algorithm::Aes | Algorithm::Hmac => 32,
+            Algorithm::Tdes => 16,
         }
+    }
+}
+
+/// Whether a TR-31 mode of use permits `u`.
+pub fn mode_allows(mode: tr31::ModeOfUse, u: Use) -> bool {
+    use tr31::ModeOfUse as M;
+    if mode == M::ANY {
+        return true;
+    }
+    match u {
+        Use::Encrypt => mode == M::ENC_DEC || mode == M::ENC_ONLY,
+        Use::Decrypt => mode == M::ENC_DEC || mode == M::DEC_ONLY,
+        Use::Generate => mode == M::GEN_VER || mode == M::GEN_ONLY,
+        Use::Verify => mode == M::GEN_VER || mode == M::VER_ONLY,
+        Use::Derive => mode == M::DERIVE,
+    }
+}
+
+/// A stored key's full set of attributes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attributes {
+    pub usage: KeyUsage,
+    pub algorithm: Algorithm,
+    pub mode: tr31::ModeOfUse,
+    pub exportable: bool,
+}
+
+impl Attributes {
+    pub fn new(usage: KeyUsage) -> Self {
+        Attributes { usage, algorithm: usage.default_algorithm(), mode: usage.default_mode(), exportable: false }
+    }
+
+    pub fn check_length(&self, len: usize) -> Result<(), HsmError> {
+        if !self.usage.allows(self.algorithm) {
+            return Err(HsmError::key(format!("a {:?} key cannot be {:?}", self.usage, self.algorithm)));
+        }
+        if !self.algorithm.allowed_lengths().contains(&len) {
+            return Err(HsmError::key(format!("a {:?} key cannot be {len} bytes", self.algorithm)));
+        }
+        Ok(())
     }
 }
 
@@ -66,7 +210,8 @@ pub enum KeyRef {
     /// A data-encryption key that lives outside the HSM wrapped (RFC 3394) under a stored KEK. Such a
     /// key can only ever be used for AES-GCM.
     Wrapped { kek: KeyId, blob: Bytes },
-    /// A clear key supplied by the caller: conformance vectors and test keys only.
+    /// A clear key supplied by the caller: conformance vectors and test keys only. The caller already
+    /// knows it, so whatever is derived from it may be returned in clear too.
     Clear { key: SecretBytes },
 }
 
@@ -80,6 +225,9 @@ impl KeyRef {
     pub fn clear(key: &[u8]) -> Self {
         KeyRef::Clear { key: SecretBytes::from_slice(key) }
     }
+    pub fn is_clear(&self) -> bool {
+        matches!(self, KeyRef::Clear { .. })
+    }
 }
 
 /// Public facts about a stored key; never its material.
@@ -87,8 +235,12 @@ impl KeyRef {
 pub struct KeyInfo {
     pub id: KeyId,
     pub usage: KeyUsage,
+    pub algorithm: Algorithm,
+    /// TR-31 mode of use (`B`, `C`, `X`, …).
+    pub mode: String,
+    pub exportable: bool,
     pub length: usize,
-    /// Key check value: first 3 bytes of AES-CMAC (AES keys) or TDES-ECB (TDES keys) over zeros.
+    /// Key check value: first 3 bytes of AES-CMAC (AES and HMAC keys) or TDES-ECB (TDES keys) over zeros.
     pub kcv: String,
     /// True for keys imported at run time that the key store file does not keep.
     pub volatile: bool,

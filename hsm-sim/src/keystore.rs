@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::HsmError;
-use crate::keys::KeyUsage;
+use crate::keys::{Algorithm, KeyUsage};
 use crate::secret::{Bytes, SecretBytes};
 
 const FORMAT: &str = "hsm-sim-keystore/1";
@@ -31,6 +31,10 @@ pub(crate) struct StoredKeyRecord {
     pub label: String,
     pub version: u32,
     pub usage: KeyUsage,
+    pub algorithm: Algorithm,
+    /// TR-31 mode of use.
+    pub mode: String,
+    pub exportable: bool,
     pub kcv: String,
     /// The key wrapped (RFC 3394) under the LMK.
     pub wrapped: Bytes,

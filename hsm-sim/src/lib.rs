@@ -15,14 +15,17 @@
 pub mod crypto;
 mod error;
 mod hsm;
-mod keys;
+pub mod keys;
 mod keystore;
+mod ops;
 mod protocol;
 mod secret;
+pub mod server;
+pub mod wire;
 
 pub use error::{ErrorKind, HsmError};
 pub use hsm::Hsm;
-pub use keys::{KeyId, KeyInfo, KeyRef, KeyUsage};
+pub use keys::{Algorithm, KeyId, KeyInfo, KeyRef, KeyUsage};
 pub use keystore::KeyStoreFile;
 pub use protocol::{Request, Response};
 pub use secret::{Bytes, SecretBytes};

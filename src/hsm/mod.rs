@@ -1,6 +1,8 @@
 //! The service's door to the HSM: one trait, [`HsmBackend`], with an in-process implementation over
-//! `hsm_sim::Hsm` (the TCP one talks to `hsm-sim serve`), and [`Hsm`], the typed calls the service
+//! `hsm_sim::Hsm` and a TCP one that talks to `hsm-sim serve`, and [`Hsm`], the typed calls the service
 //! makes. Nothing outside this module builds a `Request` by hand.
+
+mod tcp;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -40,6 +42,11 @@ impl Hsm {
 
     pub fn in_process(hsm: Arc<hsm_sim::Hsm>) -> Self {
         Self::new(InProcess(hsm))
+    }
+
+    /// A client of `hsm-sim serve` at `tcp://host:port`.
+    pub fn tcp(url: &str) -> Result<Self, HsmError> {
+        Ok(Self::new(tcp::TcpBackend::new(url)?))
     }
 
     pub async fn call(&self, req: Request) -> Result<Response, HsmError> {
@@ -107,7 +114,7 @@ impl Hsm {
 
     /// The EMV ICC master key (Option A) for `pan` and `psn` under the IMK `imk`.
     pub async fn derive_icc_mk(&self, imk: KeyRef, pan: &str, psn: &str) -> Result<SecretBytes, HsmError> {
-        match self.call(Request::DeriveIccMk { imk, pan: pan.into(), psn: psn.into() }).await? {
+        match self.call(Request::DeriveIccMk { imk, pan: pan.into(), psn: psn.into(), method: "A".into() }).await? {
             Response::Derived { key } => Ok(key),
             r => Err(unexpected(r)),
         }

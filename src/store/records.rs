@@ -79,7 +79,7 @@ pub struct InstrumentRow {
 pub enum InsertCard {
     Inserted,
     /// The requestor already has a non-deleted instrument with this fingerprint.
-    Duplicate(InstrumentRow),
+    Duplicate(Box<InstrumentRow>),
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]

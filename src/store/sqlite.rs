@@ -178,7 +178,7 @@ impl SqliteStore {
                 .fetch_optional(&self.write)
                 .await?;
                 existing
-                    .map(InsertCard::Duplicate)
+                    .map(|row| InsertCard::Duplicate(Box::new(row)))
                     .ok_or_else(|| StoreError::Corrupt("unique violation without a matching instrument".into()))
             }
             Err(e) => Err(e.into()),

@@ -22,7 +22,7 @@ use crate::requestors::Requestor;
 use crate::store::{Consume, InsertToken, InstrumentRow, Store, TokenRow};
 use crate::vault::{Pan, Vault};
 use crate::{Error, Result};
-pub use value::{TOKEN_LEN, TokenValue};
+pub use value::{GenerateError, TOKEN_LEN, TokenValue};
 
 /// The PAN sequence number every token carries.
 pub const TOKEN_PSN: &str = "00";
@@ -115,7 +115,8 @@ impl Tokens {
                     if draws > MAX_DRAWS {
                         return Err(Error::TokenRangeExhausted);
                     }
-                    TokenValue::generate(&prefix, TOKEN_LEN, &self.rng).ok_or(Error::TokenRangeExhausted)?
+                    TokenValue::generate_system(&prefix, TOKEN_LEN, &self.rng)
+                        .map_err(|_| Error::TokenRangeExhausted)?
                 }
             };
             row.token = candidate.as_str().to_string();
@@ -175,13 +176,13 @@ impl Tokens {
                 format!("ttl_seconds must be {} to {}", t.min_ttl_seconds, t.max_ttl_seconds),
             ));
         }
-        if let Some(m) = &opts.merchant_id {
-            if m.is_empty() || m.len() > 15 || !m.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-                return Err(Error::invalid(
-                    "merchant_id_invalid",
-                    "merchant_id must be 1 to 15 printable ASCII characters",
-                ));
-            }
+        if let Some(m) = &opts.merchant_id
+            && (m.is_empty() || m.len() > 15 || !m.bytes().all(|b| (0x20..0x7f).contains(&b)))
+        {
+            return Err(Error::invalid(
+                "merchant_id_invalid",
+                "merchant_id must be 1 to 15 printable ASCII characters",
+            ));
         }
         let currency = match &opts.currency {
             Some(c) => {

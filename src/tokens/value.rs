@@ -21,15 +21,25 @@ impl TokenValue {
     }
 
     /// Draws a token of `len` digits: `prefix`, uniformly random digits, then the Luhn digit.
-    pub fn generate(prefix: &str, len: usize, rng: &dyn SecureRandom) -> Option<TokenValue> {
-        if prefix.len() + 2 > len || !prefix.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
+    /// `fill` supplies random bytes (the OS CSPRNG in the service, a seeded generator in vectors).
+    pub fn generate(
+        prefix: &str,
+        len: usize,
+        fill: &mut dyn FnMut(&mut [u8]) -> bool,
+    ) -> Result<TokenValue, GenerateError> {
+        if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(GenerateError::Format);
+        }
+        if prefix.len() + 2 > len || len > 19 {
+            return Err(GenerateError::Range);
         }
         let mut s = String::with_capacity(len);
         s.push_str(prefix);
         let mut buf = [0u8; 32];
         while s.len() < len - 1 {
-            rng.fill(&mut buf).ok()?;
+            if !fill(&mut buf) {
+                return Err(GenerateError::Random);
+            }
             for b in buf {
                 // Rejection sampling: 250 = 25 × 10, so bytes below it give uniform digits.
                 if b < 250 && s.len() < len - 1 {
@@ -37,10 +47,30 @@ impl TokenValue {
                 }
             }
         }
-        let check = crate::luhn::check_digit(&s)?;
+        let check = crate::luhn::check_digit(&s).ok_or(GenerateError::Format)?;
         s.push(char::from(b'0' + check));
-        Some(TokenValue(s))
+        Ok(TokenValue(s))
     }
+
+    /// [`TokenValue::generate`] from the operating system's CSPRNG.
+    pub fn generate_system(
+        prefix: &str,
+        len: usize,
+        rng: &ring::rand::SystemRandom,
+    ) -> Result<TokenValue, GenerateError> {
+        Self::generate(prefix, len, &mut |buf| rng.fill(buf).is_ok())
+    }
+}
+
+/// Why no token number could be drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GenerateError {
+    /// The prefix is not digits.
+    Format,
+    /// The length does not leave room for a random digit and the check digit, or exceeds 19.
+    Range,
+    /// The random source failed.
+    Random,
 }
 
 impl std::fmt::Debug for TokenValue {
@@ -59,7 +89,7 @@ mod tests {
         let rng = ring::rand::SystemRandom::new();
         let mut seen = std::collections::HashSet::new();
         for _ in 0..2000 {
-            let t = TokenValue::generate("461000", 16, &rng).unwrap();
+            let t = TokenValue::generate_system("461000", 16, &rng).unwrap();
             assert_eq!(t.as_str().len(), 16);
             assert!(t.as_str().starts_with("461000"));
             assert!(crate::luhn::is_valid(t.as_str()));
@@ -73,7 +103,7 @@ mod tests {
         let rng = ring::rand::SystemRandom::new();
         let mut counts = [0u32; 10];
         for _ in 0..5000 {
-            let t = TokenValue::generate("4", 16, &rng).unwrap();
+            let t = TokenValue::generate_system("4", 16, &rng).unwrap();
             for b in t.as_str()[1..15].bytes() {
                 counts[usize::from(b - b'0')] += 1;
             }

@@ -111,7 +111,7 @@ impl Vault {
         };
         match self.store.insert_card(&row).await? {
             InsertCard::Inserted => Ok((row, true)),
-            InsertCard::Duplicate(existing) => Ok((self.refresh_expiry(existing, &expiry, now).await?, false)),
+            InsertCard::Duplicate(existing) => Ok((self.refresh_expiry(*existing, &expiry, now).await?, false)),
         }
     }
 

@@ -47,12 +47,18 @@ impl TestServer {
 
     /// Starts a server in `dir/data` (which may already hold state).
     pub async fn start_in(dir: tempfile::TempDir) -> TestServer {
+        Self::start_with(dir, &[]).await
+    }
+
+    /// Starts a server in `dir/data` with extra `tsp serve` arguments.
+    pub async fn start_with(dir: tempfile::TempDir, extra: &[&str]) -> TestServer {
         let data = dir.path().join("data");
         let stdout = std::fs::File::create(dir.path().join("stdout.log")).expect("stdout file");
         let stderr = std::fs::File::create(dir.path().join("stderr.log")).expect("stderr file");
         let child = Command::new(tsp_bin())
             .args(["serve", "--http-addr", "127.0.0.1:0", "--iso-addr", "127.0.0.1:0", "--data-dir"])
             .arg(&data)
+            .args(extra)
             // The most verbose logs: a PAN that reaches any log line must be caught.
             .env("RUST_LOG", "trace")
             .env_remove("TSP_DATABASE_URL")

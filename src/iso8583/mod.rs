@@ -31,6 +31,7 @@
 
 pub mod bitmap;
 pub mod error;
+pub mod frame;
 pub mod message;
 pub mod mti;
 pub mod original;

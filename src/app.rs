@@ -1,15 +1,19 @@
 //! Building and running the service: data directory, configuration, HSM, database, demo keys,
 //! and the HTTP listener, with graceful shutdown.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::api::{self, AppState};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::hsm::Hsm;
 use crate::issuer::Issuers;
+use crate::issuer::sim::{SimConfig, Simulator};
+use crate::payments::Payments;
 use crate::requestors::{self, Scope};
 use crate::store::Store;
 use crate::tokens::Tokens;
@@ -40,6 +44,8 @@ pub enum StartError {
     Store(#[from] crate::store::StoreError),
     #[error("{0}")]
     Domain(#[from] crate::Error),
+    #[error("issuer {0}: {1}")]
+    Issuer(String, String),
     #[error("cannot listen on {0}: {1}")]
     Bind(SocketAddr, std::io::Error),
     #[error("{0}")]
@@ -108,9 +114,32 @@ pub async fn build(opts: &ServeOptions) -> Result<AppState, StartError> {
         Vault::new(store.clone(), hsm.clone(), issuers.clone(), config.platform.par_prefix.clone(), clock.clone())
             .await?,
     );
-    let tokens =
-        Arc::new(Tokens::new(store.clone(), hsm, vault.clone(), config.clone(), issuers.clone(), clock.clone()));
-    let state = AppState { store, vault, tokens, config, issuers, clock };
+    let tokens = Arc::new(Tokens::new(
+        store.clone(),
+        hsm.clone(),
+        vault.clone(),
+        config.clone(),
+        issuers.clone(),
+        clock.clone(),
+    ));
+    // One in-process simulator serves every issuer configured with `host = "sim"`.
+    let simulator = Arc::new(Simulator::new(SimConfig::default()));
+    let mut hosts = HashMap::new();
+    for i in &config.issuers {
+        let host = crate::issuer::host::connect(&i.host, Duration::from_millis(i.timeout_ms), simulator.clone())
+            .map_err(|e| StartError::Issuer(i.id.clone(), e.to_string()))?;
+        hosts.insert(i.id.clone(), host);
+    }
+    let payments = Arc::new(Payments::new(
+        store.clone(),
+        tokens.clone(),
+        vault.clone(),
+        hsm,
+        config.clone(),
+        clock.clone(),
+        hosts,
+    ));
+    let state = AppState { store, vault, tokens, config, issuers, clock, payments, simulator };
     ensure_demo_keys(&state, &opts.data_dir).await?;
     Ok(state)
 }
@@ -165,10 +194,21 @@ pub async fn serve(opts: ServeOptions) -> Result<(), StartError> {
     let store = state.store.clone();
     let listener =
         tokio::net::TcpListener::bind(opts.http_addr).await.map_err(|e| StartError::Bind(opts.http_addr, e))?;
-    let addr = listener.local_addr()?;
-    println!("tsp: REST API listening on http://{addr}");
-    println!("tsp: ISO 8583 front ({}) is not part of this build yet", opts.iso_addr);
-    axum::serve(listener, api::router(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    let iso = tokio::net::TcpListener::bind(opts.iso_addr).await.map_err(|e| StartError::Bind(opts.iso_addr, e))?;
+    println!("tsp: REST API listening on http://{}", listener.local_addr()?);
+    println!("tsp: ISO 8583 listening on {}", iso.local_addr()?);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let limits = crate::server::Limits::default();
+    let iso_task = tokio::spawn(crate::server::serve(iso, state.payments.clone(), limits, stop_rx.clone()));
+    let advice_task = tokio::spawn(crate::payments::advice::run(state.payments.clone(), stop_rx));
+    let stop = async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    };
+    axum::serve(listener, api::router(state)).with_graceful_shutdown(stop).await?;
+    // In-flight ISO 8583 requests finish before the database closes.
+    let _ = iso_task.await;
+    let _ = advice_task.await;
     store.close().await;
     println!("tsp: stopped");
     Ok(())

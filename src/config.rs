@@ -52,6 +52,21 @@ pub struct IssuerConfig {
     pub token_bin_prefixes: Vec<String>,
     /// The issuer's token IMK-AC (2-key TDES, hex). A test key: a real deployment keeps it in the HSM.
     pub token_imk_ac: String,
+    /// The authorization host: `sim` (the in-process issuer simulator) or `tcp://host:port` of a
+    /// running `tsp issuer-sim`.
+    #[serde(default = "default_host")]
+    pub host: String,
+    /// How long to wait for the issuer's answer before answering `91`.
+    #[serde(default = "default_issuer_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn default_host() -> String {
+    "sim".into()
+}
+
+fn default_issuer_timeout_ms() -> u64 {
+    3000
 }
 
 #[derive(Debug, thiserror::Error)]

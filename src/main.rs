@@ -46,6 +46,20 @@ enum Command {
         #[arg(long, env = "TSP_HSM")]
         hsm: Option<String>,
     },
+    /// The card issuer simulator as a TCP authorization host (same ISO 8583 dialect, real PANs).
+    IssuerSim {
+        #[arg(long, default_value = "127.0.0.1:9583")]
+        listen: String,
+        /// Credit limit of every card, in minor units.
+        #[arg(long, default_value_t = 5_000_000)]
+        limit: i64,
+        /// Delay before each answer.
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
+        /// Share of requests (0.0–1.0) never answered, to exercise timeouts.
+        #[arg(long, default_value_t = 0.0)]
+        failure_rate: f64,
+    },
     /// Conformance vectors.
     Vectors {
         #[command(subcommand)]
@@ -109,6 +123,22 @@ async fn run(cli: Cli) -> Result<(), String> {
                 hsm,
             };
             app::serve(opts).await.map_err(|e| e.to_string())
+        }
+        Command::IssuerSim { listen, limit, latency_ms, failure_rate } => {
+            let cfg = tsp::issuer::sim::SimConfig {
+                default_limit_minor: limit,
+                latency_ms,
+                failure_rate,
+                ..Default::default()
+            };
+            let sim = std::sync::Arc::new(tsp::issuer::sim::Simulator::new(cfg));
+            let listener =
+                tokio::net::TcpListener::bind(&listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+            println!("tsp issuer-sim: listening on {}", listener.local_addr().map_err(|e| e.to_string())?);
+            tokio::select! {
+                r = tsp::issuer::tcp::serve(listener, sim) => r.map_err(|e| e.to_string()),
+                _ = tokio::signal::ctrl_c() => Ok(()),
+            }
         }
         Command::Vectors { command: VectorsCommand::Run { paths, hsm } } => {
             let hsm = match hsm {

@@ -9,12 +9,15 @@ use serde_json::json;
 async fn no_clear_pan_in_database_or_logs() {
     let mut s = TestServer::start().await;
     let app = s.keys.app.clone();
+    let mut term = common::iso::Terminal::connect(&s.iso).await;
     let mut pans: Vec<String> = Vec::new();
     for i in 0..10 {
         pans.push(card("411111", 7_000_000 + i * 7919, 16));
         pans.push(card("555555", 3_000_000 + i * 104_729, 16));
     }
-    pans.push(card("424242", 123_456_789, 19));
+    // (A serial unlike the test terminal's acquirer id 12345, which the database stores next to
+    // digits of a hash: the scan must find PANs, not coincidences.)
+    pans.push(card("424242", 987_654_321, 19));
     pans.push(card("510510", 42, 13));
     for pan in &pans {
         let (st, ins) = s.post(&app, "/v1/instruments", json!({ "type": "card", "pan": pan, "expiry": "3106" })).await;
@@ -37,6 +40,12 @@ async fn no_clear_pan_in_database_or_logs() {
         assert_eq!(st, 404);
         let (st, _) = s.get(&app, &format!("/v1/{pan}")).await;
         assert_eq!(st, 404);
+        // A payment over ISO 8583: the issuer-bound message carries the PAN; nothing else may.
+        let (st, tok) = s.post(&app, "/v1/tokens", json!({ "instrument_id": ins["id"] })).await;
+        assert_eq!(st, 201);
+        let ans = term.pay(tok["token"].as_str().unwrap(), 1000).await;
+        assert_eq!(ans.response_code(), Some("00"));
+        assert_ne!(ans.pan(), Some(pan.as_str()));
     }
     let (_, list) = s.get(&app, "/v1/instruments").await;
     for pan in &pans {
@@ -62,9 +71,23 @@ async fn no_clear_pan_in_database_or_logs() {
                     f.display()
                 );
                 assert!(find(&bytes, hex::encode(pan).as_bytes()).is_none(), "{when}: hex PAN in {}", f.display());
-                // The middle digits alone must not appear either (a PAN split across fields).
+                // Nor the digits a mask hides next to either visible part (a PAN masked only at one
+                // end, or split across fields): first six + middle, middle + last four.
+                let (head, tail) = (&pan[..pan.len() - 4], &pan[6..]);
+                assert!(
+                    find(&bytes, head.as_bytes()).is_none(),
+                    "{when}: PAN digits beyond the first six in {}",
+                    f.display()
+                );
+                assert!(
+                    find(&bytes, tail.as_bytes()).is_none(),
+                    "{when}: PAN digits before the last four in {}",
+                    f.display()
+                );
+                // The bare middle only where it is long enough not to occur by chance (a 6-digit
+                // middle does: in the fractional seconds of log timestamps).
                 let middle = &pan[6..pan.len() - 4];
-                if middle.len() >= 6 {
+                if middle.len() >= 9 {
                     assert!(find(&bytes, middle.as_bytes()).is_none(), "{when}: PAN middle digits in {}", f.display());
                 }
             }

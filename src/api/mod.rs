@@ -7,6 +7,7 @@ pub mod extract;
 mod health;
 mod instruments;
 mod tokens;
+mod transactions;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -35,6 +36,9 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub issuers: Arc<Issuers>,
     pub clock: Clock,
+    pub payments: Arc<crate::payments::Payments>,
+    /// The in-process issuer simulator that issuers configured with `host = "sim"` use.
+    pub simulator: Arc<crate::issuer::sim::Simulator>,
 }
 
 /// The whole API.
@@ -48,6 +52,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/tokens", post(tokens::issue))
         .route("/v1/tokens/{token_ref}", get(tokens::status))
         .route("/v1/detokenize", post(tokens::detokenize))
+        .route("/v1/transactions", get(transactions::list))
         .route("/v1/admin/issuers", get(admin::issuers))
         .route("/v1/admin/requestors", post(admin::create_requestor))
         .fallback(|| async { ApiError::not_found() })

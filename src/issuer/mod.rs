@@ -1,6 +1,10 @@
 //! Card issuers: which issuer a BIN belongs to, and which token BIN range its tokens come from.
 //! (Routing authorizations to the issuer's host joins this module with the ISO 8583 path.)
 
+pub mod host;
+pub mod sim;
+pub mod tcp;
+
 use crate::config::{Config, IssuerConfig};
 
 /// The HSM label of an issuer's token IMK-AC.

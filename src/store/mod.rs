@@ -168,4 +168,84 @@ impl Store {
     pub async fn consume_token(&self, token: &str, now: i64) -> StoreResult<Consume> {
         dispatch!(self, s => s.consume_token(token, now).await)
     }
+
+    // Payments.
+
+    /// Records a new request under its duplicate key, or finds the request that holds the key.
+    pub async fn claim_transaction(&self, t: &TxnRow) -> StoreResult<Claim> {
+        dispatch!(self, s => s.claim_transaction(t).await)
+    }
+
+    /// Writes a transaction's mutable columns.
+    pub async fn update_transaction(&self, t: &TxnRow) -> StoreResult<()> {
+        dispatch!(self, s => s.update_transaction(t).await)
+    }
+
+    pub async fn transaction(&self, id: &str) -> StoreResult<Option<TxnRow>> {
+        dispatch!(self, s => s.transaction(id).await)
+    }
+
+    pub async fn transaction_by_key(
+        &self,
+        class: &str,
+        terminal: &str,
+        stan: &str,
+        transmitted: &str,
+        acquirer: &str,
+    ) -> StoreResult<Option<TxnRow>> {
+        dispatch!(self, s => s.transaction_by_key(class, terminal, stan, transmitted, acquirer).await)
+    }
+
+    pub async fn reversal_waiting_for(&self, original_key: &str) -> StoreResult<Option<TxnRow>> {
+        dispatch!(self, s => s.reversal_waiting_for(original_key).await)
+    }
+
+    /// The newest transactions, of one instrument or of all.
+    pub async fn transactions(&self, instrument_id: Option<&str>, limit: i64) -> StoreResult<Vec<TxnRow>> {
+        dispatch!(self, s => s.transactions(instrument_id, limit).await)
+    }
+
+    /// Takes a short lease on a live token while its issuer answers; false if another payment holds
+    /// it or it is not usable.
+    pub async fn lease_token(&self, token_id: &str, lease_id: &str, now: i64, until: i64) -> StoreResult<bool> {
+        dispatch!(self, s => s.lease_token(token_id, lease_id, now, until).await)
+    }
+
+    pub async fn release_token(&self, token_id: &str, lease_id: &str) -> StoreResult<()> {
+        dispatch!(self, s => s.release_token(token_id, lease_id).await)
+    }
+
+    pub async fn approve_with_token(&self, t: &TxnRow, token_id: &str, lease_id: &str, now: i64) -> StoreResult<bool> {
+        dispatch!(self, s => s.approve_with_token(t, token_id, lease_id, now).await)
+    }
+
+    pub async fn fail_token_attempt(&self, token_id: &str, max: i64, now: i64) -> StoreResult<i64> {
+        dispatch!(self, s => s.fail_token_attempt(token_id, max, now).await)
+    }
+
+    pub async fn reverse(
+        &self,
+        original_id: &str,
+        reversal: &TxnRow,
+        advice: Option<&AdviceRow>,
+        now: i64,
+    ) -> StoreResult<bool> {
+        dispatch!(self, s => s.reverse(original_id, reversal, advice, now).await)
+    }
+
+    pub async fn finish_with_advice(&self, t: &TxnRow, advice: &AdviceRow, now: i64) -> StoreResult<()> {
+        dispatch!(self, s => s.finish_with_advice(t, advice, now).await)
+    }
+
+    pub async fn due_advices(&self, now: i64, limit: i64) -> StoreResult<Vec<AdviceRow>> {
+        dispatch!(self, s => s.due_advices(now, limit).await)
+    }
+
+    pub async fn advice_done(&self, id: &str, now: i64) -> StoreResult<()> {
+        dispatch!(self, s => s.advice_done(id, now).await)
+    }
+
+    pub async fn advice_retry(&self, id: &str, next_at: i64) -> StoreResult<()> {
+        dispatch!(self, s => s.advice_retry(id, next_at).await)
+    }
 }

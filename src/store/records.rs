@@ -124,3 +124,77 @@ pub enum Consume {
     /// or its instrument is no longer active).
     Refused(TokenRow),
 }
+
+/// One ISO 8583 request and what became of it.
+#[derive(Debug, Clone, Default, sqlx::FromRow)]
+pub struct TxnRow {
+    pub id: String,
+    pub kind: String,
+    pub status: String,
+    pub mti: String,
+    pub msg_class: String,
+    pub terminal_id: String,
+    pub stan: String,
+    pub transmitted: String,
+    pub acquirer_id: String,
+    pub content_hash: String,
+    pub response: Option<Vec<u8>>,
+    pub response_code: Option<String>,
+    pub processing_code: Option<String>,
+    pub merchant_id: Option<String>,
+    pub amount: Option<i64>,
+    pub currency: Option<String>,
+    pub entry_mode: Option<String>,
+    pub token_id: Option<String>,
+    pub instrument_id: Option<String>,
+    pub instrument_kind: Option<String>,
+    pub masked_pan: Option<String>,
+    pub issuer_id: Option<String>,
+    pub original_id: Option<String>,
+    pub original_key: Option<String>,
+    pub auth_code: Option<String>,
+    pub rrn: Option<String>,
+    pub issuer_response: Option<String>,
+    pub issuer_ms: Option<i64>,
+    pub total_ms: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl TxnRow {
+    /// The duplicate key as one string, the form `original_key` uses.
+    pub fn key(&self) -> String {
+        format!("{}|{}|{}|{}|{}", self.msg_class, self.terminal_id, self.stan, self.transmitted, self.acquirer_id)
+    }
+}
+
+/// What claiming a request's duplicate key found.
+#[derive(Debug)]
+pub enum Claim {
+    /// The key was free: this request is new and now recorded as pending.
+    New,
+    /// A request with this key exists.
+    Existing(Box<TxnRow>),
+}
+
+/// How a transaction ends.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    pub status: String,
+    pub response_code: String,
+    pub response: Vec<u8>,
+    pub auth_code: Option<String>,
+    pub issuer_response: Option<String>,
+    pub issuer_ms: Option<i64>,
+    pub total_ms: i64,
+}
+
+/// A reversal advice owed to an issuer.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AdviceRow {
+    pub id: String,
+    pub transaction_id: String,
+    pub issuer_id: String,
+    pub attempts: i64,
+    pub next_at: i64,
+}

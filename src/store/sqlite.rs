@@ -27,6 +27,67 @@ macro_rules! token_cols {
     };
 }
 
+macro_rules! txn_cols {
+    () => {
+        "id, kind, status, mti, msg_class, terminal_id, stan, transmitted, acquirer_id, content_hash, response, \
+         response_code, processing_code, merchant_id, amount, currency, entry_mode, token_id, instrument_id, \
+         instrument_kind, masked_pan, issuer_id, original_id, original_key, auth_code, rrn, issuer_response, \
+         issuer_ms, total_ms, created_at, updated_at"
+    };
+}
+
+/// Binds every column of a transaction row in `txn_cols!` order (?1 … ?31).
+macro_rules! bind_txn {
+    ($q:expr, $t:expr) => {
+        $q.bind(&$t.id)
+            .bind(&$t.kind)
+            .bind(&$t.status)
+            .bind(&$t.mti)
+            .bind(&$t.msg_class)
+            .bind(&$t.terminal_id)
+            .bind(&$t.stan)
+            .bind(&$t.transmitted)
+            .bind(&$t.acquirer_id)
+            .bind(&$t.content_hash)
+            .bind(&$t.response)
+            .bind(&$t.response_code)
+            .bind(&$t.processing_code)
+            .bind(&$t.merchant_id)
+            .bind($t.amount)
+            .bind(&$t.currency)
+            .bind(&$t.entry_mode)
+            .bind(&$t.token_id)
+            .bind(&$t.instrument_id)
+            .bind(&$t.instrument_kind)
+            .bind(&$t.masked_pan)
+            .bind(&$t.issuer_id)
+            .bind(&$t.original_id)
+            .bind(&$t.original_key)
+            .bind(&$t.auth_code)
+            .bind(&$t.rrn)
+            .bind(&$t.issuer_response)
+            .bind($t.issuer_ms)
+            .bind($t.total_ms)
+            .bind($t.created_at)
+            .bind($t.updated_at)
+    };
+}
+
+const TXN_INSERT: &str = concat!(
+    "INSERT INTO transactions (",
+    txn_cols!(),
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, \
+     ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31) \
+     ON CONFLICT (msg_class, terminal_id, stan, transmitted, acquirer_id) DO NOTHING"
+);
+
+const TXN_UPDATE: &str = "UPDATE transactions SET kind = ?2, status = ?3, mti = ?4, response = ?11, response_code = ?12, \
+     processing_code = ?13, merchant_id = ?14, amount = ?15, currency = ?16, entry_mode = ?17, token_id = ?18, \
+     instrument_id = ?19, instrument_kind = ?20, masked_pan = ?21, issuer_id = ?22, original_id = ?23, \
+     original_key = ?24, auth_code = ?25, rrn = ?26, issuer_response = ?27, issuer_ms = ?28, total_ms = ?29, \
+     updated_at = ?31 WHERE id = ?1 AND ?5 = ?5 AND ?6 = ?6 AND ?7 = ?7 AND ?8 = ?8 AND ?9 = ?9 AND ?10 = ?10 \
+     AND ?30 = ?30";
+
 #[derive(Clone)]
 pub struct SqliteStore {
     write: SqlitePool,
@@ -364,5 +425,228 @@ impl SqliteStore {
         .fetch_optional(&self.write)
         .await?;
         Ok(row.map_or(Consume::Unknown, Consume::Refused))
+    }
+
+    // Payments.
+
+    pub async fn claim_transaction(&self, t: &TxnRow) -> StoreResult<Claim> {
+        let r = bind_txn!(sqlx::query(TXN_INSERT), t).execute(&self.write).await?;
+        if r.rows_affected() == 1 {
+            return Ok(Claim::New);
+        }
+        let existing: Option<TxnRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            txn_cols!(),
+            " FROM transactions WHERE msg_class = ?1 AND terminal_id = ?2 AND stan = ?3 AND transmitted = ?4 AND acquirer_id = ?5"
+        ))
+        .bind(&t.msg_class)
+        .bind(&t.terminal_id)
+        .bind(&t.stan)
+        .bind(&t.transmitted)
+        .bind(&t.acquirer_id)
+        .fetch_optional(&self.write)
+        .await?;
+        existing
+            .map(|row| Claim::Existing(Box::new(row)))
+            .ok_or_else(|| StoreError::Corrupt("duplicate key without a transaction".into()))
+    }
+
+    pub async fn update_transaction(&self, t: &TxnRow) -> StoreResult<()> {
+        bind_txn!(sqlx::query(TXN_UPDATE), t).execute(&self.write).await?;
+        Ok(())
+    }
+
+    pub async fn transaction(&self, id: &str) -> StoreResult<Option<TxnRow>> {
+        Ok(sqlx::query_as(concat!("SELECT ", txn_cols!(), " FROM transactions WHERE id = ?1"))
+            .bind(id)
+            .fetch_optional(&self.write)
+            .await?)
+    }
+
+    pub async fn transaction_by_key(
+        &self,
+        class: &str,
+        terminal: &str,
+        stan: &str,
+        transmitted: &str,
+        acquirer: &str,
+    ) -> StoreResult<Option<TxnRow>> {
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            txn_cols!(),
+            " FROM transactions WHERE msg_class = ?1 AND terminal_id = ?2 AND stan = ?3 AND transmitted = ?4 AND acquirer_id = ?5"
+        ))
+        .bind(class)
+        .bind(terminal)
+        .bind(stan)
+        .bind(transmitted)
+        .bind(acquirer)
+        .fetch_optional(&self.write)
+        .await?)
+    }
+
+    /// A reversal that arrived before its original and waits for it.
+    pub async fn reversal_waiting_for(&self, original_key: &str) -> StoreResult<Option<TxnRow>> {
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            txn_cols!(),
+            " FROM transactions WHERE original_key = ?1 AND kind = 'reversal' ORDER BY created_at LIMIT 1"
+        ))
+        .bind(original_key)
+        .fetch_optional(&self.write)
+        .await?)
+    }
+
+    pub async fn transactions(&self, instrument_id: Option<&str>, limit: i64) -> StoreResult<Vec<TxnRow>> {
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            txn_cols!(),
+            " FROM transactions WHERE (?1 IS NULL OR instrument_id = ?1) ORDER BY created_at DESC, id DESC LIMIT ?2"
+        ))
+        .bind(instrument_id)
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    pub async fn lease_token(&self, token_id: &str, lease_id: &str, now: i64, until: i64) -> StoreResult<bool> {
+        let r = sqlx::query(
+            "UPDATE tokens SET lease_id = ?2, lease_until = ?4 \
+             WHERE id = ?1 AND state = 'active' AND expires_at > ?3 AND (lease_until IS NULL OR lease_until <= ?3) \
+               AND EXISTS (SELECT 1 FROM instruments i WHERE i.id = tokens.instrument_id AND i.status = 'active')",
+        )
+        .bind(token_id)
+        .bind(lease_id)
+        .bind(now)
+        .bind(until)
+        .execute(&self.write)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    pub async fn release_token(&self, token_id: &str, lease_id: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE tokens SET lease_id = NULL, lease_until = NULL WHERE id = ?1 AND lease_id = ?2")
+            .bind(token_id)
+            .bind(lease_id)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    /// Consumes the leased token and records the approval in one database transaction; false (and
+    /// nothing written) when the lease is no longer held.
+    pub async fn approve_with_token(&self, t: &TxnRow, token_id: &str, lease_id: &str, now: i64) -> StoreResult<bool> {
+        let mut tx = self.write.begin().await?;
+        let r = sqlx::query(
+            "UPDATE tokens SET state = 'consumed', consumed_at = ?3, lease_id = NULL, lease_until = NULL \
+             WHERE id = ?1 AND lease_id = ?2 AND state = 'active'",
+        )
+        .bind(token_id)
+        .bind(lease_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if r.rows_affected() != 1 {
+            return Ok(false);
+        }
+        bind_txn!(sqlx::query(TXN_UPDATE), t).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Counts a failed attempt (bad cryptogram, wrong domain); the `max`-th locks the token.
+    /// Returns the attempts so far.
+    pub async fn fail_token_attempt(&self, token_id: &str, max: i64, now: i64) -> StoreResult<i64> {
+        let n: Option<i64> = sqlx::query_scalar(
+            "UPDATE tokens SET failed_attempts = failed_attempts + 1, \
+               state = CASE WHEN failed_attempts + 1 >= ?2 AND state = 'active' THEN 'locked' ELSE state END, \
+               locked_at = CASE WHEN failed_attempts + 1 >= ?2 AND state = 'active' THEN ?3 ELSE locked_at END \
+             WHERE id = ?1 RETURNING failed_attempts",
+        )
+        .bind(token_id)
+        .bind(max)
+        .bind(now)
+        .fetch_optional(&self.write)
+        .await?;
+        Ok(n.unwrap_or(0))
+    }
+
+    /// Marks an approved original reversed and records the reversal (and the advice owed to the
+    /// issuer) in one database transaction. False when the original was not approved (any more):
+    /// then only the reversal row is written.
+    pub async fn reverse(
+        &self,
+        original_id: &str,
+        reversal: &TxnRow,
+        advice: Option<&AdviceRow>,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let mut tx = self.write.begin().await?;
+        let r = sqlx::query(
+            "UPDATE transactions SET status = 'reversed', updated_at = ?2 WHERE id = ?1 AND status = 'approved'",
+        )
+        .bind(original_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let reversed = r.rows_affected() == 1;
+        bind_txn!(sqlx::query(TXN_UPDATE), reversal).execute(&mut *tx).await?;
+        if let (true, Some(a)) = (reversed, advice) {
+            sqlx::query("INSERT INTO issuer_advices (id, transaction_id, issuer_id, attempts, next_at, created_at) VALUES (?1, ?2, ?3, 0, ?4, ?5)")
+                .bind(&a.id)
+                .bind(&a.transaction_id)
+                .bind(&a.issuer_id)
+                .bind(a.next_at)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(reversed)
+    }
+
+    /// Records a transaction's outcome and the advice owed to the issuer, together.
+    pub async fn finish_with_advice(&self, t: &TxnRow, advice: &AdviceRow, now: i64) -> StoreResult<()> {
+        let mut tx = self.write.begin().await?;
+        bind_txn!(sqlx::query(TXN_UPDATE), t).execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO issuer_advices (id, transaction_id, issuer_id, attempts, next_at, created_at) VALUES (?1, ?2, ?3, 0, ?4, ?5)")
+            .bind(&advice.id)
+            .bind(&advice.transaction_id)
+            .bind(&advice.issuer_id)
+            .bind(advice.next_at)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn due_advices(&self, now: i64, limit: i64) -> StoreResult<Vec<AdviceRow>> {
+        Ok(sqlx::query_as(
+            "SELECT id, transaction_id, issuer_id, attempts, next_at FROM issuer_advices \
+             WHERE done_at IS NULL AND next_at <= ?1 ORDER BY next_at LIMIT ?2",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.write)
+        .await?)
+    }
+
+    pub async fn advice_done(&self, id: &str, now: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE issuer_advices SET done_at = ?2, attempts = attempts + 1 WHERE id = ?1")
+            .bind(id)
+            .bind(now)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn advice_retry(&self, id: &str, next_at: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE issuer_advices SET attempts = attempts + 1, next_at = ?2 WHERE id = ?1")
+            .bind(id)
+            .bind(next_at)
+            .execute(&self.write)
+            .await?;
+        Ok(())
     }
 }

@@ -266,7 +266,7 @@ impl Tokens {
     }
 
     /// Why a token that exists cannot be used now, if it cannot.
-    async fn refusal(&self, t: &TokenRow) -> Result<Option<Error>> {
+    pub async fn refusal(&self, t: &TokenRow) -> Result<Option<Error>> {
         let instrument = self.store.instrument(&t.instrument_id).await?;
         let instrument_status = instrument.as_ref().map(|i| i.status.as_str()).unwrap_or("deleted");
         Ok(match (self.effective_state(t), instrument_status) {

@@ -9,9 +9,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod iso;
+
 pub struct TestServer {
     pub dir: tempfile::TempDir,
     pub base: String,
+    /// host:port of the ISO 8583 front.
+    pub iso: String,
     pub keys: DemoKeys,
     pub http: reqwest::Client,
     child: Option<Child>,
@@ -69,6 +73,7 @@ impl TestServer {
         let mut server = TestServer {
             dir,
             base: String::new(),
+            iso: String::new(),
             keys: DemoKeys { app: "".into(), van: "".into(), admin: "".into() },
             http: reqwest::Client::new(),
             child: Some(child),
@@ -76,8 +81,10 @@ impl TestServer {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let out = std::fs::read_to_string(server.stdout_path()).unwrap_or_default();
-            if let Some(line) = out.lines().find(|l| l.contains("REST API listening on http://")) {
+            let iso = out.lines().find(|l| l.contains("ISO 8583 listening on "));
+            if let (Some(line), Some(iso)) = (out.lines().find(|l| l.contains("REST API listening on http://")), iso) {
                 server.base = line.rsplit(' ').next().unwrap_or_default().to_string();
+                server.iso = iso.rsplit(' ').next().unwrap_or_default().to_string();
                 break;
             }
             if let Some(status) = server.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {

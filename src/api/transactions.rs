@@ -1,0 +1,74 @@
+//! `GET /v1/transactions`: payments, reversals and cancellations, masked. A requestor (scope
+//! `instruments`) sees those of its own instruments (`?instrument_id=` required); an operator
+//! (`admin`) may list all, newest first.
+
+use axum::Json;
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::error::{ApiError, ApiResult};
+use super::extract::Caller;
+use crate::clock::rfc3339;
+use crate::money::Amount;
+use crate::requestors::Scope;
+use crate::store::TxnRow;
+
+fn param<'a>(q: &'a str, name: &str) -> Option<&'a str> {
+    q.split('&').find_map(|kv| kv.strip_prefix(name).and_then(|r| r.strip_prefix('=')))
+}
+
+pub fn view(s: &AppState, t: &TxnRow) -> Value {
+    let cur = t.currency.as_deref().and_then(|c| s.config.currency(c));
+    json!({
+        "id": t.id,
+        "kind": t.kind,
+        "status": t.status,
+        "mti": t.mti,
+        "response_code": t.response_code,
+        "amount": t.amount.zip(cur).map(|(a, c)| Amount::from_minor(a, c).to_string()),
+        "currency": cur.map(|c| c.code.clone()),
+        "instrument_id": t.instrument_id,
+        "instrument_kind": t.instrument_kind,
+        "token_ref": t.token_id,
+        "masked_pan": t.masked_pan,
+        "issuer_id": t.issuer_id,
+        "merchant_id": t.merchant_id,
+        "terminal_id": t.terminal_id,
+        "stan": t.stan,
+        "transmitted": t.transmitted,
+        "processing_code": t.processing_code,
+        "entry_mode": t.entry_mode,
+        "auth_code": t.auth_code,
+        "issuer_response": t.issuer_response,
+        "original_id": t.original_id,
+        "issuer_ms": t.issuer_ms,
+        "total_ms": t.total_ms,
+        "created_at": rfc3339(t.created_at),
+    })
+}
+
+pub async fn list(State(s): State<AppState>, caller: Caller, RawQuery(q): RawQuery) -> ApiResult<Json<Value>> {
+    let q = q.unwrap_or_default();
+    let instrument = param(&q, "instrument_id");
+    let limit = param(&q, "limit").and_then(|l| l.parse::<i64>().ok()).unwrap_or(100).clamp(1, 1000);
+    let rows = match instrument {
+        Some(id) if caller.0.has(Scope::Instruments) => {
+            s.vault.instrument(&caller.0, id).await?;
+            s.store.transactions(Some(id), limit).await.map_err(crate::Error::from)?
+        }
+        _ if caller.0.has(Scope::Admin) => s.store.transactions(instrument, limit).await.map_err(crate::Error::from)?,
+        None if caller.0.has(Scope::Instruments) => {
+            return Err(ApiError::unprocessable("instrument_id_missing", "instrument_id is required"));
+        }
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "scope_missing",
+                "this API key lacks the instruments scope",
+            ));
+        }
+    };
+    Ok(Json(json!({ "items": rows.iter().map(|t| view(&s, t)).collect::<Vec<_>>() })))
+}

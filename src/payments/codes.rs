@@ -1,0 +1,72 @@
+//! ISO 8583 response codes (DE39) as SPEC §5 lists them, and the one place domain errors become codes.
+
+use crate::Error;
+
+/// A DE39 response code: two characters. Issuers may answer codes outside the constants; those pass
+/// through unchanged.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ResponseCode([u8; 2]);
+
+impl ResponseCode {
+    pub const APPROVED: Self = Self(*b"00");
+    pub const DO_NOT_HONOR: Self = Self(*b"05");
+    pub const INVALID_TRANSACTION: Self = Self(*b"12");
+    pub const INVALID_AMOUNT: Self = Self(*b"13");
+    pub const UNKNOWN_CARD: Self = Self(*b"14");
+    pub const ORIGINAL_NOT_FOUND: Self = Self(*b"25");
+    pub const FORMAT_ERROR: Self = Self(*b"30");
+    pub const TOKEN_EXPIRED: Self = Self(*b"33");
+    pub const INSUFFICIENT_FUNDS: Self = Self(*b"51");
+    pub const CARD_EXPIRED: Self = Self(*b"54");
+    pub const NOT_PERMITTED: Self = Self(*b"57");
+    pub const EXCEEDS_LIMIT: Self = Self(*b"61");
+    pub const INSTRUMENT_BLOCKED: Self = Self(*b"62");
+    pub const EXCEEDS_CANCELLABLE: Self = Self(*b"64");
+    pub const TOKEN_USED: Self = Self(*b"78");
+    pub const CRYPTOGRAM_FAILED: Self = Self(*b"82");
+    pub const ISSUER_UNAVAILABLE: Self = Self(*b"91");
+    pub const DUPLICATE: Self = Self(*b"94");
+    pub const SYSTEM_ERROR: Self = Self(*b"96");
+
+    /// A code as an issuer sent it; None unless two letters or digits.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.as_bytes() {
+            &[a, b] if a.is_ascii_alphanumeric() && b.is_ascii_alphanumeric() => Some(Self([a, b])),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or("96")
+    }
+
+    pub fn is_approved(&self) -> bool {
+        *self == Self::APPROVED
+    }
+
+    /// The code for a domain error met while paying.
+    pub fn from_error(e: &Error) -> Self {
+        match e {
+            Error::TokenUnknown => Self::UNKNOWN_CARD,
+            Error::TokenExpired => Self::TOKEN_EXPIRED,
+            Error::TokenUsed | Error::TokenLocked => Self::TOKEN_USED,
+            Error::TokenRevoked | Error::InstrumentSuspended | Error::InstrumentDeleted => Self::INSTRUMENT_BLOCKED,
+            Error::InstrumentNotFound => Self::UNKNOWN_CARD,
+            Error::NotACard => Self::NOT_PERMITTED,
+            Error::Invalid { .. } | Error::InstrumentActive => Self::INVALID_TRANSACTION,
+            Error::TokenRangeExhausted | Error::Hsm(_) | Error::Store(_) => Self::SYSTEM_ERROR,
+        }
+    }
+}
+
+impl std::fmt::Debug for ResponseCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ResponseCode({})", self.as_str())
+    }
+}
+
+impl std::fmt::Display for ResponseCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

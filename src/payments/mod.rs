@@ -1,0 +1,216 @@
+//! The payment flows behind the ISO 8583 front: one file per message (purchase, reversal, echo),
+//! the response codes, and the reversal advices owed to issuers.
+//!
+//! Every request is first recorded under its duplicate key (message class, DE41, DE11, DE7, DE32):
+//! a repeat gets the first answer again with no second effect, the same key with other content gets
+//! `94`. The answer is stored with the transaction before it is sent.
+
+pub mod advice;
+pub mod codes;
+mod echo;
+mod purchase;
+mod reversal;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::hsm::Hsm;
+use crate::iso8583::{Message, Mti};
+use crate::issuer::host::IssuerHost;
+use crate::store::{Claim, Store, TxnRow};
+use crate::tokens::Tokens;
+use crate::vault::Vault;
+pub use codes::ResponseCode;
+
+/// Failed attempts (bad cryptogram, wrong domain) after which a token locks.
+pub const MAX_FAILED_ATTEMPTS: i64 = 5;
+
+/// Request fields a response carries back, so the terminal can match it (DE11 + DE41) and check it.
+const ECHOED: [u8; 14] = [2, 3, 4, 7, 11, 12, 13, 22, 23, 32, 37, 41, 42, 49];
+
+pub struct Payments {
+    pub(crate) store: Store,
+    pub(crate) tokens: Arc<Tokens>,
+    pub(crate) vault: Arc<Vault>,
+    pub(crate) hsm: Hsm,
+    pub(crate) config: Arc<Config>,
+    pub(crate) clock: Clock,
+    /// Authorization hosts by issuer id.
+    pub(crate) hosts: HashMap<String, Arc<dyn IssuerHost>>,
+}
+
+/// What the front should do with a frame.
+pub enum Answer {
+    /// Send these bytes (one encoded message).
+    Send(Vec<u8>),
+    /// Nothing to answer (a response or notification arrived).
+    Nothing,
+}
+
+impl Payments {
+    pub fn new(
+        store: Store,
+        tokens: Arc<Tokens>,
+        vault: Arc<Vault>,
+        hsm: Hsm,
+        config: Arc<Config>,
+        clock: Clock,
+        hosts: HashMap<String, Arc<dyn IssuerHost>>,
+    ) -> Self {
+        Payments { store, tokens, vault, hsm, config, clock, hosts }
+    }
+
+    /// Handles one decoded request.
+    pub async fn handle(&self, req: Message) -> Answer {
+        let started = Instant::now();
+        let mti = req.mti();
+        let Some(resp_mti) = mti.response() else { return Answer::Nothing };
+        let result = match (mti.as_bytes(), req.processing_code().map(|p| p.get(..2).unwrap_or(""))) {
+            (b"0800", _) => return encode(echo::echo(&req)),
+            (b"0200" | b"0201", Some("00")) => purchase::purchase(self, &req, started).await,
+            (b"0400" | b"0401" | b"0420" | b"0421", _) => reversal::reversal(self, &req, started).await,
+            _ => Ok(self.respond(&req, resp_mti, ResponseCode::INVALID_TRANSACTION)),
+        };
+        match result {
+            Ok(m) => encode(m),
+            Err(e) => {
+                tracing::error!(error = %e, mti = mti.as_str(), "payment failed");
+                encode(self.respond(&req, resp_mti, ResponseCode::SYSTEM_ERROR))
+            }
+        }
+    }
+
+    /// The answer to a request that could not be decoded but whose MTI could be read: `30`.
+    pub fn format_error(&self, partial: &Message) -> Answer {
+        match partial.mti().response() {
+            Some(m) => encode(self.respond(partial, m, ResponseCode::FORMAT_ERROR)),
+            None => Answer::Nothing,
+        }
+    }
+
+    /// A response to `req` with `code`, echoing the fields that identify the request.
+    pub fn respond(&self, req: &Message, mti: Mti, code: ResponseCode) -> Message {
+        let mut resp = Message::new(mti);
+        for de in ECHOED {
+            if let Some(v) = req.get(de) {
+                // Echoing a field that was valid in the request cannot fail; if it ever did, the
+                // response simply lacks it.
+                let _ = resp.set(de, v);
+            }
+        }
+        let _ = resp.set_response_code(code.as_str());
+        resp
+    }
+
+    /// A new transaction row for `req` under its duplicate key, or None when the key fields are
+    /// missing (then the request is answered `30` and not recorded).
+    fn new_txn(&self, req: &Message, kind: &str, class: &str) -> Option<TxnRow> {
+        let now = self.clock.now_ms();
+        let acquirer = format!("{:0>11}", req.acquirer_id().unwrap_or(""));
+        Some(TxnRow {
+            id: format!("txn_{}", uuid::Uuid::now_v7().simple()),
+            kind: kind.into(),
+            status: "pending".into(),
+            mti: req.mti().as_str().into(),
+            msg_class: class.into(),
+            terminal_id: req.terminal_id()?.into(),
+            stan: req.stan()?.into(),
+            transmitted: req.transmission_date_time()?.into(),
+            acquirer_id: acquirer,
+            content_hash: content_hash(req),
+            processing_code: req.processing_code().map(Into::into),
+            merchant_id: req.merchant_id().map(|m| m.trim_end().to_string()),
+            amount: req.amount().and_then(|a| i64::try_from(a).ok()),
+            currency: req.currency_code().map(Into::into),
+            entry_mode: req.pos_entry_mode().map(Into::into),
+            rrn: req.rrn().map(Into::into),
+            created_at: now,
+            updated_at: now,
+            ..Default::default()
+        })
+    }
+
+    /// Claims `txn`'s duplicate key. `Err(answer)` when the key is taken: the first answer again,
+    /// or `94` when the content differs.
+    async fn claim(
+        &self,
+        req: &Message,
+        txn: &TxnRow,
+        resp_mti: Mti,
+        wait: Duration,
+    ) -> crate::Result<Result<(), Message>> {
+        let existing = match self.store.claim_transaction(txn).await? {
+            Claim::New => return Ok(Ok(())),
+            Claim::Existing(e) => e,
+        };
+        if existing.content_hash != txn.content_hash {
+            return Ok(Err(self.respond(req, resp_mti, ResponseCode::DUPLICATE)));
+        }
+        // The first request may still be at the issuer: wait for its answer.
+        let deadline = Instant::now() + wait;
+        let mut row = *existing;
+        loop {
+            if let Some(bytes) = &row.response
+                && let Ok(m) = Message::decode(bytes)
+            {
+                return Ok(Err(m));
+            }
+            if Instant::now() > deadline {
+                return Ok(Err(self.respond(req, resp_mti, ResponseCode::SYSTEM_ERROR)));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            match self.store.transaction(&row.id).await? {
+                Some(r) => row = r,
+                None => return Ok(Err(self.respond(req, resp_mti, ResponseCode::SYSTEM_ERROR))),
+            }
+        }
+    }
+
+    /// Stores the outcome and answer of a transaction: the answer is durable before it is sent.
+    async fn finish(&self, txn: &mut TxnRow, resp: &Message, status: &str, started: Instant) -> crate::Result<()> {
+        self.fill(txn, resp, status, started);
+        self.store.update_transaction(txn).await?;
+        Ok(())
+    }
+
+    fn fill(&self, txn: &mut TxnRow, resp: &Message, status: &str, started: Instant) {
+        txn.status = status.into();
+        txn.response_code = resp.response_code().map(Into::into);
+        txn.auth_code = resp.authorization_code().map(Into::into);
+        txn.response = resp.encode().ok();
+        txn.total_ms = Some(started.elapsed().as_millis() as i64);
+        txn.updated_at = self.clock.now_ms();
+    }
+
+    /// How long a duplicate waits for the first request's answer.
+    fn duplicate_wait(&self) -> Duration {
+        let longest = self.config.issuers.iter().map(|i| i.timeout_ms).max().unwrap_or(3000);
+        Duration::from_millis(longest + 2000)
+    }
+}
+
+fn encode(m: Message) -> Answer {
+    match m.encode() {
+        Ok(b) => Answer::Send(b),
+        Err(e) => {
+            tracing::error!(error = %e, "could not encode a response");
+            Answer::Nothing
+        }
+    }
+}
+
+/// SHA-256 over the request's data elements (not the MTI, so a `0201` repeat matches its `0200`).
+fn content_hash(req: &Message) -> String {
+    let mut h = Sha256::new();
+    for (de, v) in req.fields() {
+        h.update([de]);
+        h.update((v.len() as u32).to_be_bytes());
+        h.update(v.as_bytes());
+    }
+    hex::encode(h.finalize())
+}

@@ -1,0 +1,306 @@
+//! `0200` purchase (DE3 `00xxxx`) paid with a one-time token in DE2.
+//!
+//! Order of checks: duplicate key; a reversal that came first; amount and currency; the token
+//! (known, live, unexpired, its instrument active); DE14 against the token's expiry; the token's
+//! domain (merchant, currency, entry mode) and amount ceiling; for chip and contactless entry
+//! (DE22 `05x`/`07x`) the ARQC in DE55. Then the token is leased, detokenized, and the payment goes
+//! to the card's issuer. An approval consumes the token and is stored in one database transaction
+//! before the `0210` goes out; a decline releases the lease; no answer in time is `91`, and the
+//! issuer is owed a `0420` so that a late approval is undone.
+
+use std::time::Instant;
+
+use hsm_sim::{KeyRef, Request, Response};
+
+use super::{MAX_FAILED_ATTEMPTS, Payments, ResponseCode, advice};
+use crate::iso8583::tlv::{self, Tag};
+use crate::iso8583::{Message, Mti};
+use crate::store::{InstrumentRow, TokenRow, TxnRow};
+
+/// The DE55 tags the CVN 18 ARQC covers, in order (SPEC §4).
+const ARQC_TAGS: [u32; 11] = [0x9F02, 0x9F03, 0x9F1A, 0x95, 0x5F2A, 0x9A, 0x9C, 0x9F37, 0x82, 0x9F36, 0x9F10];
+
+/// Card status update for tag 91 (Visa): byte 2 bit 8 "issuer approves".
+const CSU_APPROVED: [u8; 4] = [0x00, 0x80, 0x00, 0x00];
+const CSU_DECLINED: [u8; 4] = [0x00, 0x00, 0x00, 0x00];
+
+/// A verified ARQC, kept to compute the ARPC once the outcome is known.
+struct Chip {
+    atc: Vec<u8>,
+    arqc: Vec<u8>,
+    psn: String,
+}
+
+pub async fn purchase(p: &Payments, req: &Message, started: Instant) -> crate::Result<Message> {
+    let resp_mti = Mti::FINANCIAL_RESPONSE;
+    let Some(mut txn) = p.new_txn(req, "purchase", "02") else {
+        return Ok(p.respond(req, resp_mti, ResponseCode::FORMAT_ERROR));
+    };
+    if let Err(replay) = p.claim(req, &txn, resp_mti, p.duplicate_wait()).await? {
+        return Ok(replay);
+    }
+    let mut chip: Option<Chip> = None;
+    let (code, lease, owe_advice) = match authorize(p, req, &mut txn, &mut chip).await? {
+        Decision::Done(code) => (code, None, false),
+        Decision::TimedOut => (ResponseCode::ISSUER_UNAVAILABLE, None, true),
+        Decision::Approve { token_id, lease } => (ResponseCode::APPROVED, Some((token_id, lease)), false),
+    };
+    let mut resp = p.respond(req, resp_mti, code);
+    if let Some(auth) = txn.auth_code.as_deref() {
+        let _ = resp.set_authorization_code(auth);
+    }
+    if let Some(c) = &chip
+        && let Some(de55) = arpc_tlv(p, &txn, c, code).await?
+    {
+        let _ = resp.set_icc_data(&de55);
+    }
+    let Some((token_id, lease)) = lease else {
+        if owe_advice {
+            // The issuer may still approve late: the 0420 that undoes it is owed from now on,
+            // recorded with the answer.
+            p.fill(&mut txn, &resp, "declined", started);
+            let now = p.clock.now_ms();
+            p.store.finish_with_advice(&txn, &advice::owed(&txn, now), now).await?;
+        } else {
+            p.finish(&mut txn, &resp, "declined", started).await?;
+        }
+        return Ok(resp);
+    };
+    // The approval, the token's consumption and the stored answer commit together, before the
+    // answer is sent.
+    p.fill(&mut txn, &resp, "approved", started);
+    let now = p.clock.now_ms();
+    if p.store.approve_with_token(&txn, &token_id, &lease, now).await? {
+        return Ok(resp);
+    }
+    // The lease was lost (it outlived the issuer's answer): undo the approval at the issuer.
+    let resp = p.respond(req, resp_mti, ResponseCode::SYSTEM_ERROR);
+    p.fill(&mut txn, &resp, "declined", started);
+    txn.auth_code = None;
+    p.store.finish_with_advice(&txn, &advice::owed(&txn, now), now).await?;
+    Ok(resp)
+}
+
+/// Where the checks and the issuer left a purchase.
+enum Decision {
+    /// Declined (or refused before the issuer) with this code; the token's lease is released.
+    Done(ResponseCode),
+    /// The issuer's outcome is unknown (no answer in time): `91`, and a `0420` is owed.
+    TimedOut,
+    /// The issuer approved; the leased token is to be consumed with the approval.
+    Approve { token_id: String, lease: String },
+}
+
+impl From<ResponseCode> for Decision {
+    fn from(c: ResponseCode) -> Self {
+        Decision::Done(c)
+    }
+}
+
+async fn authorize(p: &Payments, req: &Message, txn: &mut TxnRow, chip: &mut Option<Chip>) -> crate::Result<Decision> {
+    use ResponseCode as C;
+    if p.store.reversal_waiting_for(&txn.key()).await?.is_some() {
+        // The terminal already reversed this payment: it must not take effect now.
+        return Ok(C::DO_NOT_HONOR.into());
+    }
+    let Some(amount) = txn.amount.filter(|a| *a > 0) else { return Ok(C::INVALID_AMOUNT.into()) };
+    let Some(currency) = req.currency_code().and_then(|c| p.config.currency(c)).cloned() else {
+        return Ok(C::INVALID_TRANSACTION.into());
+    };
+    let Some(number) = req.pan() else { return Ok(C::FORMAT_ERROR.into()) };
+    let Some(token) = p.store.token_by_number(number).await? else { return Ok(C::UNKNOWN_CARD.into()) };
+    txn.token_id = Some(token.id.clone());
+    txn.instrument_id = Some(token.instrument_id.clone());
+    if let Some(e) = p.tokens.refusal(&token).await? {
+        return Ok(C::from_error(&e).into());
+    }
+    let Some(instrument) = p.store.instrument(&token.instrument_id).await? else {
+        return Ok(C::INSTRUMENT_BLOCKED.into());
+    };
+    txn.instrument_kind = Some(instrument.kind.clone());
+    txn.issuer_id = instrument.issuer_id.clone();
+    txn.masked_pan = masked(&instrument);
+    if instrument.kind != "card" {
+        return Ok(C::NOT_PERMITTED.into());
+    }
+    if req.expiry().is_some_and(|e| e != token.token_expiry) {
+        return Ok(C::CARD_EXPIRED.into());
+    }
+    if let Some(code) = domain_check(p, req, &token, &currency.code, amount).await? {
+        return Ok(code.into());
+    }
+    let entry = req.pos_entry_mode().unwrap_or("");
+    if entry.starts_with("05") || entry.starts_with("07") {
+        match verify_arqc(p, req, &token, &instrument).await? {
+            Ok(c) => *chip = Some(c),
+            Err(code) => {
+                if code == C::CRYPTOGRAM_FAILED {
+                    p.store.fail_token_attempt(&token.id, MAX_FAILED_ATTEMPTS, p.clock.now_ms()).await?;
+                }
+                return Ok(code.into());
+            }
+        }
+    }
+    let Some(host) = instrument.issuer_id.as_deref().and_then(|i| p.hosts.get(i)).cloned() else {
+        return Ok(C::ISSUER_UNAVAILABLE.into());
+    };
+    let timeout =
+        p.config.issuers.iter().find(|i| Some(&i.id) == instrument.issuer_id.as_ref()).map_or(3000, |i| i.timeout_ms);
+
+    // Lease the token while the issuer answers: a racing payment with it gets 78.
+    let lease = format!("lease_{}", uuid::Uuid::now_v7().simple());
+    let now = p.clock.now_ms();
+    if !p.store.lease_token(&token.id, &lease, now, now + timeout as i64 + 5_000).await? {
+        return Ok(C::TOKEN_USED.into());
+    }
+    let pan = match p.vault.reveal_pan(&instrument).await {
+        Ok(pan) => pan,
+        Err(e) => {
+            p.store.release_token(&token.id, &lease).await?;
+            return Err(e);
+        }
+    };
+    let issuer_req = issuer_request(req, pan.expose(), instrument.expiry.as_deref());
+    drop(pan);
+    let asked = Instant::now();
+    let answer = host.send(issuer_req).await;
+    txn.issuer_ms = Some(asked.elapsed().as_millis() as i64);
+    match answer {
+        Ok(ans) => {
+            let code = ans.response_code().and_then(ResponseCode::parse).unwrap_or(C::SYSTEM_ERROR);
+            txn.issuer_response = Some(code.as_str().to_string());
+            if code.is_approved() {
+                txn.auth_code = Some(ans.authorization_code().unwrap_or("000000").to_string());
+                return Ok(Decision::Approve { token_id: token.id.clone(), lease });
+            }
+            p.store.release_token(&token.id, &lease).await?;
+            Ok(code.into())
+        }
+        Err(e) => {
+            p.store.release_token(&token.id, &lease).await?;
+            tracing::warn!(issuer = ?instrument.issuer_id, error = %e, "issuer did not answer");
+            // No answer, or one we could not read: the issuer may have approved, so a 0420 is owed.
+            // (Unavailable means nothing was sent.)
+            if e.outcome_unknown() {
+                return Ok(Decision::TimedOut);
+            }
+            Ok(C::ISSUER_UNAVAILABLE.into())
+        }
+    }
+}
+
+fn masked(i: &InstrumentRow) -> Option<String> {
+    let (bin, last4) = (i.bin.as_deref()?, i.last4.as_deref()?);
+    Some(crate::vault::pan::mask(bin, last4, i.pan_len.unwrap_or(16) as usize))
+}
+
+/// The token's domain controls; a violation counts as a failed attempt.
+async fn domain_check(
+    p: &Payments,
+    req: &Message,
+    t: &TokenRow,
+    currency: &str,
+    amount: i64,
+) -> crate::Result<Option<ResponseCode>> {
+    let merchant = req.merchant_id().map(str::trim_end).unwrap_or("");
+    let entry = req.pos_entry_mode().and_then(|e| e.get(..2)).unwrap_or("");
+    let wrong_domain = t.merchant_id.as_deref().is_some_and(|m| m != merchant)
+        || t.currency.as_deref().is_some_and(|c| c != currency)
+        || t.entry_modes.as_deref().is_some_and(|modes| !modes.split(',').any(|m| m == entry));
+    if wrong_domain {
+        p.store.fail_token_attempt(&t.id, MAX_FAILED_ATTEMPTS, p.clock.now_ms()).await?;
+        return Ok(Some(ResponseCode::NOT_PERMITTED));
+    }
+    if t.max_amount.is_some_and(|m| amount > m) {
+        return Ok(Some(ResponseCode::EXCEEDS_LIMIT));
+    }
+    Ok(None)
+}
+
+/// Verifies the ARQC in DE55 (CVN 18 layout of SPEC §4) in the HSM.
+async fn verify_arqc(
+    p: &Payments,
+    req: &Message,
+    t: &TokenRow,
+    i: &InstrumentRow,
+) -> crate::Result<Result<Chip, ResponseCode>> {
+    let Some(de55) = req.icc_data() else { return Ok(Err(ResponseCode::FORMAT_ERROR)) };
+    let mut data = Vec::with_capacity(64);
+    for tag in ARQC_TAGS {
+        match tlv::find(&de55, Tag(tag)) {
+            Ok(Some(v)) => data.extend_from_slice(v),
+            _ => return Ok(Err(ResponseCode::FORMAT_ERROR)),
+        }
+    }
+    let (Ok(Some(arqc)), Ok(Some(atc))) = (tlv::find(&de55, Tag::APPLICATION_CRYPTOGRAM), tlv::find(&de55, Tag::ATC))
+    else {
+        return Ok(Err(ResponseCode::FORMAT_ERROR));
+    };
+    // DE23 carries the PSN as 3 digits; tokens are issued with PSN 00.
+    let psn = req.card_sequence_number().map_or("00".to_string(), |s| s[s.len().saturating_sub(2)..].to_string());
+    let imk = KeyRef::stored(imk_label(i));
+    let verify = Request::EmvVerifyArqc {
+        imk,
+        pan: t.token.clone(),
+        psn: psn.clone(),
+        atc: atc.to_vec().into(),
+        data: data.into(),
+        arqc: arqc.to_vec().into(),
+    };
+    match p.hsm.call(verify).await {
+        Ok(Response::Valid { valid: true }) => Ok(Ok(Chip { atc: atc.to_vec(), arqc: arqc.to_vec(), psn })),
+        Ok(_) => Ok(Err(ResponseCode::CRYPTOGRAM_FAILED)),
+        Err(e) if e.kind == hsm_sim::ErrorKind::Format => Ok(Err(ResponseCode::FORMAT_ERROR)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn imk_label(i: &InstrumentRow) -> String {
+    match i.issuer_id.as_deref() {
+        Some(id) if i.kind == "card" => crate::issuer::imk_label(id),
+        _ => crate::issuer::PLATFORM_IMK_LABEL.to_string(),
+    }
+}
+
+/// DE55 of the answer: tag 91 = ARPC (method 2) ‖ CSU.
+async fn arpc_tlv(p: &Payments, txn: &TxnRow, c: &Chip, code: ResponseCode) -> crate::Result<Option<Vec<u8>>> {
+    let Some(number) = p.store.token(txn.token_id.as_deref().unwrap_or("")).await?.map(|t| t.token) else {
+        return Ok(None);
+    };
+    let Some(instrument) = p.store.instrument(txn.instrument_id.as_deref().unwrap_or("")).await? else {
+        return Ok(None);
+    };
+    let csu = if code.is_approved() { CSU_APPROVED } else { CSU_DECLINED };
+    let req = Request::EmvCvn18Arpc {
+        imk: KeyRef::stored(imk_label(&instrument)),
+        pan: number,
+        psn: c.psn.clone(),
+        atc: c.atc.clone().into(),
+        arqc: c.arqc.clone().into(),
+        csu: csu.to_vec().into(),
+        pad: Vec::new().into(),
+    };
+    let Response::Cryptogram { value } = p.hsm.call(req).await? else { return Ok(None) };
+    let mut iad = value.0;
+    iad.extend_from_slice(&csu);
+    let mut out = Vec::with_capacity(16);
+    if tlv::write(&mut out, Tag::ISSUER_AUTHENTICATION_DATA, &iad).is_err() {
+        return Ok(None);
+    }
+    Ok(Some(out))
+}
+
+/// The request to the issuer: the terminal's request with the real PAN and the card's expiry.
+pub(crate) fn issuer_request(req: &Message, pan: &str, expiry: Option<&str>) -> Message {
+    let mut out = Message::new(Mti::FINANCIAL_REQUEST);
+    for de in [3u8, 4, 7, 11, 12, 13, 22, 25, 32, 37, 41, 42, 49] {
+        if let Some(v) = req.get(de) {
+            let _ = out.set(de, v);
+        }
+    }
+    let _ = out.set_pan(pan);
+    if let Some(e) = expiry {
+        let _ = out.set_expiry(e);
+    }
+    out
+}

@@ -1,0 +1,69 @@
+//! `0400` reversal and `0420` reversal advice by DE90 (SPEC §5).
+//!
+//! - The original is found by its duplicate key: the terminal (DE41) and DE90's original STAN, DE7
+//!   and acquirer.
+//! - An approved original is reversed exactly once; for a card the issuer is owed a `0420`, sent in
+//!   the background until it answers. The token stays consumed.
+//! - A second reversal of the same original, or the reversal of a declined original: `00`, no change.
+//! - An unknown original: `25`, and the reversal is remembered, so the original, if it comes late,
+//!   is declined.
+
+use std::time::{Duration, Instant};
+
+use super::{Payments, ResponseCode, advice};
+use crate::iso8583::Message;
+
+pub async fn reversal(p: &Payments, req: &Message, started: Instant) -> crate::Result<Message> {
+    let Some(resp_mti) = req.mti().response() else {
+        return Ok(p.respond(req, req.mti(), ResponseCode::INVALID_TRANSACTION));
+    };
+    let Some(mut txn) = p.new_txn(req, "reversal", "04") else {
+        return Ok(p.respond(req, resp_mti, ResponseCode::FORMAT_ERROR));
+    };
+    let Some(orig) = req.original_data() else { return Ok(p.respond(req, resp_mti, ResponseCode::FORMAT_ERROR)) };
+    if let Err(replay) = p.claim(req, &txn, resp_mti, p.duplicate_wait()).await? {
+        return Ok(replay);
+    }
+    let class = orig.mti().as_str().get(..2).unwrap_or("02").to_string();
+    let key = (
+        class.as_str(),
+        txn.terminal_id.clone(),
+        orig.stan().to_string(),
+        orig.transmission_date_time().to_string(),
+        orig.acquirer_id().to_string(),
+    );
+
+    // An original still at its issuer is waited for, so the reversal applies to its outcome.
+    let deadline = Instant::now() + p.duplicate_wait();
+    let original = loop {
+        let found = p.store.transaction_by_key(key.0, &key.1, &key.2, &key.3, &key.4).await?;
+        match found {
+            Some(o) if o.status == "pending" && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            other => break other,
+        }
+    };
+    let Some(original) = original else {
+        txn.original_key = Some(format!("{}|{}|{}|{}|{}", key.0, key.1, key.2, key.3, key.4));
+        let resp = p.respond(req, resp_mti, ResponseCode::ORIGINAL_NOT_FOUND);
+        p.finish(&mut txn, &resp, "declined", started).await?;
+        return Ok(resp);
+    };
+    txn.original_id = Some(original.id.clone());
+    txn.token_id = original.token_id.clone();
+    txn.instrument_id = original.instrument_id.clone();
+    txn.instrument_kind = original.instrument_kind.clone();
+    txn.masked_pan = original.masked_pan.clone();
+    txn.issuer_id = original.issuer_id.clone();
+    if txn.amount.is_none() {
+        txn.amount = original.amount;
+    }
+    let resp = p.respond(req, resp_mti, ResponseCode::APPROVED);
+    p.fill(&mut txn, &resp, "approved", started);
+    let now = p.clock.now_ms();
+    let owed = (original.instrument_kind.as_deref() == Some("card")).then(|| advice::owed(&original, now));
+    let reversed = p.store.reverse(&original.id, &txn, owed.as_ref(), now).await?;
+    tracing::info!(original = %original.id, reversed, "reversal");
+    Ok(resp)
+}

@@ -1,0 +1,60 @@
+//! The ISO 8583 front (SPEC §5): a TCP listener for terminals and VANs. Frames are a 2-byte
+//! big-endian length and a message; requests on one connection are handled concurrently and
+//! answered as they complete (terminals match answers by DE11 + DE41).
+
+mod connection;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::payments::Payments;
+
+/// Limits of one connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// The largest message accepted; a longer length prefix closes the connection (the stream
+    /// can no longer be trusted).
+    pub max_frame: usize,
+    /// A connection that sends nothing for this long is closed.
+    pub idle_timeout: Duration,
+    /// Requests of one connection handled at once; further frames wait to be read.
+    pub max_in_flight: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_frame: 8 * 1024, idle_timeout: Duration::from_secs(300), max_in_flight: 256 }
+    }
+}
+
+/// Accepts connections until `shutdown` turns true; each connection then stops reading, finishes
+/// what it has in flight, and closes.
+pub async fn serve(
+    listener: TcpListener,
+    payments: Arc<Payments>,
+    limits: Limits,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut conns = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((sock, _peer)) => {
+                    let _ = sock.set_nodelay(true);
+                    conns.spawn(connection::run(sock, payments.clone(), limits, shutdown.clone()));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "ISO 8583 accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = shutdown.changed() => break,
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+    drop(listener);
+    while conns.join_next().await.is_some() {}
+}

@@ -14,6 +14,7 @@ pub mod api;
 pub mod app;
 pub mod clock;
 pub mod config;
+pub mod demo;
 pub mod error;
 pub mod hsm;
 pub mod iso8583;

@@ -46,6 +46,8 @@ enum Command {
         #[arg(long, env = "TSP_HSM")]
         hsm: Option<String>,
     },
+    /// Run the whole story once against a fresh temporary instance and print a transcript.
+    Demo,
     /// The card issuer simulator as a TCP authorization host (same ISO 8583 dialect, real PANs).
     IssuerSim {
         #[arg(long, default_value = "127.0.0.1:9583")]
@@ -124,6 +126,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             };
             app::serve(opts).await.map_err(|e| e.to_string())
         }
+        Command::Demo => tsp::demo::run(&mut std::io::stdout()).await,
         Command::IssuerSim { listen, limit, latency_ms, failure_rate } => {
             let cfg = tsp::issuer::sim::SimConfig {
                 default_limit_minor: limit,

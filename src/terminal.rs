@@ -56,6 +56,12 @@ impl Terminal {
         Ok(Message::decode(&frame.ok_or(TerminalError::NoAnswer)?)?)
     }
 
+    /// Pays `amount` with a token or PAN (barcode entry) and returns the answer.
+    pub async fn pay(&mut self, pan_or_token: &str, amount: u64) -> Result<Message, TerminalError> {
+        let m = self.purchase(pan_or_token, amount)?;
+        self.call(&m).await
+    }
+
     /// A `0200` purchase of `amount` minor units in KRW, keyed in by barcode (DE22 `031`).
     pub fn purchase(&mut self, pan_or_token: &str, amount: u64) -> Result<Message, TerminalError> {
         let now = time::OffsetDateTime::now_utc();

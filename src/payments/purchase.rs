@@ -111,15 +111,15 @@ async fn authorize(p: &Payments, req: &Message, txn: &mut TxnRow, chip: &mut Opt
     let Some(token) = p.store.token_by_number(number).await? else { return Ok(C::UNKNOWN_CARD.into()) };
     txn.token_id = Some(token.id.clone());
     txn.instrument_id = Some(token.instrument_id.clone());
-    if let Some(e) = p.tokens.refusal(&token).await? {
-        return Ok(C::from_error(&e).into());
-    }
     let Some(instrument) = p.store.instrument(&token.instrument_id).await? else {
         return Ok(C::INSTRUMENT_BLOCKED.into());
     };
     txn.instrument_kind = Some(instrument.kind.clone());
     txn.issuer_id = instrument.issuer_id.clone();
     txn.masked_pan = masked(&instrument);
+    if let Some(e) = p.tokens.refusal(&token).await? {
+        return Ok(C::from_error(&e).into());
+    }
     if instrument.kind != "card" {
         return Ok(C::NOT_PERMITTED.into());
     }

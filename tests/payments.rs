@@ -374,3 +374,29 @@ async fn an_independent_pyiso8583_terminal_pays_and_reverses() {
     let kinds: Vec<&str> = txns["items"].as_array().unwrap().iter().map(|i| i["status"].as_str().unwrap()).collect();
     assert!(kinds.contains(&"reversed"), "{txns}");
 }
+
+#[tokio::test]
+async fn a_running_tsp_issuer_sim_is_the_issuer_host() {
+    // The real `tsp issuer-sim` binary, with a credit limit of 10,000 KRW.
+    let mut sim = std::process::Command::new(env!("CARGO_BIN_EXE_tsp"))
+        .args(["issuer-sim", "--listen", "127.0.0.1:0", "--limit", "10000"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(sim.stdout.take().unwrap()), &mut line).unwrap();
+    let addr = line.trim().rsplit(' ').next().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let config = tsp::config::DEFAULT_TOML.replace("[[issuers]]\n", &format!("[[issuers]]\nhost = \"tcp://{addr}\"\n"));
+    let path = dir.path().join("tsp.toml");
+    std::fs::write(&path, config).unwrap();
+    let s = TestServer::start_with(dir, &["--config", path.to_str().unwrap()]).await;
+    let (_, ins) =
+        s.post(&s.keys.app, "/v1/instruments", json!({ "type": "card", "pan": PAN, "expiry": "3012" })).await;
+    let mut term = Terminal::connect(&s.iso).await;
+    let (_, t) = s.post(&s.keys.app, "/v1/tokens", json!({ "instrument_id": ins["id"] })).await;
+    assert_eq!(code(&term.pay(t["token"].as_str().unwrap(), 12_000).await), "51", "the issuer-sim's limit applies");
+    assert_eq!(code(&term.pay(t["token"].as_str().unwrap(), 9_000).await), "00");
+    let _ = sim.kill();
+    let _ = sim.wait();
+}

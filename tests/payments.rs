@@ -136,6 +136,10 @@ async fn declines_and_domain_controls() {
     assert_eq!(code(&term.pay(tok, 3000).await), "00");
     term.merchant_id = "MERCHANT000001 ".into();
 
+    // Bound to another currency: 57.
+    let t = r.token(&ins, json!({ "currency": "USD" })).await;
+    assert_eq!(code(&term.pay(t["token"].as_str().unwrap(), 1000).await), "57");
+
     // Unknown token 14; zero amount 13; a wrong DE14 54.
     assert_eq!(code(&term.pay("4610000000000009", 1000).await), "14");
     let t = r.token(&ins, json!({})).await;

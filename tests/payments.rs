@@ -140,6 +140,16 @@ async fn declines_and_domain_controls() {
     let t = r.token(&ins, json!({ "currency": "USD" })).await;
     assert_eq!(code(&term.pay(t["token"].as_str().unwrap(), 1000).await), "57");
 
+    // No DE49: the platform's currency (KRW); an unknown DE49: 12.
+    let t = r.token(&ins, json!({})).await;
+    let mut no_currency = term.purchase(t["token"].as_str().unwrap(), 1000);
+    no_currency.remove(49);
+    let mut unknown_currency = no_currency.clone();
+    unknown_currency.set_currency_code("999").unwrap();
+    unknown_currency.set_stan("777777").unwrap();
+    assert_eq!(code(&term.call(&unknown_currency).await), "12");
+    assert_eq!(code(&term.call(&no_currency).await), "00");
+
     // Unknown token 14; zero amount 13; a wrong DE14 54.
     assert_eq!(code(&term.pay("4610000000000009", 1000).await), "14");
     let t = r.token(&ins, json!({})).await;

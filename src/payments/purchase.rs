@@ -104,9 +104,12 @@ async fn authorize(p: &Payments, req: &Message, txn: &mut TxnRow, chip: &mut Opt
         return Ok(C::DO_NOT_HONOR.into());
     }
     let Some(amount) = txn.amount.filter(|a| *a > 0) else { return Ok(C::INVALID_AMOUNT.into()) };
-    let Some(currency) = req.currency_code().and_then(|c| p.config.currency(c)).cloned() else {
-        return Ok(C::INVALID_TRANSACTION.into());
+    // DE49 absent: the platform's currency (a domestic terminal may leave it out); unknown: 12.
+    let currency = match req.currency_code() {
+        Some(c) => p.config.currency(c),
+        None => p.config.default_currency(),
     };
+    let Some(currency) = currency.cloned() else { return Ok(C::INVALID_TRANSACTION.into()) };
     let Some(number) = req.pan() else { return Ok(C::FORMAT_ERROR.into()) };
     let Some(token) = p.store.token_by_number(number).await? else { return Ok(C::UNKNOWN_CARD.into()) };
     txn.token_id = Some(token.id.clone());

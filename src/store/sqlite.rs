@@ -81,12 +81,42 @@ const TXN_INSERT: &str = concat!(
      ON CONFLICT (msg_class, terminal_id, stan, transmitted, acquirer_id) DO NOTHING"
 );
 
-const TXN_UPDATE: &str = "UPDATE transactions SET kind = ?2, status = ?3, mti = ?4, response = ?11, response_code = ?12, \
-     processing_code = ?13, merchant_id = ?14, amount = ?15, currency = ?16, entry_mode = ?17, token_id = ?18, \
-     instrument_id = ?19, instrument_kind = ?20, masked_pan = ?21, issuer_id = ?22, original_id = ?23, \
-     original_key = ?24, auth_code = ?25, rrn = ?26, issuer_response = ?27, issuer_ms = ?28, total_ms = ?29, \
-     updated_at = ?31 WHERE id = ?1 AND ?5 = ?5 AND ?6 = ?6 AND ?7 = ?7 AND ?8 = ?8 AND ?9 = ?9 AND ?10 = ?10 \
-     AND ?30 = ?30";
+/// Writes a transaction's mutable columns (the key and the request's hash never change).
+const TXN_UPDATE: &str = "UPDATE transactions SET kind = ?2, status = ?3, mti = ?4, response = ?5, response_code = ?6, \
+     processing_code = ?7, merchant_id = ?8, amount = ?9, currency = ?10, entry_mode = ?11, token_id = ?12, \
+     instrument_id = ?13, instrument_kind = ?14, masked_pan = ?15, issuer_id = ?16, original_id = ?17, \
+     original_key = ?18, auth_code = ?19, rrn = ?20, issuer_response = ?21, issuer_ms = ?22, total_ms = ?23, \
+     updated_at = ?24 WHERE id = ?1";
+
+/// Binds [`TXN_UPDATE`]'s parameters.
+macro_rules! bind_txn_update {
+    ($q:expr, $t:expr) => {
+        $q.bind(&$t.id)
+            .bind(&$t.kind)
+            .bind(&$t.status)
+            .bind(&$t.mti)
+            .bind(&$t.response)
+            .bind(&$t.response_code)
+            .bind(&$t.processing_code)
+            .bind(&$t.merchant_id)
+            .bind($t.amount)
+            .bind(&$t.currency)
+            .bind(&$t.entry_mode)
+            .bind(&$t.token_id)
+            .bind(&$t.instrument_id)
+            .bind(&$t.instrument_kind)
+            .bind(&$t.masked_pan)
+            .bind(&$t.issuer_id)
+            .bind(&$t.original_id)
+            .bind(&$t.original_key)
+            .bind(&$t.auth_code)
+            .bind(&$t.rrn)
+            .bind(&$t.issuer_response)
+            .bind($t.issuer_ms)
+            .bind($t.total_ms)
+            .bind($t.updated_at)
+    };
+}
 
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -452,7 +482,7 @@ impl SqliteStore {
     }
 
     pub async fn update_transaction(&self, t: &TxnRow) -> StoreResult<()> {
-        bind_txn!(sqlx::query(TXN_UPDATE), t).execute(&self.write).await?;
+        bind_txn_update!(sqlx::query(TXN_UPDATE), t).execute(&self.write).await?;
         Ok(())
     }
 
@@ -549,7 +579,7 @@ impl SqliteStore {
         if r.rows_affected() != 1 {
             return Ok(false);
         }
-        bind_txn!(sqlx::query(TXN_UPDATE), t).execute(&mut *tx).await?;
+        bind_txn_update!(sqlx::query(TXN_UPDATE), t).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -590,7 +620,7 @@ impl SqliteStore {
         .execute(&mut *tx)
         .await?;
         let reversed = r.rows_affected() == 1;
-        bind_txn!(sqlx::query(TXN_UPDATE), reversal).execute(&mut *tx).await?;
+        bind_txn_update!(sqlx::query(TXN_UPDATE), reversal).execute(&mut *tx).await?;
         if let (true, Some(a)) = (reversed, advice) {
             sqlx::query("INSERT INTO issuer_advices (id, transaction_id, issuer_id, attempts, next_at, created_at) VALUES (?1, ?2, ?3, 0, ?4, ?5)")
                 .bind(&a.id)
@@ -608,7 +638,7 @@ impl SqliteStore {
     /// Records a transaction's outcome and the advice owed to the issuer, together.
     pub async fn finish_with_advice(&self, t: &TxnRow, advice: &AdviceRow, now: i64) -> StoreResult<()> {
         let mut tx = self.write.begin().await?;
-        bind_txn!(sqlx::query(TXN_UPDATE), t).execute(&mut *tx).await?;
+        bind_txn_update!(sqlx::query(TXN_UPDATE), t).execute(&mut *tx).await?;
         sqlx::query("INSERT INTO issuer_advices (id, transaction_id, issuer_id, attempts, next_at, created_at) VALUES (?1, ?2, ?3, 0, ?4, ?5)")
             .bind(&advice.id)
             .bind(&advice.transaction_id)

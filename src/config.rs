@@ -16,6 +16,25 @@ pub struct Config {
     pub tokens: TokenDefaults,
     pub currencies: Vec<Currency>,
     pub issuers: Vec<IssuerConfig>,
+    #[serde(default)]
+    pub settlement: Settlement,
+}
+
+/// When a business day ends: at the daily cut-off, or earlier when an operator closes it
+/// (`tsp settle`). A card cancel in the same business day as its payment is a void, later a refund.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settlement {
+    /// The cut-off time of day, `HH:MM`, in `utc_offset`.
+    pub cutoff: String,
+    /// The offset of the cut-off's clock, `+HH:MM` (Korea: `+09:00`).
+    pub utc_offset: String,
+}
+
+impl Default for Settlement {
+    fn default() -> Self {
+        Settlement { cutoff: "23:00".into(), utc_offset: "+09:00".into() }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -97,7 +116,14 @@ impl Config {
         self.currency(&self.platform.default_currency)
     }
 
+    /// The business-day rule of `[settlement]`.
+    pub fn business_day(&self) -> Result<crate::instruments::card::BusinessDayRule, ConfigError> {
+        crate::instruments::card::BusinessDayRule::parse(&self.settlement.utc_offset, &self.settlement.cutoff)
+            .map_err(|e| ConfigError::Invalid(format!("settlement: {e}")))
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
+        self.business_day()?;
         let bad = |m: String| Err(ConfigError::Invalid(m));
         let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
         if self.platform.par_prefix.len() != 4 || !self.platform.par_prefix.bytes().all(|b| b.is_ascii_alphanumeric()) {

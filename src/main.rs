@@ -48,6 +48,11 @@ enum Command {
     },
     /// Run the whole story once against a fresh temporary instance and print a transcript.
     Demo,
+    /// Close the current business day now: later card cancels of today's payments are refunds.
+    Settle {
+        #[command(flatten)]
+        storage: Storage,
+    },
     /// The card issuer simulator as a TCP authorization host (same ISO 8583 dialect, real PANs).
     IssuerSim {
         #[arg(long, default_value = "127.0.0.1:9583")]
@@ -127,6 +132,15 @@ async fn run(cli: Cli) -> Result<(), String> {
             app::serve(opts).await.map_err(|e| e.to_string())
         }
         Command::Demo => tsp::demo::run(&mut std::io::stdout()).await,
+        Command::Settle { storage } => {
+            let store =
+                app::open_store(&storage.data_dir, storage.database_url.as_deref()).await.map_err(|e| e.to_string())?;
+            let (id, at) =
+                tsp::payments::settle(&store, &tsp::clock::Clock::system()).await.map_err(|e| e.to_string())?;
+            store.close().await;
+            println!("closed the business day: settlement {id} at {}", tsp::clock::rfc3339(at));
+            Ok(())
+        }
         Command::IssuerSim { listen, limit, latency_ms, failure_rate } => {
             let cfg = tsp::issuer::sim::SimConfig {
                 default_limit_minor: limit,

@@ -414,3 +414,121 @@ async fn a_running_tsp_issuer_sim_is_the_issuer_host() {
     let _ = sim.kill();
     let _ = sim.wait();
 }
+
+#[tokio::test]
+async fn card_cancellation_partial_repeated_and_capped() {
+    let r = rig().await;
+    let ins = r.card(PAN).await;
+    let mut term = r.terminal().await;
+    let t = r.token(&ins, json!({})).await;
+    let pay = term.purchase(t["token"].as_str().unwrap(), 30_000);
+    assert_eq!(code(&term.call(&pay).await), "00");
+    assert_eq!(r.sim.used(PAN), 30_000);
+
+    // Two partial cancels, forwarded to the issuer as refunds.
+    assert_eq!(code(&term.cancel(&pay, 10_000).await), "00");
+    assert_eq!(r.sim.used(PAN), 20_000);
+    assert_eq!(code(&term.cancel(&pay, 15_000).await), "00");
+    assert_eq!(r.sim.used(PAN), 5_000);
+    // Above what is left: 64, and nothing reaches the issuer.
+    assert_eq!(code(&term.cancel(&pay, 6_000).await), "64");
+    assert_eq!(r.sim.used(PAN), 5_000);
+    // The rest, then nothing more.
+    assert_eq!(code(&term.cancel(&pay, 5_000).await), "00");
+    assert_eq!(code(&term.cancel(&pay, 1).await), "64");
+    assert_eq!(r.sim.used(PAN), 0);
+
+    let (_, txns) = r.s.get(&r.s.keys.app, &format!("/v1/transactions?instrument_id={ins}")).await;
+    let items = txns["items"].as_array().unwrap();
+    let cancels: Vec<&Value> = items.iter().filter(|i| i["kind"] == "cancel" && i["response_code"] == "00").collect();
+    assert_eq!(cancels.len(), 3);
+    assert!(cancels.iter().all(|c| c["cancel_type"] == "void"), "same business day: voids ({txns})");
+    let purchase = items.iter().find(|i| i["kind"] == "purchase").unwrap();
+    assert_eq!(purchase["cancelled_amount"], "30000");
+
+    // Unknown original: 25. A reversed payment cannot be cancelled: 12.
+    let t = r.token(&ins, json!({})).await;
+    let never = term.purchase(t["token"].as_str().unwrap(), 1000);
+    assert_eq!(code(&term.cancel(&never, 500).await), "25");
+    let paid = term.purchase(t["token"].as_str().unwrap(), 2000);
+    assert_eq!(code(&term.call(&paid).await), "00");
+    assert_eq!(code(&term.reverse(&paid).await), "00");
+    assert_eq!(code(&term.cancel(&paid, 500).await), "12");
+}
+
+#[tokio::test]
+async fn void_before_the_settlement_refund_after() {
+    let r = rig().await;
+    let ins = r.card(PAN).await;
+    let mut term = r.terminal().await;
+    let t1 = r.token(&ins, json!({})).await;
+    let t2 = r.token(&ins, json!({})).await;
+    let p1 = term.purchase(t1["token"].as_str().unwrap(), 10_000);
+    let p2 = term.purchase(t2["token"].as_str().unwrap(), 10_000);
+    assert_eq!(code(&term.call(&p1).await), "00");
+    assert_eq!(code(&term.call(&p2).await), "00");
+    assert_eq!(code(&term.cancel(&p1, 1_000).await), "00");
+
+    // The operator closes the day over REST; a second time with the CLI (the same database).
+    let (st, stl) = r.s.post(&r.s.keys.admin, "/v1/admin/settlements", json!({})).await;
+    assert_eq!(st, 201, "{stl}");
+    let (st, _) = r.s.post(&r.s.keys.app, "/v1/admin/settlements", json!({})).await;
+    assert_eq!(st, 403);
+    assert_eq!(code(&term.cancel(&p1, 1_000).await), "00");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tsp"))
+        .args(["settle", "--data-dir"])
+        .arg(r.s.data_dir())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(code(&term.cancel(&p2, 2_000).await), "00");
+
+    let (_, txns) = r.s.get(&r.s.keys.app, &format!("/v1/transactions?instrument_id={ins}")).await;
+    let mut types: Vec<(String, String)> = txns["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["kind"] == "cancel")
+        .map(|i| (i["amount"].as_str().unwrap().to_string(), i["cancel_type"].as_str().unwrap().to_string()))
+        .collect();
+    types.sort();
+    assert_eq!(
+        types,
+        vec![("1000".into(), "refund".into()), ("1000".into(), "void".into()), ("2000".into(), "refund".into())]
+    );
+}
+
+#[tokio::test]
+async fn a_reversed_cancel_gives_its_amount_back() {
+    let r = rig().await;
+    let ins = r.card(PAN).await;
+    let mut term = r.terminal().await;
+    let t = r.token(&ins, json!({})).await;
+    let pay = term.purchase(t["token"].as_str().unwrap(), 10_000);
+    assert_eq!(code(&term.call(&pay).await), "00");
+    let mut cancel = term.purchase(t["token"].as_str().unwrap(), 10_000);
+    cancel.set_processing_code("200000").unwrap();
+    cancel
+        .set_original_data(
+            &tsp::iso8583::OriginalData::new(
+                pay.mti(),
+                pay.stan().unwrap(),
+                pay.transmission_date_time().unwrap(),
+                "12345",
+            )
+            .unwrap(),
+        )
+        .unwrap();
+    assert_eq!(code(&term.call(&cancel).await), "00");
+    assert_eq!(code(&term.cancel(&pay, 1).await), "64");
+    assert_eq!(code(&term.reverse(&cancel).await), "00");
+    // The issuer learns of the reversed refund through the 0420 it is owed.
+    for _ in 0..100 {
+        if r.sim.stats().received(Mti::REVERSAL_ADVICE) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(r.sim.used(PAN), 10_000, "the refund was undone at the issuer");
+    assert_eq!(code(&term.cancel(&pay, 4_000).await), "00", "the reversed cancel's amount is cancellable again");
+}

@@ -58,3 +58,12 @@ pub async fn create_requestor(
         })),
     ))
 }
+
+/// `POST /v1/admin/settlements`: closes the current business day now (the same as `tsp settle`).
+/// Card cancels of payments made before this instant are refunds from now on, not voids.
+pub async fn settle(State(s): State<AppState>, caller: Caller) -> ApiResult<(StatusCode, Json<Value>)> {
+    let admin = caller.require(Scope::Admin)?;
+    let (id, closed_at) = crate::payments::settle(&s.store, &s.clock).await?;
+    tracing::info!(admin = %admin.id, settlement = %id, "business day closed");
+    Ok((StatusCode::CREATED, Json(json!({ "id": id, "closed_at": crate::clock::rfc3339(closed_at) }))))
+}

@@ -55,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/transactions", get(transactions::list))
         .route("/v1/admin/issuers", get(admin::issuers))
         .route("/v1/admin/requestors", post(admin::create_requestor))
+        .route("/v1/admin/settlements", post(admin::settle))
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this path")

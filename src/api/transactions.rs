@@ -43,6 +43,8 @@ pub fn view(s: &AppState, t: &TxnRow) -> Value {
         "auth_code": t.auth_code,
         "issuer_response": t.issuer_response,
         "original_id": t.original_id,
+        "cancel_type": t.cancel_type,
+        "cancelled_amount": cur.filter(|_| t.kind == "purchase").map(|c| Amount::from_minor(t.cancelled_amount, c).to_string()),
         "issuer_ms": t.issuer_ms,
         "total_ms": t.total_ms,
         "created_at": rfc3339(t.created_at),

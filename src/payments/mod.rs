@@ -6,6 +6,7 @@
 //! `94`. The answer is stored with the transaction before it is sent.
 
 pub mod advice;
+mod cancel;
 pub mod codes;
 mod echo;
 mod purchase;
@@ -73,6 +74,7 @@ impl Payments {
         let result = match (mti.as_bytes(), req.processing_code().map(|p| p.get(..2).unwrap_or(""))) {
             (b"0800", _) => return encode(echo::echo(&req)),
             (b"0200" | b"0201", Some("00")) => purchase::purchase(self, &req, started).await,
+            (b"0200" | b"0201", Some("20")) => cancel::cancel(self, &req, started).await,
             (b"0400" | b"0401" | b"0420" | b"0421", _) => reversal::reversal(self, &req, started).await,
             _ => Ok(self.respond(&req, resp_mti, ResponseCode::INVALID_TRANSACTION)),
         };
@@ -213,4 +215,42 @@ fn content_hash(req: &Message) -> String {
         h.update(v.as_bytes());
     }
     hex::encode(h.finalize())
+}
+
+/// The transaction DE90 names: same terminal (DE41), the original's class, STAN, DE7 and acquirer.
+/// An original still at its issuer is waited for, so what follows applies to its outcome.
+pub(crate) async fn find_original(
+    p: &Payments,
+    terminal: &str,
+    orig: &crate::iso8583::OriginalData,
+) -> crate::Result<Option<TxnRow>> {
+    let class = orig.mti().as_str().get(..2).unwrap_or("02").to_string();
+    let deadline = Instant::now() + p.duplicate_wait();
+    loop {
+        let found = p
+            .store
+            .transaction_by_key(&class, terminal, orig.stan(), orig.transmission_date_time(), orig.acquirer_id())
+            .await?;
+        match found {
+            Some(o) if o.status == "pending" && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            other => return Ok(other),
+        }
+    }
+}
+
+/// The duplicate key of the original DE90 names, as stored in `original_key`.
+pub(crate) fn original_key(terminal: &str, orig: &crate::iso8583::OriginalData) -> String {
+    let mti = orig.mti();
+    let class = mti.as_str().get(..2).unwrap_or("02");
+    format!("{class}|{terminal}|{}|{}|{}", orig.stan(), orig.transmission_date_time(), orig.acquirer_id())
+}
+
+/// Closes the current business day now; returns the settlement's id and instant.
+pub async fn settle(store: &Store, clock: &Clock) -> crate::Result<(String, i64)> {
+    let id = format!("stl_{}", uuid::Uuid::now_v7().simple());
+    let now = clock.now_ms();
+    store.insert_settlement(&id, now, "manual").await?;
+    Ok((id, now))
 }

@@ -8,7 +8,7 @@
 //! - An unknown original: `25`, and the reversal is remembered, so the original, if it comes late,
 //!   is declined.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::{Payments, ResponseCode, advice};
 use crate::iso8583::Message;
@@ -24,28 +24,8 @@ pub async fn reversal(p: &Payments, req: &Message, started: Instant) -> crate::R
     if let Err(replay) = p.claim(req, &txn, resp_mti, p.duplicate_wait()).await? {
         return Ok(replay);
     }
-    let class = orig.mti().as_str().get(..2).unwrap_or("02").to_string();
-    let key = (
-        class.as_str(),
-        txn.terminal_id.clone(),
-        orig.stan().to_string(),
-        orig.transmission_date_time().to_string(),
-        orig.acquirer_id().to_string(),
-    );
-
-    // An original still at its issuer is waited for, so the reversal applies to its outcome.
-    let deadline = Instant::now() + p.duplicate_wait();
-    let original = loop {
-        let found = p.store.transaction_by_key(key.0, &key.1, &key.2, &key.3, &key.4).await?;
-        match found {
-            Some(o) if o.status == "pending" && Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(20)).await
-            }
-            other => break other,
-        }
-    };
-    let Some(original) = original else {
-        txn.original_key = Some(format!("{}|{}|{}|{}|{}", key.0, key.1, key.2, key.3, key.4));
+    let Some(original) = super::find_original(p, &txn.terminal_id, &orig).await? else {
+        txn.original_key = Some(super::original_key(&txn.terminal_id, &orig));
         let resp = p.respond(req, resp_mti, ResponseCode::ORIGINAL_NOT_FOUND);
         p.finish(&mut txn, &resp, "declined", started).await?;
         return Ok(resp);
@@ -64,6 +44,13 @@ pub async fn reversal(p: &Payments, req: &Message, started: Instant) -> crate::R
     let now = p.clock.now_ms();
     let owed = (original.instrument_kind.as_deref() == Some("card")).then(|| advice::owed(&original, now));
     let reversed = p.store.reverse(&original.id, &txn, owed.as_ref(), now).await?;
+    // Reversing a cancel gives its amount back to the payment it cancelled.
+    if reversed
+        && original.kind == "cancel"
+        && let (Some(paid), Some(amount)) = (original.original_id.as_deref(), original.amount)
+    {
+        p.store.release_cancel(paid, amount, now).await?;
+    }
     tracing::info!(original = %original.id, reversed, "reversal");
     Ok(resp)
 }

@@ -248,4 +248,23 @@ impl Store {
     pub async fn advice_retry(&self, id: &str, next_at: i64) -> StoreResult<()> {
         dispatch!(self, s => s.advice_retry(id, next_at).await)
     }
+
+    // Cancellations.
+
+    pub async fn reserve_cancel(&self, original_id: &str, amount: i64, now: i64) -> StoreResult<bool> {
+        dispatch!(self, s => s.reserve_cancel(original_id, amount, now).await)
+    }
+
+    pub async fn release_cancel(&self, original_id: &str, amount: i64, now: i64) -> StoreResult<()> {
+        dispatch!(self, s => s.release_cancel(original_id, amount, now).await)
+    }
+
+    /// Records that the business day closed at `closed_at` (`manual` or `cutoff`).
+    pub async fn insert_settlement(&self, id: &str, closed_at: i64, reason: &str) -> StoreResult<()> {
+        dispatch!(self, s => s.insert_settlement(id, closed_at, reason).await)
+    }
+
+    pub async fn settlements(&self) -> StoreResult<Vec<i64>> {
+        dispatch!(self, s => s.settlements().await)
+    }
 }

@@ -159,6 +159,10 @@ pub struct TxnRow {
     pub total_ms: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// For a payment: how much of it has been cancelled (reserved by pending cancels included).
+    pub cancelled_amount: i64,
+    /// For a cancel: `void` or `refund`.
+    pub cancel_type: Option<String>,
 }
 
 impl TxnRow {

@@ -32,7 +32,7 @@ macro_rules! txn_cols {
         "id, kind, status, mti, msg_class, terminal_id, stan, transmitted, acquirer_id, content_hash, response, \
          response_code, processing_code, merchant_id, amount, currency, entry_mode, token_id, instrument_id, \
          instrument_kind, masked_pan, issuer_id, original_id, original_key, auth_code, rrn, issuer_response, \
-         issuer_ms, total_ms, created_at, updated_at"
+         issuer_ms, total_ms, created_at, updated_at, cancelled_amount, cancel_type"
     };
 }
 
@@ -70,6 +70,8 @@ macro_rules! bind_txn {
             .bind($t.total_ms)
             .bind($t.created_at)
             .bind($t.updated_at)
+            .bind($t.cancelled_amount)
+            .bind(&$t.cancel_type)
     };
 }
 
@@ -77,7 +79,7 @@ const TXN_INSERT: &str = concat!(
     "INSERT INTO transactions (",
     txn_cols!(),
     ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, \
-     ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31) \
+     ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33) \
      ON CONFLICT (msg_class, terminal_id, stan, transmitted, acquirer_id) DO NOTHING"
 );
 
@@ -86,7 +88,7 @@ const TXN_UPDATE: &str = "UPDATE transactions SET kind = ?2, status = ?3, mti = 
      processing_code = ?7, merchant_id = ?8, amount = ?9, currency = ?10, entry_mode = ?11, token_id = ?12, \
      instrument_id = ?13, instrument_kind = ?14, masked_pan = ?15, issuer_id = ?16, original_id = ?17, \
      original_key = ?18, auth_code = ?19, rrn = ?20, issuer_response = ?21, issuer_ms = ?22, total_ms = ?23, \
-     updated_at = ?24 WHERE id = ?1";
+     updated_at = ?24, cancel_type = ?25 WHERE id = ?1";
 
 /// Binds [`TXN_UPDATE`]'s parameters.
 macro_rules! bind_txn_update {
@@ -115,6 +117,7 @@ macro_rules! bind_txn_update {
             .bind($t.issuer_ms)
             .bind($t.total_ms)
             .bind($t.updated_at)
+            .bind(&$t.cancel_type)
     };
 }
 
@@ -678,5 +681,48 @@ impl SqliteStore {
             .execute(&self.write)
             .await?;
         Ok(())
+    }
+
+    // Cancellations.
+
+    /// Reserves `amount` of an approved payment for a cancel; false when it would exceed what is
+    /// left (the checked update and the cap trigger both refuse).
+    pub async fn reserve_cancel(&self, original_id: &str, amount: i64, now: i64) -> StoreResult<bool> {
+        let r = sqlx::query(
+            "UPDATE transactions SET cancelled_amount = cancelled_amount + ?2, updated_at = ?3 \
+             WHERE id = ?1 AND status = 'approved' AND amount IS NOT NULL AND cancelled_amount + ?2 <= amount",
+        )
+        .bind(original_id)
+        .bind(amount)
+        .bind(now)
+        .execute(&self.write)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Gives back a reservation whose cancel was declined.
+    pub async fn release_cancel(&self, original_id: &str, amount: i64, now: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE transactions SET cancelled_amount = cancelled_amount - ?2, updated_at = ?3 WHERE id = ?1")
+            .bind(original_id)
+            .bind(amount)
+            .bind(now)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn insert_settlement(&self, id: &str, closed_at: i64, reason: &str) -> StoreResult<()> {
+        sqlx::query("INSERT INTO settlements (id, closed_at, reason) VALUES (?1, ?2, ?3)")
+            .bind(id)
+            .bind(closed_at)
+            .bind(reason)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    /// Every settlement instant, oldest first.
+    pub async fn settlements(&self) -> StoreResult<Vec<i64>> {
+        Ok(sqlx::query_scalar("SELECT closed_at FROM settlements ORDER BY closed_at").fetch_all(&self.write).await?)
     }
 }

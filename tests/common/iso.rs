@@ -56,6 +56,22 @@ impl Terminal {
         self.call(&m).await
     }
 
+    /// Cancels `amount` of `original` (0200, DE3 200000, DE90 naming it) and returns the answer.
+    pub async fn cancel(&mut self, original: &Message, amount: u64) -> Message {
+        let mut m = self.purchase(original.pan().unwrap(), amount);
+        m.set_processing_code("200000").unwrap();
+        m.set_transmission_date_time("1123110000").unwrap();
+        let orig = tsp::iso8583::OriginalData::new(
+            original.mti(),
+            original.stan().unwrap(),
+            original.transmission_date_time().unwrap(),
+            original.acquirer_id().unwrap_or(""),
+        )
+        .unwrap();
+        m.set_original_data(&orig).unwrap();
+        self.call(&m).await
+    }
+
     /// Reverses `original` and returns the answer.
     pub async fn reverse(&mut self, original: &Message) -> Message {
         let m = self.reversal_of(original);

@@ -1,0 +1,112 @@
+//! `0200` cancellation (DE3 `20xxxx`) of a card payment: DE90 names the original purchase, DE4 the
+//! amount to cancel. Partial and repeated cancels are allowed up to the original (`64` past it).
+//!
+//! The amount is first reserved on the original by a checked update (a trigger caps the total in the
+//! database too), so racing cancels can never exceed it. The refund goes to the card's issuer; its
+//! approval commits the cancel, a decline gives the reservation back, and an unknown outcome gives
+//! it back and owes the issuer a `0420` for the refund. A cancel within the payment's business day
+//! is a *void*, after the day's settlement a *refund*; the transaction records which.
+//!
+//! An unknown original is `25`; a reversed or declined one `12` (there is nothing left to cancel).
+
+use std::time::Instant;
+
+use super::{Payments, ResponseCode, advice, find_original};
+use crate::iso8583::{Message, Mti, OriginalData};
+
+pub async fn cancel(p: &Payments, req: &Message, started: Instant) -> crate::Result<Message> {
+    use ResponseCode as C;
+    let resp_mti = Mti::FINANCIAL_RESPONSE;
+    let Some(mut txn) = p.new_txn(req, "cancel", "02") else { return Ok(p.respond(req, resp_mti, C::FORMAT_ERROR)) };
+    let Some(orig) = req.original_data() else { return Ok(p.respond(req, resp_mti, C::FORMAT_ERROR)) };
+    if let Err(replay) = p.claim(req, &txn, resp_mti, p.duplicate_wait()).await? {
+        return Ok(replay);
+    }
+    let code = decide(p, req, &mut txn, &orig).await?;
+    let resp = p.respond(req, resp_mti, code);
+    if code.is_approved() {
+        p.finish(&mut txn, &resp, "approved", started).await?;
+    } else if txn.status == "owed" {
+        p.fill(&mut txn, &resp, "declined", started);
+        let now = p.clock.now_ms();
+        p.store.finish_with_advice(&txn, &advice::owed(&txn, now), now).await?;
+    } else {
+        p.finish(&mut txn, &resp, "declined", started).await?;
+    }
+    Ok(resp)
+}
+
+async fn decide(
+    p: &Payments,
+    req: &Message,
+    txn: &mut crate::store::TxnRow,
+    orig: &OriginalData,
+) -> crate::Result<ResponseCode> {
+    use ResponseCode as C;
+    let Some(amount) = txn.amount.filter(|a| *a > 0) else { return Ok(C::INVALID_AMOUNT) };
+    let Some(original) = find_original(p, &txn.terminal_id, orig).await? else { return Ok(C::ORIGINAL_NOT_FOUND) };
+    txn.original_id = Some(original.id.clone());
+    txn.token_id = original.token_id.clone();
+    txn.instrument_id = original.instrument_id.clone();
+    txn.instrument_kind = original.instrument_kind.clone();
+    txn.masked_pan = original.masked_pan.clone();
+    txn.issuer_id = original.issuer_id.clone();
+    if original.kind != "purchase" || original.status != "approved" {
+        return Ok(C::INVALID_TRANSACTION);
+    }
+    if original.instrument_kind.as_deref() != Some("card") {
+        return Ok(C::NOT_PERMITTED);
+    }
+    let now = p.clock.now_ms();
+    if !p.store.reserve_cancel(&original.id, amount, now).await? {
+        return Ok(C::EXCEEDS_CANCELLABLE);
+    }
+    let instrument = p.store.instrument(original.instrument_id.as_deref().unwrap_or("")).await?;
+    let pan = match instrument.as_ref() {
+        Some(i) => p.vault.reveal_pan(i).await.ok(),
+        None => None,
+    };
+    let (Some(instrument), Some(pan)) = (instrument, pan) else {
+        // The card was deleted and its PAN destroyed: the issuer can no longer be asked.
+        p.store.release_cancel(&original.id, amount, now).await?;
+        return Ok(C::INSTRUMENT_BLOCKED);
+    };
+    let Some(host) = original.issuer_id.as_deref().and_then(|i| p.hosts.get(i)).cloned() else {
+        p.store.release_cancel(&original.id, amount, now).await?;
+        return Ok(C::ISSUER_UNAVAILABLE);
+    };
+    // The refund as the issuer sees it: DE90 names the purchase as it was sent to the issuer.
+    let mut issuer_req = super::purchase::issuer_request(req, pan.expose(), instrument.expiry.as_deref());
+    drop(pan);
+    let acquirer = original.acquirer_id.trim_start_matches('0');
+    if let Ok(de90) = OriginalData::new(Mti::FINANCIAL_REQUEST, &original.stan, &original.transmitted, acquirer) {
+        let _ = issuer_req.set_original_data(&de90);
+    }
+    let asked = Instant::now();
+    let answer = host.send(issuer_req).await;
+    txn.issuer_ms = Some(asked.elapsed().as_millis() as i64);
+    match answer {
+        Ok(ans) => {
+            let code = ans.response_code().and_then(ResponseCode::parse).unwrap_or(C::SYSTEM_ERROR);
+            txn.issuer_response = Some(code.as_str().to_string());
+            if code.is_approved() {
+                let settlements = p.store.settlements().await?;
+                let rule = p.config.business_day().map_err(|e| crate::Error::invalid("config", e.to_string()))?;
+                txn.cancel_type =
+                    Some(rule.cancel_type(original.created_at, p.clock.now_ms(), &settlements).as_str().to_string());
+                txn.auth_code = ans.authorization_code().map(Into::into);
+            } else {
+                p.store.release_cancel(&original.id, amount, p.clock.now_ms()).await?;
+            }
+            Ok(code)
+        }
+        Err(e) => {
+            p.store.release_cancel(&original.id, amount, p.clock.now_ms()).await?;
+            if e.outcome_unknown() {
+                // The issuer may have refunded: the 0420 that undoes the refund is owed.
+                txn.status = "owed".into();
+            }
+            Ok(C::ISSUER_UNAVAILABLE)
+        }
+    }
+}

@@ -26,6 +26,8 @@ pub enum Error {
     TokenLocked,
     #[error("token was revoked when its instrument was suspended")]
     TokenRevoked,
+    #[error("this gift certificate is registered to another wallet")]
+    GiftTaken,
     #[error("this operation needs a card instrument")]
     NotACard,
     #[error("could not draw a free token number; the token range is too full")]

@@ -67,3 +67,38 @@ pub async fn settle(State(s): State<AppState>, caller: Caller) -> ApiResult<(Sta
     tracing::info!(admin = %admin.id, settlement = %id, "business day closed");
     Ok((StatusCode::CREATED, Json(json!({ "id": id, "closed_at": crate::clock::rfc3339(closed_at) }))))
 }
+
+#[derive(Deserialize)]
+pub struct NewGiftBody {
+    face_value: String,
+    currency: String,
+    /// RFC 3339.
+    expires_at: String,
+}
+
+/// `POST /v1/admin/gift-certificates`: issues a certificate; its code is shown this once.
+pub async fn issue_gift(
+    State(s): State<AppState>,
+    caller: Caller,
+    JsonBody(b): JsonBody<NewGiftBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let admin = caller.require(Scope::Admin)?;
+    let expires = time::OffsetDateTime::parse(&b.expires_at, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| ApiError::unprocessable("expires_at_invalid", "expires_at must be an RFC 3339 date-time"))?;
+    let expires_ms = (expires.unix_timestamp_nanos() / 1_000_000) as i64;
+    let g = crate::vault::gift::issue(&s.store, &s.config, &b.face_value, &b.currency, expires_ms, s.clock.now_ms())
+        .await?;
+    tracing::info!(admin = %admin.id, gift = %g.row.id, "gift certificate issued");
+    let face = crate::money::Amount::from_minor(g.row.face_value, &g.currency).to_string();
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "id": g.row.id,
+            "code": g.code,
+            "face_value": face,
+            "balance": face,
+            "currency": g.currency.code,
+            "expires_at": crate::clock::rfc3339(g.row.expires_at),
+        })),
+    ))
+}

@@ -42,6 +42,7 @@ impl From<Error> for ApiError {
             Error::TokenLocked => (S::CONFLICT, "token_locked"),
             Error::TokenRevoked => (S::CONFLICT, "token_revoked"),
             Error::NotACard => (S::CONFLICT, "not_a_card"),
+            Error::GiftTaken => (S::CONFLICT, "gift_registered"),
             Error::TokenRangeExhausted => (S::SERVICE_UNAVAILABLE, "token_range_exhausted"),
             Error::Hsm(h) => {
                 tracing::error!(error = %h, "HSM failure");

@@ -44,6 +44,11 @@ struct Kind {
 }
 
 #[derive(Deserialize)]
+struct NewGift {
+    code: String,
+}
+
+#[derive(Deserialize)]
 struct NewCard {
     pan: String,
     expiry: String,
@@ -67,9 +72,16 @@ pub async fn create(
             }
             Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(view(&row))))
         }
-        "gift" | "local" => {
-            Err(ApiError::unprocessable("type_unsupported", format!("instruments of type {kind} are not offered yet")))
+        "gift" => {
+            let gift: NewGift = parse_json(bytes.as_bytes())?;
+            let (row, created) =
+                crate::vault::gift::register(&s.store, requestor, &gift.code, s.clock.now_ms()).await?;
+            if created {
+                tracing::info!(instrument = %row.id, requestor = %requestor.id, "gift certificate registered");
+            }
+            Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(view(&row))))
         }
+        "local" => Err(ApiError::unprocessable("type_unsupported", "local-currency wallets are not offered yet")),
         _ => Err(ApiError::unprocessable("type_invalid", "type must be card, gift or local")),
     }
 }
@@ -106,4 +118,36 @@ pub async fn delete(State(s): State<AppState>, caller: Caller, Path(id): Path<St
     let row = s.vault.delete(requestor, &id).await?;
     tracing::info!(instrument = %row.id, "instrument deleted");
     Ok(Json(view(&row)))
+}
+
+/// `GET /v1/instruments/{id}/balance`: `{"currency","principal","bonus","refundable"}` of stored
+/// value (a gift certificate's balance is its principal).
+pub async fn balance(State(s): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let requestor = caller.require(Scope::Instruments)?;
+    let row = s.vault.instrument(requestor, &id).await?;
+    match row.kind.as_str() {
+        "gift" => {
+            let gift = s
+                .store
+                .gift_by_instrument(&row.id)
+                .await
+                .map_err(crate::Error::from)?
+                .ok_or(crate::Error::InstrumentNotFound)?;
+            let (cur, principal, refundable) =
+                crate::vault::gift::balance(&s.store, &s.config, &gift, s.clock.now_ms()).await?;
+            Ok(Json(json!({
+                "currency": cur.code,
+                "principal": principal.to_string(),
+                "bonus": crate::money::Amount::from_minor(0, &cur).to_string(),
+                "refundable": refundable.to_string(),
+                "face_value": crate::money::Amount::from_minor(gift.face_value, &cur).to_string(),
+                "expires_at": crate::clock::rfc3339(gift.expires_at),
+            })))
+        }
+        _ => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_stored_value",
+            "only gift certificates and local-currency wallets have a balance",
+        )),
+    }
 }

@@ -22,7 +22,12 @@ pub async fn cancel(p: &Payments, req: &Message, started: Instant) -> crate::Res
     if let Err(replay) = p.claim(req, &txn, resp_mti, p.duplicate_wait()).await? {
         return Ok(replay);
     }
-    let code = decide(p, req, &mut txn, &orig).await?;
+    let code = match decide(p, req, &mut txn, &orig).await? {
+        Step::Code(code) => code,
+        Step::Gift { original_id, gift, currency, amount } => {
+            return cancel_gift(p, req, &mut txn, &original_id, &gift, &currency, amount, started).await;
+        }
+    };
     let resp = p.respond(req, resp_mti, code);
     if code.is_approved() {
         p.finish(&mut txn, &resp, "approved", started).await?;
@@ -36,15 +41,35 @@ pub async fn cancel(p: &Payments, req: &Message, started: Instant) -> crate::Res
     Ok(resp)
 }
 
+/// Where the checks leave a cancel.
+enum Step {
+    Code(ResponseCode),
+    /// A gift certificate payment to cancel: restore `amount` to it.
+    Gift {
+        original_id: String,
+        gift: Box<crate::store::GiftRow>,
+        currency: Box<crate::money::Currency>,
+        amount: i64,
+    },
+}
+
+impl From<ResponseCode> for Step {
+    fn from(c: ResponseCode) -> Self {
+        Step::Code(c)
+    }
+}
+
 async fn decide(
     p: &Payments,
     req: &Message,
     txn: &mut crate::store::TxnRow,
     orig: &OriginalData,
-) -> crate::Result<ResponseCode> {
+) -> crate::Result<Step> {
     use ResponseCode as C;
-    let Some(amount) = txn.amount.filter(|a| *a > 0) else { return Ok(C::INVALID_AMOUNT) };
-    let Some(original) = find_original(p, &txn.terminal_id, orig).await? else { return Ok(C::ORIGINAL_NOT_FOUND) };
+    let Some(amount) = txn.amount.filter(|a| *a > 0) else { return Ok(C::INVALID_AMOUNT.into()) };
+    let Some(original) = find_original(p, &txn.terminal_id, orig).await? else {
+        return Ok(C::ORIGINAL_NOT_FOUND.into());
+    };
     txn.original_id = Some(original.id.clone());
     txn.token_id = original.token_id.clone();
     txn.instrument_id = original.instrument_id.clone();
@@ -52,14 +77,25 @@ async fn decide(
     txn.masked_pan = original.masked_pan.clone();
     txn.issuer_id = original.issuer_id.clone();
     if original.kind != "purchase" || original.status != "approved" {
-        return Ok(C::INVALID_TRANSACTION);
+        return Ok(C::INVALID_TRANSACTION.into());
+    }
+    if original.instrument_kind.as_deref() == Some("gift") {
+        let gift = p.store.gift_by_instrument(original.instrument_id.as_deref().unwrap_or("")).await?;
+        let currency = gift.as_ref().and_then(|g| p.config.currency(&g.currency)).cloned();
+        let (Some(gift), Some(currency)) = (gift, currency) else { return Ok(C::INSTRUMENT_BLOCKED.into()) };
+        return Ok(Step::Gift {
+            original_id: original.id.clone(),
+            gift: Box::new(gift),
+            currency: Box::new(currency),
+            amount,
+        });
     }
     if original.instrument_kind.as_deref() != Some("card") {
-        return Ok(C::NOT_PERMITTED);
+        return Ok(C::NOT_PERMITTED.into());
     }
     let now = p.clock.now_ms();
     if !p.store.reserve_cancel(&original.id, amount, now).await? {
-        return Ok(C::EXCEEDS_CANCELLABLE);
+        return Ok(C::EXCEEDS_CANCELLABLE.into());
     }
     let instrument = p.store.instrument(original.instrument_id.as_deref().unwrap_or("")).await?;
     let pan = match instrument.as_ref() {
@@ -69,11 +105,11 @@ async fn decide(
     let (Some(instrument), Some(pan)) = (instrument, pan) else {
         // The card was deleted and its PAN destroyed: the issuer can no longer be asked.
         p.store.release_cancel(&original.id, amount, now).await?;
-        return Ok(C::INSTRUMENT_BLOCKED);
+        return Ok(C::INSTRUMENT_BLOCKED.into());
     };
     let Some(host) = original.issuer_id.as_deref().and_then(|i| p.hosts.get(i)).cloned() else {
         p.store.release_cancel(&original.id, amount, now).await?;
-        return Ok(C::ISSUER_UNAVAILABLE);
+        return Ok(C::ISSUER_UNAVAILABLE.into());
     };
     // The refund as the issuer sees it: DE90 names the purchase as it was sent to the issuer.
     let mut issuer_req = super::purchase::issuer_request(req, pan.expose(), instrument.expiry.as_deref());
@@ -98,7 +134,7 @@ async fn decide(
             } else {
                 p.store.release_cancel(&original.id, amount, p.clock.now_ms()).await?;
             }
-            Ok(code)
+            Ok(code.into())
         }
         Err(e) => {
             p.store.release_cancel(&original.id, amount, p.clock.now_ms()).await?;
@@ -106,7 +142,49 @@ async fn decide(
                 // The issuer may have refunded: the 0420 that undoes the refund is owed.
                 txn.status = "owed".into();
             }
-            Ok(C::ISSUER_UNAVAILABLE)
+            Ok(C::ISSUER_UNAVAILABLE.into())
         }
     }
+}
+
+/// Restores exactly the cancelled amount to the certificate — also after its expiry, when it joins
+/// the refundable balance. The reservation on the payment, the entry and the cancel commit together.
+#[allow(clippy::too_many_arguments)]
+async fn cancel_gift(
+    p: &Payments,
+    req: &Message,
+    txn: &mut crate::store::TxnRow,
+    original_id: &str,
+    gift: &crate::store::GiftRow,
+    currency: &crate::money::Currency,
+    amount: i64,
+    started: Instant,
+) -> crate::Result<Message> {
+    use crate::store::Movement;
+    let resp_mti = Mti::FINANCIAL_RESPONSE;
+    let merchant = p.store.transaction(original_id).await?.and_then(|o| o.merchant_id).unwrap_or_default();
+    let entry = crate::ledger::EntryId::new(&format!("ent_{}", uuid::Uuid::now_v7().simple())).and_then(|id| {
+        crate::ledger::gift_cancel(
+            id,
+            currency,
+            &gift.id,
+            &merchant,
+            crate::money::Amount::from_minor(amount, currency),
+        )
+    });
+    let Ok(entry) = entry else {
+        let resp = p.respond(req, resp_mti, ResponseCode::SYSTEM_ERROR);
+        p.finish(txn, &resp, "declined", started).await?;
+        return Ok(resp);
+    };
+    let resp = p.respond(req, resp_mti, ResponseCode::APPROVED);
+    p.fill(txn, &resp, "approved", started);
+    let code = match p.store.cancel_stored_value(original_id, amount, txn, &entry, p.clock.now_ms()).await? {
+        Movement::Done => return Ok(resp),
+        Movement::ExceedsCancellable => ResponseCode::EXCEEDS_CANCELLABLE,
+        Movement::Insufficient | Movement::TokenGone => ResponseCode::SYSTEM_ERROR,
+    };
+    let resp = p.respond(req, resp_mti, code);
+    p.finish(txn, &resp, "declined", started).await?;
+    Ok(resp)
 }

@@ -52,7 +52,7 @@ impl ResponseCode {
             Error::TokenUsed | Error::TokenLocked => Self::TOKEN_USED,
             Error::TokenRevoked | Error::InstrumentSuspended | Error::InstrumentDeleted => Self::INSTRUMENT_BLOCKED,
             Error::InstrumentNotFound => Self::UNKNOWN_CARD,
-            Error::NotACard => Self::NOT_PERMITTED,
+            Error::NotACard | Error::GiftTaken => Self::NOT_PERMITTED,
             Error::Invalid { .. } | Error::InstrumentActive => Self::INVALID_TRANSACTION,
             Error::TokenRangeExhausted | Error::Hsm(_) | Error::Store(_) => Self::SYSTEM_ERROR,
         }

@@ -41,6 +41,9 @@ pub async fn purchase(p: &Payments, req: &Message, started: Instant) -> crate::R
     }
     let mut chip: Option<Chip> = None;
     let (code, lease, owe_advice) = match authorize(p, req, &mut txn, &mut chip).await? {
+        Decision::StoredValue { token_id, gift, currency, amount } => {
+            return pay_gift(p, req, &mut txn, chip.as_ref(), &token_id, &gift, &currency, amount, started).await;
+        }
         Decision::Done(code) => (code, None, false),
         Decision::TimedOut => (ResponseCode::ISSUER_UNAVAILABLE, None, true),
         Decision::Approve { token_id, lease } => (ResponseCode::APPROVED, Some((token_id, lease)), false),
@@ -89,6 +92,9 @@ enum Decision {
     TimedOut,
     /// The issuer approved; the leased token is to be consumed with the approval.
     Approve { token_id: String, lease: String },
+    /// Every check passed for a stored-value payment: the token's consumption, the ledger entry and
+    /// the answer commit together, or the balance is short (51).
+    StoredValue { token_id: String, gift: crate::store::GiftRow, currency: crate::money::Currency, amount: i64 },
 }
 
 impl From<ResponseCode> for Decision {
@@ -123,7 +129,7 @@ async fn authorize(p: &Payments, req: &Message, txn: &mut TxnRow, chip: &mut Opt
     if let Some(e) = p.tokens.refusal(&token).await? {
         return Ok(C::from_error(&e).into());
     }
-    if instrument.kind != "card" {
+    if instrument.kind != "card" && instrument.kind != "gift" {
         return Ok(C::NOT_PERMITTED.into());
     }
     if req.expiry().is_some_and(|e| e != token.token_expiry) {
@@ -143,6 +149,19 @@ async fn authorize(p: &Payments, req: &Message, txn: &mut TxnRow, chip: &mut Opt
                 return Ok(code.into());
             }
         }
+    }
+    if instrument.kind == "gift" {
+        // Stored value: no issuer; the platform's ledger is the authority.
+        let Some(gift) = p.store.gift_by_instrument(&instrument.id).await? else {
+            return Ok(C::INSTRUMENT_BLOCKED.into());
+        };
+        if gift.currency != currency.code {
+            return Ok(C::NOT_PERMITTED.into());
+        }
+        if p.clock.now_ms() >= gift.expires_at {
+            return Ok(C::CARD_EXPIRED.into());
+        }
+        return Ok(Decision::StoredValue { token_id: token.id.clone(), gift, currency, amount });
     }
     let Some(host) = instrument.issuer_id.as_deref().and_then(|i| p.hosts.get(i)).cloned() else {
         return Ok(C::ISSUER_UNAVAILABLE.into());
@@ -306,4 +325,63 @@ pub(crate) fn issuer_request(req: &Message, pan: &str, expiry: Option<&str>) -> 
         let _ = out.set_expiry(e);
     }
     out
+}
+
+/// A gift certificate payment: approved when the ledger has the balance, `51` when it has not.
+#[allow(clippy::too_many_arguments)]
+async fn pay_gift(
+    p: &Payments,
+    req: &Message,
+    txn: &mut TxnRow,
+    chip: Option<&Chip>,
+    token_id: &str,
+    gift: &crate::store::GiftRow,
+    currency: &crate::money::Currency,
+    amount: i64,
+    started: Instant,
+) -> crate::Result<Message> {
+    use crate::store::Movement;
+    let resp_mti = Mti::FINANCIAL_RESPONSE;
+    let merchant = txn.merchant_id.clone().unwrap_or_default();
+    let entry = crate::ledger::EntryId::new(&format!("ent_{}", uuid::Uuid::now_v7().simple())).and_then(|id| {
+        crate::ledger::gift_payment(
+            id,
+            currency,
+            &gift.id,
+            &merchant,
+            crate::money::Amount::from_minor(amount, currency),
+        )
+    });
+    let Ok(entry) = entry else {
+        // A merchant id the ledger cannot name an account after.
+        let resp = p.respond(req, resp_mti, ResponseCode::FORMAT_ERROR);
+        p.finish(txn, &resp, "declined", started).await?;
+        return Ok(resp);
+    };
+    txn.auth_code = Some(auth_code());
+    let mut resp = p.respond(req, resp_mti, ResponseCode::APPROVED);
+    let _ = resp.set_authorization_code(txn.auth_code.as_deref().unwrap_or("000000"));
+    if let Some(c) = chip
+        && let Some(de55) = arpc_tlv(p, txn, c, ResponseCode::APPROVED).await?
+    {
+        let _ = resp.set_icc_data(&de55);
+    }
+    p.fill(txn, &resp, "approved", started);
+    let declined = match p.store.pay_stored_value(txn, token_id, &entry, p.clock.now_ms()).await? {
+        Movement::Done => return Ok(resp),
+        Movement::Insufficient => ResponseCode::INSUFFICIENT_FUNDS,
+        Movement::TokenGone | Movement::ExceedsCancellable => ResponseCode::TOKEN_USED,
+    };
+    txn.auth_code = None;
+    let resp = p.respond(req, resp_mti, declined);
+    p.finish(txn, &resp, "declined", started).await?;
+    Ok(resp)
+}
+
+/// A 6-digit approval code for payments the platform approves itself.
+fn auth_code() -> String {
+    use ring::rand::SecureRandom;
+    let mut b = [0u8; 4];
+    let _ = ring::rand::SystemRandom::new().fill(&mut b);
+    format!("{:06}", u32::from_be_bytes(b) % 1_000_000)
 }

@@ -42,6 +42,11 @@ pub async fn reversal(p: &Payments, req: &Message, started: Instant) -> crate::R
     let resp = p.respond(req, resp_mti, ResponseCode::APPROVED);
     p.fill(&mut txn, &resp, "approved", started);
     let now = p.clock.now_ms();
+    if original.instrument_kind.as_deref() == Some("gift") {
+        let reversed = reverse_gift(p, &original, &txn, now).await?;
+        tracing::info!(original = %original.id, reversed, "reversal");
+        return Ok(resp);
+    }
     let owed = (original.instrument_kind.as_deref() == Some("card")).then(|| advice::owed(&original, now));
     let reversed = p.store.reverse(&original.id, &txn, owed.as_ref(), now).await?;
     // Reversing a cancel gives its amount back to the payment it cancelled.
@@ -53,4 +58,40 @@ pub async fn reversal(p: &Payments, req: &Message, started: Instant) -> crate::R
     }
     tracing::info!(original = %original.id, reversed, "reversal");
     Ok(resp)
+}
+
+/// Undoes a gift certificate's payment (restoring what it still holds: its amount less earlier
+/// cancels) or cancel (taking the cancelled amount again), with the reversal, in one transaction.
+async fn reverse_gift(
+    p: &Payments,
+    original: &crate::store::TxnRow,
+    txn: &crate::store::TxnRow,
+    now: i64,
+) -> crate::Result<bool> {
+    let gift = p.store.gift_by_instrument(original.instrument_id.as_deref().unwrap_or("")).await?;
+    let currency = gift.as_ref().and_then(|g| p.config.currency(&g.currency)).cloned();
+    let (Some(gift), Some(cur)) = (gift, currency) else {
+        return Ok(p.store.reverse_stored_value(&original.id, txn, None, now).await?);
+    };
+    let merchant = original.merchant_id.clone().unwrap_or_default();
+    let held = original.amount.unwrap_or(0) - if original.kind == "purchase" { original.cancelled_amount } else { 0 };
+    let entry = if held > 0 && original.status == "approved" {
+        let amount = crate::money::Amount::from_minor(held, &cur);
+        let id = crate::ledger::EntryId::new(&format!("ent_{}", uuid::Uuid::now_v7().simple()));
+        let e = match original.kind.as_str() {
+            "cancel" => id.and_then(|id| crate::ledger::gift_payment(id, &cur, &gift.id, &merchant, amount)),
+            _ => id.and_then(|id| crate::ledger::gift_reversal(id, &cur, &gift.id, &merchant, amount)),
+        };
+        Some(e.map_err(|e| crate::Error::invalid("ledger", e.to_string()))?)
+    } else {
+        None
+    };
+    let reversed = p.store.reverse_stored_value(&original.id, txn, entry.as_ref(), now).await?;
+    if reversed
+        && original.kind == "cancel"
+        && let (Some(paid), Some(amount)) = (original.original_id.as_deref(), original.amount)
+    {
+        p.store.release_cancel(paid, amount, now).await?;
+    }
+    Ok(reversed)
 }

@@ -267,4 +267,59 @@ impl Store {
     pub async fn settlements(&self) -> StoreResult<Vec<i64>> {
         dispatch!(self, s => s.settlements().await)
     }
+
+    // Stored value.
+
+    /// Issues a gift certificate with its issuance entry.
+    pub async fn insert_gift(&self, g: &GiftRow, issuance: &crate::ledger::JournalEntry, now: i64) -> StoreResult<()> {
+        dispatch!(self, s => s.insert_gift(g, issuance, now).await)
+    }
+
+    pub async fn gift_by_code_hash(&self, hash: &str) -> StoreResult<Option<GiftRow>> {
+        dispatch!(self, s => s.gift_by_code_hash(hash).await)
+    }
+
+    pub async fn gift_by_instrument(&self, instrument_id: &str) -> StoreResult<Option<GiftRow>> {
+        dispatch!(self, s => s.gift_by_instrument(instrument_id).await)
+    }
+
+    pub async fn register_gift(&self, gift_id: &str, i: &InstrumentRow) -> StoreResult<bool> {
+        dispatch!(self, s => s.register_gift(gift_id, i).await)
+    }
+
+    /// A ledger account's cached balance in minor units (0 for an account never posted to).
+    pub async fn account_balance(&self, id: &str) -> StoreResult<i64> {
+        dispatch!(self, s => s.account_balance(id).await)
+    }
+
+    pub async fn pay_stored_value(
+        &self,
+        t: &TxnRow,
+        token_id: &str,
+        entry: &crate::ledger::JournalEntry,
+        now: i64,
+    ) -> StoreResult<Movement> {
+        dispatch!(self, s => s.pay_stored_value(t, token_id, entry, now).await)
+    }
+
+    pub async fn cancel_stored_value(
+        &self,
+        original_id: &str,
+        amount: i64,
+        t: &TxnRow,
+        entry: &crate::ledger::JournalEntry,
+        now: i64,
+    ) -> StoreResult<Movement> {
+        dispatch!(self, s => s.cancel_stored_value(original_id, amount, t, entry, now).await)
+    }
+
+    pub async fn reverse_stored_value(
+        &self,
+        original_id: &str,
+        reversal: &TxnRow,
+        entry: Option<&crate::ledger::JournalEntry>,
+        now: i64,
+    ) -> StoreResult<bool> {
+        dispatch!(self, s => s.reverse_stored_value(original_id, reversal, entry, now).await)
+    }
 }

@@ -202,3 +202,27 @@ pub struct AdviceRow {
     pub attempts: i64,
     pub next_at: i64,
 }
+
+/// A gift certificate. Its balance is the ledger account `gift:<id>`.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct GiftRow {
+    pub id: String,
+    pub code_hash: String,
+    pub currency: String,
+    pub face_value: i64,
+    pub expires_at: i64,
+    pub instrument_id: Option<String>,
+    pub created_at: i64,
+}
+
+/// What a stored-value movement found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Movement {
+    Done,
+    /// A stored-value account would have gone negative: nothing was written.
+    Insufficient,
+    /// The token was no longer live: nothing was written.
+    TokenGone,
+    /// More than what is left of the payment to cancel: nothing was written.
+    ExceedsCancellable,
+}

@@ -10,6 +10,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 use super::*;
+use crate::ledger::JournalEntry;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -125,6 +126,63 @@ macro_rules! bind_txn_update {
 pub struct SqliteStore {
     write: SqlitePool,
     read: SqlitePool,
+}
+
+fn is_check_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.kind() == sqlx::error::ErrorKind::CheckViolation)
+}
+
+/// Writes a journal entry: the entry, its postings, and each account's cached balance, on `conn`
+/// (inside the caller's transaction). `Ok(false)` when a stored-value account would go negative:
+/// the caller drops the transaction and nothing is written.
+async fn post_entry(
+    conn: &mut sqlx::SqliteConnection,
+    e: &JournalEntry,
+    transaction_id: Option<&str>,
+    now: i64,
+) -> StoreResult<bool> {
+    sqlx::query(
+        "INSERT INTO ledger_entries (id, kind, currency, transaction_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )
+    .bind(e.id().as_str())
+    .bind(e.kind().as_str())
+    .bind(&e.currency().code)
+    .bind(transaction_id)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    for (line, p) in e.lines().iter().enumerate() {
+        let amount = p.amount.to_minor().ok_or_else(|| StoreError::Corrupt("ledger amount out of range".into()))?;
+        let signed = if p.side == p.account.kind.normal_side() { amount } else { -amount };
+        sqlx::query("INSERT INTO ledger_accounts (id, kind, currency, balance, non_negative) VALUES (?1, ?2, ?3, 0, ?4) ON CONFLICT (id) DO NOTHING")
+            .bind(p.account.id.as_str())
+            .bind(p.account.kind.as_str())
+            .bind(&p.account.currency)
+            .bind(p.account.kind.non_negative())
+            .execute(&mut *conn)
+            .await?;
+        let r = sqlx::query("UPDATE ledger_accounts SET balance = balance + ?2 WHERE id = ?1")
+            .bind(p.account.id.as_str())
+            .bind(signed)
+            .execute(&mut *conn)
+            .await;
+        match r {
+            Ok(_) => {}
+            Err(err) if is_check_violation(&err) => return Ok(false),
+            Err(err) => return Err(err.into()),
+        }
+        sqlx::query(
+            "INSERT INTO ledger_postings (entry_id, line, account_id, side, amount) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .bind(e.id().as_str())
+        .bind(line as i64)
+        .bind(p.account.id.as_str())
+        .bind(p.side.as_str())
+        .bind(amount)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(true)
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
@@ -724,5 +782,159 @@ impl SqliteStore {
     /// Every settlement instant, oldest first.
     pub async fn settlements(&self) -> StoreResult<Vec<i64>> {
         Ok(sqlx::query_scalar("SELECT closed_at FROM settlements ORDER BY closed_at").fetch_all(&self.write).await?)
+    }
+
+    // Stored value.
+
+    pub async fn insert_gift(&self, g: &GiftRow, issuance: &JournalEntry, now: i64) -> StoreResult<()> {
+        let mut tx = self.write.begin().await?;
+        sqlx::query("INSERT INTO gift_certificates (id, code_hash, currency, face_value, expires_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+            .bind(&g.id)
+            .bind(&g.code_hash)
+            .bind(&g.currency)
+            .bind(g.face_value)
+            .bind(g.expires_at)
+            .bind(g.created_at)
+            .execute(&mut *tx)
+            .await?;
+        if !post_entry(&mut tx, issuance, None, now).await? {
+            return Err(StoreError::Corrupt("gift issuance would overdraw an account".into()));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn gift_by_code_hash(&self, hash: &str) -> StoreResult<Option<GiftRow>> {
+        Ok(sqlx::query_as("SELECT id, code_hash, currency, face_value, expires_at, instrument_id, created_at FROM gift_certificates WHERE code_hash = ?1")
+            .bind(hash)
+            .fetch_optional(&self.write)
+            .await?)
+    }
+
+    pub async fn gift_by_instrument(&self, instrument_id: &str) -> StoreResult<Option<GiftRow>> {
+        Ok(sqlx::query_as("SELECT id, code_hash, currency, face_value, expires_at, instrument_id, created_at FROM gift_certificates WHERE instrument_id = ?1")
+            .bind(instrument_id)
+            .fetch_optional(&self.write)
+            .await?)
+    }
+
+    /// Registers a gift certificate to a wallet as a new instrument; false (nothing written) when the
+    /// code is already registered.
+    pub async fn register_gift(&self, gift_id: &str, i: &InstrumentRow) -> StoreResult<bool> {
+        let mut tx = self.write.begin().await?;
+        sqlx::query("INSERT INTO instruments (id, requestor_id, kind, status, created_at, updated_at) VALUES (?1, ?2, 'gift', 'active', ?3, ?3)")
+            .bind(&i.id)
+            .bind(&i.requestor_id)
+            .bind(i.created_at)
+            .execute(&mut *tx)
+            .await?;
+        let r = sqlx::query("UPDATE gift_certificates SET instrument_id = ?2 WHERE id = ?1 AND instrument_id IS NULL")
+            .bind(gift_id)
+            .bind(&i.id)
+            .execute(&mut *tx)
+            .await?;
+        if r.rows_affected() != 1 {
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub async fn account_balance(&self, id: &str) -> StoreResult<i64> {
+        let b: Option<i64> = sqlx::query_scalar("SELECT balance FROM ledger_accounts WHERE id = ?1")
+            .bind(id)
+            .fetch_optional(&self.write)
+            .await?;
+        Ok(b.unwrap_or(0))
+    }
+
+    /// A stored-value payment: the token consumed, the entry posted and the transaction recorded in
+    /// one database transaction.
+    pub async fn pay_stored_value(
+        &self,
+        t: &TxnRow,
+        token_id: &str,
+        entry: &JournalEntry,
+        now: i64,
+    ) -> StoreResult<Movement> {
+        let mut tx = self.write.begin().await?;
+        let r = sqlx::query(
+            "UPDATE tokens SET state = 'consumed', consumed_at = ?2 WHERE id = ?1 AND state = 'active' AND expires_at > ?2 \
+             AND (lease_until IS NULL OR lease_until <= ?2)",
+        )
+        .bind(token_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if r.rows_affected() != 1 {
+            return Ok(Movement::TokenGone);
+        }
+        if !post_entry(&mut tx, entry, Some(&t.id), now).await? {
+            return Ok(Movement::Insufficient);
+        }
+        bind_txn_update!(sqlx::query(TXN_UPDATE), t).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(Movement::Done)
+    }
+
+    /// A stored-value cancel: the amount reserved on the payment (checked update), the restoring
+    /// entry posted and the cancel recorded, together.
+    pub async fn cancel_stored_value(
+        &self,
+        original_id: &str,
+        amount: i64,
+        t: &TxnRow,
+        entry: &JournalEntry,
+        now: i64,
+    ) -> StoreResult<Movement> {
+        let mut tx = self.write.begin().await?;
+        let r = sqlx::query(
+            "UPDATE transactions SET cancelled_amount = cancelled_amount + ?2, updated_at = ?3 \
+             WHERE id = ?1 AND status = 'approved' AND amount IS NOT NULL AND cancelled_amount + ?2 <= amount",
+        )
+        .bind(original_id)
+        .bind(amount)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if r.rows_affected() != 1 {
+            return Ok(Movement::ExceedsCancellable);
+        }
+        if !post_entry(&mut tx, entry, Some(&t.id), now).await? {
+            return Ok(Movement::Insufficient);
+        }
+        bind_txn_update!(sqlx::query(TXN_UPDATE), t).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(Movement::Done)
+    }
+
+    /// A stored-value reversal: the original marked reversed once, the entry that restores what it
+    /// still holds posted, and the reversal recorded, together. False when the original was not
+    /// approved (then only the reversal is recorded).
+    pub async fn reverse_stored_value(
+        &self,
+        original_id: &str,
+        reversal: &TxnRow,
+        entry: Option<&JournalEntry>,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let mut tx = self.write.begin().await?;
+        let r = sqlx::query(
+            "UPDATE transactions SET status = 'reversed', updated_at = ?2 WHERE id = ?1 AND status = 'approved'",
+        )
+        .bind(original_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let reversed = r.rows_affected() == 1;
+        if reversed
+            && let Some(e) = entry
+            && !post_entry(&mut tx, e, Some(&reversal.id), now).await?
+        {
+            return Err(StoreError::Corrupt("a reversal would overdraw an account".into()));
+        }
+        bind_txn_update!(sqlx::query(TXN_UPDATE), reversal).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(reversed)
     }
 }

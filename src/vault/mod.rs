@@ -6,6 +6,7 @@
 //! of the PAN under its own key, stable across requestors. What is stored in clear is only what
 //! PCI DSS allows: the first six and last four digits and the expiry.
 
+pub mod gift;
 pub mod keys;
 pub mod pan;
 

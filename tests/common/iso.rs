@@ -12,7 +12,7 @@ pub struct Terminal {
     pub stream: TcpStream,
     pub terminal_id: String,
     pub merchant_id: String,
-    stan: u32,
+    pub stan: u32,
 }
 
 impl Terminal {

@@ -126,7 +126,7 @@ async fn authorize(p: &Payments, req: &Message, txn: &mut TxnRow, chip: &mut Opt
     txn.instrument_kind = Some(instrument.kind.clone());
     txn.issuer_id = instrument.issuer_id.clone();
     txn.masked_pan = masked(&instrument);
-    if let Some(e) = p.tokens.refusal(&token).await? {
+    if let Some(e) = p.tokens.refusal_for(&token, Some(&instrument)) {
         return Ok(C::from_error(&e).into());
     }
     if instrument.kind != "card" && instrument.kind != "gift" {

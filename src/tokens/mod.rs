@@ -265,11 +265,16 @@ impl Tokens {
         }
     }
 
-    /// Why a token that exists cannot be used now, if it cannot.
+    /// Why a token that exists cannot be used now, if it cannot. Reads its instrument.
     pub async fn refusal(&self, t: &TokenRow) -> Result<Option<Error>> {
         let instrument = self.store.instrument(&t.instrument_id).await?;
-        let instrument_status = instrument.as_ref().map(|i| i.status.as_str()).unwrap_or("deleted");
-        Ok(match (self.effective_state(t), instrument_status) {
+        Ok(self.refusal_for(t, instrument.as_ref()))
+    }
+
+    /// [`Tokens::refusal`] for a caller that already holds the token's instrument (None: gone).
+    pub fn refusal_for(&self, t: &TokenRow, instrument: Option<&InstrumentRow>) -> Option<Error> {
+        let instrument_status = instrument.map(|i| i.status.as_str()).unwrap_or("deleted");
+        match (self.effective_state(t), instrument_status) {
             ("consumed", _) => Some(Error::TokenUsed),
             ("locked", _) => Some(Error::TokenLocked),
             ("expired", _) => Some(Error::TokenExpired),
@@ -277,17 +282,18 @@ impl Tokens {
             (_, "deleted") => Some(Error::InstrumentDeleted),
             ("revoked", _) => Some(Error::TokenRevoked),
             _ => None,
-        })
+        }
     }
 
     /// The card behind a live token: its PAN and expiry. A read: the token stays live.
     pub async fn detokenize(&self, number: &str) -> Result<(Pan, String)> {
         let value = TokenValue::parse(number).ok_or(Error::TokenUnknown)?;
         let t = self.store.token_by_number(value.as_str()).await?.ok_or(Error::TokenUnknown)?;
-        if let Some(e) = self.refusal(&t).await? {
+        let instrument = self.store.instrument(&t.instrument_id).await?;
+        if let Some(e) = self.refusal_for(&t, instrument.as_ref()) {
             return Err(e);
         }
-        let instrument = self.store.instrument(&t.instrument_id).await?.ok_or(Error::InstrumentDeleted)?;
+        let instrument = instrument.ok_or(Error::InstrumentDeleted)?;
         if instrument.kind != "card" {
             return Err(Error::NotACard);
         }

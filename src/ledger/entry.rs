@@ -146,6 +146,11 @@ impl EntryId {
         Ok(EntryId(text.to_owned()))
     }
 
+    /// A new unique id, `ent_` and a time-ordered UUID.
+    pub fn fresh() -> EntryId {
+        EntryId(format!("ent_{}", uuid::Uuid::now_v7().simple()))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

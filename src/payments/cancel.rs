@@ -163,15 +163,13 @@ async fn cancel_gift(
     use crate::store::Movement;
     let resp_mti = Mti::FINANCIAL_RESPONSE;
     let merchant = p.store.transaction(original_id).await?.and_then(|o| o.merchant_id).unwrap_or_default();
-    let entry = crate::ledger::EntryId::new(&format!("ent_{}", uuid::Uuid::now_v7().simple())).and_then(|id| {
-        crate::ledger::gift_cancel(
-            id,
-            currency,
-            &gift.id,
-            &merchant,
-            crate::money::Amount::from_minor(amount, currency),
-        )
-    });
+    let entry = crate::ledger::gift_cancel(
+        crate::ledger::EntryId::fresh(),
+        currency,
+        &gift.id,
+        &merchant,
+        crate::money::Amount::from_minor(amount, currency),
+    );
     let Ok(entry) = entry else {
         let resp = p.respond(req, resp_mti, ResponseCode::SYSTEM_ERROR);
         p.finish(txn, &resp, "declined", started).await?;

@@ -343,15 +343,13 @@ async fn pay_gift(
     use crate::store::Movement;
     let resp_mti = Mti::FINANCIAL_RESPONSE;
     let merchant = txn.merchant_id.clone().unwrap_or_default();
-    let entry = crate::ledger::EntryId::new(&format!("ent_{}", uuid::Uuid::now_v7().simple())).and_then(|id| {
-        crate::ledger::gift_payment(
-            id,
-            currency,
-            &gift.id,
-            &merchant,
-            crate::money::Amount::from_minor(amount, currency),
-        )
-    });
+    let entry = crate::ledger::gift_payment(
+        crate::ledger::EntryId::fresh(),
+        currency,
+        &gift.id,
+        &merchant,
+        crate::money::Amount::from_minor(amount, currency),
+    );
     let Ok(entry) = entry else {
         // A merchant id the ledger cannot name an account after.
         let resp = p.respond(req, resp_mti, ResponseCode::FORMAT_ERROR);

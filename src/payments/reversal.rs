@@ -77,10 +77,10 @@ async fn reverse_gift(
     let held = original.amount.unwrap_or(0) - if original.kind == "purchase" { original.cancelled_amount } else { 0 };
     let entry = if held > 0 && original.status == "approved" {
         let amount = crate::money::Amount::from_minor(held, &cur);
-        let id = crate::ledger::EntryId::new(&format!("ent_{}", uuid::Uuid::now_v7().simple()));
+        let id = crate::ledger::EntryId::fresh();
         let e = match original.kind.as_str() {
-            "cancel" => id.and_then(|id| crate::ledger::gift_payment(id, &cur, &gift.id, &merchant, amount)),
-            _ => id.and_then(|id| crate::ledger::gift_reversal(id, &cur, &gift.id, &merchant, amount)),
+            "cancel" => crate::ledger::gift_payment(id, &cur, &gift.id, &merchant, amount),
+            _ => crate::ledger::gift_reversal(id, &cur, &gift.id, &merchant, amount),
         };
         Some(e.map_err(|e| crate::Error::invalid("ledger", e.to_string()))?)
     } else {

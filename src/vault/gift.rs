@@ -73,8 +73,7 @@ pub async fn issue(
         instrument_id: None,
         created_at: now,
     };
-    let entry = EntryId::new(&format!("ent_{}", uuid::Uuid::now_v7().simple()))
-        .and_then(|eid| ledger::gift_issuance(eid, &cur, &id, face))
+    let entry = ledger::gift_issuance(EntryId::fresh(), &cur, &id, face)
         .map_err(|e| Error::invalid("ledger", e.to_string()))?;
     store.insert_gift(&row, &entry, now).await?;
     Ok(IssuedGift { row, code, currency: cur })

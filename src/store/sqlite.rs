@@ -37,6 +37,12 @@ macro_rules! txn_cols {
     };
 }
 
+macro_rules! gift_cols {
+    () => {
+        "id, code_hash, currency, face_value, expires_at, instrument_id, created_at"
+    };
+}
+
 /// Binds every column of a transaction row in `txn_cols!` order (?1 … ?31).
 macro_rules! bind_txn {
     ($q:expr, $t:expr) => {
@@ -183,6 +189,21 @@ async fn post_entry(
         .await?;
     }
     Ok(true)
+}
+
+/// Records a reversal advice owed to an issuer, inside the caller's transaction.
+async fn insert_advice(conn: &mut sqlx::SqliteConnection, a: &AdviceRow, now: i64) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO issuer_advices (id, transaction_id, issuer_id, attempts, next_at, created_at) VALUES (?1, ?2, ?3, 0, ?4, ?5)",
+    )
+    .bind(&a.id)
+    .bind(&a.transaction_id)
+    .bind(&a.issuer_id)
+    .bind(a.next_at)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
@@ -683,14 +704,7 @@ impl SqliteStore {
         let reversed = r.rows_affected() == 1;
         bind_txn_update!(sqlx::query(TXN_UPDATE), reversal).execute(&mut *tx).await?;
         if let (true, Some(a)) = (reversed, advice) {
-            sqlx::query("INSERT INTO issuer_advices (id, transaction_id, issuer_id, attempts, next_at, created_at) VALUES (?1, ?2, ?3, 0, ?4, ?5)")
-                .bind(&a.id)
-                .bind(&a.transaction_id)
-                .bind(&a.issuer_id)
-                .bind(a.next_at)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+            insert_advice(&mut tx, a, now).await?;
         }
         tx.commit().await?;
         Ok(reversed)
@@ -700,14 +714,7 @@ impl SqliteStore {
     pub async fn finish_with_advice(&self, t: &TxnRow, advice: &AdviceRow, now: i64) -> StoreResult<()> {
         let mut tx = self.write.begin().await?;
         bind_txn_update!(sqlx::query(TXN_UPDATE), t).execute(&mut *tx).await?;
-        sqlx::query("INSERT INTO issuer_advices (id, transaction_id, issuer_id, attempts, next_at, created_at) VALUES (?1, ?2, ?3, 0, ?4, ?5)")
-            .bind(&advice.id)
-            .bind(&advice.transaction_id)
-            .bind(&advice.issuer_id)
-            .bind(advice.next_at)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        insert_advice(&mut tx, advice, now).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -805,14 +812,14 @@ impl SqliteStore {
     }
 
     pub async fn gift_by_code_hash(&self, hash: &str) -> StoreResult<Option<GiftRow>> {
-        Ok(sqlx::query_as("SELECT id, code_hash, currency, face_value, expires_at, instrument_id, created_at FROM gift_certificates WHERE code_hash = ?1")
+        Ok(sqlx::query_as(concat!("SELECT ", gift_cols!(), " FROM gift_certificates WHERE code_hash = ?1"))
             .bind(hash)
             .fetch_optional(&self.write)
             .await?)
     }
 
     pub async fn gift_by_instrument(&self, instrument_id: &str) -> StoreResult<Option<GiftRow>> {
-        Ok(sqlx::query_as("SELECT id, code_hash, currency, face_value, expires_at, instrument_id, created_at FROM gift_certificates WHERE instrument_id = ?1")
+        Ok(sqlx::query_as(concat!("SELECT ", gift_cols!(), " FROM gift_certificates WHERE instrument_id = ?1"))
             .bind(instrument_id)
             .fetch_optional(&self.write)
             .await?)

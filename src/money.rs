@@ -78,16 +78,24 @@ impl std::fmt::Display for Amount {
     }
 }
 
+/// The currencies unit tests use.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub mod test_currencies {
+    use super::Currency;
 
-    fn krw() -> Currency {
+    pub fn krw() -> Currency {
         Currency { code: "KRW".into(), numeric: "410".into(), scale: 0 }
     }
-    fn usd() -> Currency {
+
+    pub fn usd() -> Currency {
         Currency { code: "USD".into(), numeric: "840".into(), scale: 2 }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_currencies::{krw, usd};
+    use super::*;
 
     #[test]
     fn parses_at_scale() {

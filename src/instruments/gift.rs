@@ -213,14 +213,9 @@ impl GiftPayment {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::money::test_currencies::{krw, usd};
     use proptest::prelude::*;
 
-    fn krw() -> Currency {
-        Currency { code: "KRW".into(), numeric: "410".into(), scale: 0 }
-    }
-    fn usd() -> Currency {
-        Currency { code: "USD".into(), numeric: "840".into(), scale: 2 }
-    }
     fn won(n: i64) -> Amount {
         Amount::from_minor(n, &krw())
     }

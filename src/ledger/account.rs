@@ -252,10 +252,7 @@ impl Account {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn krw() -> Currency {
-        Currency { code: "KRW".into(), numeric: "410".into(), scale: 0 }
-    }
+    use crate::money::test_currencies::krw;
 
     #[test]
     fn normal_sides_and_non_negative_kinds() {

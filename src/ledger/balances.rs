@@ -232,14 +232,9 @@ fn trial_balance(accounts: &BTreeMap<AccountId, AccountBalance>) -> BTreeMap<Str
 mod tests {
     use super::*;
     use crate::ledger::{Account, EntryKind, Posting, gift_issuance, gift_payment};
-    use crate::money::{Amount, Currency};
+    use crate::money::Amount;
+    use crate::money::test_currencies::{krw, usd};
 
-    fn krw() -> Currency {
-        Currency { code: "KRW".into(), numeric: "410".into(), scale: 0 }
-    }
-    fn usd() -> Currency {
-        Currency { code: "USD".into(), numeric: "840".into(), scale: 2 }
-    }
     fn eid(s: &str) -> EntryId {
         EntryId::new(s).unwrap()
     }

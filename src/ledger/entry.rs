@@ -260,13 +260,8 @@ impl JournalEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::money::test_currencies::{krw, usd};
 
-    fn krw() -> Currency {
-        Currency { code: "KRW".into(), numeric: "410".into(), scale: 0 }
-    }
-    fn usd() -> Currency {
-        Currency { code: "USD".into(), numeric: "840".into(), scale: 2 }
-    }
     fn id() -> EntryId {
         EntryId::new("tx-1").unwrap()
     }

@@ -297,13 +297,8 @@ pub fn wallet_refund(
 mod tests {
     use super::*;
     use crate::ledger::{AccountKind, Balances, Side};
+    use crate::money::test_currencies::{krw, usd};
 
-    fn krw() -> Currency {
-        Currency { code: "KRW".into(), numeric: "410".into(), scale: 0 }
-    }
-    fn usd() -> Currency {
-        Currency { code: "USD".into(), numeric: "840".into(), scale: 2 }
-    }
     fn eid(s: &str) -> EntryId {
         EntryId::new(s).unwrap()
     }

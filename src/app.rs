@@ -109,6 +109,7 @@ pub async fn build(opts: &ServeOptions) -> Result<AppState, StartError> {
     let store = open_store(&opts.data_dir, opts.database_url.as_deref()).await?;
     let clock = Clock::system();
     let issuers = Arc::new(Issuers::from_config(&config));
+    crate::vault::local::seed(&store, &config, clock.now_ms()).await?;
     Tokens::load_keys(&hsm, &config).await?;
     let vault = Arc::new(
         Vault::new(store.clone(), hsm.clone(), issuers.clone(), config.platform.par_prefix.clone(), clock.clone())

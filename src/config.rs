@@ -18,6 +18,18 @@ pub struct Config {
     pub issuers: Vec<IssuerConfig>,
     #[serde(default)]
     pub settlement: Settlement,
+    /// Local-currency regions seeded into the database on start (an operator may add more or change
+    /// them through `/v1/admin/regions`; the database then wins).
+    #[serde(default)]
+    pub regions: Vec<crate::vault::local::RegionSpec>,
+}
+
+/// A merchant listed under a region (config or `POST /v1/admin/regions`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MerchantConfig {
+    pub id: String,
+    pub name: String,
 }
 
 /// When a business day ends: at the daily cut-off, or earlier when an operator closes it
@@ -124,6 +136,10 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         self.business_day()?;
+        for r in &self.regions {
+            crate::vault::local::region_row(r, self, 0)
+                .map_err(|e| ConfigError::Invalid(format!("region {}: {e}", r.id)))?;
+        }
         let bad = |m: String| Err(ConfigError::Invalid(m));
         let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
         if self.platform.par_prefix.len() != 4 || !self.platform.par_prefix.bytes().all(|b| b.is_ascii_alphanumeric()) {
@@ -207,6 +223,17 @@ mod tests {
         let c = Config::default_config().unwrap();
         assert_eq!(c.issuers.len(), 2);
         assert_eq!(c.default_currency().unwrap().numeric, "410");
+        assert_eq!(c.regions.len(), 2);
+        assert!(c.regions.iter().all(|r| r.merchants.len() == 2));
+    }
+
+    #[test]
+    fn regions_are_validated() {
+        let text = DEFAULT_TOML.replacen(r#"incentive_rate = "0.10""#, r#"incentive_rate = "1.5""#, 1);
+        let err = Config::parse(&text).unwrap_err().to_string();
+        assert!(err.contains("seoul-gangnam") && err.contains("incentive_rate"), "{err}");
+        let text = DEFAULT_TOML.replacen("cancel_restore = \"reverse\"", "cancel_restore = \"reverse\"\nextra = 1", 1);
+        assert!(Config::parse(&text).is_err(), "an unknown key in a region is refused");
     }
 
     #[test]

@@ -4,11 +4,10 @@
 
 mod common;
 
-use std::str::FromStr;
 use std::time::Duration;
 
-use common::TestServer;
 use common::iso::Terminal;
+use common::{TestServer, audit_ledger};
 use serde_json::{Value, json};
 
 fn code(m: &tsp::iso8583::Message) -> String {
@@ -43,37 +42,6 @@ async fn balance(s: &TestServer, ins: &str) -> Value {
     let (st, b) = s.get(&s.keys.app, &format!("/v1/instruments/{ins}/balance")).await;
     assert_eq!(st, 200, "{b}");
     b
-}
-
-/// Every ledger account's cached balance equals the sum of its postings, and the books balance.
-async fn audit_ledger(s: &TestServer) {
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", s.data_dir().join("tsp.db").display())).await.unwrap();
-    let accounts: Vec<(String, String, i64)> =
-        sqlx::query_as("SELECT id, kind, balance FROM ledger_accounts").fetch_all(&pool).await.unwrap();
-    assert!(!accounts.is_empty());
-    let mut net = 0i64;
-    for (id, kind, cached) in accounts {
-        let postings: Vec<(String, i64)> =
-            sqlx::query_as("SELECT side, amount FROM ledger_postings WHERE account_id = ?1")
-                .bind(&id)
-                .fetch_all(&pool)
-                .await
-                .unwrap();
-        let normal = tsp::ledger::AccountKind::from_str(&kind).unwrap().normal_side();
-        let sum: i64 = postings.iter().map(|(side, a)| if side == normal.as_str() { *a } else { -*a }).sum();
-        assert_eq!(cached, sum, "account {id}: cached {cached}, postings {sum}");
-        assert!(cached >= 0 || !tsp::ledger::AccountKind::from_str(&kind).unwrap().non_negative(), "{id} negative");
-        net += if normal == tsp::ledger::Side::Debit { cached } else { -cached };
-    }
-    assert_eq!(net, 0, "the books do not balance");
-    let unbalanced: Vec<(String,)> = sqlx::query_as(
-        "SELECT entry_id FROM ledger_postings GROUP BY entry_id \
-         HAVING SUM(CASE side WHEN 'debit' THEN amount ELSE 0 END) <> SUM(CASE side WHEN 'credit' THEN amount ELSE 0 END)",
-    )
-    .fetch_all(&pool)
-    .await
-    .unwrap();
-    assert!(unbalanced.is_empty(), "unbalanced entries: {unbalanced:?}");
 }
 
 #[tokio::test]

@@ -102,3 +102,86 @@ pub async fn issue_gift(
         })),
     ))
 }
+
+fn region_view(r: &crate::store::RegionRow, cur: Option<&crate::money::Currency>, merchants: &[Value]) -> Value {
+    json!({
+        "id": r.id,
+        "name": r.name,
+        "currency": r.currency,
+        "incentive_rate": r.incentive_rate,
+        "monthly_bonus_cap": cur.map(|c| crate::money::Amount::from_minor(r.monthly_bonus_cap, c).to_string()),
+        "bonus_lifetime_seconds": r.bonus_lifetime_seconds,
+        "cancel_restore": r.cancel_restore,
+        "merchants": merchants,
+        "created_at": crate::clock::rfc3339(r.created_at),
+        "updated_at": crate::clock::rfc3339(r.updated_at),
+    })
+}
+
+fn merchant_view(m: &crate::store::MerchantRow) -> Value {
+    json!({ "id": m.id, "name": m.name, "region": m.region_id, "created_at": crate::clock::rfc3339(m.created_at) })
+}
+
+/// `POST /v1/admin/regions`: defines a local-currency region (201), or updates its rules (200);
+/// merchants listed with it are registered in it.
+pub async fn define_region(
+    State(s): State<AppState>,
+    caller: Caller,
+    JsonBody(b): JsonBody<crate::vault::local::RegionSpec>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let admin = caller.require(Scope::Admin)?;
+    let (r, merchants, created) = crate::vault::local::define_region(&s.store, &s.config, &b, s.clock.now_ms()).await?;
+    tracing::info!(admin = %admin.id, region = %r.id, created, "region defined");
+    let merchants: Vec<Value> = merchants.iter().map(merchant_view).collect();
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(region_view(&r, s.config.currency(&r.currency), &merchants))))
+}
+
+/// `GET /v1/admin/regions`: every region with its merchants.
+pub async fn regions(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+    caller.require(Scope::Admin)?;
+    let regions = s.store.regions().await.map_err(crate::Error::from)?;
+    let merchants = s.store.merchants(None).await.map_err(crate::Error::from)?;
+    let items: Vec<Value> = regions
+        .iter()
+        .map(|r| {
+            let mine: Vec<Value> = merchants.iter().filter(|m| m.region_id == r.id).map(merchant_view).collect();
+            region_view(r, s.config.currency(&r.currency), &mine)
+        })
+        .collect();
+    Ok(Json(json!({ "items": items })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewMerchantBody {
+    id: String,
+    name: String,
+    region: String,
+}
+
+/// `POST /v1/admin/merchants` `{"id","name","region"}`: registers a merchant (201) or moves it (200).
+/// The id is what its terminals send in DE42.
+pub async fn define_merchant(
+    State(s): State<AppState>,
+    caller: Caller,
+    JsonBody(b): JsonBody<NewMerchantBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let admin = caller.require(Scope::Admin)?;
+    let (m, created) =
+        crate::vault::local::define_merchant(&s.store, &b.id, &b.name, &b.region, s.clock.now_ms()).await?;
+    tracing::info!(admin = %admin.id, merchant = %m.id, region = %m.region_id, created, "merchant defined");
+    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(merchant_view(&m))))
+}
+
+/// `GET /v1/admin/merchants[?region=…]`.
+pub async fn merchants(
+    State(s): State<AppState>,
+    caller: Caller,
+    axum::extract::RawQuery(q): axum::extract::RawQuery,
+) -> ApiResult<Json<Value>> {
+    caller.require(Scope::Admin)?;
+    let region = q.as_deref().and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("region=")));
+    let rows = s.store.merchants(region).await.map_err(crate::Error::from)?;
+    Ok(Json(json!({ "items": rows.iter().map(merchant_view).collect::<Vec<_>>() })))
+}

@@ -49,6 +49,26 @@ struct NewGift {
 }
 
 #[derive(Deserialize)]
+struct NewLocal {
+    region: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChargeBody {
+    amount: String,
+}
+
+/// The view with what needs a lookup: a wallet's region.
+async fn view_of(s: &AppState, row: &InstrumentRow) -> ApiResult<Value> {
+    let mut v = view(row);
+    if row.kind == "local" {
+        v["region"] = json!(s.store.wallet_region(&row.id).await.map_err(crate::Error::from)?);
+    }
+    Ok(v)
+}
+
+#[derive(Deserialize)]
 struct NewCard {
     pan: String,
     expiry: String,
@@ -81,7 +101,15 @@ pub async fn create(
             }
             Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(view(&row))))
         }
-        "local" => Err(ApiError::unprocessable("type_unsupported", "local-currency wallets are not offered yet")),
+        "local" => {
+            let local: NewLocal = parse_json(bytes.as_bytes())?;
+            let (row, created) =
+                crate::vault::local::open(&s.store, requestor, &local.region, s.clock.now_ms()).await?;
+            if created {
+                tracing::info!(instrument = %row.id, requestor = %requestor.id, region = %local.region, "wallet opened");
+            }
+            Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(view_of(&s, &row).await?)))
+        }
         _ => Err(ApiError::unprocessable("type_invalid", "type must be card, gift or local")),
     }
 }
@@ -91,12 +119,16 @@ pub async fn list(State(s): State<AppState>, caller: Caller, RawQuery(q): RawQue
     let requestor = caller.require(Scope::Instruments)?;
     let include_deleted = q.is_some_and(|q| q.split('&').any(|kv| kv == "include_deleted=true"));
     let rows = s.vault.instruments(requestor, include_deleted).await?;
-    Ok(Json(json!({ "items": rows.iter().map(view).collect::<Vec<_>>() })))
+    let mut items = Vec::with_capacity(rows.len());
+    for row in &rows {
+        items.push(view_of(&s, row).await?);
+    }
+    Ok(Json(json!({ "items": items })))
 }
 
 pub async fn get_one(State(s): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let requestor = caller.require(Scope::Instruments)?;
-    Ok(Json(view(&s.vault.instrument(requestor, &id).await?)))
+    Ok(Json(view_of(&s, &s.vault.instrument(requestor, &id).await?).await?))
 }
 
 pub async fn suspend(State(s): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Value>> {
@@ -144,10 +176,65 @@ pub async fn balance(State(s): State<AppState>, caller: Caller, Path(id): Path<S
                 "expires_at": crate::clock::rfc3339(gift.expires_at),
             })))
         }
+        "local" => {
+            let b = crate::vault::local::balance(&s.store, &s.config, &row.id, s.clock.now_ms()).await?;
+            let grants: Vec<Value> = b
+                .grants
+                .iter()
+                .map(|(left, expires)| json!({ "amount": left.to_string(), "expires_at": rfc3339(*expires) }))
+                .collect();
+            Ok(Json(json!({
+                "currency": b.currency.code,
+                "principal": b.principal.to_string(),
+                "bonus": b.bonus.to_string(),
+                "refundable": b.refundable.to_string(),
+                "region": b.region,
+                "bonus_grants": grants,
+            })))
+        }
         _ => Err(ApiError::new(
             StatusCode::CONFLICT,
             "not_stored_value",
             "only gift certificates and local-currency wallets have a balance",
         )),
     }
+}
+
+/// `POST /v1/instruments/{id}/charge` `{"amount"}`: charges a local-currency wallet; the principal is
+/// the amount, the bonus the region's incentive on the part within this month's cap.
+pub async fn charge(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<ChargeBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let requestor = caller.require(Scope::Instruments)?;
+    let row = s.vault.instrument(requestor, &id).await?;
+    if row.kind != "local" {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_local_currency",
+            "only local-currency wallets can be charged",
+        ));
+    }
+    let clock = s.clock.clone();
+    let c = crate::vault::local::charge(&s.store, &s.config, move || clock.now_ms(), &row, &b.amount).await?;
+    tracing::info!(instrument = %row.id, entry = %c.entry_id, "wallet charged");
+    let b = crate::vault::local::balance(&s.store, &s.config, &row.id, s.clock.now_ms()).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "id": c.entry_id,
+            "currency": c.currency.code,
+            "principal": c.principal.to_string(),
+            "bonus": c.bonus.to_string(),
+            "bonus_expires_at": c.bonus_expires_at.map(rfc3339),
+            "balance": {
+                "currency": b.currency.code,
+                "principal": b.principal.to_string(),
+                "bonus": b.bonus.to_string(),
+                "refundable": b.refundable.to_string(),
+            },
+        })),
+    ))
 }

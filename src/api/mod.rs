@@ -50,6 +50,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/instruments/{id}/suspend", post(instruments::suspend))
         .route("/v1/instruments/{id}/resume", post(instruments::resume))
         .route("/v1/instruments/{id}/balance", get(instruments::balance))
+        .route("/v1/instruments/{id}/charge", post(instruments::charge))
         .route("/v1/tokens", post(tokens::issue))
         .route("/v1/tokens/{token_ref}", get(tokens::status))
         .route("/v1/detokenize", post(tokens::detokenize))
@@ -58,6 +59,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/admin/requestors", post(admin::create_requestor))
         .route("/v1/admin/settlements", post(admin::settle))
         .route("/v1/admin/gift-certificates", post(admin::issue_gift))
+        .route("/v1/admin/regions", post(admin::define_region).get(admin::regions))
+        .route("/v1/admin/merchants", post(admin::define_merchant).get(admin::merchants))
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this path")

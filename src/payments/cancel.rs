@@ -8,6 +8,10 @@
 //! is a *void*, after the day's settlement a *refund*; the transaction records which.
 //!
 //! An unknown original is `25`; a reversed or declined one `12` (there is nothing left to cancel).
+//!
+//! Stored value has no issuer: a gift certificate gets exactly the cancelled amount back, a
+//! local-currency wallet what its region's policy restores (`local`); both record void or refund by
+//! the same business-day rule, and the split they moved.
 
 use std::time::Instant;
 
@@ -24,8 +28,11 @@ pub async fn cancel(p: &Payments, req: &Message, started: Instant) -> crate::Res
     }
     let code = match decide(p, req, &mut txn, &orig).await? {
         Step::Code(code) => code,
-        Step::Gift { original_id, gift, currency, amount } => {
-            return cancel_gift(p, req, &mut txn, &original_id, &gift, &currency, amount, started).await;
+        Step::Gift { original, gift, currency, amount } => {
+            return cancel_gift(p, req, &mut txn, &original, &gift, &currency, amount, started).await;
+        }
+        Step::Local { original, amount } => {
+            return super::local::cancel(p, req, &mut txn, &original, amount, started).await;
         }
     };
     let resp = p.respond(req, resp_mti, code);
@@ -46,9 +53,14 @@ enum Step {
     Code(ResponseCode),
     /// A gift certificate payment to cancel: restore `amount` to it.
     Gift {
-        original_id: String,
+        original: Box<crate::store::TxnRow>,
         gift: Box<crate::store::GiftRow>,
         currency: Box<crate::money::Currency>,
+        amount: i64,
+    },
+    /// A local-currency payment to cancel by its region's policy.
+    Local {
+        original: Box<crate::store::TxnRow>,
         amount: i64,
     },
 }
@@ -84,11 +96,14 @@ async fn decide(
         let currency = gift.as_ref().and_then(|g| p.config.currency(&g.currency)).cloned();
         let (Some(gift), Some(currency)) = (gift, currency) else { return Ok(C::INSTRUMENT_BLOCKED.into()) };
         return Ok(Step::Gift {
-            original_id: original.id.clone(),
+            original: Box::new(original),
             gift: Box::new(gift),
             currency: Box::new(currency),
             amount,
         });
+    }
+    if original.instrument_kind.as_deref() == Some("local") {
+        return Ok(Step::Local { original: Box::new(original), amount });
     }
     if original.instrument_kind.as_deref() != Some("card") {
         return Ok(C::NOT_PERMITTED.into());
@@ -126,10 +141,7 @@ async fn decide(
             let code = ans.response_code().and_then(ResponseCode::parse).unwrap_or(C::SYSTEM_ERROR);
             txn.issuer_response = Some(code.as_str().to_string());
             if code.is_approved() {
-                let settlements = p.store.settlements().await?;
-                let rule = p.config.business_day().map_err(|e| crate::Error::invalid("config", e.to_string()))?;
-                txn.cancel_type =
-                    Some(rule.cancel_type(original.created_at, p.clock.now_ms(), &settlements).as_str().to_string());
+                txn.cancel_type = Some(cancel_type(p, &original).await?);
                 txn.auth_code = ans.authorization_code().map(Into::into);
             } else {
                 p.store.release_cancel(&original.id, amount, p.clock.now_ms()).await?;
@@ -147,6 +159,15 @@ async fn decide(
     }
 }
 
+/// `void` when the cancel falls in the payment's business day, `refund` after its settlement (the
+/// cut-off or `tsp settle`). The same rule for every kind of instrument: for stored value it says
+/// whether the merchant's payable was already settled.
+pub(super) async fn cancel_type(p: &Payments, original: &crate::store::TxnRow) -> crate::Result<String> {
+    let settlements = p.store.settlements().await?;
+    let rule = p.config.business_day().map_err(|e| crate::Error::invalid("config", e.to_string()))?;
+    Ok(rule.cancel_type(original.created_at, p.clock.now_ms(), &settlements).as_str().to_string())
+}
+
 /// Restores exactly the cancelled amount to the certificate — also after its expiry, when it joins
 /// the refundable balance. The reservation on the payment, the entry and the cancel commit together.
 #[allow(clippy::too_many_arguments)]
@@ -154,7 +175,7 @@ async fn cancel_gift(
     p: &Payments,
     req: &Message,
     txn: &mut crate::store::TxnRow,
-    original_id: &str,
+    original: &crate::store::TxnRow,
     gift: &crate::store::GiftRow,
     currency: &crate::money::Currency,
     amount: i64,
@@ -162,7 +183,8 @@ async fn cancel_gift(
 ) -> crate::Result<Message> {
     use crate::store::Movement;
     let resp_mti = Mti::FINANCIAL_RESPONSE;
-    let merchant = p.store.transaction(original_id).await?.and_then(|o| o.merchant_id).unwrap_or_default();
+    let original_id = original.id.as_str();
+    let merchant = original.merchant_id.clone().unwrap_or_default();
     let entry = crate::ledger::gift_cancel(
         crate::ledger::EntryId::fresh(),
         currency,
@@ -177,11 +199,15 @@ async fn cancel_gift(
     };
     let resp = p.respond(req, resp_mti, ResponseCode::APPROVED);
     p.fill(txn, &resp, "approved", started);
+    txn.cancel_type = Some(cancel_type(p, original).await?);
+    txn.principal = Some(amount);
     let code = match p.store.cancel_stored_value(original_id, amount, txn, &entry, p.clock.now_ms()).await? {
         Movement::Done => return Ok(resp),
         Movement::ExceedsCancellable => ResponseCode::EXCEEDS_CANCELLABLE,
         Movement::Insufficient | Movement::TokenGone => ResponseCode::SYSTEM_ERROR,
     };
+    txn.cancel_type = None;
+    txn.principal = None;
     let resp = p.respond(req, resp_mti, code);
     p.finish(txn, &resp, "declined", started).await?;
     Ok(resp)

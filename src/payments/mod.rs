@@ -1,5 +1,6 @@
-//! The payment flows behind the ISO 8583 front: one file per message (purchase, reversal, echo),
-//! the response codes, and the reversal advices owed to issuers.
+//! The payment flows behind the ISO 8583 front: one file per message (purchase, cancel, reversal,
+//! echo), the local-currency wallet flows they share (`local`), the response codes, and the reversal
+//! advices owed to issuers.
 //!
 //! Every request is first recorded under its duplicate key (message class, DE41, DE11, DE7, DE32):
 //! a repeat gets the first answer again with no second effect, the same key with other content gets
@@ -9,6 +10,7 @@ pub mod advice;
 mod cancel;
 pub mod codes;
 mod echo;
+mod local;
 mod purchase;
 mod reversal;
 

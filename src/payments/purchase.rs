@@ -25,7 +25,7 @@ const CSU_APPROVED: [u8; 4] = [0x00, 0x80, 0x00, 0x00];
 const CSU_DECLINED: [u8; 4] = [0x00, 0x00, 0x00, 0x00];
 
 /// A verified ARQC, kept to compute the ARPC once the outcome is known.
-struct Chip {
+pub(super) struct Chip {
     atc: Vec<u8>,
     arqc: Vec<u8>,
     psn: String,
@@ -43,6 +43,9 @@ pub async fn purchase(p: &Payments, req: &Message, started: Instant) -> crate::R
     let (code, lease, owe_advice) = match authorize(p, req, &mut txn, &mut chip).await? {
         Decision::StoredValue { token_id, gift, currency, amount } => {
             return pay_gift(p, req, &mut txn, chip.as_ref(), &token_id, &gift, &currency, amount, started).await;
+        }
+        Decision::Local { token_id, amount } => {
+            return super::local::pay(p, req, &mut txn, chip.as_ref(), &token_id, amount, started).await;
         }
         Decision::Done(code) => (code, None, false),
         Decision::TimedOut => (ResponseCode::ISSUER_UNAVAILABLE, None, true),
@@ -95,6 +98,9 @@ enum Decision {
     /// Every check passed for a stored-value payment: the token's consumption, the ledger entry and
     /// the answer commit together, or the balance is short (51).
     StoredValue { token_id: String, gift: crate::store::GiftRow, currency: crate::money::Currency, amount: i64 },
+    /// Every check passed for a local-currency payment: the merchant's region, the wallet's balance
+    /// and the token decide, in one transaction.
+    Local { token_id: String, amount: i64 },
 }
 
 impl From<ResponseCode> for Decision {
@@ -129,7 +135,7 @@ async fn authorize(p: &Payments, req: &Message, txn: &mut TxnRow, chip: &mut Opt
     if let Some(e) = p.tokens.refusal_for(&token, Some(&instrument)) {
         return Ok(C::from_error(&e).into());
     }
-    if instrument.kind != "card" && instrument.kind != "gift" {
+    if !matches!(instrument.kind.as_str(), "card" | "gift" | "local") {
         return Ok(C::NOT_PERMITTED.into());
     }
     if req.expiry().is_some_and(|e| e != token.token_expiry) {
@@ -149,6 +155,9 @@ async fn authorize(p: &Payments, req: &Message, txn: &mut TxnRow, chip: &mut Opt
                 return Ok(code.into());
             }
         }
+    }
+    if instrument.kind == "local" {
+        return Ok(Decision::Local { token_id: token.id.clone(), amount });
     }
     if instrument.kind == "gift" {
         // Stored value: no issuer; the platform's ledger is the authority.
@@ -285,7 +294,12 @@ fn imk_label(i: &InstrumentRow) -> String {
 }
 
 /// DE55 of the answer: tag 91 = ARPC (method 2) ‖ CSU.
-async fn arpc_tlv(p: &Payments, txn: &TxnRow, c: &Chip, code: ResponseCode) -> crate::Result<Option<Vec<u8>>> {
+pub(super) async fn arpc_tlv(
+    p: &Payments,
+    txn: &TxnRow,
+    c: &Chip,
+    code: ResponseCode,
+) -> crate::Result<Option<Vec<u8>>> {
     let Some(number) = p.store.token(txn.token_id.as_deref().unwrap_or("")).await?.map(|t| t.token) else {
         return Ok(None);
     };
@@ -365,19 +379,21 @@ async fn pay_gift(
         let _ = resp.set_icc_data(&de55);
     }
     p.fill(txn, &resp, "approved", started);
+    txn.principal = Some(amount);
     let declined = match p.store.pay_stored_value(txn, token_id, &entry, p.clock.now_ms()).await? {
         Movement::Done => return Ok(resp),
         Movement::Insufficient => ResponseCode::INSUFFICIENT_FUNDS,
         Movement::TokenGone | Movement::ExceedsCancellable => ResponseCode::TOKEN_USED,
     };
     txn.auth_code = None;
+    txn.principal = None;
     let resp = p.respond(req, resp_mti, declined);
     p.finish(txn, &resp, "declined", started).await?;
     Ok(resp)
 }
 
 /// A 6-digit approval code for payments the platform approves itself.
-fn auth_code() -> String {
+pub(super) fn auth_code() -> String {
     use ring::rand::SecureRandom;
     let mut b = [0u8; 4];
     let _ = ring::rand::SystemRandom::new().fill(&mut b);

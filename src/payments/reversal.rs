@@ -5,6 +5,9 @@
 //! - An approved original is reversed exactly once; for a card the issuer is owed a `0420`, sent in
 //!   the background until it answers. The token stays consumed.
 //! - A second reversal of the same original, or the reversal of a declined original: `00`, no change.
+//! - Stored value is restored in the same database transaction as the reversal: a gift payment's
+//!   amount less its cancels, a local-currency payment's remaining split (`local`). A local-currency
+//!   cancel is final: its reversal is `12`.
 //! - An unknown original: `25`, and the reversal is remembered, so the original, if it comes late,
 //!   is declined.
 
@@ -42,8 +45,23 @@ pub async fn reversal(p: &Payments, req: &Message, started: Instant) -> crate::R
     let resp = p.respond(req, resp_mti, ResponseCode::APPROVED);
     p.fill(&mut txn, &resp, "approved", started);
     let now = p.clock.now_ms();
+    if original.instrument_kind.as_deref() == Some("local") {
+        if original.kind == "cancel" {
+            // A local cancel's restore went by policy into grants that may since have been spent or
+            // have lapsed: it is final (pay again to undo it).
+            let resp = p.respond(req, resp_mti, ResponseCode::INVALID_TRANSACTION);
+            p.finish(&mut txn, &resp, "declined", started).await?;
+            return Ok(resp);
+        }
+        let reversed = original.status == "approved" && super::local::reverse(p, &original, &mut txn).await?;
+        if !reversed {
+            p.store.update_transaction(&txn).await?;
+        }
+        tracing::info!(original = %original.id, reversed, "reversal");
+        return Ok(resp);
+    }
     if original.instrument_kind.as_deref() == Some("gift") {
-        let reversed = reverse_gift(p, &original, &txn, now).await?;
+        let reversed = reverse_gift(p, &original, &mut txn, now).await?;
         tracing::info!(original = %original.id, reversed, "reversal");
         return Ok(resp);
     }
@@ -65,7 +83,7 @@ pub async fn reversal(p: &Payments, req: &Message, started: Instant) -> crate::R
 async fn reverse_gift(
     p: &Payments,
     original: &crate::store::TxnRow,
-    txn: &crate::store::TxnRow,
+    txn: &mut crate::store::TxnRow,
     now: i64,
 ) -> crate::Result<bool> {
     let gift = p.store.gift_by_instrument(original.instrument_id.as_deref().unwrap_or("")).await?;
@@ -82,6 +100,7 @@ async fn reverse_gift(
             "cancel" => crate::ledger::gift_payment(id, &cur, &gift.id, &merchant, amount),
             _ => crate::ledger::gift_reversal(id, &cur, &gift.id, &merchant, amount),
         };
+        txn.principal = Some(held);
         Some(e.map_err(|e| crate::Error::invalid("ledger", e.to_string()))?)
     } else {
         None

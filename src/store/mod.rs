@@ -23,6 +23,9 @@ pub enum StoreError {
     Migrate(String),
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
+    /// Writers kept racing for the same row; the caller may try again later.
+    #[error("database busy: too many conflicting writes")]
+    Busy,
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -321,5 +324,62 @@ impl Store {
         now: i64,
     ) -> StoreResult<bool> {
         dispatch!(self, s => s.reverse_stored_value(original_id, reversal, entry, now).await)
+    }
+
+    // Local currency.
+
+    /// Adds a region or updates its rules; true when it was new.
+    pub async fn upsert_region(&self, r: &RegionRow) -> StoreResult<bool> {
+        dispatch!(self, s => s.upsert_region(r).await)
+    }
+
+    pub async fn region(&self, id: &str) -> StoreResult<Option<RegionRow>> {
+        dispatch!(self, s => s.region(id).await)
+    }
+
+    pub async fn regions(&self) -> StoreResult<Vec<RegionRow>> {
+        dispatch!(self, s => s.regions().await)
+    }
+
+    /// Adds a merchant or moves it; true when it was new.
+    pub async fn upsert_merchant(&self, m: &MerchantRow) -> StoreResult<bool> {
+        dispatch!(self, s => s.upsert_merchant(m).await)
+    }
+
+    pub async fn merchant(&self, id: &str) -> StoreResult<Option<MerchantRow>> {
+        dispatch!(self, s => s.merchant(id).await)
+    }
+
+    pub async fn merchants(&self, region: Option<&str>) -> StoreResult<Vec<MerchantRow>> {
+        dispatch!(self, s => s.merchants(region).await)
+    }
+
+    /// Opens a wallet; `Some(existing instrument id)` when the requestor has one in the region already.
+    pub async fn insert_wallet(&self, i: &InstrumentRow, region_id: &str) -> StoreResult<Option<String>> {
+        dispatch!(self, s => s.insert_wallet(i, region_id).await)
+    }
+
+    /// A wallet with the balances of `accounts` (principal, bonus) and optionally one payment, in one
+    /// snapshot.
+    pub async fn wallet_region(&self, instrument_id: &str) -> StoreResult<Option<String>> {
+        dispatch!(self, s => s.wallet_region(instrument_id).await)
+    }
+
+    pub async fn wallet_snapshot(
+        &self,
+        instrument_id: &str,
+        accounts: [&str; 2],
+        payment: Option<&str>,
+    ) -> StoreResult<Option<WalletSnapshot>> {
+        dispatch!(self, s => s.wallet_snapshot(instrument_id, accounts, payment).await)
+    }
+
+    pub async fn local_payment(&self, transaction_id: &str) -> StoreResult<Option<LocalPaymentRow>> {
+        dispatch!(self, s => s.local_payment(transaction_id).await)
+    }
+
+    /// Applies one change to a wallet, all or nothing.
+    pub async fn write_wallet(&self, w: &WalletWrite<'_>, now: i64) -> StoreResult<WalletOutcome> {
+        dispatch!(self, s => s.write_wallet(w, now).await)
     }
 }

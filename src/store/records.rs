@@ -53,7 +53,7 @@ impl InstrumentStatus {
     }
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, Default, sqlx::FromRow)]
 pub struct InstrumentRow {
     pub id: String,
     pub requestor_id: String,
@@ -163,6 +163,12 @@ pub struct TxnRow {
     pub cancelled_amount: i64,
     /// For a cancel: `void` or `refund`.
     pub cancel_type: Option<String>,
+    /// Stored value: the split this transaction moved — for a payment what it took from principal
+    /// and bonus, for a cancel or reversal what went back to each, with `forfeited` the bonus that had
+    /// expired and went to the region instead. A gift certificate's balance is all principal.
+    pub principal: Option<i64>,
+    pub bonus: Option<i64>,
+    pub forfeited: Option<i64>,
 }
 
 impl TxnRow {
@@ -225,4 +231,124 @@ pub enum Movement {
     TokenGone,
     /// More than what is left of the payment to cancel: nothing was written.
     ExceedsCancellable,
+}
+
+/// A local-currency region (`POST /v1/admin/regions`).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct RegionRow {
+    pub id: String,
+    pub name: String,
+    pub currency: String,
+    /// Decimal text, e.g. `0.10`.
+    pub incentive_rate: String,
+    pub monthly_bonus_cap: i64,
+    pub bonus_lifetime_seconds: i64,
+    /// `reverse` or `pro_rata`.
+    pub cancel_restore: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A merchant of a region; its id is what terminals send in DE42.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct MerchantRow {
+    pub id: String,
+    pub name: String,
+    pub region_id: String,
+    pub created_at: i64,
+}
+
+/// A local-currency wallet's state beside its ledger accounts. `version` is the one it was read at;
+/// a write succeeds only if nobody wrote since.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalletRow {
+    pub instrument_id: String,
+    pub requestor_id: String,
+    pub region_id: String,
+    /// `YYYY-MM` in the region's offset.
+    pub bonus_month: Option<String>,
+    pub charged_in_month: i64,
+    pub next_grant_id: i64,
+    pub version: i64,
+    pub created_at: i64,
+    pub grants: Vec<GrantRow>,
+}
+
+/// One charge's bonus.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct GrantRow {
+    pub grant_id: i64,
+    pub granted_at: i64,
+    pub expires_at: i64,
+    pub amount: i64,
+    pub remaining: i64,
+}
+
+/// A local-currency payment's split, its bonus takes, and what its cancels returned so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalPaymentRow {
+    pub transaction_id: String,
+    pub instrument_id: String,
+    pub principal: i64,
+    pub bonus: i64,
+    pub cancelled_principal: i64,
+    pub cancelled_bonus: i64,
+    pub forfeited_bonus: i64,
+    pub takes: Vec<TakeRow>,
+}
+
+/// What a payment took from one grant.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct TakeRow {
+    pub grant_id: i64,
+    pub expires_at: i64,
+    pub taken: i64,
+    pub returned: i64,
+}
+
+/// Everything one change to a wallet writes, committed together or not at all: the wallet's new
+/// state (checked against the version it was read at), its ledger entries, and whichever of the
+/// token consumption, payment record, cancel reservation, reversal and transaction row go with it.
+#[derive(Debug, Default)]
+pub struct WalletWrite<'a> {
+    pub wallet: Option<&'a WalletRow>,
+    pub entries: Vec<crate::ledger::JournalEntry>,
+    /// The ISO 8583 transaction the entries belong to.
+    pub transaction_id: Option<&'a str>,
+    pub consume_token: Option<&'a str>,
+    /// A payment to record (new).
+    pub new_payment: Option<&'a LocalPaymentRow>,
+    /// A payment whose cancel counters and takes changed.
+    pub payment_update: Option<&'a LocalPaymentRow>,
+    /// (original transaction id, amount) to add to its cancelled amount, checked against the original.
+    pub cancel: Option<(&'a str, i64)>,
+    /// An approved transaction to mark reversed.
+    pub reverse: Option<&'a str>,
+    /// The request's own transaction row, final.
+    pub txn: Option<&'a TxnRow>,
+}
+
+/// What a [`WalletWrite`] found. Anything but `Done` wrote nothing.
+#[derive(Debug, PartialEq, Eq)]
+pub enum WalletOutcome {
+    Done,
+    /// Someone wrote the wallet since it was read: read it again and retry.
+    Conflict,
+    TokenGone,
+    /// A stored-value account would have gone negative.
+    Insufficient,
+    /// More than what is left of the payment to cancel.
+    ExceedsCancellable,
+    /// The transaction to reverse was no longer approved.
+    NotApproved,
+}
+
+/// A wallet read in one snapshot: its state, the balances of its two ledger accounts, and
+/// optionally one of its payments.
+#[derive(Debug, Clone)]
+pub struct WalletSnapshot {
+    pub wallet: WalletRow,
+    pub principal: i64,
+    pub bonus: i64,
+    pub payment: Option<LocalPaymentRow>,
 }

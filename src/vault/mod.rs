@@ -8,6 +8,7 @@
 
 pub mod gift;
 pub mod keys;
+pub mod local;
 pub mod pan;
 
 use std::sync::Arc;

@@ -191,3 +191,59 @@ pub fn card(prefix: &str, serial: u64, len: usize) -> String {
     let body = format!("{prefix}{serial:0width$}", width = len - 1 - prefix.len());
     tsp::luhn::complete(&body).expect("digits")
 }
+
+/// Every ledger account's cached balance equals the sum of its postings, and the books balance.
+pub async fn audit_ledger(s: &TestServer) {
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", s.data_dir().join("tsp.db").display())).await.unwrap();
+    let accounts: Vec<(String, String, i64)> =
+        sqlx::query_as("SELECT id, kind, balance FROM ledger_accounts").fetch_all(&pool).await.unwrap();
+    assert!(!accounts.is_empty());
+    let mut net = 0i64;
+    for (id, kind, cached) in accounts {
+        let postings: Vec<(String, i64)> =
+            sqlx::query_as("SELECT side, amount FROM ledger_postings WHERE account_id = ?1")
+                .bind(&id)
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        let normal = <tsp::ledger::AccountKind as std::str::FromStr>::from_str(&kind).unwrap().normal_side();
+        let sum: i64 = postings.iter().map(|(side, a)| if side == normal.as_str() { *a } else { -*a }).sum();
+        assert_eq!(cached, sum, "account {id}: cached {cached}, postings {sum}");
+        assert!(
+            cached >= 0 || !<tsp::ledger::AccountKind as std::str::FromStr>::from_str(&kind).unwrap().non_negative(),
+            "{id} negative"
+        );
+        net += if normal == tsp::ledger::Side::Debit { cached } else { -cached };
+    }
+    assert_eq!(net, 0, "the books do not balance");
+    let unbalanced: Vec<(String,)> = sqlx::query_as(
+        "SELECT entry_id FROM ledger_postings GROUP BY entry_id \
+         HAVING SUM(CASE side WHEN 'debit' THEN amount ELSE 0 END) <> SUM(CASE side WHEN 'credit' THEN amount ELSE 0 END)",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(unbalanced.is_empty(), "unbalanced entries: {unbalanced:?}");
+    // A local-currency wallet's bonus grants hold exactly its bonus account, and no payment has had
+    // more cancelled than it took, per bucket and in total.
+    let wallets: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT w.instrument_id, COALESCE((SELECT SUM(remaining) FROM bonus_grants g WHERE g.instrument_id = w.instrument_id), 0), \
+         COALESCE((SELECT balance FROM ledger_accounts a WHERE a.id = 'wallet:' || w.instrument_id || ':bonus'), 0) FROM local_wallets w",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    for (id, grants, account) in wallets {
+        assert_eq!(grants, account, "wallet {id}: grants hold {grants}, bonus account {account}");
+    }
+    let over: Vec<(String,)> = sqlx::query_as(
+        "SELECT t.id FROM transactions t WHERE t.cancelled_amount > COALESCE(t.amount, 0) OR t.cancelled_amount < 0 \
+         OR t.cancelled_amount <> COALESCE((SELECT SUM(c.amount) FROM transactions c WHERE c.original_id = t.id \
+         AND c.kind = 'cancel' AND c.status = 'approved'), 0) AND t.kind = 'purchase' AND t.instrument_kind <> 'card'",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(over.is_empty(), "payments with cancels beyond or apart from their approved cancels: {over:?}");
+    pool.close().await;
+}

@@ -1,0 +1,527 @@
+//! Local-currency wallets (지역화폐) in the vault: the region and merchant registry, a wallet per
+//! requestor and region, charging, the balance view, and the read–apply–write loop every wallet
+//! change goes through.
+//!
+//! The money rules (bonus on the monthly cap, bonus first, cancel restore policy, forfeiture) are
+//! `instruments::local`'s; the entries are `ledger::standard`'s. Here a wallet is loaded in one
+//! snapshot (its row, its bonus grants, the balances of its two ledger accounts), a rule is applied to
+//! it in memory, and the new state is written with the entries in one database transaction that
+//! succeeds only if nobody wrote the wallet since (its `version`); a lost race reads again and retries.
+//! Bonus that expired is lapsed (posted to the region's forfeited account) by the next write.
+
+use rust_decimal::Decimal;
+
+use crate::config::Config;
+use crate::instruments::card::RuleError;
+use crate::instruments::local::{
+    BonusGrant, BonusTake, CancelRestore, GrantId, LocalPayment, LocalWallet, RegionPolicy,
+};
+use crate::ledger::{self, Account, EntryId, JournalEntry};
+use crate::money::{Amount, Currency};
+use crate::requestors::Requestor;
+use crate::store::{
+    GrantRow, InstrumentRow, LocalPaymentRow, MerchantRow, RegionRow, Store, TakeRow, TxnRow, WalletOutcome, WalletRow,
+    WalletSnapshot, WalletWrite,
+};
+use crate::{Error, Result};
+
+/// How often a wallet write is retried after losing a race before giving up.
+const MAX_ATTEMPTS: usize = 32;
+
+/// A region as the admin API and the config describe it (amounts as major-unit decimal text).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionSpec {
+    pub id: String,
+    pub name: String,
+    pub currency: String,
+    pub incentive_rate: String,
+    pub monthly_bonus_cap: String,
+    pub bonus_lifetime_seconds: i64,
+    #[serde(default)]
+    pub cancel_restore: Option<String>,
+    /// Merchants to register in the region with it.
+    #[serde(default)]
+    pub merchants: Vec<crate::config::MerchantConfig>,
+}
+
+/// Ids of regions and merchants become parts of ledger account ids and travel in DE42 (15
+/// characters): letters, digits, `-`, `_`, `.`.
+fn check_id(id: &str, code: &'static str, max: usize) -> Result<()> {
+    let ok = !id.is_empty()
+        && id.len() <= max
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok { Ok(()) } else { Err(Error::invalid(code, format!("must be 1-{max} letters, digits, '-', '_' or '.'"))) }
+}
+
+/// A decimal at the currency's scale that may be zero.
+fn parse_non_negative(text: &str, cur: &Currency, code: &'static str) -> Result<i64> {
+    let bad = || Error::invalid(code, "must be a non-negative decimal at the currency's scale");
+    if text == "0" {
+        return Ok(0);
+    }
+    Amount::parse(text, cur).map_err(|_| bad())?.to_minor().ok_or_else(bad)
+}
+
+/// Validates a region and gives the row to store.
+pub fn region_row(spec: &RegionSpec, config: &Config, now: i64) -> Result<RegionRow> {
+    check_id(&spec.id, "id_invalid", 32)?;
+    if spec.name.trim().is_empty() || spec.name.len() > 100 {
+        return Err(Error::invalid("name_invalid", "name must be 1-100 characters"));
+    }
+    let cur = config
+        .currency(&spec.currency)
+        .cloned()
+        .ok_or_else(|| Error::invalid("currency_unknown", "unknown currency"))?;
+    let rate: Decimal = spec
+        .incentive_rate
+        .parse()
+        .map_err(|_| Error::invalid("incentive_rate_invalid", "incentive_rate must be a decimal such as 0.10"))?;
+    let cap = parse_non_negative(&spec.monthly_bonus_cap, &cur, "monthly_bonus_cap_invalid")?;
+    let restore = match spec.cancel_restore.as_deref().unwrap_or("reverse") {
+        "reverse" => CancelRestore::Reverse,
+        "pro_rata" => CancelRestore::ProRata,
+        _ => return Err(Error::invalid("cancel_restore_invalid", "cancel_restore must be reverse or pro_rata")),
+    };
+    RegionPolicy::new(cur.clone(), rate, Amount::from_minor(cap, &cur), spec.bonus_lifetime_seconds, restore).map_err(
+        |e| match e {
+            RuleError::InvalidConfig(m) if m.starts_with("incentive_rate") => {
+                Error::invalid("incentive_rate_invalid", m)
+            }
+            RuleError::InvalidConfig(m) if m.starts_with("bonus_lifetime") => {
+                Error::invalid("bonus_lifetime_seconds_invalid", m)
+            }
+            other => Error::invalid("region_invalid", other.to_string()),
+        },
+    )?;
+    Ok(RegionRow {
+        id: spec.id.clone(),
+        name: spec.name.trim().to_string(),
+        currency: cur.code.clone(),
+        incentive_rate: rate.normalize().to_string(),
+        monthly_bonus_cap: cap,
+        bonus_lifetime_seconds: spec.bonus_lifetime_seconds,
+        cancel_restore: restore.as_str().to_string(),
+        created_at: now,
+        updated_at: now,
+    })
+}
+
+/// A stored region's rules.
+pub fn policy(region: &RegionRow, config: &Config) -> Result<(Currency, RegionPolicy)> {
+    let corrupt = |m: &str| Error::Store(crate::store::StoreError::Corrupt(format!("region {}: {m}", region.id)));
+    let cur = config.currency(&region.currency).cloned().ok_or_else(|| corrupt("unknown currency"))?;
+    let rate: Decimal = region.incentive_rate.parse().map_err(|_| corrupt("incentive rate"))?;
+    let restore = if region.cancel_restore == "pro_rata" { CancelRestore::ProRata } else { CancelRestore::Reverse };
+    let p = RegionPolicy::new(
+        cur.clone(),
+        rate,
+        Amount::from_minor(region.monthly_bonus_cap, &cur),
+        region.bonus_lifetime_seconds,
+        restore,
+    )
+    .map_err(|e| corrupt(&e.to_string()))?;
+    Ok((cur, p))
+}
+
+/// Defines (or redefines) a region and registers the merchants listed with it; true when the region
+/// is new.
+pub async fn define_region(
+    store: &Store,
+    config: &Config,
+    spec: &RegionSpec,
+    now: i64,
+) -> Result<(RegionRow, Vec<MerchantRow>, bool)> {
+    let mut row = region_row(spec, config, now)?;
+    for m in &spec.merchants {
+        check_id(&m.id, "merchant_id_invalid", 15)?;
+    }
+    if let Some(old) = store.region(&row.id).await? {
+        if old.currency != row.currency {
+            return Err(Error::invalid("currency_fixed", "a region's currency cannot change"));
+        }
+        row.created_at = old.created_at;
+    }
+    let created = store.upsert_region(&row).await?;
+    let mut merchants = Vec::with_capacity(spec.merchants.len());
+    for m in &spec.merchants {
+        merchants.push(define_merchant(store, &m.id, &m.name, &row.id, now).await?.0);
+    }
+    Ok((row, merchants, created))
+}
+
+/// Registers (or moves) a merchant; true when it is new.
+pub async fn define_merchant(
+    store: &Store,
+    id: &str,
+    name: &str,
+    region: &str,
+    now: i64,
+) -> Result<(MerchantRow, bool)> {
+    // DE42 is 15 characters.
+    check_id(id, "id_invalid", 15)?;
+    if name.trim().is_empty() || name.len() > 100 {
+        return Err(Error::invalid("name_invalid", "name must be 1-100 characters"));
+    }
+    if store.region(region).await?.is_none() {
+        return Err(Error::invalid("region_unknown", "no region has this id"));
+    }
+    let row = MerchantRow {
+        id: id.to_string(),
+        name: name.trim().to_string(),
+        region_id: region.to_string(),
+        created_at: now,
+    };
+    let created = store.upsert_merchant(&row).await?;
+    Ok((row, created))
+}
+
+/// Seeds the regions and merchants of the config that the database does not have yet (an
+/// operator's later changes through the admin API are kept).
+pub async fn seed(store: &Store, config: &Config, now: i64) -> Result<()> {
+    for r in &config.regions {
+        if store.region(&r.id).await?.is_none() {
+            store.upsert_region(&region_row(r, config, now)?).await?;
+        }
+        for m in &r.merchants {
+            if store.merchant(&m.id).await?.is_none() {
+                define_merchant(store, &m.id, &m.name, &r.id, now).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Opens the requestor's wallet in `region`, or gives back the one it has (false = not new).
+pub async fn open(store: &Store, requestor: &Requestor, region: &str, now: i64) -> Result<(InstrumentRow, bool)> {
+    if store.region(region).await?.is_none() {
+        return Err(Error::invalid("region_unknown", "no region has this id"));
+    }
+    let row = InstrumentRow {
+        id: format!("ins_{}", uuid::Uuid::now_v7().simple()),
+        requestor_id: requestor.id.clone(),
+        kind: "local".into(),
+        status: "active".into(),
+        created_at: now,
+        updated_at: now,
+        ..InstrumentRow::default()
+    };
+    match store.insert_wallet(&row, region).await? {
+        None => Ok((row, true)),
+        Some(existing) => match store.instrument(&existing).await? {
+            Some(i) if i.status == "deleted" => Err(Error::InstrumentDeleted),
+            Some(i) => Ok((i, false)),
+            None => Err(Error::InstrumentNotFound),
+        },
+    }
+}
+
+/// A wallet loaded for one change: the stored rows and the rules' view of them.
+pub struct Loaded {
+    pub snapshot: WalletSnapshot,
+    pub region: RegionRow,
+    pub currency: Currency,
+    pub policy: RegionPolicy,
+    pub wallet: LocalWallet,
+    pub payment: Option<LocalPayment>,
+}
+
+fn corrupt(m: &str) -> Error {
+    Error::Store(crate::store::StoreError::Corrupt(m.to_string()))
+}
+
+fn month_text(m: (i32, u8)) -> String {
+    format!("{:04}-{:02}", m.0, m.1)
+}
+
+fn parse_month(s: &str) -> Option<(i32, u8)> {
+    let (y, m) = s.split_once('-')?;
+    Some((y.parse().ok()?, m.parse().ok()?))
+}
+
+/// The ledger accounts of a wallet (principal, bonus).
+pub fn accounts(instrument_id: &str, cur: &Currency) -> Result<(Account, Account)> {
+    let e = |e: ledger::LedgerError| corrupt(&e.to_string());
+    Ok((
+        Account::wallet_principal(instrument_id, cur).map_err(e)?,
+        Account::wallet_bonus(instrument_id, cur).map_err(e)?,
+    ))
+}
+
+/// Reads a wallet (and one of its payments) in one snapshot.
+pub async fn load(store: &Store, config: &Config, instrument_id: &str, payment: Option<&str>) -> Result<Loaded> {
+    // The region (and so the currency) of a wallet never changes, so it is read outside the snapshot.
+    let region_id = store.wallet_region(instrument_id).await?.ok_or(Error::InstrumentNotFound)?;
+    let region = store.region(&region_id).await?.ok_or_else(|| corrupt("a wallet's region is missing"))?;
+    let (cur, policy) = policy(&region, config)?;
+    let (pa, ba) = accounts(instrument_id, &cur)?;
+    let snapshot = store
+        .wallet_snapshot(instrument_id, [pa.id.as_str(), ba.id.as_str()], payment)
+        .await?
+        .ok_or(Error::InstrumentNotFound)?;
+    let w = &snapshot.wallet;
+    let grants = w
+        .grants
+        .iter()
+        .map(|g| BonusGrant {
+            id: GrantId(g.grant_id as u64),
+            granted_at_ms: g.granted_at,
+            expires_at_ms: g.expires_at,
+            amount: Amount::from_minor(g.amount, &cur),
+            remaining: Amount::from_minor(g.remaining, &cur),
+        })
+        .collect::<Vec<_>>();
+    let held: i64 = w.grants.iter().map(|g| g.remaining).sum();
+    if held != snapshot.bonus {
+        return Err(corrupt("a wallet's bonus grants differ from its bonus account"));
+    }
+    let wallet = LocalWallet {
+        principal: Amount::from_minor(snapshot.principal, &cur),
+        grants,
+        next_grant_id: w.next_grant_id as u64,
+        bonus_month: w.bonus_month.as_deref().and_then(parse_month),
+        charged_in_month: Amount::from_minor(w.charged_in_month, &cur),
+    };
+    let payment = snapshot.payment.as_ref().map(|p| LocalPayment {
+        principal: Amount::from_minor(p.principal, &cur),
+        bonus: Amount::from_minor(p.bonus, &cur),
+        takes: p
+            .takes
+            .iter()
+            .map(|t| BonusTake {
+                grant: GrantId(t.grant_id as u64),
+                expires_at_ms: t.expires_at,
+                taken: Amount::from_minor(t.taken, &cur),
+                returned: Amount::from_minor(t.returned, &cur),
+            })
+            .collect(),
+        cancelled_principal: Amount::from_minor(p.cancelled_principal, &cur),
+        cancelled_bonus: Amount::from_minor(p.cancelled_bonus, &cur),
+        forfeited_bonus: Amount::from_minor(p.forfeited_bonus, &cur),
+    });
+    Ok(Loaded { snapshot, region, currency: cur, policy, wallet, payment })
+}
+
+fn minor(a: Amount) -> Result<i64> {
+    a.to_minor().ok_or_else(|| corrupt("amount out of range"))
+}
+
+impl Loaded {
+    /// The wallet's new state to store, at the version it was read.
+    pub fn wallet_row(&self) -> Result<WalletRow> {
+        let w = &self.wallet;
+        let grants = w
+            .grants
+            .iter()
+            .map(|g| {
+                Ok(GrantRow {
+                    grant_id: g.id.0 as i64,
+                    granted_at: g.granted_at_ms,
+                    expires_at: g.expires_at_ms,
+                    amount: minor(g.amount)?,
+                    remaining: minor(g.remaining)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(WalletRow {
+            bonus_month: w.bonus_month.map(month_text),
+            charged_in_month: minor(w.charged_in_month)?,
+            next_grant_id: w.next_grant_id as i64,
+            grants,
+            ..self.snapshot.wallet.clone()
+        })
+    }
+
+    /// A payment's stored form.
+    pub fn payment_row(&self, transaction_id: &str, p: &LocalPayment) -> Result<LocalPaymentRow> {
+        Ok(LocalPaymentRow {
+            transaction_id: transaction_id.to_string(),
+            instrument_id: self.snapshot.wallet.instrument_id.clone(),
+            principal: minor(p.principal)?,
+            bonus: minor(p.bonus)?,
+            cancelled_principal: minor(p.cancelled_principal)?,
+            cancelled_bonus: minor(p.cancelled_bonus)?,
+            forfeited_bonus: minor(p.forfeited_bonus)?,
+            takes: p
+                .takes
+                .iter()
+                .map(|t| {
+                    Ok(TakeRow {
+                        grant_id: t.grant.0 as i64,
+                        expires_at: t.expires_at_ms,
+                        taken: minor(t.taken)?,
+                        returned: minor(t.returned)?,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?,
+        })
+    }
+
+    /// Removes expired grants; the entry that moves their bonus to the region's forfeited account.
+    fn lapse(&mut self, now: i64) -> Result<Option<JournalEntry>> {
+        let lapsed = self.wallet.lapse_expired(now, &self.policy).map_err(|e| corrupt(&e.to_string()))?;
+        if lapsed.decimal().is_zero() {
+            return Ok(None);
+        }
+        ledger::bonus_expiry(
+            EntryId::fresh(),
+            &self.currency,
+            &self.snapshot.wallet.instrument_id,
+            &self.region.id,
+            lapsed,
+        )
+        .map(Some)
+        .map_err(|e| corrupt(&e.to_string()))
+    }
+}
+
+/// What one change to a wallet writes besides the wallet itself (owned, so a retry can rebuild it).
+#[derive(Default)]
+pub struct Plan {
+    pub entries: Vec<JournalEntry>,
+    pub transaction_id: Option<String>,
+    pub consume_token: Option<String>,
+    pub new_payment: Option<LocalPaymentRow>,
+    pub payment_update: Option<LocalPaymentRow>,
+    pub cancel: Option<(String, i64)>,
+    pub reverse: Option<String>,
+    pub txn: Option<TxnRow>,
+}
+
+/// What a rule decided for one attempt.
+pub enum Step<T> {
+    /// Write this, then answer `T`.
+    Write(Box<Plan>, T),
+    /// Write nothing and answer `T` (a refusal such as `51`).
+    Refuse(T),
+}
+
+/// How a change to a wallet ended.
+pub enum Applied<T> {
+    /// Written (or refused by the rule), with the rule's answer.
+    Done(T),
+    /// The database refused the write (a guard held); nothing was written.
+    Refused(WalletOutcome),
+}
+
+/// Loads the wallet, lapses expired bonus, lets `rule` decide, and writes the result with the lapse
+/// in one transaction; a lost race (the wallet changed since it was read) starts over.
+pub async fn apply<T>(
+    store: &Store,
+    config: &Config,
+    now: impl Fn() -> i64,
+    instrument_id: &str,
+    payment: Option<&str>,
+    mut rule: impl FnMut(&mut Loaded, i64) -> Result<Step<T>>,
+) -> Result<Applied<T>> {
+    for _ in 0..MAX_ATTEMPTS {
+        let mut loaded = load(store, config, instrument_id, payment).await?;
+        let at = now();
+        let lapse = loaded.lapse(at)?;
+        let (mut plan, answer) = match rule(&mut loaded, at)? {
+            Step::Refuse(answer) => return Ok(Applied::Done(answer)),
+            Step::Write(plan, answer) => (*plan, answer),
+        };
+        if let Some(e) = lapse {
+            plan.entries.insert(0, e);
+        }
+        let wallet = loaded.wallet_row()?;
+        let write = WalletWrite {
+            wallet: Some(&wallet),
+            entries: plan.entries,
+            transaction_id: plan.transaction_id.as_deref(),
+            consume_token: plan.consume_token.as_deref(),
+            new_payment: plan.new_payment.as_ref(),
+            payment_update: plan.payment_update.as_ref(),
+            cancel: plan.cancel.as_ref().map(|(id, a)| (id.as_str(), *a)),
+            reverse: plan.reverse.as_deref(),
+            txn: plan.txn.as_ref(),
+        };
+        match store.write_wallet(&write, at).await? {
+            WalletOutcome::Done => return Ok(Applied::Done(answer)),
+            WalletOutcome::Conflict => continue,
+            other => return Ok(Applied::Refused(other)),
+        }
+    }
+    Err(Error::Store(crate::store::StoreError::Busy))
+}
+
+/// What a charge added.
+pub struct Charged {
+    pub entry_id: String,
+    pub currency: Currency,
+    pub principal: Amount,
+    pub bonus: Amount,
+    pub bonus_expires_at: Option<i64>,
+}
+
+/// Charges `amount` (major-unit decimal text) to an active wallet: principal plus the region's bonus.
+pub async fn charge(
+    store: &Store,
+    config: &Config,
+    now: impl Fn() -> i64,
+    instrument: &InstrumentRow,
+    amount: &str,
+) -> Result<Charged> {
+    match instrument.status.as_str() {
+        "active" => {}
+        "suspended" => return Err(Error::InstrumentSuspended),
+        _ => return Err(Error::InstrumentDeleted),
+    }
+    let applied = apply(store, config, now, &instrument.id, None, |l, at| {
+        let requested = Amount::parse(amount, &l.currency).map_err(|_| {
+            Error::invalid("amount_invalid", "amount must be a positive decimal at the currency's scale")
+        })?;
+        let c = l.wallet.charge(requested, at, &l.policy).map_err(|e| match e {
+            RuleError::InvalidAmount(m) => Error::invalid("amount_invalid", m),
+            other => corrupt(&other.to_string()),
+        })?;
+        let id = EntryId::fresh();
+        let split = ledger::Split { principal: c.principal, bonus: c.bonus };
+        let entry = ledger::local_charge(id.clone(), &l.currency, &instrument.id, &l.region.id, split)
+            .map_err(|e| corrupt(&e.to_string()))?;
+        let charged = Charged {
+            entry_id: id.as_str().to_string(),
+            currency: l.currency.clone(),
+            principal: c.principal,
+            bonus: c.bonus,
+            bonus_expires_at: c.bonus_expires_at_ms,
+        };
+        Ok(Step::Write(Box::new(Plan { entries: vec![entry], ..Plan::default() }), charged))
+    })
+    .await?;
+    match applied {
+        Applied::Done(c) => Ok(c),
+        Applied::Refused(o) => Err(corrupt(&format!("a charge was refused: {o:?}"))),
+    }
+}
+
+/// The balance view of a wallet now, with its live bonus grants (amount left, expiry).
+pub struct WalletBalance {
+    pub currency: Currency,
+    pub region: String,
+    pub principal: Amount,
+    pub bonus: Amount,
+    pub refundable: Amount,
+    pub grants: Vec<(Amount, i64)>,
+}
+
+pub async fn balance(store: &Store, config: &Config, instrument_id: &str, now: i64) -> Result<WalletBalance> {
+    let l = load(store, config, instrument_id, None).await?;
+    let b = l.wallet.balance(now, &l.policy).map_err(|e| corrupt(&e.to_string()))?;
+    let grants = l
+        .wallet
+        .grants
+        .iter()
+        .filter(|g| !g.is_expired(now) && !g.remaining.decimal().is_zero())
+        .map(|g| (g.remaining, g.expires_at_ms))
+        .collect();
+    Ok(WalletBalance {
+        currency: l.currency,
+        region: l.region.id,
+        principal: b.principal,
+        bonus: b.bonus,
+        refundable: b.refundable,
+        grants,
+    })
+}

@@ -1,7 +1,9 @@
 //! `tsp demo`: the story of SPEC §3 against a fresh temporary instance, with a transcript. Cards of
 //! two issuers are registered, tokens issued, payments made over ISO 8583 on loopback through the
 //! real front (one chip payment with a cryptogram, one barcode payment), a decline, an issuer that
-//! does not answer (91, then the 0420 it is owed), a reversal, and the final state.
+//! does not answer (91, then the 0420 it is owed), a reversal, card cancels before and after the
+//! day's settlement (void, refund, 64), a gift certificate and a local-currency wallet paid, cancelled
+//! partly and fully and reversed, and the final balances per instrument.
 
 use std::io::Write;
 use std::time::Duration;
@@ -22,18 +24,65 @@ fn code_words(code: &str) -> &'static str {
     match code {
         "00" => "approved",
         "05" => "do not honor",
+        "12" => "invalid transaction",
         "14" => "unknown token",
         "33" => "token expired",
+        "25" => "original not found",
         "51" => "insufficient funds",
+        "54" => "expired",
         "57" => "not permitted here",
         "61" => "over the token's limit",
         "62" => "instrument suspended",
+        "64" => "more than is left to cancel",
         "78" => "token already used",
         "82" => "cryptogram failed",
         "91" => "issuer unavailable",
         "94" => "duplicate",
         _ => "declined",
     }
+}
+
+/// `00 approved`, `51 insufficient funds`, …
+fn words(m: &crate::iso8583::Message) -> String {
+    let c = m.response_code().unwrap_or("--");
+    format!("{c} {}", code_words(c))
+}
+
+/// The stored transaction an answer belongs to (by terminal and STAN).
+async fn stored(state: &crate::api::AppState, m: &crate::iso8583::Message) -> Option<crate::store::TxnRow> {
+    let rows = state.store.transactions(None, 50).await.ok()?;
+    rows.into_iter().find(|r| Some(r.stan.as_str()) == m.stan() && Some(r.terminal_id.as_str()) == m.terminal_id())
+}
+
+async fn cancel_type(state: &crate::api::AppState, m: &crate::iso8583::Message) -> String {
+    stored(state, m).await.and_then(|t| t.cancel_type).unwrap_or_else(|| "-".into())
+}
+
+/// `(principal 8000 + bonus 2000)` as a stored-value transaction moved it.
+async fn split(state: &crate::api::AppState, m: &crate::iso8583::Message) -> String {
+    let Some(t) = stored(state, m).await else { return String::new() };
+    let mut s = format!("(principal {} + bonus {}", t.principal.unwrap_or(0), t.bonus.unwrap_or(0));
+    if let Some(f) = t.forfeited.filter(|f| *f > 0) {
+        s.push_str(&format!(", forfeited {f}"));
+    }
+    s.push(')');
+    s
+}
+
+async fn gift_balance(state: &crate::api::AppState, instrument: &str) -> Result<String, String> {
+    let g = state.store.gift_by_instrument(instrument).await.map_err(|x| x.to_string())?.ok_or("no gift")?;
+    let (cur, principal, refundable) =
+        crate::vault::gift::balance(&state.store, &state.config, &g, state.clock.now_ms())
+            .await
+            .map_err(|x| x.to_string())?;
+    Ok(format!("principal {principal} {}, refundable {refundable}", cur.code))
+}
+
+async fn local_balance(state: &crate::api::AppState, instrument: &str) -> Result<String, String> {
+    let b = crate::vault::local::balance(&state.store, &state.config, instrument, state.clock.now_ms())
+        .await
+        .map_err(|x| x.to_string())?;
+    Ok(format!("principal {} + bonus {} {}, refundable {}", b.principal, b.bonus, b.currency.code, b.refundable))
 }
 
 pub async fn run(out: &mut dyn Write) -> Result<(), String> {
@@ -167,24 +216,122 @@ async fn story(out: &mut dyn Write, dir: &std::path::Path) -> Result<(), String>
     }
     say!(out, "   Hanbit's open-to-buy used after the reversal reached it: {} KRW", state.simulator.used(hanbit_pan));
 
-    say!(out, "\n7. Final state");
+    say!(out, "\n7. A Hanbit payment cancelled in part, then the rest after the day is settled");
+    let card_pay = term
+        .purchase(
+            &state.tokens.issue(&wallet, &hanbit.id, &TokenOptions::default()).await.map_err(|x| e(&x))?.row.token,
+            12_000,
+        )
+        .map_err(|x| e(&x))?;
+    let ans = term.call(&card_pay).await.map_err(|x| e(&x))?;
+    say!(out, "   a payment of 12,000 KRW: {}", words(&ans));
+    let ans = term.cancel(&card_pay, 2_000).await.map_err(|x| e(&x))?;
+    say!(out, "   cancel 2,000 (same business day): {} — a {}", words(&ans), cancel_type(&state, &ans).await);
+    let ans = term.cancel(&card_pay, 10_001).await.map_err(|x| e(&x))?;
+    say!(out, "   cancel 10,001 (more than is left): {}", words(&ans));
+    let (settlement, _) = crate::payments::settle(&state.store, &state.clock).await.map_err(|x| e(&x))?;
+    say!(out, "   the operator closes the business day (tsp settle): {settlement}");
+    let ans = term.cancel(&card_pay, 10_000).await.map_err(|x| e(&x))?;
+    say!(out, "   cancel the remaining 10,000: {} — a {}", words(&ans), cancel_type(&state, &ans).await);
+
+    say!(out, "\n8. A gift certificate (금액형 상품권) of 50,000 KRW");
+    let now = state.clock.now_ms();
+    let issued = crate::vault::gift::issue(&state.store, &state.config, "50000", "KRW", now + 365 * 86_400_000, now)
+        .await
+        .map_err(|x| e(&x))?;
+    say!(out, "   the operator issues {} (its code is shown once, to the buyer)", issued.row.id);
+    let (gift, _) = crate::vault::gift::register(&state.store, &wallet, &issued.code, now).await.map_err(|x| e(&x))?;
+    say!(out, "   the pay app registers it by its code: instrument {}", gift.id);
+    let gift_token = state.tokens.issue(&wallet, &gift.id, &TokenOptions::default()).await.map_err(|x| e(&x))?;
+    say!(out, "   token {}… from the platform's own range", &gift_token.row.token[..6]);
+    let gift_pay = term.purchase(&gift_token.row.token, 20_000).map_err(|x| e(&x))?;
+    let ans = term.call(&gift_pay).await.map_err(|x| e(&x))?;
+    say!(out, "   pay 20,000: {}; balance {}", words(&ans), gift_balance(&state, &gift.id).await?);
+    let t = state.tokens.issue(&wallet, &gift.id, &TokenOptions::default()).await.map_err(|x| e(&x))?;
+    let ans = term.pay(&t.row.token, 40_000).await.map_err(|x| e(&x))?;
+    say!(out, "   pay 40,000: {}", words(&ans));
+    let ans = term.cancel(&gift_pay, 5_000).await.map_err(|x| e(&x))?;
+    say!(out, "   cancel 5,000: {}; balance {}", words(&ans), gift_balance(&state, &gift.id).await?);
+    let ans = term.cancel(&gift_pay, 15_000).await.map_err(|x| e(&x))?;
+    say!(out, "   cancel the other 15,000: {}; balance {}", words(&ans), gift_balance(&state, &gift.id).await?);
+    let t = state.tokens.issue(&wallet, &gift.id, &TokenOptions::default()).await.map_err(|x| e(&x))?;
+    let ans = term.pay(&t.row.token, 32_000).await.map_err(|x| e(&x))?;
+    say!(out, "   pay 32,000: {}; balance {}", words(&ans), gift_balance(&state, &gift.id).await?);
+
+    say!(out, "\n9. Local currency (지역화폐) in the region seoul-gangnam (10% bonus, bonus first)");
+    let (local, _) = crate::vault::local::open(&state.store, &wallet, "seoul-gangnam", now).await.map_err(|x| e(&x))?;
+    let clock = state.clock.clone();
+    let c = crate::vault::local::charge(&state.store, &state.config, move || clock.now_ms(), &local, "100000")
+        .await
+        .map_err(|x| e(&x))?;
+    say!(out, "   wallet {} charged 100,000: principal +{}, bonus +{}", local.id, c.principal, c.bonus);
+    let mut cafe = Terminal::connect(&iso_addr, "GNCAFE01", "GN-CAFE-0001").await.map_err(|x| e(&x))?;
+    let t = state.tokens.issue(&wallet, &local.id, &TokenOptions::default()).await.map_err(|x| e(&x))?;
+    let ans = term.pay(&t.row.token, 5_000).await.map_err(|x| e(&x))?;
+    say!(out, "   pay 5,000 at DEMOMART (not in the region): {}", words(&ans));
+    let t = state.tokens.issue(&wallet, &local.id, &TokenOptions::default()).await.map_err(|x| e(&x))?;
+    let local_pay = cafe.purchase(&t.row.token, 30_000).map_err(|x| e(&x))?;
+    let ans = cafe.call(&local_pay).await.map_err(|x| e(&x))?;
+    say!(
+        out,
+        "   pay 30,000 at GN-CAFE-0001: {} {}; {}",
+        words(&ans),
+        split(&state, &ans).await,
+        local_balance(&state, &local.id).await?
+    );
+    let ans = cafe.cancel(&local_pay, 12_000).await.map_err(|x| e(&x))?;
+    say!(
+        out,
+        "   cancel 12,000: {} {}; {}",
+        words(&ans),
+        split(&state, &ans).await,
+        local_balance(&state, &local.id).await?
+    );
+    let ans = cafe.cancel(&local_pay, 18_000).await.map_err(|x| e(&x))?;
+    say!(
+        out,
+        "   cancel the other 18,000: {} {}; {}",
+        words(&ans),
+        split(&state, &ans).await,
+        local_balance(&state, &local.id).await?
+    );
+    let t = state.tokens.issue(&wallet, &local.id, &TokenOptions::default()).await.map_err(|x| e(&x))?;
+    let second = cafe.purchase(&t.row.token, 7_000).map_err(|x| e(&x))?;
+    let ans = cafe.call(&second).await.map_err(|x| e(&x))?;
+    say!(out, "   pay 7,000: {} {}", words(&ans), split(&state, &ans).await);
+    let ans = cafe.reverse(&second).await.map_err(|x| e(&x))?;
+    say!(
+        out,
+        "   the terminal reverses it (0400): {} {}; {}",
+        words(&ans),
+        split(&state, &ans).await,
+        local_balance(&state, &local.id).await?
+    );
+    let t = state.tokens.issue(&wallet, &local.id, &TokenOptions::default()).await.map_err(|x| e(&x))?;
+    let ans = cafe.pay(&t.row.token, 25_000).await.map_err(|x| e(&x))?;
+    say!(out, "   pay 25,000: {} {}", words(&ans), split(&state, &ans).await);
+
+    say!(out, "\n10. Final balances");
     for c in [&hanbit, &nuri] {
-        say!(out, "   {} ({}):", c.id, c.issuer_id.as_deref().unwrap_or(""));
+        say!(out, "   {} card {} ({}):", c.issuer_id.as_deref().unwrap_or(""), c.id, c.bin.as_deref().unwrap_or(""));
         let rows = state.store.transactions(Some(&c.id), 100).await.map_err(|x| e(&x))?;
         for r in rows.iter().rev() {
             say!(
                 out,
-                "     {:<9} {:>8} KRW  {}  {:<8} {}",
+                "     {:<9} {:>8} KRW  {}  {:<8} {} {}",
                 r.kind,
                 r.amount.unwrap_or(0),
                 r.response_code.as_deref().unwrap_or("--"),
                 r.status,
-                r.masked_pan.as_deref().unwrap_or("")
+                r.masked_pan.as_deref().unwrap_or(""),
+                r.cancel_type.as_deref().unwrap_or("")
             );
         }
         let pan = if c.id == hanbit.id { hanbit_pan } else { nuri_pan };
         say!(out, "     issuer open-to-buy used: {} KRW", state.simulator.used(pan));
     }
+    say!(out, "   gift certificate {}: {}", gift.id, gift_balance(&state, &gift.id).await?);
+    say!(out, "   local-currency wallet {}: {}", local.id, local_balance(&state, &local.id).await?);
     let _ = stop_tx.send(true);
     let _ = server.await;
     let _ = advices.await;

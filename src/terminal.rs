@@ -91,6 +91,33 @@ impl Terminal {
         Ok(m)
     }
 
+    /// Cancels `amount` of `original` and returns the answer.
+    pub async fn cancel(&mut self, original: &Message, amount: u64) -> Result<Message, TerminalError> {
+        let m = self.cancellation(original, amount)?;
+        self.call(&m).await
+    }
+
+    /// Reverses `original` and returns the answer.
+    pub async fn reverse(&mut self, original: &Message) -> Result<Message, TerminalError> {
+        let m = self.reversal(original)?;
+        self.call(&m).await
+    }
+
+    /// A `0200` cancellation (DE3 `200000`) of `amount` of `original`, named in DE90.
+    pub fn cancellation(&mut self, original: &Message, amount: u64) -> Result<Message, TerminalError> {
+        let pan = original.pan().unwrap_or_default().to_string();
+        let mut m = self.purchase(&pan, amount)?;
+        m.set_processing_code("200000")?;
+        let orig = OriginalData::new(
+            original.mti(),
+            original.stan().unwrap_or("000000"),
+            original.transmission_date_time().unwrap_or("0000000000"),
+            original.acquirer_id().unwrap_or(""),
+        )?;
+        m.set_original_data(&orig)?;
+        Ok(m)
+    }
+
     /// A `0400` reversal of `original`.
     pub fn reversal(&mut self, original: &Message) -> Result<Message, TerminalError> {
         let mut m = Message::new(Mti::REVERSAL_REQUEST);

@@ -1,4 +1,5 @@
-//! `tsp demo` tells the card story end to end and shows no clear PAN.
+//! `tsp demo` tells the whole story end to end (cards, cancels around a settlement, a gift certificate,
+//! a local-currency wallet, final balances) and shows no clear PAN.
 
 #[test]
 fn the_demo_runs_the_story_and_masks_every_pan() {
@@ -17,6 +18,22 @@ fn the_demo_runs_the_story_and_masks_every_pan() {
         "0410: 00 approved",
         "Hanbit's open-to-buy used after the reversal reached it: 0 KRW",
         "issuer open-to-buy used: 8900 KRW",
+        "cancel 2,000 (same business day): 00 approved — a void",
+        "cancel 10,001 (more than is left): 64 more than is left to cancel",
+        "cancel the remaining 10,000: 00 approved — a refund",
+        "token 990001… from the platform's own range",
+        "pay 20,000: 00 approved; balance principal 30000 KRW, refundable 0",
+        "pay 40,000: 51 insufficient funds",
+        "cancel the other 15,000: 00 approved; balance principal 50000 KRW, refundable 0",
+        "pay 32,000: 00 approved; balance principal 18000 KRW, refundable 18000",
+        "charged 100,000: principal +100000, bonus +10000",
+        "(not in the region): 57 not permitted here",
+        "pay 30,000 at GN-CAFE-0001: 00 approved (principal 20000 + bonus 10000); principal 80000 + bonus 0 KRW",
+        "cancel 12,000: 00 approved (principal 12000 + bonus 0); principal 92000 + bonus 0 KRW",
+        "cancel the other 18,000: 00 approved (principal 8000 + bonus 10000); principal 100000 + bonus 10000 KRW",
+        "the terminal reverses it (0400): 00 approved (principal 0 + bonus 7000); principal 100000 + bonus 10000 KRW",
+        "pay 25,000: 00 approved (principal 15000 + bonus 10000)",
+        "principal 85000 + bonus 0 KRW, refundable 85000",
         "== done",
     ] {
         assert!(stdout.contains(want), "missing {want:?} in:\n{stdout}");

@@ -107,6 +107,7 @@ pub async fn build(opts: &ServeOptions) -> Result<AppState, StartError> {
     ensure_dir(&opts.data_dir)?;
     let hsm = open_hsm(&opts.data_dir, opts.hsm.as_deref())?;
     let store = open_store(&opts.data_dir, opts.database_url.as_deref()).await?;
+    println!("tsp: {} database at migration {}", store.backend(), store.migrations().await?);
     let clock = Clock::system();
     let issuers = Arc::new(Issuers::from_config(&config));
     crate::vault::local::seed(&store, &config, clock.now_ms()).await?;

@@ -24,7 +24,7 @@ struct Storage {
     /// Directory for the SQLite database, the development key store and the demo keys.
     #[arg(long, default_value = "./tsp-data", env = "TSP_DATA_DIR")]
     data_dir: PathBuf,
-    /// Database URL (`sqlite://PATH`); default: DATA_DIR/tsp.db.
+    /// Database URL (`postgres://user@host/db` or `sqlite://PATH`); default: DATA_DIR/tsp.db.
     #[arg(long, env = "TSP_DATABASE_URL")]
     database_url: Option<String>,
 }
@@ -48,6 +48,11 @@ enum Command {
     },
     /// Run the whole story once against a fresh temporary instance and print a transcript.
     Demo,
+    /// Apply the database migrations and exit (idempotent; `serve` applies them too).
+    Migrate {
+        #[command(flatten)]
+        storage: Storage,
+    },
     /// Close the current business day now: later card cancels of today's payments are refunds.
     Settle {
         #[command(flatten)]
@@ -132,6 +137,14 @@ async fn run(cli: Cli) -> Result<(), String> {
             app::serve(opts).await.map_err(|e| e.to_string())
         }
         Command::Demo => tsp::demo::run(&mut std::io::stdout()).await,
+        Command::Migrate { storage } => {
+            let store =
+                app::open_store(&storage.data_dir, storage.database_url.as_deref()).await.map_err(|e| e.to_string())?;
+            let (backend, applied) = (store.backend(), store.migrations().await.map_err(|e| e.to_string())?);
+            store.close().await;
+            println!("{backend} database is at migration {applied}");
+            Ok(())
+        }
         Command::Settle { storage } => {
             let store =
                 app::open_store(&storage.data_dir, storage.database_url.as_deref()).await.map_err(|e| e.to_string())?;

@@ -12,10 +12,12 @@
 //! - every answer is the one an independent model of the rules expects (`00`/`51`/`64`/`12`/`54`/`57`),
 //!   and the gift certificate's balance is what the model says.
 
+mod common;
+
 use std::collections::HashMap;
 
 use proptest::prelude::*;
-use sqlx::SqlitePool;
+use sqlx::AnyPool;
 use tsp::app::{ServeOptions, build};
 use tsp::config::MerchantConfig;
 use tsp::iso8583::{Message, Mti, OriginalData};
@@ -92,7 +94,7 @@ struct Paid {
 struct Rig {
     _dir: tempfile::TempDir,
     state: tsp::api::AppState,
-    pool: SqlitePool,
+    pool: AnyPool,
     requestor: Requestor,
     card: String,
     gift: String,
@@ -111,10 +113,11 @@ fn de42(id: &str) -> String {
 impl Rig {
     async fn new() -> Rig {
         let dir = tempfile::tempdir().unwrap();
+        let database_url = common::fresh_database().await;
         let opts = ServeOptions {
             data_dir: dir.path().join("data"),
             config: None,
-            database_url: None,
+            database_url: database_url.clone(),
             http_addr: "127.0.0.1:0".parse().unwrap(),
             iso_addr: "127.0.0.1:0".parse().unwrap(),
             hsm: None,
@@ -151,8 +154,7 @@ impl Rig {
             wallets.push(w.id);
             merchants.push(merchant);
         }
-        let db = dir.path().join("data").join("tsp.db");
-        let pool = SqlitePool::connect(&format!("sqlite://{}", db.display())).await.unwrap();
+        let pool = common::database(&dir.path().join("data"), database_url.as_deref()).await;
         Rig {
             _dir: dir,
             state,
@@ -364,7 +366,7 @@ impl Rig {
         for (id, kind, cached) in &accounts {
             let k: tsp::ledger::AccountKind = kind.parse().unwrap();
             let postings: Vec<(String, i64)> =
-                sqlx::query_as("SELECT side, amount FROM ledger_postings WHERE account_id = ?1")
+                sqlx::query_as("SELECT side, amount FROM ledger_postings WHERE account_id = $1")
                     .bind(id)
                     .fetch_all(pool)
                     .await
@@ -381,7 +383,7 @@ impl Rig {
         // Per payment: cancelled ≤ original, and equal to its approved cancels.
         for paid in &self.payments {
             let row: (String, i64, i64, String) = sqlx::query_as(
-                "SELECT id, amount, cancelled_amount, status FROM transactions WHERE msg_class = '02' AND stan = ?1",
+                "SELECT id, amount, cancelled_amount, status FROM transactions WHERE msg_class = '02' AND stan = $1",
             )
             .bind(paid.request.stan().unwrap())
             .fetch_one(pool)
@@ -398,8 +400,8 @@ impl Rig {
         // Wallets: grants hold the bonus account; the balance view agrees with the postings.
         for (w, id) in self.wallets.iter().enumerate() {
             let grants: (i64, i64) = sqlx::query_as(
-                "SELECT COALESCE(SUM(remaining), 0), COALESCE(SUM(CASE WHEN expires_at > ?2 THEN remaining END), 0) \
-                 FROM bonus_grants WHERE instrument_id = ?1",
+                "SELECT CAST(COALESCE(SUM(remaining), 0) AS BIGINT), CAST(COALESCE(SUM(CASE WHEN expires_at > $2 THEN remaining END), 0) AS BIGINT) \
+                 FROM bonus_grants WHERE instrument_id = $1",
             )
             .bind(id)
             .bind(self.now())
@@ -414,7 +416,7 @@ impl Rig {
     }
 
     async fn gift_id(&self) -> String {
-        sqlx::query_scalar("SELECT id FROM gift_certificates WHERE instrument_id = ?1")
+        sqlx::query_scalar("SELECT id FROM gift_certificates WHERE instrument_id = $1")
             .bind(&self.gift)
             .fetch_one(&self.pool)
             .await
@@ -424,15 +426,16 @@ impl Rig {
     /// A local payment's split against what its cancels and reversal gave back.
     async fn check_split(&self, txn_id: &str, paid: &Paid) {
         let (p, b): (i64, i64) =
-            sqlx::query_as("SELECT principal, bonus FROM local_payments WHERE transaction_id = ?1")
+            sqlx::query_as("SELECT principal, bonus FROM local_payments WHERE transaction_id = $1")
                 .bind(txn_id)
                 .fetch_one(&self.pool)
                 .await
                 .unwrap();
         assert_eq!(p + b, paid.amount);
         let back: (i64, i64, i64) = sqlx::query_as(
-            "SELECT COALESCE(SUM(principal), 0), COALESCE(SUM(bonus), 0), COALESCE(SUM(forfeited), 0) FROM transactions \
-             WHERE original_id = ?1 AND status = 'approved' AND kind IN ('cancel', 'reversal')",
+            "SELECT CAST(COALESCE(SUM(principal), 0) AS BIGINT), CAST(COALESCE(SUM(bonus), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(forfeited), 0) AS BIGINT) FROM transactions \
+             WHERE original_id = $1 AND status = 'approved' AND kind IN ('cancel', 'reversal')",
         )
         .bind(txn_id)
         .fetch_one(&self.pool)
@@ -444,7 +447,7 @@ impl Rig {
         }
         if back.2 > 0 {
             let expired: i64 = sqlx::query_scalar(
-                "SELECT COALESCE(SUM(taken), 0) FROM local_payment_takes WHERE transaction_id = ?1 AND expires_at <= ?2",
+                "SELECT CAST(COALESCE(SUM(taken), 0) AS BIGINT) FROM local_payment_takes WHERE transaction_id = $1 AND expires_at <= $2",
             )
             .bind(txn_id)
             .bind(self.now())

@@ -475,11 +475,8 @@ async fn void_before_the_settlement_refund_after() {
     let (st, _) = r.s.post(&r.s.keys.app, "/v1/admin/settlements", json!({})).await;
     assert_eq!(st, 403);
     assert_eq!(code(&term.cancel(&p1, 1_000).await), "00");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tsp"))
-        .args(["settle", "--data-dir"])
-        .arg(r.s.data_dir())
-        .output()
-        .unwrap();
+    let out =
+        std::process::Command::new(env!("CARGO_BIN_EXE_tsp")).arg("settle").args(r.s.storage_args()).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(code(&term.cancel(&p2, 2_000).await), "00");
 

@@ -1,5 +1,7 @@
 //! Token issuance and consumption against the store, in process (so the clock can move).
 
+mod common;
+
 use std::sync::Arc;
 
 use tsp::app::{ServeOptions, build};
@@ -7,12 +9,13 @@ use tsp::requestors::{self, Requestor, Scope};
 use tsp::store::{Consume, InsertToken, Store};
 use tsp::tokens::TokenOptions;
 
-async fn setup() -> (tempfile::TempDir, tsp::api::AppState, Requestor) {
+async fn setup() -> (tempfile::TempDir, tsp::api::AppState, Requestor, Option<String>) {
     let dir = tempfile::tempdir().unwrap();
+    let database_url = common::fresh_database().await;
     let opts = ServeOptions {
         data_dir: dir.path().join("data"),
         config: None,
-        database_url: None,
+        database_url: database_url.clone(),
         http_addr: "127.0.0.1:0".parse().unwrap(),
         iso_addr: "127.0.0.1:0".parse().unwrap(),
         hsm: None,
@@ -27,19 +30,20 @@ async fn setup() -> (tempfile::TempDir, tsp::api::AppState, Requestor) {
     )
     .await
     .unwrap();
-    (dir, state, created.requestor)
+    (dir, state, created.requestor, database_url)
 }
 
 #[tokio::test]
 async fn sixty_four_tasks_race_one_token_and_exactly_one_wins() {
-    let (dir, state, req) = setup().await;
+    let (dir, state, req, url) = setup().await;
     let (card, _) = state.vault.register_card(&req, "4111111111111111", "2912").await.unwrap();
     let db = dir.path().join("data").join("tsp.db");
+    let db_url = url.unwrap_or_else(|| format!("sqlite://{}", db.display()));
     // Four independent connections to the same database file, so the race is decided by the
     // database's own locking, not by one process-wide pool.
     let mut stores = vec![state.store.clone()];
     for _ in 0..3 {
-        stores.push(Store::open_sqlite(&db).await.unwrap());
+        stores.push(Store::open_url(&db_url).await.unwrap());
     }
     for round in 0..5 {
         let issued = state.tokens.issue(&req, &card.id, &TokenOptions::default()).await.unwrap();
@@ -66,7 +70,7 @@ async fn sixty_four_tasks_race_one_token_and_exactly_one_wins() {
 
 #[tokio::test]
 async fn ttl_expiry_and_consumption_rules() {
-    let (_dir, state, req) = setup().await;
+    let (_dir, state, req, _) = setup().await;
     let (card, _) = state.vault.register_card(&req, "5555555555554444", "2912").await.unwrap();
     let opts = TokenOptions { ttl_seconds: Some(60), ..Default::default() };
     let t = state.tokens.issue(&req, &card.id, &opts).await.unwrap();
@@ -90,7 +94,7 @@ async fn ttl_expiry_and_consumption_rules() {
 
 #[tokio::test]
 async fn a_token_number_is_unique_among_live_tokens_and_never_a_registered_pan() {
-    let (_dir, state, req) = setup().await;
+    let (_dir, state, req, _) = setup().await;
     let (card, _) = state.vault.register_card(&req, "4111111111111111", "2912").await.unwrap();
     let t = state
         .tokens

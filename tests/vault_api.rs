@@ -287,9 +287,15 @@ async fn bad_input_gets_a_specific_error_and_the_server_keeps_serving() {
 #[tokio::test]
 async fn cli_creates_a_requestor_whose_key_works() {
     let dir = tempfile::tempdir().unwrap();
+    // The server started below must find the same database: remember it as TestServer does.
+    let url = common::fresh_database().await;
+    if let Some(u) = &url {
+        std::fs::write(dir.path().join("database-url"), u).unwrap();
+    }
+    let storage = common::storage_args(&dir.path().join("data"), url.as_deref());
     let out = std::process::Command::new(common::tsp_bin())
-        .args(["admin", "create-requestor", "--name", "kiosk wallet", "--scopes", "instruments,tokens", "--data-dir"])
-        .arg(dir.path().join("data"))
+        .args(["admin", "create-requestor", "--name", "kiosk wallet", "--scopes", "instruments,tokens"])
+        .args(&storage)
         .env_remove("TSP_DATABASE_URL")
         .output()
         .unwrap();
@@ -301,8 +307,8 @@ async fn cli_creates_a_requestor_whose_key_works() {
     assert!(key.starts_with("tsp_"));
 
     let bad = std::process::Command::new(common::tsp_bin())
-        .args(["admin", "create-requestor", "--name", "x", "--scopes", "instruments,root", "--data-dir"])
-        .arg(dir.path().join("data"))
+        .args(["admin", "create-requestor", "--name", "x", "--scopes", "instruments,root"])
+        .args(&storage)
         .output()
         .unwrap();
     assert!(!bad.status.success());

@@ -3,9 +3,13 @@
 //! live"), each one database transaction. Invariants live in the database: unique live token
 //! numbers, conditional state changes. This module knows no flows and no HTTP.
 //!
-//! Backends: SQLite (embedded, the default). Each backend has its own migrations.
+//! Backends: SQLite (embedded, the default) and PostgreSQL (several nodes on one database). Both run
+//! the same statements (`sql.rs`); each has its own migrations.
 
 mod records;
+#[macro_use]
+mod sql;
+mod postgres;
 mod sqlite;
 
 pub use records::*;
@@ -45,6 +49,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 #[derive(Clone)]
 enum Backend {
     Sqlite(sqlite::SqliteStore),
+    Postgres(postgres::PgStore),
 }
 
 /// The service's storage; cheap to clone.
@@ -55,6 +60,7 @@ macro_rules! dispatch {
     ($self:ident, $s:ident => $e:expr) => {
         match &$self.0 {
             Backend::Sqlite($s) => $e,
+            Backend::Postgres($s) => $e,
         }
     };
 }
@@ -65,15 +71,32 @@ impl Store {
         Ok(Store(Backend::Sqlite(sqlite::SqliteStore::open(path).await?)))
     }
 
-    /// Opens the database a URL names (`sqlite://path`).
+    /// Opens the database a URL names (`postgres://…`, `postgresql://…` or `sqlite://path`) and
+    /// applies its migrations. The error never echoes the URL (it may hold a password).
     pub async fn open_url(url: &str) -> StoreResult<Store> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Store(Backend::Postgres(postgres::PgStore::open(url).await?)));
+        }
         match url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
             Some(path) => Self::open_sqlite(Path::new(path)).await,
             None => Err(StoreError::Unavailable(format!(
-                "unsupported database URL scheme (expected sqlite://…): {}",
+                "unsupported database URL scheme (expected postgres:// or sqlite://): {}",
                 url.split(':').next().unwrap_or("")
             ))),
         }
+    }
+
+    /// Which backend this is (`sqlite`, `postgres`), for logs and health.
+    pub fn backend(&self) -> &'static str {
+        match &self.0 {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    /// The highest migration version applied.
+    pub async fn migrations(&self) -> StoreResult<i64> {
+        dispatch!(self, s => s.migrations().await)
     }
 
     pub async fn health(&self) -> StoreResult<()> {

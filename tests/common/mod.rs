@@ -1,5 +1,8 @@
 //! A real `tsp serve` process on loopback for integration tests: its own temporary data directory,
 //! OS-chosen ports, stdout and stderr captured to files so tests can read every log line.
+//!
+//! The store: SQLite in the data directory, or — with `TSP_TEST_STORE=postgres` — a fresh PostgreSQL
+//! database per server, created on the server `TSP_TEST_DATABASE_URL` names, so tests run in parallel.
 
 #![allow(dead_code)]
 
@@ -18,6 +21,8 @@ pub struct TestServer {
     pub iso: String,
     pub keys: DemoKeys,
     pub http: reqwest::Client,
+    /// The PostgreSQL database of this server, on PostgreSQL runs.
+    pub database_url: Option<String>,
     child: Option<Child>,
 }
 
@@ -32,6 +37,47 @@ pub fn tsp_bin() -> &'static str {
     env!("CARGO_BIN_EXE_tsp")
 }
 
+/// True when this run tests the PostgreSQL store (`TSP_TEST_STORE=postgres`).
+pub fn on_postgres() -> bool {
+    std::env::var("TSP_TEST_STORE").is_ok_and(|v| v == "postgres")
+}
+
+/// A new, empty PostgreSQL database for one test (`tsp_t_<uuid>`), as a URL; None on SQLite runs.
+/// A PostgreSQL run without `TSP_TEST_DATABASE_URL` fails rather than quietly testing SQLite.
+pub async fn fresh_database() -> Option<String> {
+    if !on_postgres() {
+        return None;
+    }
+    let base = std::env::var("TSP_TEST_DATABASE_URL").expect("TSP_TEST_STORE=postgres needs TSP_TEST_DATABASE_URL");
+    let name = format!("tsp_t_{}", uuid::Uuid::now_v7().simple());
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&base).await.expect("connect to PostgreSQL");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.expect("create db");
+    let _ = sqlx::Connection::close(conn).await;
+    let (head, _) = base.rsplit_once('/').expect("a database URL with a path");
+    Some(format!("{head}/{name}"))
+}
+
+/// The `--data-dir` (and on PostgreSQL runs `--database-url`) arguments for a CLI command that must
+/// reach this server's database.
+pub fn storage_args(data: &Path, database_url: Option<&str>) -> Vec<String> {
+    let mut v = vec!["--data-dir".to_string(), data.display().to_string()];
+    if let Some(url) = database_url {
+        v.extend(["--database-url".to_string(), url.to_string()]);
+    }
+    v
+}
+
+/// A pool on the server's database for audits: SQLite in the data directory or its PostgreSQL
+/// database. Queries use `$N` parameters and return BIGINT/TEXT (both backends agree on those).
+pub async fn database(data: &Path, database_url: Option<&str>) -> sqlx::AnyPool {
+    sqlx::any::install_default_drivers();
+    let url = match database_url {
+        Some(u) => u.to_string(),
+        None => format!("sqlite://{}", data.join("tsp.db").display()),
+    };
+    sqlx::pool::PoolOptions::<sqlx::Any>::new().max_connections(2).connect(&url).await.expect("open the database")
+}
+
 impl TestServer {
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
@@ -41,6 +87,12 @@ impl TestServer {
     }
     pub fn stderr_path(&self) -> PathBuf {
         self.dir.path().join("stderr.log")
+    }
+    pub fn storage_args(&self) -> Vec<String> {
+        storage_args(&self.data_dir(), self.database_url.as_deref())
+    }
+    pub async fn database(&self) -> sqlx::AnyPool {
+        database(&self.data_dir(), self.database_url.as_deref()).await
     }
 
     /// Starts a server in a fresh data directory.
@@ -59,9 +111,21 @@ impl TestServer {
         let data = dir.path().join("data");
         let stdout = std::fs::File::create(dir.path().join("stdout.log")).expect("stdout file");
         let stderr = std::fs::File::create(dir.path().join("stderr.log")).expect("stderr file");
+        // A restart in the same directory finds the same database.
+        let url_file = dir.path().join("database-url");
+        let database_url = match std::fs::read_to_string(&url_file) {
+            Ok(u) => Some(u),
+            Err(_) => {
+                let u = fresh_database().await;
+                if let Some(u) = &u {
+                    std::fs::write(&url_file, u).expect("database-url file");
+                }
+                u
+            }
+        };
         let child = Command::new(tsp_bin())
-            .args(["serve", "--http-addr", "127.0.0.1:0", "--iso-addr", "127.0.0.1:0", "--data-dir"])
-            .arg(&data)
+            .args(["serve", "--http-addr", "127.0.0.1:0", "--iso-addr", "127.0.0.1:0"])
+            .args(storage_args(&data, database_url.as_deref()))
             .args(extra)
             // The most verbose logs: a PAN that reaches any log line must be caught.
             .env("RUST_LOG", "trace")
@@ -76,6 +140,7 @@ impl TestServer {
             iso: String::new(),
             keys: DemoKeys { app: "".into(), van: "".into(), admin: "".into() },
             http: reqwest::Client::new(),
+            database_url,
             child: Some(child),
         };
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -194,14 +259,14 @@ pub fn card(prefix: &str, serial: u64, len: usize) -> String {
 
 /// Every ledger account's cached balance equals the sum of its postings, and the books balance.
 pub async fn audit_ledger(s: &TestServer) {
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", s.data_dir().join("tsp.db").display())).await.unwrap();
+    let pool = s.database().await;
     let accounts: Vec<(String, String, i64)> =
         sqlx::query_as("SELECT id, kind, balance FROM ledger_accounts").fetch_all(&pool).await.unwrap();
     assert!(!accounts.is_empty());
     let mut net = 0i64;
     for (id, kind, cached) in accounts {
         let postings: Vec<(String, i64)> =
-            sqlx::query_as("SELECT side, amount FROM ledger_postings WHERE account_id = ?1")
+            sqlx::query_as("SELECT side, amount FROM ledger_postings WHERE account_id = $1")
                 .bind(&id)
                 .fetch_all(&pool)
                 .await
@@ -227,7 +292,7 @@ pub async fn audit_ledger(s: &TestServer) {
     // A local-currency wallet's bonus grants hold exactly its bonus account, and no payment has had
     // more cancelled than it took, per bucket and in total.
     let wallets: Vec<(String, i64, i64)> = sqlx::query_as(
-        "SELECT w.instrument_id, COALESCE((SELECT SUM(remaining) FROM bonus_grants g WHERE g.instrument_id = w.instrument_id), 0), \
+        "SELECT w.instrument_id, CAST(COALESCE((SELECT SUM(remaining) FROM bonus_grants g WHERE g.instrument_id = w.instrument_id), 0) AS BIGINT), \
          COALESCE((SELECT balance FROM ledger_accounts a WHERE a.id = 'wallet:' || w.instrument_id || ':bonus'), 0) FROM local_wallets w",
     )
     .fetch_all(&pool)
@@ -238,7 +303,7 @@ pub async fn audit_ledger(s: &TestServer) {
     }
     let over: Vec<(String,)> = sqlx::query_as(
         "SELECT t.id FROM transactions t WHERE t.cancelled_amount > COALESCE(t.amount, 0) OR t.cancelled_amount < 0 \
-         OR t.cancelled_amount <> COALESCE((SELECT SUM(c.amount) FROM transactions c WHERE c.original_id = t.id \
+         OR t.cancelled_amount <> COALESCE((SELECT CAST(SUM(c.amount) AS BIGINT) FROM transactions c WHERE c.original_id = t.id \
          AND c.kind = 'cancel' AND c.status = 'approved'), 0) AND t.kind = 'purchase' AND t.instrument_kind <> 'card'",
     )
     .fetch_all(&pool)

@@ -1,0 +1,64 @@
+//! The PostgreSQL backend: several `tsp serve` nodes share one database. The statements are the
+//! SQLite ones (`sql.rs`); what makes them safe across processes is in the statements themselves —
+//! conditional updates (`… WHERE state = 'active'`), unique indexes, `FOR UPDATE` on a read that
+//! decides a write, versioned wallet rows, CHECK constraints and the cancel-cap trigger — never an
+//! in-process lock. Reads that must agree with each other run in one REPEATABLE READ snapshot.
+
+use std::time::Duration;
+
+use sqlx::Row;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+use super::sql::{TXN_INSERT, TXN_UPDATE, is_check_violation, is_unique_violation};
+use super::*;
+use crate::ledger::JournalEntry;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Connections per node: enough for the ISO front's in-flight requests to overlap their round trips.
+const MAX_CONNECTIONS: u32 = 16;
+
+#[derive(Clone)]
+pub struct PgStore {
+    write: PgPool,
+    read: PgPool,
+}
+
+impl PgStore {
+    /// Connects and applies the migrations (sqlx holds an advisory lock while it migrates, so nodes
+    /// starting together do not race).
+    pub async fn open(url: &str) -> StoreResult<Self> {
+        let opts: PgConnectOptions = url.parse().map_err(|e: sqlx::Error| StoreError::Unavailable(e.to_string()))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(Duration::from_secs(5))
+            // A connection broken by a database restart is found out before use and replaced.
+            .test_before_acquire(true)
+            .connect_with(opts)
+            .await?;
+        MIGRATOR.run(&pool).await.map_err(|e| StoreError::Migrate(e.to_string()))?;
+        Ok(PgStore { write: pool.clone(), read: pool })
+    }
+
+    pub async fn migrations(&self) -> StoreResult<i64> {
+        let v: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success").fetch_one(&self.read).await?;
+        Ok(v.unwrap_or(0))
+    }
+
+    pub async fn health(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.write.close().await;
+    }
+}
+
+sql_store!(
+    PgStore,
+    sqlx::PgConnection,
+    for_update = " FOR UPDATE",
+    snapshot = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+);

@@ -204,7 +204,7 @@ async fn cancel_gift(
     let code = match p.store.cancel_stored_value(original_id, amount, txn, &entry, p.clock.now_ms()).await? {
         Movement::Done => return Ok(resp),
         Movement::ExceedsCancellable => ResponseCode::EXCEEDS_CANCELLABLE,
-        Movement::Insufficient | Movement::TokenGone => ResponseCode::SYSTEM_ERROR,
+        Movement::Insufficient | Movement::TokenGone | Movement::Superseded => ResponseCode::SYSTEM_ERROR,
     };
     txn.cancel_type = None;
     txn.principal = None;

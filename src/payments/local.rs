@@ -31,7 +31,7 @@ fn refused(o: WalletOutcome) -> ResponseCode {
         WalletOutcome::Insufficient => ResponseCode::INSUFFICIENT_FUNDS,
         WalletOutcome::ExceedsCancellable => ResponseCode::EXCEEDS_CANCELLABLE,
         WalletOutcome::NotApproved => ResponseCode::INVALID_TRANSACTION,
-        WalletOutcome::Done | WalletOutcome::Conflict => ResponseCode::SYSTEM_ERROR,
+        WalletOutcome::Done | WalletOutcome::Conflict | WalletOutcome::Superseded => ResponseCode::SYSTEM_ERROR,
     }
 }
 

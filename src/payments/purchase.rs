@@ -384,6 +384,7 @@ async fn pay_gift(
         Movement::Done => return Ok(resp),
         Movement::Insufficient => ResponseCode::INSUFFICIENT_FUNDS,
         Movement::TokenGone | Movement::ExceedsCancellable => ResponseCode::TOKEN_USED,
+        Movement::Superseded => ResponseCode::SYSTEM_ERROR,
     };
     txn.auth_code = None;
     txn.principal = None;

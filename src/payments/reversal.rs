@@ -8,6 +8,8 @@
 //! - Stored value is restored in the same database transaction as the reversal: a gift payment's
 //!   amount less its cancels, a local-currency payment's remaining split (`local`). A local-currency
 //!   cancel is final: its reversal is `12`.
+//! - An original still pending after the wait (its node died mid-flight) is marked reversed, so no
+//!   late outcome can apply; a card's issuer is owed a `0420` for it.
 //! - An unknown original: `25`, and the reversal is remembered, so the original, if it comes late,
 //!   is declined.
 
@@ -45,6 +47,25 @@ pub async fn reversal(p: &Payments, req: &Message, started: Instant) -> crate::R
     let resp = p.respond(req, resp_mti, ResponseCode::APPROVED);
     p.fill(&mut txn, &resp, "approved", started);
     let now = p.clock.now_ms();
+    let card = original.instrument_kind.as_deref() == Some("card");
+    if original.status == "pending" {
+        // Still undecided after the wait: the node handling it died mid-flight. It is marked
+        // reversed, so that no late outcome can take effect (outcomes are written only over a
+        // pending row); stored value moved nothing (its movement commits with the outcome); a card's
+        // issuer may have approved, so it is owed a 0420, and a card cancel's reservation on its
+        // payment is given back.
+        let owed = card.then(|| advice::owed(&original, now));
+        let reversed = p.store.reverse(&original.id, &txn, owed.as_ref(), now).await?;
+        if reversed
+            && card
+            && original.kind == "cancel"
+            && let (Some(paid), Some(amount)) = (original.original_id.as_deref(), original.amount)
+        {
+            p.store.release_cancel(paid, amount, now).await?;
+        }
+        tracing::warn!(original = %original.id, reversed, "reversal of an undecided transaction");
+        return Ok(resp);
+    }
     if original.instrument_kind.as_deref() == Some("local") {
         if original.kind == "cancel" {
             // A local cancel's restore went by policy into grants that may since have been spent or
@@ -65,7 +86,7 @@ pub async fn reversal(p: &Payments, req: &Message, started: Instant) -> crate::R
         tracing::info!(original = %original.id, reversed, "reversal");
         return Ok(resp);
     }
-    let owed = (original.instrument_kind.as_deref() == Some("card")).then(|| advice::owed(&original, now));
+    let owed = card.then(|| advice::owed(&original, now));
     let reversed = p.store.reverse(&original.id, &txn, owed.as_ref(), now).await?;
     // Reversing a cancel gives its amount back to the payment it cancelled.
     if reversed

@@ -231,6 +231,9 @@ pub enum Movement {
     TokenGone,
     /// More than what is left of the payment to cancel: nothing was written.
     ExceedsCancellable,
+    /// The request's transaction was decided meanwhile (reversed while its node was presumed dead):
+    /// nothing was written.
+    Superseded,
 }
 
 /// A local-currency region (`POST /v1/admin/regions`).
@@ -341,6 +344,8 @@ pub enum WalletOutcome {
     ExceedsCancellable,
     /// The transaction to reverse was no longer approved.
     NotApproved,
+    /// The request's own transaction was decided meanwhile (see [`Movement::Superseded`]).
+    Superseded,
 }
 
 /// A wallet read in one snapshot: its state, the balances of its two ledger accounts, and

@@ -92,12 +92,16 @@ pub(super) const TXN_INSERT: &str = concat!(
      ON CONFLICT (msg_class, terminal_id, stan, transmitted, acquirer_id) DO NOTHING"
 );
 
-/// Writes a transaction's mutable columns (the key and the request's hash never change).
+/// Writes a transaction's outcome: its mutable columns (the key and the request's hash never change),
+/// once. Only a `pending` row is written: a row another writer has decided — a reversal that found
+/// its original still pending because the node handling it died — is never overwritten by a late
+/// outcome, so a payment the terminal reversed cannot take effect afterwards.
 pub(super) const TXN_UPDATE: &str = "UPDATE transactions SET kind = $2, status = $3, mti = $4, response = $5, response_code = $6, \
      processing_code = $7, merchant_id = $8, amount = $9, currency = $10, entry_mode = $11, token_id = $12, \
      instrument_id = $13, instrument_kind = $14, masked_pan = $15, issuer_id = $16, original_id = $17, \
      original_key = $18, auth_code = $19, rrn = $20, issuer_response = $21, issuer_ms = $22, total_ms = $23, \
-     updated_at = $24, cancel_type = $25, principal = $26, bonus = $27, forfeited = $28 WHERE id = $1";
+     updated_at = $24, cancel_type = $25, principal = $26, bonus = $27, forfeited = $28 \
+     WHERE id = $1 AND status = 'pending'";
 
 /// Binds [`TXN_UPDATE`]'s parameters.
 macro_rules! bind_txn_update {
@@ -663,7 +667,10 @@ macro_rules! sql_store {
                 if r.rows_affected() != 1 {
                     return Ok(false);
                 }
-                bind_txn_update!(sqlx::query(TXN_UPDATE), t).execute(&mut *tx).await?;
+                if bind_txn_update!(sqlx::query(TXN_UPDATE), t).execute(&mut *tx).await?.rows_affected() != 1 {
+                    // Reversed meanwhile: the token stays unconsumed.
+                    return Ok(false);
+                }
                 tx.commit().await?;
                 Ok(true)
             }
@@ -697,7 +704,7 @@ macro_rules! sql_store {
             ) -> StoreResult<bool> {
                 let mut tx = self.write.begin().await?;
                 let r = sqlx::query(
-                    "UPDATE transactions SET status = 'reversed', updated_at = $2 WHERE id = $1 AND status = 'approved'",
+                    "UPDATE transactions SET status = 'reversed', updated_at = $2 WHERE id = $1 AND status IN ('approved', 'pending')",
                 )
                 .bind(original_id)
                 .bind(now)
@@ -715,7 +722,10 @@ macro_rules! sql_store {
             /// Records a transaction's outcome and the advice owed to the issuer, together.
             pub async fn finish_with_advice(&self, t: &TxnRow, advice: &AdviceRow, now: i64) -> StoreResult<()> {
                 let mut tx = self.write.begin().await?;
-                bind_txn_update!(sqlx::query(TXN_UPDATE), t).execute(&mut *tx).await?;
+                // A row a reversal already decided owes nothing more: the reversal owed the advice.
+                if bind_txn_update!(sqlx::query(TXN_UPDATE), t).execute(&mut *tx).await?.rows_affected() != 1 {
+                    return Ok(());
+                }
                 insert_advice(&mut tx, advice, now).await?;
                 tx.commit().await?;
                 Ok(())
@@ -881,7 +891,9 @@ macro_rules! sql_store {
                 if !post_entry(&mut tx, entry, Some(&t.id), now).await? {
                     return Ok(Movement::Insufficient);
                 }
-                bind_txn_update!(sqlx::query(TXN_UPDATE), t).execute(&mut *tx).await?;
+                if bind_txn_update!(sqlx::query(TXN_UPDATE), t).execute(&mut *tx).await?.rows_affected() != 1 {
+                    return Ok(Movement::Superseded);
+                }
                 tx.commit().await?;
                 Ok(Movement::Done)
             }
@@ -912,7 +924,9 @@ macro_rules! sql_store {
                 if !post_entry(&mut tx, entry, Some(&t.id), now).await? {
                     return Ok(Movement::Insufficient);
                 }
-                bind_txn_update!(sqlx::query(TXN_UPDATE), t).execute(&mut *tx).await?;
+                if bind_txn_update!(sqlx::query(TXN_UPDATE), t).execute(&mut *tx).await?.rows_affected() != 1 {
+                    return Ok(Movement::Superseded);
+                }
                 tx.commit().await?;
                 Ok(Movement::Done)
             }
@@ -1265,8 +1279,10 @@ macro_rules! sql_store {
                             .await?;
                     }
                 }
-                if let Some(t) = w.txn {
-                    bind_txn_update!(sqlx::query(TXN_UPDATE), t).execute(&mut *tx).await?;
+                if let Some(t) = w.txn
+                    && bind_txn_update!(sqlx::query(TXN_UPDATE), t).execute(&mut *tx).await?.rows_affected() != 1
+                {
+                    return Ok(WalletOutcome::Superseded);
                 }
                 tx.commit().await?;
                 Ok(WalletOutcome::Done)

@@ -45,6 +45,16 @@ impl Terminal {
         Some(Message::decode(&buf).expect("the server's answer decodes"))
     }
 
+    /// Sends `m` and waits for its answer; None when the connection broke or nothing came back (a
+    /// node that died).
+    pub async fn try_call(&mut self, m: &Message) -> Option<Message> {
+        let body = m.encode().ok()?;
+        let mut out = (body.len() as u16).to_be_bytes().to_vec();
+        out.extend_from_slice(&body);
+        self.stream.write_all(&out).await.ok()?;
+        self.recv().await
+    }
+
     pub async fn call(&mut self, m: &Message) -> Message {
         self.send_raw(&m.encode().unwrap()).await;
         self.recv().await.expect("an answer")

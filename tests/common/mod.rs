@@ -23,6 +23,10 @@ pub struct TestServer {
     pub http: reqwest::Client,
     /// The PostgreSQL database of this server, on PostgreSQL runs.
     pub database_url: Option<String>,
+    /// The data directory (the key store, the demo keys, and on SQLite the database); another node
+    /// of the same deployment shares it.
+    data: PathBuf,
+    extra: Vec<String>,
     child: Option<Child>,
 }
 
@@ -80,7 +84,7 @@ pub async fn database(data: &Path, database_url: Option<&str>) -> sqlx::AnyPool 
 
 impl TestServer {
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+        self.data.clone()
     }
     pub fn stdout_path(&self) -> PathBuf {
         self.dir.path().join("stdout.log")
@@ -109,8 +113,6 @@ impl TestServer {
     /// Starts a server in `dir/data` with extra `tsp serve` arguments.
     pub async fn start_with(dir: tempfile::TempDir, extra: &[&str]) -> TestServer {
         let data = dir.path().join("data");
-        let stdout = std::fs::File::create(dir.path().join("stdout.log")).expect("stdout file");
-        let stderr = std::fs::File::create(dir.path().join("stderr.log")).expect("stderr file");
         // A restart in the same directory finds the same database.
         let url_file = dir.path().join("database-url");
         let database_url = match std::fs::read_to_string(&url_file) {
@@ -123,10 +125,47 @@ impl TestServer {
                 u
             }
         };
+        let extra: Vec<String> = extra.iter().map(|e| e.to_string()).collect();
+        Self::spawn(dir, data, database_url, extra).await
+    }
+
+    /// Another node of the same deployment: its own process, ports and logs, the same data
+    /// directory (key store, demo keys) and database.
+    pub async fn another_node(&self) -> TestServer {
+        let logs = tempfile::tempdir().expect("tempdir");
+        Self::spawn(logs, self.data.clone(), self.database_url.clone(), self.extra.clone()).await
+    }
+
+    /// Starts this node again after it stopped or was killed.
+    pub async fn restart(self) -> TestServer {
+        let mut old = self;
+        old.kill();
+        let (data, url, extra) = (old.data.clone(), old.database_url.clone(), old.extra.clone());
+        let dir = std::mem::replace(&mut old.dir, tempfile::tempdir().expect("tempdir"));
+        drop(old);
+        Self::spawn(dir, data, url, extra).await
+    }
+
+    /// SIGKILL: the process dies mid-flight, as in a crash.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    async fn spawn(
+        dir: tempfile::TempDir,
+        data: PathBuf,
+        database_url: Option<String>,
+        extra: Vec<String>,
+    ) -> TestServer {
+        let stdout = std::fs::File::create(dir.path().join("stdout.log")).expect("stdout file");
+        let stderr = std::fs::File::create(dir.path().join("stderr.log")).expect("stderr file");
         let child = Command::new(tsp_bin())
             .args(["serve", "--http-addr", "127.0.0.1:0", "--iso-addr", "127.0.0.1:0"])
             .args(storage_args(&data, database_url.as_deref()))
-            .args(extra)
+            .args(&extra)
             // The most verbose logs: a PAN that reaches any log line must be caught.
             .env("RUST_LOG", "trace")
             .env_remove("TSP_DATABASE_URL")
@@ -141,6 +180,8 @@ impl TestServer {
             keys: DemoKeys { app: "".into(), van: "".into(), admin: "".into() },
             http: reqwest::Client::new(),
             database_url,
+            data: data.clone(),
+            extra,
             child: Some(child),
         };
         let deadline = Instant::now() + Duration::from_secs(30);

@@ -129,6 +129,13 @@ impl TestServer {
         Self::spawn(dir, data, database_url, extra).await
     }
 
+    /// Starts a server on a given database (e.g. a private PostgreSQL cluster a test controls).
+    pub async fn start_on_database(url: &str) -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("database-url"), url).expect("database-url file");
+        Self::start_in(dir).await
+    }
+
     /// Another node of the same deployment: its own process, ports and logs, the same data
     /// directory (key store, demo keys) and database.
     pub async fn another_node(&self) -> TestServer {

@@ -1,7 +1,7 @@
 //! The database restarts under load: a private PostgreSQL cluster (its own data directory and port,
 //! so other tests are not disturbed) is stopped hard while a terminal keeps paying, then started
-//! again. While it is down the node answers `96`/`91` — never `00` — and `/healthz` fails; when it is
-//! back the node recovers by itself, and every `00` it ever gave is stored.
+//! again, with two nodes on it. While it is down the nodes answer `96`/`91` — never `00` — and
+//! `/healthz` fails; when it is back they recover by themselves, and every `00` given is stored.
 //!
 //! This test brings its own PostgreSQL, whatever store the run tests (`scripts/test` runs it in the
 //! SQLite pass only).
@@ -130,17 +130,26 @@ async fn database_restart_under_load_never_a_wrong_approval() {
     }
     assert!(answers.iter().all(|(_, c)| c == "00"));
 
+    // A second node on the same database.
+    let s2 = s.another_node().await;
+    let mut term2 = Terminal::connect(&s2.iso).await;
+    term2.terminal_id = "NODE2001".into();
+
     pg.crash();
     let down_at = Instant::now();
-    let (st, _) = s.get(&s.keys.app, "/healthz").await;
-    assert_eq!(st, 503, "healthz fails while the database is down");
+    for node in [&s, &s2] {
+        let (st, _) = node.get(&node.keys.app, "/healthz").await;
+        assert_eq!(st, 503, "healthz fails while the database is down");
+    }
     let mut while_down = Vec::new();
-    for _ in 0..3 {
-        let req = term.purchase(&tokens.pop().unwrap(), 1_000);
-        let ans = term.try_call(&req).await.expect("the node answers while the database is down");
-        let c = ans.response_code().unwrap().to_string();
-        while_down.push(c.clone());
-        answers.push((req, c));
+    for _ in 0..2 {
+        let (r1, r2) = (term.purchase(&tokens.pop().unwrap(), 1_000), term2.purchase(&tokens.pop().unwrap(), 1_000));
+        let (a1, a2) = tokio::join!(term.try_call(&r1), term2.try_call(&r2));
+        for (req, ans) in [(r1, a1), (r2, a2)] {
+            let c = ans.expect("each node answers while the database is down").response_code().unwrap().to_string();
+            while_down.push(c.clone());
+            answers.push((req, c));
+        }
     }
     assert!(while_down.iter().all(|c| c == "96" || c == "91"), "answers while down: {while_down:?}");
     let down_for = down_at.elapsed();
@@ -161,8 +170,15 @@ async fn database_restart_under_load_never_a_wrong_approval() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(recovered, "no approval within 30 s after the database came back (down for {down_for:?})");
-    let (st, _) = s.get(&s.keys.app, "/healthz").await;
-    assert_eq!(st, 200);
+    for node in [&s, &s2] {
+        let (st, _) = node.get(&node.keys.app, "/healthz").await;
+        assert_eq!(st, 200);
+    }
+    // The second node recovered too.
+    let req = term2.purchase(&tokens.pop().unwrap(), 1_000);
+    let ans = term2.call(&req).await;
+    answers.push((req, ans.response_code().unwrap().to_string()));
+    assert_eq!(answers.last().unwrap().1, "00", "the second node approves again");
     for _ in 0..5 {
         let req = term.purchase(&tokens.pop().unwrap(), 1_000);
         let ans = term.call(&req).await;

@@ -44,7 +44,9 @@ pub async fn run(p: Arc<Payments>, mut stop: tokio::sync::watch::Receiver<bool>)
 pub async fn send_due(p: &Payments) -> crate::Result<usize> {
     let now = p.clock.now_ms();
     let mut sent = 0;
-    for a in p.store.due_advices(now, 32).await? {
+    // Claimed for a minute: long enough to send eight at the issuer timeout, short enough that a dead
+    // node's claims pass on.
+    for a in p.store.claim_due_advices(now, now + 60_000, 8).await? {
         let Some(host) = p.hosts.get(&a.issuer_id).cloned() else {
             p.store.advice_retry(&a.id, now + backoff(a.attempts)).await?;
             continue;

@@ -263,8 +263,9 @@ impl Store {
         dispatch!(self, s => s.finish_with_advice(t, advice, now).await)
     }
 
-    pub async fn due_advices(&self, now: i64, limit: i64) -> StoreResult<Vec<AdviceRow>> {
-        dispatch!(self, s => s.due_advices(now, limit).await)
+    /// Claims due advices for this node until `lease_until` (see the backends).
+    pub async fn claim_due_advices(&self, now: i64, lease_until: i64, limit: i64) -> StoreResult<Vec<AdviceRow>> {
+        dispatch!(self, s => s.claim_due_advices(now, lease_until, limit).await)
     }
 
     pub async fn advice_done(&self, id: &str, now: i64) -> StoreResult<()> {

@@ -731,13 +731,19 @@ macro_rules! sql_store {
                 Ok(())
             }
 
-            pub async fn due_advices(&self, now: i64, limit: i64) -> StoreResult<Vec<AdviceRow>> {
+            /// Claims up to `limit` due advices for this node until `lease_until`: their `next_at` moves
+            /// there, so no other node sends them meanwhile; a node that dies lets the lease run out
+            /// and another picks them up. (The outer `next_at <= $1` is re-checked on PostgreSQL when
+            /// two nodes race for a row, so only one claims it.)
+            pub async fn claim_due_advices(&self, now: i64, lease_until: i64, limit: i64) -> StoreResult<Vec<AdviceRow>> {
                 Ok(sqlx::query_as(
-                    "SELECT id, transaction_id, issuer_id, attempts, next_at FROM issuer_advices \
-                     WHERE done_at IS NULL AND next_at <= $1 ORDER BY next_at LIMIT $2",
+                    "UPDATE issuer_advices SET next_at = $3 WHERE done_at IS NULL AND next_at <= $1 AND id IN \
+                     (SELECT id FROM issuer_advices WHERE done_at IS NULL AND next_at <= $1 ORDER BY next_at LIMIT $2) \
+                     RETURNING id, transaction_id, issuer_id, attempts, next_at",
                 )
                 .bind(now)
                 .bind(limit)
+                .bind(lease_until)
                 .fetch_all(&self.write)
                 .await?)
             }

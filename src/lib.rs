@@ -21,6 +21,7 @@ pub mod instruments;
 pub mod iso8583;
 pub mod issuer;
 pub mod ledger;
+pub mod load;
 pub mod luhn;
 pub mod money;
 pub mod payments;

@@ -82,6 +82,38 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Load a running `tsp serve`: report throughput, latency percentiles and response codes; fail
+    /// (exit 1) when any answer is wrong.
+    Load {
+        /// echo (0800), tokenize (POST /v1/tokens), pay (0200 with pre-issued tokens) or mixed (card,
+        /// gift and local-currency payments, partial cancels, reversals).
+        #[arg(long)]
+        mode: tsp::load::Mode,
+        /// Stop after this long (`10s`, `500ms`, `2m`); 10s when --count is absent.
+        #[arg(long, value_parser = tsp::load::parse_duration)]
+        duration: Option<std::time::Duration>,
+        /// Stop after this many requests (pay and mixed need it: their tokens are issued beforehand).
+        #[arg(long)]
+        count: Option<u64>,
+        /// ISO 8583 connections (or REST clients for tokenize).
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        /// Requests in flight per ISO 8583 connection.
+        #[arg(long, default_value_t = 4)]
+        pipeline: usize,
+        /// host:port of the ISO 8583 front.
+        #[arg(long, default_value = "127.0.0.1:8583")]
+        iso: String,
+        /// Base URL of the REST API.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        http: String,
+        /// The demo keys file ({"app","van","admin"}).
+        #[arg(long, default_value = "./tsp-data/demo-keys.json")]
+        keys: PathBuf,
+        /// Print the report as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -196,6 +228,10 @@ async fn run(cli: Cli) -> Result<(), String> {
             eprintln!("created requestor {} (TRID {})", created.requestor.id, created.requestor.trid);
             println!("{}", created.api_key);
             Ok(())
+        }
+        Command::Load { mode, duration, count, connections, pipeline, iso, http, keys, json } => {
+            let opts = tsp::load::LoadOptions { mode, duration, count, connections, pipeline, iso, http, keys, json };
+            tsp::load::command(&opts, &mut std::io::stdout()).await.map_err(|e| format!("load: {e}"))
         }
     }
 }

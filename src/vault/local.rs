@@ -404,6 +404,16 @@ pub enum Applied<T> {
     Refused(WalletOutcome),
 }
 
+/// Striped per-wallet turns for this process: bounded memory, independent wallets rarely share one.
+fn turn(instrument_id: &str) -> &'static tokio::sync::Mutex<()> {
+    use std::hash::{Hash, Hasher};
+    static TURNS: std::sync::OnceLock<Vec<tokio::sync::Mutex<()>>> = std::sync::OnceLock::new();
+    let turns = TURNS.get_or_init(|| (0..256).map(|_| tokio::sync::Mutex::new(())).collect());
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    instrument_id.hash(&mut h);
+    &turns[(h.finish() % turns.len() as u64) as usize]
+}
+
 /// Loads the wallet, lapses expired bonus, lets `rule` decide, and writes the result with the lapse
 /// in one transaction; a lost race (the wallet changed since it was read) starts over.
 pub async fn apply<T>(
@@ -414,7 +424,15 @@ pub async fn apply<T>(
     payment: Option<&str>,
     mut rule: impl FnMut(&mut Loaded, i64) -> Result<Step<T>>,
 ) -> Result<Applied<T>> {
-    for _ in 0..MAX_ATTEMPTS {
+    // Within this node, writers of one wallet take turns, so they do not spend their attempts
+    // losing races to each other; across nodes the version check alone decides (and is what makes it
+    // correct: this lock only saves work).
+    let _turn = turn(instrument_id).lock().await;
+    for attempt in 0..MAX_ATTEMPTS {
+        if attempt > 0 {
+            // Lost to another node: let it finish before reading again.
+            tokio::time::sleep(std::time::Duration::from_millis(1 + (attempt as u64 % 8))).await;
+        }
         let mut loaded = load(store, config, instrument_id, payment).await?;
         let at = now();
         let lapse = loaded.lapse(at)?;

@@ -20,8 +20,11 @@ pub enum TerminalError {
     NoAnswer,
 }
 
-pub struct Terminal {
-    stream: TcpStream,
+/// Builds a terminal's requests (its STANs, DE7/DE12/DE13 from the clock, DE90 of cancels and
+/// reversals) without a connection: [`Terminal`] sends them one at a time, the load tool pipelines
+/// them on its own streams.
+#[derive(Debug, Clone)]
+pub struct Requests {
     pub terminal_id: String,
     /// DE42, 15 characters.
     pub merchant_id: String,
@@ -29,37 +32,19 @@ pub struct Terminal {
     stan: u32,
 }
 
-impl Terminal {
-    pub async fn connect(addr: &str, terminal_id: &str, merchant_id: &str) -> Result<Terminal, TerminalError> {
-        let stream = TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
-        Ok(Terminal {
-            stream,
+impl Requests {
+    pub fn new(terminal_id: &str, merchant_id: &str) -> Requests {
+        Requests {
             terminal_id: format!("{terminal_id:<8.8}"),
             merchant_id: format!("{merchant_id:<15.15}"),
             acquirer_id: "12345".into(),
             stan: 0,
-        })
+        }
     }
 
     fn next_stan(&mut self) -> String {
         self.stan = self.stan % 999_999 + 1;
         format!("{:06}", self.stan)
-    }
-
-    /// Sends a request and waits (10 s at most) for its answer.
-    pub async fn call(&mut self, req: &Message) -> Result<Message, TerminalError> {
-        write_frame(&mut self.stream, &req.encode()?).await?;
-        let frame = tokio::time::timeout(Duration::from_secs(10), read_frame(&mut self.stream, 64 * 1024))
-            .await
-            .map_err(|_| TerminalError::NoAnswer)??;
-        Ok(Message::decode(&frame.ok_or(TerminalError::NoAnswer)?)?)
-    }
-
-    /// Pays `amount` with a token or PAN (barcode entry) and returns the answer.
-    pub async fn pay(&mut self, pan_or_token: &str, amount: u64) -> Result<Message, TerminalError> {
-        let m = self.purchase(pan_or_token, amount)?;
-        self.call(&m).await
     }
 
     /// A `0200` purchase of `amount` minor units in KRW, keyed in by barcode (DE22 `031`).
@@ -89,18 +74,6 @@ impl Terminal {
             .set_currency_code("410")?;
         m.set_amount(amount)?;
         Ok(m)
-    }
-
-    /// Cancels `amount` of `original` and returns the answer.
-    pub async fn cancel(&mut self, original: &Message, amount: u64) -> Result<Message, TerminalError> {
-        let m = self.cancellation(original, amount)?;
-        self.call(&m).await
-    }
-
-    /// Reverses `original` and returns the answer.
-    pub async fn reverse(&mut self, original: &Message) -> Result<Message, TerminalError> {
-        let m = self.reversal(original)?;
-        self.call(&m).await
     }
 
     /// A `0200` cancellation (DE3 `200000`) of `amount` of `original`, named in DE90.
@@ -135,6 +108,60 @@ impl Terminal {
         )?;
         m.set_original_data(&orig)?;
         Ok(m)
+    }
+}
+
+/// A terminal on one connection: [`Requests`] plus a call that waits for each answer.
+pub struct Terminal {
+    stream: TcpStream,
+    requests: Requests,
+}
+
+impl std::ops::Deref for Terminal {
+    type Target = Requests;
+    fn deref(&self) -> &Requests {
+        &self.requests
+    }
+}
+
+impl std::ops::DerefMut for Terminal {
+    fn deref_mut(&mut self) -> &mut Requests {
+        &mut self.requests
+    }
+}
+
+impl Terminal {
+    pub async fn connect(addr: &str, terminal_id: &str, merchant_id: &str) -> Result<Terminal, TerminalError> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(Terminal { stream, requests: Requests::new(terminal_id, merchant_id) })
+    }
+
+    /// Sends a request and waits (10 s at most) for its answer.
+    pub async fn call(&mut self, req: &Message) -> Result<Message, TerminalError> {
+        write_frame(&mut self.stream, &req.encode()?).await?;
+        let frame = tokio::time::timeout(Duration::from_secs(10), read_frame(&mut self.stream, 64 * 1024))
+            .await
+            .map_err(|_| TerminalError::NoAnswer)??;
+        Ok(Message::decode(&frame.ok_or(TerminalError::NoAnswer)?)?)
+    }
+
+    /// Pays `amount` with a token or PAN (barcode entry) and returns the answer.
+    pub async fn pay(&mut self, pan_or_token: &str, amount: u64) -> Result<Message, TerminalError> {
+        let m = self.purchase(pan_or_token, amount)?;
+        self.call(&m).await
+    }
+
+    /// Cancels `amount` of `original` and returns the answer.
+    pub async fn cancel(&mut self, original: &Message, amount: u64) -> Result<Message, TerminalError> {
+        let m = self.cancellation(original, amount)?;
+        self.call(&m).await
+    }
+
+    /// Reverses `original` and returns the answer.
+    pub async fn reverse(&mut self, original: &Message) -> Result<Message, TerminalError> {
+        let m = self.reversal(original)?;
+        self.call(&m).await
     }
 }
 

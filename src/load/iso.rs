@@ -336,38 +336,3 @@ async fn wait(notify: &Notify, until: Instant) {
         _ = tokio::time::sleep_until(until.into()) => {}
     }
 }
-
-/// A loopback listener that accepts connections and holds them, never reading.
-///
-/// [`crate::terminal::Terminal`] keeps its stream private and waits for each answer before the
-/// next request, while a load connection needs several requests in flight. So the load tool uses
-/// a `Terminal` connected here only to build messages exactly as the terminal does (STANs, DE7,
-/// DE12/13, DE90 of cancels and reversals), and speaks to the server on a stream of its own.
-pub struct Sink {
-    addr: String,
-    task: JoinHandle<()>,
-}
-
-impl Sink {
-    pub async fn start() -> std::io::Result<Sink> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?.to_string();
-        let task = tokio::spawn(async move {
-            let mut held = Vec::new();
-            while let Ok((s, _)) = listener.accept().await {
-                held.push(s);
-            }
-        });
-        Ok(Sink { addr, task })
-    }
-
-    pub fn addr(&self) -> &str {
-        &self.addr
-    }
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}

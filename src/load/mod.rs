@@ -26,11 +26,11 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use http::{Keys, Rest};
-use iso::{ConnResult, Driver, Kind, Sink, run_connection};
+use iso::{ConnResult, Driver, Kind, run_connection};
 pub use stats::Report;
 use stats::Stats;
 
-use crate::terminal::Terminal;
+use crate::terminal::Requests;
 
 /// What the load generator sends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -248,15 +248,7 @@ pub async fn run(opts: &LoadOptions) -> Result<Report, LoadError> {
         return Ok(report);
     }
 
-    let sink = Sink::start().await.map_err(|e| LoadError::Setup(format!("loopback sink: {e}")))?;
-    let terminal = |i: usize| {
-        let (sink, tid) = (sink.addr().to_string(), terminal_id(nonce, i));
-        async move {
-            Terminal::connect(&sink, &tid, modes::MERCHANT)
-                .await
-                .map_err(|e| LoadError::Setup(format!("terminal {tid}: {e}")))
-        }
-    };
+    let terminal = |i: usize| Requests::new(&terminal_id(nonce, i), modes::MERCHANT);
 
     if opts.mode == Mode::Pay {
         let per: Vec<usize> = (0..conns).map(|i| quota(i).unwrap_or(0) as usize).collect();
@@ -266,7 +258,7 @@ pub async fn run(opts: &LoadOptions) -> Result<Report, LoadError> {
         let mut tokens = rest.tokens(wanted, SETUP_PARALLEL).await?.into_iter();
         let mut drivers = Vec::with_capacity(conns);
         for (i, n) in per.iter().enumerate() {
-            drivers.push(modes::Pay::new(terminal(i).await?, tokens.by_ref().take(*n).collect()));
+            drivers.push(modes::Pay::new(terminal(i), tokens.by_ref().take(*n).collect()));
         }
         report.setup_seconds = setup_started.elapsed().as_secs_f64();
         let (secs, results) = drive(&opts.iso, drivers, opts.pipeline, duration).await;
@@ -302,13 +294,12 @@ pub async fn run(opts: &LoadOptions) -> Result<Report, LoadError> {
             per_kind[k.index()] = tokens.by_ref().take(n[k.index()]).collect();
             per_kind[k.index()].reverse();
         }
-        drivers.push(modes::Mixed::new(terminal(i).await?, steps, per_kind));
+        drivers.push(modes::Mixed::new(terminal(i), steps, per_kind));
     }
     report.setup_seconds = setup_started.elapsed().as_secs_f64();
     let (secs, results) = drive(&opts.iso, drivers, opts.pipeline, duration).await;
     report.seconds = secs;
     merge(&mut report, results);
-    drop(sink);
     Ok(report)
 }
 

@@ -7,12 +7,12 @@
 //!   turn), one partial cancel (half the amount, `0200` DE3 `200000` with DE90) and one reversal
 //!   (`0400`), each follow-up of its own earlier approved payment → `00` each.
 //!
-//! Payments, cancels and reversals are built by [`Terminal`] (its STANs, DE7, DE12/13 and DE90), so
+//! Payments, cancels and reversals are built by [`Requests`] (its STANs, DE7, DE12/13 and DE90), so
 //! the load tool sends what the project's terminal sends.
 
 use super::iso::{Driver, Kind, Next, Outgoing, Paid, Shared};
 use crate::iso8583::{Message, Mti};
-use crate::terminal::Terminal;
+use crate::terminal::Requests;
 
 /// Every payment's amount, in KRW (minor units = major units). The issuer simulator's limit of
 /// 5,000,000 per card leaves room for 50,000 payments per card.
@@ -70,12 +70,12 @@ impl Driver for Echo {
 
 /// Card purchases with pre-issued tokens on one connection.
 pub struct Pay {
-    term: Terminal,
+    term: Requests,
     tokens: Vec<String>,
 }
 
 impl Pay {
-    pub fn new(term: Terminal, mut tokens: Vec<String>) -> Pay {
+    pub fn new(term: Requests, mut tokens: Vec<String>) -> Pay {
         tokens.reverse();
         Pay { term, tokens }
     }
@@ -144,7 +144,7 @@ fn op_name(step: Step, kind: Kind) -> &'static str {
 
 /// Payments of the three kinds, partial cancels and reversals on one connection.
 pub struct Mixed {
-    term: Terminal,
+    term: Requests,
     /// Tokens per kind (card, gift, local), used from the back.
     tokens: [Vec<String>; 3],
     steps: Vec<Step>,
@@ -153,7 +153,7 @@ pub struct Mixed {
 }
 
 impl Mixed {
-    pub fn new(term: Terminal, steps: Vec<Step>, tokens: [Vec<String>; 3]) -> Mixed {
+    pub fn new(term: Requests, steps: Vec<Step>, tokens: [Vec<String>; 3]) -> Mixed {
         Mixed { term, tokens, steps, pos: 0, skipped: 0 }
     }
 

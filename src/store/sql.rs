@@ -93,49 +93,16 @@ pub(super) const TXN_INSERT: &str = concat!(
 );
 
 /// Writes a transaction's outcome: its mutable columns (the key and the request's hash never change),
-/// once. Only a `pending` row is written: a row another writer has decided — a reversal that found
+/// once. Its parameters are [`bind_txn!`]'s (the numbers of `txn_cols!`; the key, the request's hash,
+/// `created_at` and the cancel reservation are left as they are). Only a `pending` row is written: a row another writer has decided — a reversal that found
 /// its original still pending because the node handling it died — is never overwritten by a late
 /// outcome, so a payment the terminal reversed cannot take effect afterwards.
-pub(super) const TXN_UPDATE: &str = "UPDATE transactions SET kind = $2, status = $3, mti = $4, response = $5, response_code = $6, \
-     processing_code = $7, merchant_id = $8, amount = $9, currency = $10, entry_mode = $11, token_id = $12, \
-     instrument_id = $13, instrument_kind = $14, masked_pan = $15, issuer_id = $16, original_id = $17, \
-     original_key = $18, auth_code = $19, rrn = $20, issuer_response = $21, issuer_ms = $22, total_ms = $23, \
-     updated_at = $24, cancel_type = $25, principal = $26, bonus = $27, forfeited = $28 \
+pub(super) const TXN_UPDATE: &str = "UPDATE transactions SET kind = $2, status = $3, mti = $4, response = $11, \
+     response_code = $12, processing_code = $13, merchant_id = $14, amount = $15, currency = $16, entry_mode = $17, \
+     token_id = $18, instrument_id = $19, instrument_kind = $20, masked_pan = $21, issuer_id = $22, original_id = $23, \
+     original_key = $24, auth_code = $25, rrn = $26, issuer_response = $27, issuer_ms = $28, total_ms = $29, \
+     updated_at = $31, cancel_type = $33, principal = $34, bonus = $35, forfeited = $36 \
      WHERE id = $1 AND status = 'pending'";
-
-/// Binds [`TXN_UPDATE`]'s parameters.
-macro_rules! bind_txn_update {
-    ($q:expr, $t:expr) => {
-        $q.bind(&$t.id)
-            .bind(&$t.kind)
-            .bind(&$t.status)
-            .bind(&$t.mti)
-            .bind(&$t.response)
-            .bind(&$t.response_code)
-            .bind(&$t.processing_code)
-            .bind(&$t.merchant_id)
-            .bind($t.amount)
-            .bind(&$t.currency)
-            .bind(&$t.entry_mode)
-            .bind(&$t.token_id)
-            .bind(&$t.instrument_id)
-            .bind(&$t.instrument_kind)
-            .bind(&$t.masked_pan)
-            .bind(&$t.issuer_id)
-            .bind(&$t.original_id)
-            .bind(&$t.original_key)
-            .bind(&$t.auth_code)
-            .bind(&$t.rrn)
-            .bind(&$t.issuer_response)
-            .bind($t.issuer_ms)
-            .bind($t.total_ms)
-            .bind($t.updated_at)
-            .bind(&$t.cancel_type)
-            .bind($t.principal)
-            .bind($t.bonus)
-            .bind($t.forfeited)
-    };
-}
 
 pub(super) fn is_check_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.kind() == sqlx::error::ErrorKind::CheckViolation)
@@ -570,7 +537,7 @@ macro_rules! sql_store {
             }
 
             pub async fn update_transaction(&self, t: &TxnRow) -> StoreResult<()> {
-                bind_txn_update!(sqlx::query(TXN_UPDATE), t).execute(&self.write).await?;
+                bind_txn!(sqlx::query(TXN_UPDATE), t).execute(&self.write).await?;
                 Ok(())
             }
 
@@ -667,7 +634,7 @@ macro_rules! sql_store {
                 if r.rows_affected() != 1 {
                     return Ok(false);
                 }
-                if bind_txn_update!(sqlx::query(TXN_UPDATE), t).execute(&mut *tx).await?.rows_affected() != 1 {
+                if bind_txn!(sqlx::query(TXN_UPDATE), t).execute(&mut *tx).await?.rows_affected() != 1 {
                     // Reversed meanwhile: the token stays unconsumed.
                     return Ok(false);
                 }
@@ -711,7 +678,7 @@ macro_rules! sql_store {
                 .execute(&mut *tx)
                 .await?;
                 let reversed = r.rows_affected() == 1;
-                bind_txn_update!(sqlx::query(TXN_UPDATE), reversal).execute(&mut *tx).await?;
+                bind_txn!(sqlx::query(TXN_UPDATE), reversal).execute(&mut *tx).await?;
                 if let (true, Some(a)) = (reversed, advice) {
                     insert_advice(&mut tx, a, now).await?;
                 }
@@ -723,7 +690,7 @@ macro_rules! sql_store {
             pub async fn finish_with_advice(&self, t: &TxnRow, advice: &AdviceRow, now: i64) -> StoreResult<()> {
                 let mut tx = self.write.begin().await?;
                 // A row a reversal already decided owes nothing more: the reversal owed the advice.
-                if bind_txn_update!(sqlx::query(TXN_UPDATE), t).execute(&mut *tx).await?.rows_affected() != 1 {
+                if bind_txn!(sqlx::query(TXN_UPDATE), t).execute(&mut *tx).await?.rows_affected() != 1 {
                     return Ok(());
                 }
                 insert_advice(&mut tx, advice, now).await?;
@@ -897,7 +864,7 @@ macro_rules! sql_store {
                 if !post_entry(&mut tx, entry, Some(&t.id), now).await? {
                     return Ok(Movement::Insufficient);
                 }
-                if bind_txn_update!(sqlx::query(TXN_UPDATE), t).execute(&mut *tx).await?.rows_affected() != 1 {
+                if bind_txn!(sqlx::query(TXN_UPDATE), t).execute(&mut *tx).await?.rows_affected() != 1 {
                     return Ok(Movement::Superseded);
                 }
                 tx.commit().await?;
@@ -930,7 +897,7 @@ macro_rules! sql_store {
                 if !post_entry(&mut tx, entry, Some(&t.id), now).await? {
                     return Ok(Movement::Insufficient);
                 }
-                if bind_txn_update!(sqlx::query(TXN_UPDATE), t).execute(&mut *tx).await?.rows_affected() != 1 {
+                if bind_txn!(sqlx::query(TXN_UPDATE), t).execute(&mut *tx).await?.rows_affected() != 1 {
                     return Ok(Movement::Superseded);
                 }
                 tx.commit().await?;
@@ -962,7 +929,7 @@ macro_rules! sql_store {
                 {
                     return Err(StoreError::Corrupt("a reversal would overdraw an account".into()));
                 }
-                bind_txn_update!(sqlx::query(TXN_UPDATE), reversal).execute(&mut *tx).await?;
+                bind_txn!(sqlx::query(TXN_UPDATE), reversal).execute(&mut *tx).await?;
                 tx.commit().await?;
                 Ok(reversed)
             }
@@ -1286,7 +1253,7 @@ macro_rules! sql_store {
                     }
                 }
                 if let Some(t) = w.txn
-                    && bind_txn_update!(sqlx::query(TXN_UPDATE), t).execute(&mut *tx).await?.rows_affected() != 1
+                    && bind_txn!(sqlx::query(TXN_UPDATE), t).execute(&mut *tx).await?.rows_affected() != 1
                 {
                     return Ok(WalletOutcome::Superseded);
                 }

@@ -9,6 +9,7 @@
 mod records;
 #[macro_use]
 mod sql;
+mod group;
 mod postgres;
 mod sqlite;
 

@@ -7,9 +7,10 @@
 use std::time::Duration;
 
 use sqlx::Row;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::{Postgres, Transaction};
 
-use super::sql::{TXN_INSERT, TXN_UPDATE, is_check_violation, is_unique_violation};
+use super::sql::{TXN_INSERT, TXN_UPDATE, is_check_violation};
 use super::*;
 use crate::ledger::JournalEntry;
 
@@ -53,6 +54,32 @@ impl PgStore {
 
     pub async fn close(&self) {
         self.write.close().await;
+    }
+
+    /// A connection for one write, in its own transaction. PostgreSQL shares fsyncs between
+    /// concurrent commits itself, so each write commits on its own.
+    async fn writer(&self) -> StoreResult<PgWriter> {
+        Ok(PgWriter { tx: self.write.begin().await? })
+    }
+}
+
+/// One write's transaction: [`PgWriter::done`] commits it, [`PgWriter::abort`] or dropping it rolls
+/// it back. (The same shape as SQLite's group-commit writer, so `sql.rs` serves both.)
+pub struct PgWriter {
+    tx: Transaction<'static, Postgres>,
+}
+
+impl PgWriter {
+    pub fn conn(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+
+    pub async fn done(self) -> StoreResult<()> {
+        Ok(self.tx.commit().await?)
+    }
+
+    pub async fn abort(self) -> StoreResult<()> {
+        Ok(self.tx.rollback().await?)
     }
 }
 

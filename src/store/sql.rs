@@ -108,12 +108,11 @@ pub(super) fn is_check_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.kind() == sqlx::error::ErrorKind::CheckViolation)
 }
 
-pub(super) fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.kind() == sqlx::error::ErrorKind::UniqueViolation)
-}
-
-/// The store's methods for one backend: `$Store` has `write` and `read` pools of database `$Db`, whose
-/// connection type is `$Conn`.
+/// The store's methods for one backend: `$Store` has a `read` pool and a `writer()` that hands out its
+/// connection for one write (see `group.rs`), whose connection type is `$Conn`. A write runs on
+/// `w.conn()` and ends with `w.done()` (keep) or `w.abort()` (undo); each returns once the outcome is
+/// durable. Conflicts are avoided with `ON CONFLICT`/conditional statements rather than caught as errors:
+/// on PostgreSQL a failed statement ends the transaction.
 macro_rules! sql_store {
     ($Store:ident, $Conn:ty, for_update = $for_update:literal, snapshot = $snapshot:literal) => {
         /// Writes a journal entry: the entry, its postings, and each account's cached balance, on `conn`
@@ -218,23 +217,23 @@ macro_rules! sql_store {
 
         impl $Store {
             pub async fn insert_requestor(&self, r: &RequestorRow, key: &ApiKeyRow) -> StoreResult<()> {
-                let mut tx = self.write.begin().await?;
+                let mut w = self.writer().await?;
                 sqlx::query("INSERT INTO requestors (id, trid, name, scopes, created_at) VALUES ($1, $2, $3, $4, $5)")
                     .bind(&r.id)
                     .bind(&r.trid)
                     .bind(&r.name)
                     .bind(&r.scopes)
                     .bind(r.created_at)
-                    .execute(&mut *tx)
+                    .execute(w.conn())
                     .await?;
                 sqlx::query("INSERT INTO api_keys (key_id, requestor_id, secret_hash, created_at) VALUES ($1, $2, $3, $4)")
                     .bind(&key.key_id)
                     .bind(&key.requestor_id)
                     .bind(&key.secret_hash)
                     .bind(key.created_at)
-                    .execute(&mut *tx)
+                    .execute(w.conn())
                     .await?;
-                tx.commit().await?;
+                w.done().await?;
                 Ok(())
             }
 
@@ -269,11 +268,12 @@ macro_rules! sql_store {
                 Ok(sqlx::query_as(
                     "SELECT version, kek_label, kek_version, wrapped, created_at FROM data_keys ORDER BY version",
                 )
-                .fetch_all(&self.write)
+                .fetch_all(&self.read)
                 .await?)
             }
 
             pub async fn insert_data_key(&self, k: &DataKeyRow) -> StoreResult<bool> {
+                let mut w = self.writer().await?;
                 let r = sqlx::query(
                     "INSERT INTO data_keys (version, kek_label, kek_version, wrapped, created_at) VALUES ($1, $2, $3, $4, $5) \
                      ON CONFLICT (version) DO NOTHING",
@@ -283,16 +283,19 @@ macro_rules! sql_store {
                 .bind(k.kek_version)
                 .bind(&k.wrapped)
                 .bind(k.created_at)
-                .execute(&self.write)
+                .execute(w.conn())
                 .await?;
+                w.done().await?;
                 Ok(r.rows_affected() == 1)
             }
 
             pub async fn insert_card(&self, c: &InstrumentRow) -> StoreResult<InsertCard> {
+                let mut w = self.writer().await?;
                 let r = sqlx::query(
                     "INSERT INTO instruments (id, requestor_id, kind, status, issuer_id, bin, last4, pan_len, expiry, par, \
                      fingerprint, fp_version, pan_sealed, dek_version, created_at, updated_at) \
-                     VALUES ($1, $2, 'card', 'active', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)",
+                     VALUES ($1, $2, 'card', 'active', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13) \
+                     ON CONFLICT DO NOTHING",
                 )
                 .bind(&c.id)
                 .bind(&c.requestor_id)
@@ -307,28 +310,28 @@ macro_rules! sql_store {
                 .bind(&c.pan_sealed)
                 .bind(c.dek_version)
                 .bind(c.created_at)
-                .execute(&self.write)
-                .await;
-                match r {
-                    Ok(_) => Ok(InsertCard::Inserted),
-                    Err(e) if is_unique_violation(&e) => {
-                        let fp = c.fingerprint.as_deref().unwrap_or_default();
-                        // Read through the writer: the row that beat us is committed there.
-                        let existing = sqlx::query_as::<_, InstrumentRow>(concat!(
-                            "SELECT ",
-                            instrument_cols!(),
-                            " FROM instruments WHERE requestor_id = $1 AND fingerprint = $2 AND status <> 'deleted'"
-                        ))
-                        .bind(&c.requestor_id)
-                        .bind(fp)
-                        .fetch_optional(&self.write)
-                        .await?;
-                        existing
-                            .map(|row| InsertCard::Duplicate(Box::new(row)))
-                            .ok_or_else(|| StoreError::Corrupt("unique violation without a matching instrument".into()))
-                    }
-                    Err(e) => Err(e.into()),
+                .execute(w.conn())
+                .await?;
+                if r.rows_affected() == 1 {
+                    w.done().await?;
+                    return Ok(InsertCard::Inserted);
                 }
+                // (No error to catch: on PostgreSQL a failed statement would end the transaction.)
+                // Read through the writer: the row that beat us may be in its uncommitted epoch.
+                let fp = c.fingerprint.as_deref().unwrap_or_default();
+                let existing = sqlx::query_as::<_, InstrumentRow>(concat!(
+                    "SELECT ",
+                    instrument_cols!(),
+                    " FROM instruments WHERE requestor_id = $1 AND fingerprint = $2 AND status <> 'deleted'"
+                ))
+                .bind(&c.requestor_id)
+                .bind(fp)
+                .fetch_optional(w.conn())
+                .await?;
+                w.abort().await?;
+                existing
+                    .map(|row| InsertCard::Duplicate(Box::new(row)))
+                    .ok_or_else(|| StoreError::Corrupt("conflict without a matching instrument".into()))
             }
 
             pub async fn instrument(&self, id: &str) -> StoreResult<Option<InstrumentRow>> {
@@ -368,13 +371,14 @@ macro_rules! sql_store {
             }
 
             pub async fn update_card_expiry(&self, id: &str, expiry: &str, now: i64) -> StoreResult<()> {
+                let mut w = self.writer().await?;
                 sqlx::query("UPDATE instruments SET expiry = $2, updated_at = $3 WHERE id = $1")
                     .bind(id)
                     .bind(expiry)
                     .bind(now)
-                    .execute(&self.write)
+                    .execute(w.conn())
                     .await?;
-                Ok(())
+                w.done().await
             }
 
             pub async fn set_instrument_status(
@@ -384,13 +388,14 @@ macro_rules! sql_store {
                 to: InstrumentStatus,
                 now: i64,
             ) -> StoreResult<Option<InstrumentRow>> {
-                let mut tx = self.write.begin().await?;
+                let mut w = self.writer().await?;
                 let current: Option<String> = sqlx::query_scalar(concat!("SELECT status FROM instruments WHERE id = $1", $for_update))
                     .bind(id)
-                    .fetch_optional(&mut *tx)
+                    .fetch_optional(w.conn())
                     .await?;
                 let allowed = current.as_deref().and_then(InstrumentStatus::parse).is_some_and(|s| from.contains(&s));
                 if !allowed {
+                    w.abort().await?;
                     return Ok(None);
                 }
                 // A deleted card keeps its masked facts for the transaction history; the sealed PAN is
@@ -400,28 +405,30 @@ macro_rules! sql_store {
                 } else {
                     "UPDATE instruments SET status = $2, updated_at = $3 WHERE id = $1"
                 };
-                sqlx::query(sql).bind(id).bind(to.as_str()).bind(now).execute(&mut *tx).await?;
+                sqlx::query(sql).bind(id).bind(to.as_str()).bind(now).execute(w.conn()).await?;
                 if to != InstrumentStatus::Active {
                     sqlx::query("UPDATE tokens SET state = 'revoked' WHERE instrument_id = $1 AND state = 'active'")
                         .bind(id)
-                        .execute(&mut *tx)
+                        .execute(w.conn())
                         .await?;
                 }
                 let row = sqlx::query_as(concat!("SELECT ", instrument_cols!(), " FROM instruments WHERE id = $1"))
                     .bind(id)
-                    .fetch_optional(&mut *tx)
+                    .fetch_optional(w.conn())
                     .await?;
-                tx.commit().await?;
+                w.done().await?;
                 Ok(row)
             }
 
             pub async fn insert_token(&self, t: &TokenRow, number_fingerprint: &str) -> StoreResult<InsertToken> {
+                let mut w = self.writer().await?;
                 let r = sqlx::query(
                     "INSERT INTO tokens (id, token, instrument_id, requestor_id, state, token_expiry, psn, merchant_id, \
                      max_amount, currency, entry_modes, failed_attempts, created_at, expires_at) \
                      SELECT $1, $2, $3, $4, 'active', $5, $6, $7, $8, $9, $10, 0, $11, $12 \
                      WHERE EXISTS (SELECT 1 FROM instruments WHERE id = $3 AND status = 'active') \
-                       AND NOT EXISTS (SELECT 1 FROM instruments WHERE fingerprint = $13)",
+                       AND NOT EXISTS (SELECT 1 FROM instruments WHERE fingerprint = $13) \
+                     ON CONFLICT DO NOTHING",
                 )
                 .bind(&t.id)
                 .bind(&t.token)
@@ -436,34 +443,41 @@ macro_rules! sql_store {
                 .bind(t.created_at)
                 .bind(t.expires_at)
                 .bind(number_fingerprint)
-                .execute(&self.write)
-                .await;
-                match r {
-                    Ok(r) if r.rows_affected() == 1 => Ok(InsertToken::Inserted),
-                    Ok(_) => {
-                        let active: Option<String> = sqlx::query_scalar("SELECT status FROM instruments WHERE id = $1")
-                            .bind(&t.instrument_id)
-                            .fetch_optional(&self.write)
-                            .await?;
-                        Ok(if active.as_deref() == Some("active") {
-                            InsertToken::NumberIsPan
-                        } else {
-                            InsertToken::InstrumentNotActive
-                        })
-                    }
-                    Err(e) if is_unique_violation(&e) => Ok(InsertToken::NumberTaken),
-                    Err(e) => Err(e.into()),
+                .execute(w.conn())
+                .await?;
+                if r.rows_affected() == 1 {
+                    w.done().await?;
+                    return Ok(InsertToken::Inserted);
                 }
+                let active: Option<String> = sqlx::query_scalar("SELECT status FROM instruments WHERE id = $1")
+                    .bind(&t.instrument_id)
+                    .fetch_optional(w.conn())
+                    .await?;
+                let taken: Option<bool> =
+                    sqlx::query_scalar("SELECT TRUE FROM tokens WHERE token = $1 AND state = 'active'")
+                        .bind(&t.token)
+                        .fetch_optional(w.conn())
+                        .await?;
+                w.abort().await?;
+                Ok(if active.as_deref() != Some("active") {
+                    InsertToken::InstrumentNotActive
+                } else if taken.is_some() {
+                    InsertToken::NumberTaken
+                } else {
+                    InsertToken::NumberIsPan
+                })
             }
 
             pub async fn expire_token_number(&self, token: &str, now: i64) -> StoreResult<bool> {
+                let mut w = self.writer().await?;
                 let r = sqlx::query(
                     "UPDATE tokens SET state = 'expired' WHERE token = $1 AND state = 'active' AND expires_at <= $2",
                 )
                 .bind(token)
                 .bind(now)
-                .execute(&self.write)
+                .execute(w.conn())
                 .await?;
+                w.done().await?;
                 Ok(r.rows_affected() > 0)
             }
 
@@ -486,6 +500,7 @@ macro_rules! sql_store {
             }
 
             pub async fn consume_token(&self, token: &str, now: i64) -> StoreResult<Consume> {
+                let mut w = self.writer().await?;
                 let consumed: Option<TokenRow> = sqlx::query_as(concat!(
                     "UPDATE tokens SET state = 'consumed', consumed_at = $2 \
                      WHERE token = $1 AND state = 'active' AND expires_at > $2 \
@@ -496,9 +511,10 @@ macro_rules! sql_store {
                 ))
                 .bind(token)
                 .bind(now)
-                .fetch_optional(&self.write)
+                .fetch_optional(w.conn())
                 .await?;
                 if let Some(row) = consumed {
+                    w.done().await?;
                     return Ok(Consume::Consumed(row));
                 }
                 let row: Option<TokenRow> = sqlx::query_as(concat!(
@@ -507,16 +523,19 @@ macro_rules! sql_store {
                     " FROM tokens WHERE token = $1 ORDER BY state = 'active' DESC, created_at DESC LIMIT 1"
                 ))
                 .bind(token)
-                .fetch_optional(&self.write)
+                .fetch_optional(w.conn())
                 .await?;
+                w.abort().await?;
                 Ok(row.map_or(Consume::Unknown, Consume::Refused))
             }
 
             // Payments.
 
             pub async fn claim_transaction(&self, t: &TxnRow) -> StoreResult<Claim> {
-                let r = bind_txn!(sqlx::query(TXN_INSERT), t).execute(&self.write).await?;
+                let mut w = self.writer().await?;
+                let r = bind_txn!(sqlx::query(TXN_INSERT), t).execute(w.conn()).await?;
                 if r.rows_affected() == 1 {
+                    w.done().await?;
                     return Ok(Claim::New);
                 }
                 let existing: Option<TxnRow> = sqlx::query_as(concat!(
@@ -529,22 +548,24 @@ macro_rules! sql_store {
                 .bind(&t.stan)
                 .bind(&t.transmitted)
                 .bind(&t.acquirer_id)
-                .fetch_optional(&self.write)
+                .fetch_optional(w.conn())
                 .await?;
+                w.abort().await?;
                 existing
                     .map(|row| Claim::Existing(Box::new(row)))
                     .ok_or_else(|| StoreError::Corrupt("duplicate key without a transaction".into()))
             }
 
             pub async fn update_transaction(&self, t: &TxnRow) -> StoreResult<()> {
-                bind_txn!(sqlx::query(TXN_UPDATE), t).execute(&self.write).await?;
-                Ok(())
+                let mut w = self.writer().await?;
+                bind_txn!(sqlx::query(TXN_UPDATE), t).execute(w.conn()).await?;
+                w.done().await
             }
 
             pub async fn transaction(&self, id: &str) -> StoreResult<Option<TxnRow>> {
                 Ok(sqlx::query_as(concat!("SELECT ", txn_cols!(), " FROM transactions WHERE id = $1"))
                     .bind(id)
-                    .fetch_optional(&self.write)
+                    .fetch_optional(&self.read)
                     .await?)
             }
 
@@ -566,7 +587,7 @@ macro_rules! sql_store {
                 .bind(stan)
                 .bind(transmitted)
                 .bind(acquirer)
-                .fetch_optional(&self.write)
+                .fetch_optional(&self.read)
                 .await?)
             }
 
@@ -578,7 +599,7 @@ macro_rules! sql_store {
                     " FROM transactions WHERE original_key = $1 AND kind = 'reversal' ORDER BY created_at LIMIT 1"
                 ))
                 .bind(original_key)
-                .fetch_optional(&self.write)
+                .fetch_optional(&self.read)
                 .await?)
             }
 
@@ -595,6 +616,7 @@ macro_rules! sql_store {
             }
 
             pub async fn lease_token(&self, token_id: &str, lease_id: &str, now: i64, until: i64) -> StoreResult<bool> {
+                let mut w = self.writer().await?;
                 let r = sqlx::query(
                     "UPDATE tokens SET lease_id = $2, lease_until = $4 \
                      WHERE id = $1 AND state = 'active' AND expires_at > $3 AND (lease_until IS NULL OR lease_until <= $3) \
@@ -604,24 +626,26 @@ macro_rules! sql_store {
                 .bind(lease_id)
                 .bind(now)
                 .bind(until)
-                .execute(&self.write)
+                .execute(w.conn())
                 .await?;
+                w.done().await?;
                 Ok(r.rows_affected() == 1)
             }
 
             pub async fn release_token(&self, token_id: &str, lease_id: &str) -> StoreResult<()> {
+                let mut w = self.writer().await?;
                 sqlx::query("UPDATE tokens SET lease_id = NULL, lease_until = NULL WHERE id = $1 AND lease_id = $2")
                     .bind(token_id)
                     .bind(lease_id)
-                    .execute(&self.write)
+                    .execute(w.conn())
                     .await?;
-                Ok(())
+                w.done().await
             }
 
             /// Consumes the leased token and records the approval in one database transaction; false (and
             /// nothing written) when the lease is no longer held.
             pub async fn approve_with_token(&self, t: &TxnRow, token_id: &str, lease_id: &str, now: i64) -> StoreResult<bool> {
-                let mut tx = self.write.begin().await?;
+                let mut w = self.writer().await?;
                 let r = sqlx::query(
                     "UPDATE tokens SET state = 'consumed', consumed_at = $3, lease_id = NULL, lease_until = NULL \
                      WHERE id = $1 AND lease_id = $2 AND state = 'active'",
@@ -629,22 +653,25 @@ macro_rules! sql_store {
                 .bind(token_id)
                 .bind(lease_id)
                 .bind(now)
-                .execute(&mut *tx)
+                .execute(w.conn())
                 .await?;
                 if r.rows_affected() != 1 {
+                    w.abort().await?;
                     return Ok(false);
                 }
-                if bind_txn!(sqlx::query(TXN_UPDATE), t).execute(&mut *tx).await?.rows_affected() != 1 {
+                if bind_txn!(sqlx::query(TXN_UPDATE), t).execute(w.conn()).await?.rows_affected() != 1 {
                     // Reversed meanwhile: the token stays unconsumed.
+                    w.abort().await?;
                     return Ok(false);
                 }
-                tx.commit().await?;
+                w.done().await?;
                 Ok(true)
             }
 
             /// Counts a failed attempt (bad cryptogram, wrong domain); the `max`-th locks the token.
             /// Returns the attempts so far.
             pub async fn fail_token_attempt(&self, token_id: &str, max: i64, now: i64) -> StoreResult<i64> {
+                let mut w = self.writer().await?;
                 let n: Option<i64> = sqlx::query_scalar(
                     "UPDATE tokens SET failed_attempts = failed_attempts + 1, \
                        state = CASE WHEN failed_attempts + 1 >= $2 AND state = 'active' THEN 'locked' ELSE state END, \
@@ -654,8 +681,9 @@ macro_rules! sql_store {
                 .bind(token_id)
                 .bind(max)
                 .bind(now)
-                .fetch_optional(&self.write)
+                .fetch_optional(w.conn())
                 .await?;
+                w.done().await?;
                 Ok(n.unwrap_or(0))
             }
 
@@ -669,32 +697,32 @@ macro_rules! sql_store {
                 advice: Option<&AdviceRow>,
                 now: i64,
             ) -> StoreResult<bool> {
-                let mut tx = self.write.begin().await?;
+                let mut w = self.writer().await?;
                 let r = sqlx::query(
                     "UPDATE transactions SET status = 'reversed', updated_at = $2 WHERE id = $1 AND status IN ('approved', 'pending')",
                 )
                 .bind(original_id)
                 .bind(now)
-                .execute(&mut *tx)
+                .execute(w.conn())
                 .await?;
                 let reversed = r.rows_affected() == 1;
-                bind_txn!(sqlx::query(TXN_UPDATE), reversal).execute(&mut *tx).await?;
+                bind_txn!(sqlx::query(TXN_UPDATE), reversal).execute(w.conn()).await?;
                 if let (true, Some(a)) = (reversed, advice) {
-                    insert_advice(&mut tx, a, now).await?;
+                    insert_advice(w.conn(), a, now).await?;
                 }
-                tx.commit().await?;
+                w.done().await?;
                 Ok(reversed)
             }
 
             /// Records a transaction's outcome and the advice owed to the issuer, together.
             pub async fn finish_with_advice(&self, t: &TxnRow, advice: &AdviceRow, now: i64) -> StoreResult<()> {
-                let mut tx = self.write.begin().await?;
+                let mut w = self.writer().await?;
                 // A row a reversal already decided owes nothing more: the reversal owed the advice.
-                if bind_txn!(sqlx::query(TXN_UPDATE), t).execute(&mut *tx).await?.rows_affected() != 1 {
-                    return Ok(());
+                if bind_txn!(sqlx::query(TXN_UPDATE), t).execute(w.conn()).await?.rows_affected() != 1 {
+                    return w.abort().await;
                 }
-                insert_advice(&mut tx, advice, now).await?;
-                tx.commit().await?;
+                insert_advice(w.conn(), advice, now).await?;
+                w.done().await?;
                 Ok(())
             }
 
@@ -703,7 +731,8 @@ macro_rules! sql_store {
             /// and another picks them up. (The outer `next_at <= $1` is re-checked on PostgreSQL when
             /// two nodes race for a row, so only one claims it.)
             pub async fn claim_due_advices(&self, now: i64, lease_until: i64, limit: i64) -> StoreResult<Vec<AdviceRow>> {
-                Ok(sqlx::query_as(
+                let mut w = self.writer().await?;
+                let due = sqlx::query_as(
                     "UPDATE issuer_advices SET next_at = $3 WHERE done_at IS NULL AND next_at <= $1 AND id IN \
                      (SELECT id FROM issuer_advices WHERE done_at IS NULL AND next_at <= $1 ORDER BY next_at LIMIT $2) \
                      RETURNING id, transaction_id, issuer_id, attempts, next_at",
@@ -711,26 +740,30 @@ macro_rules! sql_store {
                 .bind(now)
                 .bind(limit)
                 .bind(lease_until)
-                .fetch_all(&self.write)
-                .await?)
+                .fetch_all(w.conn())
+                .await?;
+                w.done().await?;
+                Ok(due)
             }
 
             pub async fn advice_done(&self, id: &str, now: i64) -> StoreResult<()> {
+                let mut w = self.writer().await?;
                 sqlx::query("UPDATE issuer_advices SET done_at = $2, attempts = attempts + 1 WHERE id = $1")
                     .bind(id)
                     .bind(now)
-                    .execute(&self.write)
+                    .execute(w.conn())
                     .await?;
-                Ok(())
+                w.done().await
             }
 
             pub async fn advice_retry(&self, id: &str, next_at: i64) -> StoreResult<()> {
+                let mut w = self.writer().await?;
                 sqlx::query("UPDATE issuer_advices SET attempts = attempts + 1, next_at = $2 WHERE id = $1")
                     .bind(id)
                     .bind(next_at)
-                    .execute(&self.write)
+                    .execute(w.conn())
                     .await?;
-                Ok(())
+                w.done().await
             }
 
             // Cancellations.
@@ -738,6 +771,7 @@ macro_rules! sql_store {
             /// Reserves `amount` of an approved payment for a cancel; false when it would exceed what is
             /// left (the checked update and the cap trigger both refuse).
             pub async fn reserve_cancel(&self, original_id: &str, amount: i64, now: i64) -> StoreResult<bool> {
+                let mut w = self.writer().await?;
                 let r = sqlx::query(
                     "UPDATE transactions SET cancelled_amount = cancelled_amount + $2, updated_at = $3 \
                      WHERE id = $1 AND status = 'approved' AND amount IS NOT NULL AND cancelled_amount + $2 <= amount",
@@ -745,41 +779,44 @@ macro_rules! sql_store {
                 .bind(original_id)
                 .bind(amount)
                 .bind(now)
-                .execute(&self.write)
+                .execute(w.conn())
                 .await?;
+                w.done().await?;
                 Ok(r.rows_affected() == 1)
             }
 
             /// Gives back a reservation whose cancel was declined.
             pub async fn release_cancel(&self, original_id: &str, amount: i64, now: i64) -> StoreResult<()> {
+                let mut w = self.writer().await?;
                 sqlx::query("UPDATE transactions SET cancelled_amount = cancelled_amount - $2, updated_at = $3 WHERE id = $1")
                     .bind(original_id)
                     .bind(amount)
                     .bind(now)
-                    .execute(&self.write)
+                    .execute(w.conn())
                     .await?;
-                Ok(())
+                w.done().await
             }
 
             pub async fn insert_settlement(&self, id: &str, closed_at: i64, reason: &str) -> StoreResult<()> {
+                let mut w = self.writer().await?;
                 sqlx::query("INSERT INTO settlements (id, closed_at, reason) VALUES ($1, $2, $3)")
                     .bind(id)
                     .bind(closed_at)
                     .bind(reason)
-                    .execute(&self.write)
+                    .execute(w.conn())
                     .await?;
-                Ok(())
+                w.done().await
             }
 
             /// Every settlement instant, oldest first.
             pub async fn settlements(&self) -> StoreResult<Vec<i64>> {
-                Ok(sqlx::query_scalar("SELECT closed_at FROM settlements ORDER BY closed_at").fetch_all(&self.write).await?)
+                Ok(sqlx::query_scalar("SELECT closed_at FROM settlements ORDER BY closed_at").fetch_all(&self.read).await?)
             }
 
             // Stored value.
 
             pub async fn insert_gift(&self, g: &GiftRow, issuance: &JournalEntry, now: i64) -> StoreResult<()> {
-                let mut tx = self.write.begin().await?;
+                let mut w = self.writer().await?;
                 sqlx::query("INSERT INTO gift_certificates (id, code_hash, currency, face_value, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
                     .bind(&g.id)
                     .bind(&g.code_hash)
@@ -787,55 +824,56 @@ macro_rules! sql_store {
                     .bind(g.face_value)
                     .bind(g.expires_at)
                     .bind(g.created_at)
-                    .execute(&mut *tx)
+                    .execute(w.conn())
                     .await?;
-                if !post_entry(&mut tx, issuance, None, now).await? {
+                if !post_entry(w.conn(), issuance, None, now).await? {
                     return Err(StoreError::Corrupt("gift issuance would overdraw an account".into()));
                 }
-                tx.commit().await?;
+                w.done().await?;
                 Ok(())
             }
 
             pub async fn gift_by_code_hash(&self, hash: &str) -> StoreResult<Option<GiftRow>> {
                 Ok(sqlx::query_as(concat!("SELECT ", gift_cols!(), " FROM gift_certificates WHERE code_hash = $1"))
                     .bind(hash)
-                    .fetch_optional(&self.write)
+                    .fetch_optional(&self.read)
                     .await?)
             }
 
             pub async fn gift_by_instrument(&self, instrument_id: &str) -> StoreResult<Option<GiftRow>> {
                 Ok(sqlx::query_as(concat!("SELECT ", gift_cols!(), " FROM gift_certificates WHERE instrument_id = $1"))
                     .bind(instrument_id)
-                    .fetch_optional(&self.write)
+                    .fetch_optional(&self.read)
                     .await?)
             }
 
             /// Registers a gift certificate to a wallet as a new instrument; false (nothing written) when the
             /// code is already registered.
             pub async fn register_gift(&self, gift_id: &str, i: &InstrumentRow) -> StoreResult<bool> {
-                let mut tx = self.write.begin().await?;
+                let mut w = self.writer().await?;
                 sqlx::query("INSERT INTO instruments (id, requestor_id, kind, status, created_at, updated_at) VALUES ($1, $2, 'gift', 'active', $3, $3)")
                     .bind(&i.id)
                     .bind(&i.requestor_id)
                     .bind(i.created_at)
-                    .execute(&mut *tx)
+                    .execute(w.conn())
                     .await?;
                 let r = sqlx::query("UPDATE gift_certificates SET instrument_id = $2 WHERE id = $1 AND instrument_id IS NULL")
                     .bind(gift_id)
                     .bind(&i.id)
-                    .execute(&mut *tx)
+                    .execute(w.conn())
                     .await?;
                 if r.rows_affected() != 1 {
+                    w.abort().await?;
                     return Ok(false);
                 }
-                tx.commit().await?;
+                w.done().await?;
                 Ok(true)
             }
 
             pub async fn account_balance(&self, id: &str) -> StoreResult<i64> {
                 let b: Option<i64> = sqlx::query_scalar("SELECT balance FROM ledger_accounts WHERE id = $1")
                     .bind(id)
-                    .fetch_optional(&self.write)
+                    .fetch_optional(&self.read)
                     .await?;
                 Ok(b.unwrap_or(0))
             }
@@ -849,25 +887,28 @@ macro_rules! sql_store {
                 entry: &JournalEntry,
                 now: i64,
             ) -> StoreResult<Movement> {
-                let mut tx = self.write.begin().await?;
+                let mut w = self.writer().await?;
                 let r = sqlx::query(
                     "UPDATE tokens SET state = 'consumed', consumed_at = $2 WHERE id = $1 AND state = 'active' AND expires_at > $2 \
                      AND (lease_until IS NULL OR lease_until <= $2)",
                 )
                 .bind(token_id)
                 .bind(now)
-                .execute(&mut *tx)
+                .execute(w.conn())
                 .await?;
                 if r.rows_affected() != 1 {
+                    w.abort().await?;
                     return Ok(Movement::TokenGone);
                 }
-                if !post_entry(&mut tx, entry, Some(&t.id), now).await? {
+                if !post_entry(w.conn(), entry, Some(&t.id), now).await? {
+                    w.abort().await?;
                     return Ok(Movement::Insufficient);
                 }
-                if bind_txn!(sqlx::query(TXN_UPDATE), t).execute(&mut *tx).await?.rows_affected() != 1 {
+                if bind_txn!(sqlx::query(TXN_UPDATE), t).execute(w.conn()).await?.rows_affected() != 1 {
+                    w.abort().await?;
                     return Ok(Movement::Superseded);
                 }
-                tx.commit().await?;
+                w.done().await?;
                 Ok(Movement::Done)
             }
 
@@ -881,7 +922,7 @@ macro_rules! sql_store {
                 entry: &JournalEntry,
                 now: i64,
             ) -> StoreResult<Movement> {
-                let mut tx = self.write.begin().await?;
+                let mut w = self.writer().await?;
                 let r = sqlx::query(
                     "UPDATE transactions SET cancelled_amount = cancelled_amount + $2, updated_at = $3 \
                      WHERE id = $1 AND status = 'approved' AND amount IS NOT NULL AND cancelled_amount + $2 <= amount",
@@ -889,18 +930,21 @@ macro_rules! sql_store {
                 .bind(original_id)
                 .bind(amount)
                 .bind(now)
-                .execute(&mut *tx)
+                .execute(w.conn())
                 .await?;
                 if r.rows_affected() != 1 {
+                    w.abort().await?;
                     return Ok(Movement::ExceedsCancellable);
                 }
-                if !post_entry(&mut tx, entry, Some(&t.id), now).await? {
+                if !post_entry(w.conn(), entry, Some(&t.id), now).await? {
+                    w.abort().await?;
                     return Ok(Movement::Insufficient);
                 }
-                if bind_txn!(sqlx::query(TXN_UPDATE), t).execute(&mut *tx).await?.rows_affected() != 1 {
+                if bind_txn!(sqlx::query(TXN_UPDATE), t).execute(w.conn()).await?.rows_affected() != 1 {
+                    w.abort().await?;
                     return Ok(Movement::Superseded);
                 }
-                tx.commit().await?;
+                w.done().await?;
                 Ok(Movement::Done)
             }
 
@@ -914,23 +958,23 @@ macro_rules! sql_store {
                 entry: Option<&JournalEntry>,
                 now: i64,
             ) -> StoreResult<bool> {
-                let mut tx = self.write.begin().await?;
+                let mut w = self.writer().await?;
                 let r = sqlx::query(
                     "UPDATE transactions SET status = 'reversed', updated_at = $2 WHERE id = $1 AND status = 'approved'",
                 )
                 .bind(original_id)
                 .bind(now)
-                .execute(&mut *tx)
+                .execute(w.conn())
                 .await?;
                 let reversed = r.rows_affected() == 1;
                 if reversed
                     && let Some(e) = entry
-                    && !post_entry(&mut tx, e, Some(&reversal.id), now).await?
+                    && !post_entry(w.conn(), e, Some(&reversal.id), now).await?
                 {
                     return Err(StoreError::Corrupt("a reversal would overdraw an account".into()));
                 }
-                bind_txn!(sqlx::query(TXN_UPDATE), reversal).execute(&mut *tx).await?;
-                tx.commit().await?;
+                bind_txn!(sqlx::query(TXN_UPDATE), reversal).execute(w.conn()).await?;
+                w.done().await?;
                 Ok(reversed)
             }
 
@@ -939,8 +983,9 @@ macro_rules! sql_store {
             /// Adds a region, or updates its rules (existing wallets keep their grants; new rules apply from
             /// the next operation). True when it was new.
             pub async fn upsert_region(&self, r: &RegionRow) -> StoreResult<bool> {
+                let mut w = self.writer().await?;
                 let existed: Option<bool> =
-                    sqlx::query_scalar("SELECT TRUE FROM regions WHERE id = $1").bind(&r.id).fetch_optional(&self.write).await?;
+                    sqlx::query_scalar("SELECT TRUE FROM regions WHERE id = $1").bind(&r.id).fetch_optional(w.conn()).await?;
                 sqlx::query(
                     "INSERT INTO regions (id, name, currency, incentive_rate, monthly_bonus_cap, bonus_lifetime_seconds, \
                      cancel_restore, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
@@ -957,8 +1002,9 @@ macro_rules! sql_store {
                 .bind(&r.cancel_restore)
                 .bind(r.created_at)
                 .bind(r.updated_at)
-                .execute(&self.write)
+                .execute(w.conn())
                 .await?;
+                w.done().await?;
                 Ok(existed.is_none())
             }
 
@@ -977,8 +1023,9 @@ macro_rules! sql_store {
 
             /// Adds a merchant or moves it (name, region). True when it was new.
             pub async fn upsert_merchant(&self, m: &MerchantRow) -> StoreResult<bool> {
+                let mut w = self.writer().await?;
                 let existed: Option<bool> =
-                    sqlx::query_scalar("SELECT TRUE FROM merchants WHERE id = $1").bind(&m.id).fetch_optional(&self.write).await?;
+                    sqlx::query_scalar("SELECT TRUE FROM merchants WHERE id = $1").bind(&m.id).fetch_optional(w.conn()).await?;
                 sqlx::query(
                     "INSERT INTO merchants (id, name, region_id, created_at) VALUES ($1, $2, $3, $4) \
                      ON CONFLICT (id) DO UPDATE SET name = excluded.name, region_id = excluded.region_id",
@@ -987,8 +1034,9 @@ macro_rules! sql_store {
                 .bind(&m.name)
                 .bind(&m.region_id)
                 .bind(m.created_at)
-                .execute(&self.write)
+                .execute(w.conn())
                 .await?;
+                w.done().await?;
                 Ok(existed.is_none())
             }
 
@@ -1011,7 +1059,7 @@ macro_rules! sql_store {
             /// Opens a wallet as a new instrument. None when the requestor already has one in the region
             /// (its instrument id is returned instead, nothing written).
             pub async fn insert_wallet(&self, i: &InstrumentRow, region_id: &str) -> StoreResult<Option<String>> {
-                let mut tx = self.write.begin().await?;
+                let mut w = self.writer().await?;
                 let existing: Option<String> =
                     sqlx::query_scalar(concat!(
                         "SELECT instrument_id FROM local_wallets WHERE requestor_id = $1 AND region_id = $2",
@@ -1019,16 +1067,17 @@ macro_rules! sql_store {
                     ))
                         .bind(&i.requestor_id)
                         .bind(region_id)
-                        .fetch_optional(&mut *tx)
+                        .fetch_optional(w.conn())
                         .await?;
                 if let Some(id) = existing {
+                    w.abort().await?;
                     return Ok(Some(id));
                 }
                 sqlx::query("INSERT INTO instruments (id, requestor_id, kind, status, created_at, updated_at) VALUES ($1, $2, 'local', 'active', $3, $3)")
                     .bind(&i.id)
                     .bind(&i.requestor_id)
                     .bind(i.created_at)
-                    .execute(&mut *tx)
+                    .execute(w.conn())
                     .await?;
                 sqlx::query(
                     "INSERT INTO local_wallets (instrument_id, requestor_id, region_id, created_at) VALUES ($1, $2, $3, $4)",
@@ -1037,9 +1086,9 @@ macro_rules! sql_store {
                 .bind(&i.requestor_id)
                 .bind(region_id)
                 .bind(i.created_at)
-                .execute(&mut *tx)
+                .execute(w.conn())
                 .await?;
-                tx.commit().await?;
+                w.done().await?;
                 Ok(None)
             }
 
@@ -1115,9 +1164,9 @@ macro_rules! sql_store {
             }
 
             /// Applies one change to a wallet, all of it or nothing (see [`WalletWrite`]).
-            pub async fn write_wallet(&self, w: &WalletWrite<'_>, now: i64) -> StoreResult<WalletOutcome> {
-                let mut tx = self.write.begin().await?;
-                if let Some(wallet) = w.wallet {
+            pub async fn write_wallet(&self, change: &WalletWrite<'_>, now: i64) -> StoreResult<WalletOutcome> {
+                let mut w = self.writer().await?;
+                if let Some(wallet) = change.wallet {
                     let r = sqlx::query(
                         "UPDATE local_wallets SET bonus_month = $3, charged_in_month = $4, next_grant_id = $5, \
                          version = version + 1 WHERE instrument_id = $1 AND version = $2",
@@ -1127,21 +1176,22 @@ macro_rules! sql_store {
                     .bind(&wallet.bonus_month)
                     .bind(wallet.charged_in_month)
                     .bind(wallet.next_grant_id)
-                    .execute(&mut *tx)
+                    .execute(w.conn())
                     .await?;
                     if r.rows_affected() != 1 {
+                        w.abort().await?;
                         return Ok(WalletOutcome::Conflict);
                     }
                     let kept: Vec<i64> = wallet.grants.iter().map(|g| g.grant_id).collect();
                     let stored: Vec<i64> = sqlx::query_scalar("SELECT grant_id FROM bonus_grants WHERE instrument_id = $1")
                         .bind(&wallet.instrument_id)
-                        .fetch_all(&mut *tx)
+                        .fetch_all(w.conn())
                         .await?;
                     for gone in stored.iter().filter(|g| !kept.contains(g)) {
                         sqlx::query("DELETE FROM bonus_grants WHERE instrument_id = $1 AND grant_id = $2")
                             .bind(&wallet.instrument_id)
                             .bind(gone)
-                            .execute(&mut *tx)
+                            .execute(w.conn())
                             .await?;
                     }
                     for g in &wallet.grants {
@@ -1155,36 +1205,38 @@ macro_rules! sql_store {
                         .bind(g.expires_at)
                         .bind(g.amount)
                         .bind(g.remaining)
-                        .execute(&mut *tx)
+                        .execute(w.conn())
                         .await?;
                     }
                 }
-                if let Some(token_id) = w.consume_token {
+                if let Some(token_id) = change.consume_token {
                     let r = sqlx::query(
                         "UPDATE tokens SET state = 'consumed', consumed_at = $2 WHERE id = $1 AND state = 'active' AND expires_at > $2 \
                          AND (lease_until IS NULL OR lease_until <= $2)",
                     )
                     .bind(token_id)
                     .bind(now)
-                    .execute(&mut *tx)
+                    .execute(w.conn())
                     .await?;
                     if r.rows_affected() != 1 {
+                        w.abort().await?;
                         return Ok(WalletOutcome::TokenGone);
                     }
                 }
-                if let Some(original) = w.reverse {
+                if let Some(original) = change.reverse {
                     let r = sqlx::query(
                         "UPDATE transactions SET status = 'reversed', updated_at = $2 WHERE id = $1 AND status = 'approved'",
                     )
                     .bind(original)
                     .bind(now)
-                    .execute(&mut *tx)
+                    .execute(w.conn())
                     .await?;
                     if r.rows_affected() != 1 {
+                        w.abort().await?;
                         return Ok(WalletOutcome::NotApproved);
                     }
                 }
-                if let Some((original, amount)) = w.cancel {
+                if let Some((original, amount)) = change.cancel {
                     let r = sqlx::query(
                         "UPDATE transactions SET cancelled_amount = cancelled_amount + $2, updated_at = $3 \
                          WHERE id = $1 AND status = 'approved' AND amount IS NOT NULL AND cancelled_amount + $2 <= amount",
@@ -1192,18 +1244,20 @@ macro_rules! sql_store {
                     .bind(original)
                     .bind(amount)
                     .bind(now)
-                    .execute(&mut *tx)
+                    .execute(w.conn())
                     .await?;
                     if r.rows_affected() != 1 {
+                        w.abort().await?;
                         return Ok(WalletOutcome::ExceedsCancellable);
                     }
                 }
-                for e in &w.entries {
-                    if !post_entry(&mut tx, e, w.transaction_id, now).await? {
+                for e in &change.entries {
+                    if !post_entry(w.conn(), e, change.transaction_id, now).await? {
+                        w.abort().await?;
                         return Ok(WalletOutcome::Insufficient);
                     }
                 }
-                if let Some(p) = w.new_payment {
+                if let Some(p) = change.new_payment {
                     sqlx::query(
                         "INSERT INTO local_payments (transaction_id, instrument_id, principal, bonus, cancelled_principal, \
                          cancelled_bonus, forfeited_bonus) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -1215,7 +1269,7 @@ macro_rules! sql_store {
                     .bind(p.cancelled_principal)
                     .bind(p.cancelled_bonus)
                     .bind(p.forfeited_bonus)
-                    .execute(&mut *tx)
+                    .execute(w.conn())
                     .await?;
                     for (seq, t) in p.takes.iter().enumerate() {
                         sqlx::query(
@@ -1228,11 +1282,11 @@ macro_rules! sql_store {
                         .bind(t.expires_at)
                         .bind(t.taken)
                         .bind(t.returned)
-                        .execute(&mut *tx)
+                        .execute(w.conn())
                         .await?;
                     }
                 }
-                if let Some(p) = w.payment_update {
+                if let Some(p) = change.payment_update {
                     sqlx::query(
                         "UPDATE local_payments SET cancelled_principal = $2, cancelled_bonus = $3, forfeited_bonus = $4 \
                          WHERE transaction_id = $1",
@@ -1241,23 +1295,24 @@ macro_rules! sql_store {
                     .bind(p.cancelled_principal)
                     .bind(p.cancelled_bonus)
                     .bind(p.forfeited_bonus)
-                    .execute(&mut *tx)
+                    .execute(w.conn())
                     .await?;
                     for t in &p.takes {
                         sqlx::query("UPDATE local_payment_takes SET returned = $3 WHERE transaction_id = $1 AND grant_id = $2")
                             .bind(&p.transaction_id)
                             .bind(t.grant_id)
                             .bind(t.returned)
-                            .execute(&mut *tx)
+                            .execute(w.conn())
                             .await?;
                     }
                 }
-                if let Some(t) = w.txn
-                    && bind_txn!(sqlx::query(TXN_UPDATE), t).execute(&mut *tx).await?.rows_affected() != 1
+                if let Some(t) = change.txn
+                    && bind_txn!(sqlx::query(TXN_UPDATE), t).execute(w.conn()).await?.rows_affected() != 1
                 {
+                    w.abort().await?;
                     return Ok(WalletOutcome::Superseded);
                 }
-                tx.commit().await?;
+                w.done().await?;
                 Ok(WalletOutcome::Done)
             }
         }

@@ -1,16 +1,19 @@
 //! The embedded SQLite backend: WAL journal with `synchronous=FULL`, so a commit is on disk before
-//! it returns. SQLite admits one writer at a time, so writes go through a one-connection pool (no
-//! busy-waiting between our own connections) and reads through a small separate pool. The statements
-//! are shared with PostgreSQL (`sql.rs`).
+//! it returns. SQLite admits one writer at a time, so every write goes through the one write
+//! connection, whose commits are shared by the writers that queue up together (`group.rs`); reads go
+//! through a small separate pool. The statements are shared with PostgreSQL (`sql.rs`).
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::Row;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{ConnectOptions, Row};
 
-use super::sql::{TXN_INSERT, TXN_UPDATE, is_check_violation, is_unique_violation};
+use super::group::{GroupCommit, Writer};
+
+use super::sql::{TXN_INSERT, TXN_UPDATE, is_check_violation};
 use super::*;
 use crate::ledger::JournalEntry;
 
@@ -18,7 +21,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 
 #[derive(Clone)]
 pub struct SqliteStore {
-    write: SqlitePool,
+    group: Arc<GroupCommit>,
     read: SqlitePool,
 }
 
@@ -32,18 +35,21 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
-        let write = SqlitePoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(opts.clone())
-            .await?;
-        MIGRATOR.run(&write).await.map_err(|e| StoreError::Migrate(e.to_string()))?;
+        let mut write = opts.connect().await?;
+        MIGRATOR.run(&mut write).await.map_err(|e| StoreError::Migrate(e.to_string()))?;
         let read = SqlitePoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(10))
+            // (A local file: nothing to find broken before use.)
+            .test_before_acquire(false)
             .connect_with(opts.read_only(true))
             .await?;
-        Ok(SqliteStore { write, read })
+        Ok(SqliteStore { group: GroupCommit::start(write), read })
+    }
+
+    /// The write connection, for one write (see `group.rs`).
+    async fn writer(&self) -> StoreResult<Writer<'_>> {
+        self.group.writer().await
     }
 
     pub async fn migrations(&self) -> StoreResult<i64> {
@@ -58,8 +64,8 @@ impl SqliteStore {
     }
 
     pub async fn close(&self) {
+        self.group.close().await;
         self.read.close().await;
-        self.write.close().await;
     }
 }
 

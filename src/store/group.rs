@@ -3,17 +3,22 @@
 //! SQLite admits one writer, and with `synchronous=FULL` every commit waits for the disk (about half
 //! a millisecond here), so one transaction per request caps the service near a thousand writes a
 //! second however fast the statements are. Instead, the one write connection keeps an *epoch*
-//! transaction open. Each write takes the connection in turn ([`GroupCommit::writer`]), runs inside
-//! its own savepoint and releases it ([`Writer::done`]), then waits until the epoch is committed. A
-//! committer task commits the epoch whenever writers have finished in it; while that commit's fsync
-//! runs, the next writers queue up and go into the next epoch together. A writer therefore answers only
-//! once its change is on disk, and one fsync covers everything its epoch holds.
+//! transaction open. Each write takes the connection in turn ([`GroupCommit::writer`]), runs its
+//! statements and lets go ([`Writer::done`]), then waits until the epoch is committed. A committer task
+//! commits the epoch whenever writers have finished in it; while that commit's fsync runs, the next
+//! writers queue up and go into the next epoch together. A writer therefore answers only once its
+//! change is on disk, and one fsync covers everything its epoch holds.
+//!
+//! A write of several statements that must stand or fall together asks for an *atomic* writer, which
+//! runs inside its own savepoint; a single statement is atomic by itself and skips the two extra round
+//! trips to SQLite's thread (the connection is held for exactly the writes' round trips, so they are
+//! what bounds throughput).
 //!
 //! If a commit fails, every writer of that epoch gets the error and nothing of the epoch is kept: a
-//! writer never reports success for a change that is not durable. A writer that is dropped midway (its
-//! request was cancelled) has its savepoint rolled back before the connection is used again; one that
-//! finds the epoch's transaction gone (SQLite rolls back the whole transaction on some I/O errors)
-//! fails the epoch.
+//! writer never reports success for a change that is not durable. An atomic writer that is dropped
+//! midway (its request was cancelled) has its savepoint rolled back before the connection is used
+//! again. After any writer is dropped midway the epoch's transaction is checked: SQLite rolls back the
+//! whole transaction on some I/O errors, and then the epoch fails.
 
 use std::sync::Arc;
 
@@ -40,8 +45,10 @@ struct State {
     open: bool,
     /// Writers that finished in the open epoch and wait for its commit.
     waiting: usize,
-    /// A writer was dropped inside its savepoint: roll it back before anything else runs.
+    /// An atomic writer was dropped inside its savepoint: roll it back before anything else runs.
     dangling: bool,
+    /// A writer was dropped midway (perhaps on an error): check the epoch's transaction still stands.
+    unsure: bool,
     /// The epoch cannot commit (its transaction is gone, or a savepoint could not be undone).
     poisoned: bool,
     outcome: watch::Sender<Outcome>,
@@ -57,6 +64,7 @@ impl GroupCommit {
                 open: false,
                 waiting: 0,
                 dangling: false,
+                unsure: false,
                 poisoned: false,
                 outcome: watch::channel(None).0,
             }),
@@ -79,8 +87,8 @@ impl GroupCommit {
         group
     }
 
-    /// Waits for the connection, then opens a savepoint for one write.
-    pub async fn writer(&self) -> StoreResult<Writer<'_>> {
+    /// Waits for the connection for one write; an `atomic` one runs inside its own savepoint.
+    pub async fn writer(&self, atomic: bool) -> StoreResult<Writer<'_>> {
         let mut st = self.state.lock().await;
         if st.closed {
             return Err(StoreError::Unavailable("store closed".into()));
@@ -93,11 +101,11 @@ impl GroupCommit {
             sqlx::query("BEGIN IMMEDIATE").execute(&mut st.conn).await?;
             st.open = true;
         }
-        if let Err(e) = sqlx::query("SAVEPOINT w").execute(&mut st.conn).await {
+        if atomic && let Err(e) = sqlx::query("SAVEPOINT w").execute(&mut st.conn).await {
             st.poisoned = true;
             return Err(e.into());
         }
-        Ok(Writer { group: self, state: st, finished: false })
+        Ok(Writer { group: self, state: st, atomic, finished: false })
     }
 
     /// Commits the open epoch if any writer finished in it.
@@ -124,16 +132,23 @@ impl GroupCommit {
 }
 
 impl State {
-    /// Rolls back the savepoint of a writer that was dropped midway.
+    /// Cleans up after a writer that was dropped midway: rolls back its savepoint, and checks that the
+    /// epoch's transaction is still open (`BEGIN` fails inside a transaction; if it succeeds, SQLite
+    /// had rolled the epoch back).
     async fn settle(&mut self) {
-        if !self.dangling {
-            return;
+        if self.dangling {
+            self.dangling = false;
+            let undone = sqlx::query("ROLLBACK TO w").execute(&mut self.conn).await.is_ok()
+                && sqlx::query("RELEASE w").execute(&mut self.conn).await.is_ok();
+            if !undone {
+                self.poisoned = true;
+            }
         }
-        self.dangling = false;
-        let undone = sqlx::query("ROLLBACK TO w").execute(&mut self.conn).await.is_ok()
-            && sqlx::query("RELEASE w").execute(&mut self.conn).await.is_ok();
-        if !undone {
-            self.poisoned = true;
+        if self.unsure {
+            self.unsure = false;
+            if self.open && sqlx::query("BEGIN").execute(&mut self.conn).await.is_ok() {
+                self.poisoned = true;
+            }
         }
     }
 
@@ -162,30 +177,33 @@ impl State {
     }
 }
 
-/// One write's hold on the connection, inside its own savepoint. Finish it with [`Writer::done`]
-/// (keep the changes) or [`Writer::abort`] (undo them); both return once the epoch is durable. Dropping
-/// it undoes its changes.
+/// One write's hold on the connection. Finish it with [`Writer::done`] (keep the changes) or
+/// [`Writer::abort`]; both return once the epoch is durable. An atomic writer's abort or drop undoes
+/// its changes; a plain writer has at most one writing statement, and aborts only when it wrote nothing.
 pub struct Writer<'a> {
     group: &'a GroupCommit,
     state: MutexGuard<'a, State>,
+    atomic: bool,
     finished: bool,
 }
 
 impl Writer<'_> {
-    /// The connection, inside this write's savepoint.
+    /// The connection (inside this write's savepoint if it is atomic).
     pub fn conn(&mut self) -> &mut SqliteConnection {
         &mut self.state.conn
     }
 
     /// Keeps this write's changes and waits until they are committed.
     pub async fn done(self) -> StoreResult<()> {
-        self.finish(&["RELEASE w"]).await
+        let sql: &[&str] = if self.atomic { &["RELEASE w"] } else { &[] };
+        self.finish(sql).await
     }
 
     /// Undoes this write's changes. It still waits for the epoch: what it read may have been written
     /// by an earlier writer of the same epoch, which is not yet durable.
     pub async fn abort(self) -> StoreResult<()> {
-        self.finish(&["ROLLBACK TO w", "RELEASE w"]).await
+        let sql: &[&str] = if self.atomic { &["ROLLBACK TO w", "RELEASE w"] } else { &[] };
+        self.finish(sql).await
     }
 
     async fn finish(mut self, statements: &[&'static str]) -> StoreResult<()> {
@@ -215,7 +233,8 @@ impl Writer<'_> {
 impl Drop for Writer<'_> {
     fn drop(&mut self) {
         if !self.finished {
-            self.state.dangling = true;
+            self.state.dangling |= self.atomic;
+            self.state.unsure = true;
         }
         // (The lock is released right after this, when `state` drops.)
         self.group.finished.notify_one();
@@ -258,7 +277,7 @@ mod tests {
     }
 
     async fn insert(g: &GroupCommit, id: i64, parent: i64) -> StoreResult<()> {
-        let mut w = g.writer().await?;
+        let mut w = g.writer(id % 2 == 0).await?;
         sqlx::query("INSERT INTO item (id, parent) VALUES ($1, $2)").bind(id).bind(parent).execute(w.conn()).await?;
         w.done().await
     }
@@ -294,10 +313,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (g, opts) = open(&dir).await;
         insert(&g, 1, 1).await.unwrap();
-        let mut w = g.writer().await.unwrap();
+        let mut w = g.writer(true).await.unwrap();
         sqlx::query("INSERT INTO item (id, parent) VALUES (2, 1)").execute(w.conn()).await.unwrap();
         w.abort().await.unwrap();
-        let mut w = g.writer().await.unwrap();
+        let mut w = g.writer(true).await.unwrap();
         sqlx::query("INSERT INTO item (id, parent) VALUES (3, 1)").execute(w.conn()).await.unwrap();
         drop(w); // a cancelled request
         insert(&g, 4, 1).await.unwrap();
@@ -310,7 +329,7 @@ mod tests {
         let (g, opts) = open(&dir).await;
         // Hold the connection so that the next writers queue up and land in one epoch; one of them
         // breaks a deferred constraint, which only COMMIT checks.
-        let hold = g.writer().await.unwrap();
+        let hold = g.writer(true).await.unwrap();
         let tasks: Vec<_> = (10..20)
             .map(|i| {
                 let g = g.clone();

@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use sqlx::Row;
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 
@@ -56,30 +57,45 @@ impl PgStore {
         self.write.close().await;
     }
 
-    /// A connection for one write, in its own transaction. PostgreSQL shares fsyncs between
-    /// concurrent commits itself, so each write commits on its own.
+    /// A connection for one write of at most one writing statement (autocommit: PostgreSQL shares
+    /// fsyncs between concurrent commits itself).
     async fn writer(&self) -> StoreResult<PgWriter> {
-        Ok(PgWriter { tx: self.write.begin().await? })
+        Ok(PgWriter::Plain(self.write.acquire().await?))
+    }
+
+    /// A connection for a write of several statements, in one transaction.
+    async fn atomic_writer(&self) -> StoreResult<PgWriter> {
+        Ok(PgWriter::Atomic(self.write.begin().await?))
     }
 }
 
-/// One write's transaction: [`PgWriter::done`] commits it, [`PgWriter::abort`] or dropping it rolls
-/// it back. (The same shape as SQLite's group-commit writer, so `sql.rs` serves both.)
-pub struct PgWriter {
-    tx: Transaction<'static, Postgres>,
+/// One write's connection: [`PgWriter::done`] commits an atomic one, [`PgWriter::abort`] or dropping
+/// it rolls it back. (The same shape as SQLite's group-commit writer, so `sql.rs` serves both.)
+pub enum PgWriter {
+    Plain(PoolConnection<Postgres>),
+    Atomic(Transaction<'static, Postgres>),
 }
 
 impl PgWriter {
     pub fn conn(&mut self) -> &mut PgConnection {
-        &mut self.tx
+        match self {
+            PgWriter::Plain(c) => c,
+            PgWriter::Atomic(t) => t,
+        }
     }
 
     pub async fn done(self) -> StoreResult<()> {
-        Ok(self.tx.commit().await?)
+        match self {
+            PgWriter::Plain(_) => Ok(()),
+            PgWriter::Atomic(t) => Ok(t.commit().await?),
+        }
     }
 
     pub async fn abort(self) -> StoreResult<()> {
-        Ok(self.tx.rollback().await?)
+        match self {
+            PgWriter::Plain(_) => Ok(()),
+            PgWriter::Atomic(t) => Ok(t.rollback().await?),
+        }
     }
 }
 

@@ -217,7 +217,7 @@ macro_rules! sql_store {
 
         impl $Store {
             pub async fn insert_requestor(&self, r: &RequestorRow, key: &ApiKeyRow) -> StoreResult<()> {
-                let mut w = self.writer().await?;
+                let mut w = self.atomic_writer().await?;
                 sqlx::query("INSERT INTO requestors (id, trid, name, scopes, created_at) VALUES ($1, $2, $3, $4, $5)")
                     .bind(&r.id)
                     .bind(&r.trid)
@@ -388,7 +388,7 @@ macro_rules! sql_store {
                 to: InstrumentStatus,
                 now: i64,
             ) -> StoreResult<Option<InstrumentRow>> {
-                let mut w = self.writer().await?;
+                let mut w = self.atomic_writer().await?;
                 let current: Option<String> = sqlx::query_scalar(concat!("SELECT status FROM instruments WHERE id = $1", $for_update))
                     .bind(id)
                     .fetch_optional(w.conn())
@@ -645,7 +645,7 @@ macro_rules! sql_store {
             /// Consumes the leased token and records the approval in one database transaction; false (and
             /// nothing written) when the lease is no longer held.
             pub async fn approve_with_token(&self, t: &TxnRow, token_id: &str, lease_id: &str, now: i64) -> StoreResult<bool> {
-                let mut w = self.writer().await?;
+                let mut w = self.atomic_writer().await?;
                 let r = sqlx::query(
                     "UPDATE tokens SET state = 'consumed', consumed_at = $3, lease_id = NULL, lease_until = NULL \
                      WHERE id = $1 AND lease_id = $2 AND state = 'active'",
@@ -697,7 +697,7 @@ macro_rules! sql_store {
                 advice: Option<&AdviceRow>,
                 now: i64,
             ) -> StoreResult<bool> {
-                let mut w = self.writer().await?;
+                let mut w = self.atomic_writer().await?;
                 let r = sqlx::query(
                     "UPDATE transactions SET status = 'reversed', updated_at = $2 WHERE id = $1 AND status IN ('approved', 'pending')",
                 )
@@ -716,7 +716,7 @@ macro_rules! sql_store {
 
             /// Records a transaction's outcome and the advice owed to the issuer, together.
             pub async fn finish_with_advice(&self, t: &TxnRow, advice: &AdviceRow, now: i64) -> StoreResult<()> {
-                let mut w = self.writer().await?;
+                let mut w = self.atomic_writer().await?;
                 // A row a reversal already decided owes nothing more: the reversal owed the advice.
                 if bind_txn!(sqlx::query(TXN_UPDATE), t).execute(w.conn()).await?.rows_affected() != 1 {
                     return w.abort().await;
@@ -816,7 +816,7 @@ macro_rules! sql_store {
             // Stored value.
 
             pub async fn insert_gift(&self, g: &GiftRow, issuance: &JournalEntry, now: i64) -> StoreResult<()> {
-                let mut w = self.writer().await?;
+                let mut w = self.atomic_writer().await?;
                 sqlx::query("INSERT INTO gift_certificates (id, code_hash, currency, face_value, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
                     .bind(&g.id)
                     .bind(&g.code_hash)
@@ -850,7 +850,7 @@ macro_rules! sql_store {
             /// Registers a gift certificate to a wallet as a new instrument; false (nothing written) when the
             /// code is already registered.
             pub async fn register_gift(&self, gift_id: &str, i: &InstrumentRow) -> StoreResult<bool> {
-                let mut w = self.writer().await?;
+                let mut w = self.atomic_writer().await?;
                 sqlx::query("INSERT INTO instruments (id, requestor_id, kind, status, created_at, updated_at) VALUES ($1, $2, 'gift', 'active', $3, $3)")
                     .bind(&i.id)
                     .bind(&i.requestor_id)
@@ -887,7 +887,7 @@ macro_rules! sql_store {
                 entry: &JournalEntry,
                 now: i64,
             ) -> StoreResult<Movement> {
-                let mut w = self.writer().await?;
+                let mut w = self.atomic_writer().await?;
                 let r = sqlx::query(
                     "UPDATE tokens SET state = 'consumed', consumed_at = $2 WHERE id = $1 AND state = 'active' AND expires_at > $2 \
                      AND (lease_until IS NULL OR lease_until <= $2)",
@@ -922,7 +922,7 @@ macro_rules! sql_store {
                 entry: &JournalEntry,
                 now: i64,
             ) -> StoreResult<Movement> {
-                let mut w = self.writer().await?;
+                let mut w = self.atomic_writer().await?;
                 let r = sqlx::query(
                     "UPDATE transactions SET cancelled_amount = cancelled_amount + $2, updated_at = $3 \
                      WHERE id = $1 AND status = 'approved' AND amount IS NOT NULL AND cancelled_amount + $2 <= amount",
@@ -958,7 +958,7 @@ macro_rules! sql_store {
                 entry: Option<&JournalEntry>,
                 now: i64,
             ) -> StoreResult<bool> {
-                let mut w = self.writer().await?;
+                let mut w = self.atomic_writer().await?;
                 let r = sqlx::query(
                     "UPDATE transactions SET status = 'reversed', updated_at = $2 WHERE id = $1 AND status = 'approved'",
                 )
@@ -1059,7 +1059,7 @@ macro_rules! sql_store {
             /// Opens a wallet as a new instrument. None when the requestor already has one in the region
             /// (its instrument id is returned instead, nothing written).
             pub async fn insert_wallet(&self, i: &InstrumentRow, region_id: &str) -> StoreResult<Option<String>> {
-                let mut w = self.writer().await?;
+                let mut w = self.atomic_writer().await?;
                 let existing: Option<String> =
                     sqlx::query_scalar(concat!(
                         "SELECT instrument_id FROM local_wallets WHERE requestor_id = $1 AND region_id = $2",
@@ -1165,7 +1165,7 @@ macro_rules! sql_store {
 
             /// Applies one change to a wallet, all of it or nothing (see [`WalletWrite`]).
             pub async fn write_wallet(&self, change: &WalletWrite<'_>, now: i64) -> StoreResult<WalletOutcome> {
-                let mut w = self.writer().await?;
+                let mut w = self.atomic_writer().await?;
                 if let Some(wallet) = change.wallet {
                     let r = sqlx::query(
                         "UPDATE local_wallets SET bonus_month = $3, charged_in_month = $4, next_grant_id = $5, \

@@ -146,6 +146,30 @@ pub async fn build(opts: &ServeOptions) -> Result<AppState, StartError> {
     Ok(state)
 }
 
+/// `tsp seed`: adds `count` cards with one live token each to the vault the options name (see
+/// [`crate::vault::seed`]), printing progress to stderr.
+pub async fn seed(opts: &ServeOptions, count: u64) -> Result<crate::vault::seed::Seeded, StartError> {
+    let config = load_config(opts.config.as_deref())?;
+    ensure_dir(&opts.data_dir)?;
+    let hsm = open_hsm(&opts.data_dir, opts.hsm.as_deref())?;
+    let store = open_store(&opts.data_dir, opts.database_url.as_deref()).await?;
+    let clock = Clock::system();
+    let issuers = Arc::new(Issuers::from_config(&config));
+    let vault = Vault::new(store.clone(), hsm, issuers, config.platform.par_prefix.clone(), clock).await?;
+    let started = std::time::Instant::now();
+    let mut last = std::time::Instant::now();
+    let done = crate::vault::seed::seed(&vault, &store, &config.platform.trid_prefix, count, &mut |s| {
+        if last.elapsed().as_secs() >= 5 {
+            last = std::time::Instant::now();
+            let rate = s.instruments as f64 / started.elapsed().as_secs_f64();
+            eprintln!("tsp seed: {} cards, {} tokens ({rate:.0} cards/s)", s.instruments, s.tokens);
+        }
+    })
+    .await;
+    store.close().await;
+    Ok(done?)
+}
+
 /// On first start, three demo requestors and `demo-keys.json` (mode 0600): `app` (instruments,
 /// tokens), `van` (detokenize), `admin` (admin). Kept when the keys in it still work.
 async fn ensure_demo_keys(state: &AppState, data_dir: &Path) -> Result<(), StartError> {

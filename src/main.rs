@@ -53,6 +53,17 @@ enum Command {
         #[command(flatten)]
         storage: Storage,
     },
+    /// Fill the vault with `--count` cards and one live token each, for growth measurements.
+    Seed {
+        #[command(flatten)]
+        storage: Storage,
+        #[arg(long, env = "TSP_CONFIG")]
+        config: Option<PathBuf>,
+        #[arg(long, env = "TSP_HSM")]
+        hsm: Option<String>,
+        #[arg(long)]
+        count: u64,
+    },
     /// Close the current business day now: later card cancels of today's payments are refunds.
     Settle {
         #[command(flatten)]
@@ -175,6 +186,25 @@ async fn run(cli: Cli) -> Result<(), String> {
             let (backend, applied) = (store.backend(), store.migrations().await.map_err(|e| e.to_string())?);
             store.close().await;
             println!("{backend} database is at migration {applied}");
+            Ok(())
+        }
+        Command::Seed { storage, config, hsm, count } => {
+            let opts = ServeOptions {
+                data_dir: storage.data_dir,
+                config,
+                database_url: storage.database_url,
+                http_addr: ([127, 0, 0, 1], 0).into(),
+                iso_addr: ([127, 0, 0, 1], 0).into(),
+                hsm,
+            };
+            let started = std::time::Instant::now();
+            let done = app::seed(&opts, count).await.map_err(|e| e.to_string())?;
+            println!(
+                "seeded {} cards and {} tokens in {:.1} s",
+                done.instruments,
+                done.tokens,
+                started.elapsed().as_secs_f64()
+            );
             Ok(())
         }
         Command::Settle { storage } => {

@@ -122,3 +122,40 @@ async fn echo_500_and_an_unreachable_server_fails() {
     assert_eq!((n(&r["wrong"]), n(&r["wrong_by_reason"]["connect"])), (2, 2), "{r}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("2 wrong answers"));
 }
+
+/// `tsp seed` writes real rows: as many cards and live tokens as asked, owned by a `seed` requestor,
+/// with sealed PANs that the running service opens to pay with them.
+#[tokio::test]
+async fn seeded_cards_are_real_and_pay() {
+    let s = TestServer::start().await;
+    let mut cmd = Command::new(tsp_bin());
+    cmd.arg("seed").args(s.storage_args()).args(["--count", "4500"]).env("RUST_LOG", "warn");
+    let out = tokio::task::spawn_blocking(move || cmd.output()).await.unwrap().expect("run tsp seed");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+    // 4,500 cards in three batches; a token number drawn twice would be skipped (1 in ~10^5 here).
+    assert!(stdout.contains("seeded 4500 cards and 4500 tokens"), "{stdout}");
+    let seeded = "FROM instruments i JOIN requestors r ON r.id = i.requestor_id WHERE r.name = 'seed'";
+    assert_eq!(count(&s, &format!("SELECT COUNT(*) {seeded}")).await, 4500);
+    assert_eq!(count(&s, &format!("SELECT COUNT(DISTINCT i.fingerprint) {seeded}")).await, 4500);
+    assert_eq!(
+        count(&s, &format!("SELECT COUNT(*) {seeded} AND EXISTS (SELECT 1 FROM tokens t WHERE t.instrument_id = i.id AND t.state = 'active')")).await,
+        4500
+    );
+    // Three of them pay over ISO 8583: the issuer simulator gets each sealed PAN opened.
+    let pool = s.database().await;
+    let numbers: Vec<(String,)> = sqlx::query_as(
+        "SELECT t.token FROM tokens t JOIN requestors r ON r.id = t.requestor_id WHERE r.name = 'seed' \
+         ORDER BY t.created_at, t.id LIMIT 3",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    let mut term = common::iso::Terminal::connect(&s.iso).await;
+    for (number,) in &numbers {
+        let ans = term.pay(number, 1200).await;
+        assert_eq!(ans.response_code(), Some("00"));
+    }
+    assert_eq!(count(&s, "SELECT COUNT(*) FROM transactions WHERE status = 'approved'").await, 3);
+}

@@ -172,6 +172,12 @@ impl Store {
 
     /// Inserts a live token if its instrument is active, no live token has the same number, and the
     /// number is not a registered PAN (`number_fingerprint` is its fingerprint).
+    /// Bulk insert of seeded cards and tokens (`tsp seed`): the cards written and the ids of the
+    /// tokens written (one whose number is taken is skipped).
+    pub async fn insert_seed(&self, cards: &[InstrumentRow], tokens: &[TokenRow]) -> StoreResult<(u64, Vec<String>)> {
+        dispatch!(self, s => s.insert_seed(cards, tokens).await)
+    }
+
     pub async fn insert_token(&self, t: &TokenRow, number_fingerprint: &str) -> StoreResult<InsertToken> {
         dispatch!(self, s => s.insert_token(t, number_fingerprint).await)
     }

@@ -468,6 +468,64 @@ macro_rules! sql_store {
                 })
             }
 
+            /// Bulk insert for `tsp seed`: cards and their tokens, many rows per statement, all in one
+            /// transaction. A token whose number is taken is skipped. Returns how many cards were
+            /// written and the ids of the tokens that were.
+            pub async fn insert_seed(&self, cards: &[InstrumentRow], tokens: &[TokenRow]) -> StoreResult<(u64, Vec<String>)> {
+                // 500 rows × 16 columns stays under both backends' bind-parameter limits.
+                const ROWS: usize = 500;
+                let mut w = self.atomic_writer().await?;
+                let (mut n_cards, mut written) = (0, Vec::with_capacity(tokens.len()));
+                for chunk in cards.chunks(ROWS) {
+                    let mut q = sqlx::QueryBuilder::new(concat!("INSERT INTO instruments (", instrument_cols!(), ") "));
+                    q.push_values(chunk, |mut b, c| {
+                        b.push_bind(&c.id)
+                            .push_bind(&c.requestor_id)
+                            .push_bind(&c.kind)
+                            .push_bind(&c.status)
+                            .push_bind(&c.issuer_id)
+                            .push_bind(&c.bin)
+                            .push_bind(&c.last4)
+                            .push_bind(c.pan_len)
+                            .push_bind(&c.expiry)
+                            .push_bind(&c.par)
+                            .push_bind(&c.fingerprint)
+                            .push_bind(c.fp_version)
+                            .push_bind(&c.pan_sealed)
+                            .push_bind(c.dek_version)
+                            .push_bind(c.created_at)
+                            .push_bind(c.updated_at);
+                    });
+                    n_cards += q.build().execute(w.conn()).await?.rows_affected();
+                }
+                for chunk in tokens.chunks(ROWS) {
+                    let mut q = sqlx::QueryBuilder::new(
+                        "INSERT INTO tokens (id, token, instrument_id, requestor_id, state, token_expiry, psn, merchant_id, \
+                         max_amount, currency, entry_modes, failed_attempts, created_at, expires_at) ",
+                    );
+                    q.push_values(chunk, |mut b, t| {
+                        b.push_bind(&t.id)
+                            .push_bind(&t.token)
+                            .push_bind(&t.instrument_id)
+                            .push_bind(&t.requestor_id)
+                            .push_bind(&t.state)
+                            .push_bind(&t.token_expiry)
+                            .push_bind(&t.psn)
+                            .push_bind(&t.merchant_id)
+                            .push_bind(t.max_amount)
+                            .push_bind(&t.currency)
+                            .push_bind(&t.entry_modes)
+                            .push_bind(t.failed_attempts)
+                            .push_bind(t.created_at)
+                            .push_bind(t.expires_at);
+                    });
+                    q.push(" ON CONFLICT DO NOTHING RETURNING id");
+                    written.extend(q.build_query_scalar::<String>().fetch_all(w.conn()).await?);
+                }
+                w.done().await?;
+                Ok((n_cards, written))
+            }
+
             pub async fn expire_token_number(&self, token: &str, now: i64) -> StoreResult<bool> {
                 let mut w = self.writer().await?;
                 let r = sqlx::query(

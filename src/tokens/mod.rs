@@ -60,7 +60,7 @@ pub struct Tokens {
 
 /// The month (`YYMM`) a token is shown to expire: the one its TTL ends in, counted a day late so a
 /// terminal a time zone ahead of UTC does not see it expired while it is live.
-fn token_expiry(expires_at_ms: i64) -> String {
+pub(crate) fn token_expiry(expires_at_ms: i64) -> String {
     let (y, m) = crate::clock::year_month(expires_at_ms + 86_400_000);
     format!("{:02}{m:02}", y % 100)
 }

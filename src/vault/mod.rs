@@ -10,6 +10,7 @@ pub mod gift;
 pub mod keys;
 pub mod local;
 pub mod pan;
+pub mod seed;
 
 use std::sync::Arc;
 
@@ -90,31 +91,45 @@ impl Vault {
         if let Some(existing) = self.store.instrument_by_fingerprint(&requestor.id, &fingerprint).await? {
             return Ok((self.refresh_expiry(existing, &expiry, now).await?, false));
         }
+        let row = self.seal_card(&requestor.id, &pan, fingerprint, &expiry, &issuer.id, now).await?;
+        match self.store.insert_card(&row).await? {
+            InsertCard::Inserted => Ok((row, true)),
+            InsertCard::Duplicate(existing) => Ok((self.refresh_expiry(*existing, &expiry, now).await?, false)),
+        }
+    }
+
+    /// A card's row as stored: a fresh id, the PAN sealed under the current data key, its
+    /// `fingerprint` ([`Vault::fingerprint`]) and PAR, and the facts PCI DSS lets us keep in clear.
+    pub(crate) async fn seal_card(
+        &self,
+        requestor_id: &str,
+        pan: &Pan,
+        fingerprint: String,
+        expiry: &CardExpiry,
+        issuer_id: &str,
+        now: i64,
+    ) -> Result<InstrumentRow> {
         let id = format!("ins_{}", uuid::Uuid::now_v7().simple());
         let (dek_version, dek) = self.keys.current();
         let sealed = self.hsm.seal(dek, &pan_aad(&id, dek_version), pan.expose().as_bytes()).await?;
-        let row = InstrumentRow {
+        Ok(InstrumentRow {
             id,
-            requestor_id: requestor.id.clone(),
+            requestor_id: requestor_id.to_string(),
             kind: "card".into(),
             status: "active".into(),
-            issuer_id: Some(issuer.id.clone()),
+            issuer_id: Some(issuer_id.to_string()),
             bin: Some(pan.bin().to_string()),
             last4: Some(pan.last4().to_string()),
             pan_len: Some(pan.expose().len() as i64),
             expiry: Some(expiry.yymm()),
-            par: Some(self.par(&pan).await?),
+            par: Some(self.par(pan).await?),
             fingerprint: Some(fingerprint),
             fp_version: Some(1),
             pan_sealed: Some(sealed),
             dek_version: Some(dek_version),
             created_at: now,
             updated_at: now,
-        };
-        match self.store.insert_card(&row).await? {
-            InsertCard::Inserted => Ok((row, true)),
-            InsertCard::Duplicate(existing) => Ok((self.refresh_expiry(*existing, &expiry, now).await?, false)),
-        }
+        })
     }
 
     /// A re-registered card may carry a reissued card's new expiry.

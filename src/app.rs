@@ -158,11 +158,11 @@ pub async fn seed(opts: &ServeOptions, count: u64) -> Result<crate::vault::seed:
     let vault = Vault::new(store.clone(), hsm, issuers, config.platform.par_prefix.clone(), clock).await?;
     let started = std::time::Instant::now();
     let mut last = std::time::Instant::now();
-    let done = crate::vault::seed::seed(&vault, &store, &config.platform.trid_prefix, count, &mut |s| {
+    let done = crate::vault::seed::seed(&vault, &store, &config.platform.trid_prefix, count, &mut |sealed| {
         if last.elapsed().as_secs() >= 5 {
             last = std::time::Instant::now();
-            let rate = s.instruments as f64 / started.elapsed().as_secs_f64();
-            eprintln!("tsp seed: {} cards, {} tokens ({rate:.0} cards/s)", s.instruments, s.tokens);
+            let rate = sealed as f64 / started.elapsed().as_secs_f64();
+            eprintln!("tsp seed: {sealed} cards sealed ({rate:.0}/s); indexes are built at the end");
         }
     })
     .await;

@@ -133,7 +133,6 @@ async fn seeded_cards_are_real_and_pay() {
     let out = tokio::task::spawn_blocking(move || cmd.output()).await.unwrap().expect("run tsp seed");
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
-    // 4,500 cards in three batches; a token number drawn twice would be skipped (1 in ~10^5 here).
     assert!(stdout.contains("seeded 4500 cards and 4500 tokens"), "{stdout}");
     let seeded = "FROM instruments i JOIN requestors r ON r.id = i.requestor_id WHERE r.name = 'seed'";
     assert_eq!(count(&s, &format!("SELECT COUNT(*) {seeded}")).await, 4500);
@@ -151,6 +150,16 @@ async fn seeded_cards_are_real_and_pay() {
     .fetch_all(&pool)
     .await
     .unwrap();
+    // The indexes the bulk load dropped are back: a second live token with a seeded number is refused.
+    let copy = sqlx::query(
+        "INSERT INTO tokens (id, token, instrument_id, requestor_id, state, token_expiry, psn, failed_attempts, \
+         created_at, expires_at) SELECT 'tok_copy', token, instrument_id, requestor_id, 'active', token_expiry, psn, 0, \
+         created_at, expires_at FROM tokens WHERE token = $1",
+    )
+    .bind(&numbers[0].0)
+    .execute(&pool)
+    .await;
+    assert!(copy.is_err(), "the live-number unique index must be rebuilt");
     pool.close().await;
     let mut term = common::iso::Terminal::connect(&s.iso).await;
     for (number,) in &numbers {

@@ -172,10 +172,13 @@ impl Store {
 
     /// Inserts a live token if its instrument is active, no live token has the same number, and the
     /// number is not a registered PAN (`number_fingerprint` is its fingerprint).
-    /// Bulk insert of seeded cards and tokens (`tsp seed`): the cards written and the ids of the
-    /// tokens written (one whose number is taken is skipped).
-    pub async fn insert_seed(&self, cards: &[InstrumentRow], tokens: &[TokenRow]) -> StoreResult<(u64, Vec<String>)> {
-        dispatch!(self, s => s.insert_seed(cards, tokens).await)
+    /// `tsp seed`'s bulk load of cards and tokens, in one transaction (see the backends).
+    pub async fn bulk_seed(
+        &self,
+        batches: tokio::sync::mpsc::Receiver<(Vec<InstrumentRow>, Vec<TokenRow>)>,
+        redraw: &(dyn Fn() -> Option<String> + Sync),
+    ) -> StoreResult<(u64, u64)> {
+        dispatch!(self, s => s.bulk_seed(batches, redraw).await)
     }
 
     pub async fn insert_token(&self, t: &TokenRow, number_fingerprint: &str) -> StoreResult<InsertToken> {

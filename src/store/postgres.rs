@@ -103,5 +103,8 @@ sql_store!(
     PgStore,
     sqlx::PgConnection,
     for_update = " FOR UPDATE",
-    snapshot = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+    snapshot = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+    seed_indexes = "SELECT indexname::text, indexdef FROM pg_indexes WHERE schemaname = current_schema() \
+                    AND tablename IN ('instruments', 'tokens') \
+                    AND indexname NOT IN (SELECT conname FROM pg_constraint) ORDER BY indexname"
 );

@@ -114,7 +114,13 @@ pub(super) fn is_check_violation(e: &sqlx::Error) -> bool {
 /// durable. Conflicts are avoided with `ON CONFLICT`/conditional statements rather than caught as errors:
 /// on PostgreSQL a failed statement ends the transaction.
 macro_rules! sql_store {
-    ($Store:ident, $Conn:ty, for_update = $for_update:literal, snapshot = $snapshot:literal) => {
+    (
+        $Store:ident,
+        $Conn:ty,
+        for_update = $for_update:literal,
+        snapshot = $snapshot:literal,
+        seed_indexes = $seed_indexes:literal
+    ) => {
         /// Writes a journal entry: the entry, its postings, and each account's cached balance, on `conn`
         /// (inside the caller's transaction). `Ok(false)` when a stored-value account would go negative:
         /// the caller drops the transaction and nothing is written.
@@ -468,62 +474,94 @@ macro_rules! sql_store {
                 })
             }
 
-            /// Bulk insert for `tsp seed`: cards and their tokens, many rows per statement, all in one
-            /// transaction. A token whose number is taken is skipped. Returns how many cards were
-            /// written and the ids of the tokens that were.
-            pub async fn insert_seed(&self, cards: &[InstrumentRow], tokens: &[TokenRow]) -> StoreResult<(u64, Vec<String>)> {
+            /// `tsp seed`'s bulk load, in one transaction: the secondary indexes of `instruments` and
+            /// `tokens` are dropped, every batch from `batches` is inserted, live token numbers drawn
+            /// twice get new ones from `redraw`, and the indexes are built again (a sort each, instead
+            /// of a random page write per row and index). If anything fails, the transaction rolls it
+            /// all back, indexes included. Returns the cards and tokens written.
+            pub async fn bulk_seed(
+                &self,
+                mut batches: tokio::sync::mpsc::Receiver<(Vec<InstrumentRow>, Vec<TokenRow>)>,
+                redraw: &(dyn Fn() -> Option<String> + Sync),
+            ) -> StoreResult<(u64, u64)> {
                 // 500 rows × 16 columns stays under both backends' bind-parameter limits.
                 const ROWS: usize = 500;
                 let mut w = self.atomic_writer().await?;
-                let (mut n_cards, mut written) = (0, Vec::with_capacity(tokens.len()));
-                for chunk in cards.chunks(ROWS) {
-                    let mut q = sqlx::QueryBuilder::new(concat!("INSERT INTO instruments (", instrument_cols!(), ") "));
-                    q.push_values(chunk, |mut b, c| {
-                        b.push_bind(&c.id)
-                            .push_bind(&c.requestor_id)
-                            .push_bind(&c.kind)
-                            .push_bind(&c.status)
-                            .push_bind(&c.issuer_id)
-                            .push_bind(&c.bin)
-                            .push_bind(&c.last4)
-                            .push_bind(c.pan_len)
-                            .push_bind(&c.expiry)
-                            .push_bind(&c.par)
-                            .push_bind(&c.fingerprint)
-                            .push_bind(c.fp_version)
-                            .push_bind(&c.pan_sealed)
-                            .push_bind(c.dek_version)
-                            .push_bind(c.created_at)
-                            .push_bind(c.updated_at);
-                    });
-                    n_cards += q.build().execute(w.conn()).await?.rows_affected();
+                let indexes: Vec<(String, String)> = sqlx::query_as($seed_indexes).fetch_all(w.conn()).await?;
+                for (name, _) in &indexes {
+                    // (Names from the database's own catalogue, not from input.)
+                    sqlx::query(sqlx::AssertSqlSafe(format!("DROP INDEX \"{name}\""))).execute(w.conn()).await?;
                 }
-                for chunk in tokens.chunks(ROWS) {
-                    let mut q = sqlx::QueryBuilder::new(
-                        "INSERT INTO tokens (id, token, instrument_id, requestor_id, state, token_expiry, psn, merchant_id, \
-                         max_amount, currency, entry_modes, failed_attempts, created_at, expires_at) ",
-                    );
-                    q.push_values(chunk, |mut b, t| {
-                        b.push_bind(&t.id)
-                            .push_bind(&t.token)
-                            .push_bind(&t.instrument_id)
-                            .push_bind(&t.requestor_id)
-                            .push_bind(&t.state)
-                            .push_bind(&t.token_expiry)
-                            .push_bind(&t.psn)
-                            .push_bind(&t.merchant_id)
-                            .push_bind(t.max_amount)
-                            .push_bind(&t.currency)
-                            .push_bind(&t.entry_modes)
-                            .push_bind(t.failed_attempts)
-                            .push_bind(t.created_at)
-                            .push_bind(t.expires_at);
-                    });
-                    q.push(" ON CONFLICT DO NOTHING RETURNING id");
-                    written.extend(q.build_query_scalar::<String>().fetch_all(w.conn()).await?);
+                let (mut n_cards, mut n_tokens) = (0, 0);
+                while let Some((cards, tokens)) = batches.recv().await {
+                    for chunk in cards.chunks(ROWS) {
+                        let mut q = sqlx::QueryBuilder::new(concat!("INSERT INTO instruments (", instrument_cols!(), ") "));
+                        q.push_values(chunk, |mut b, c| {
+                            b.push_bind(&c.id)
+                                .push_bind(&c.requestor_id)
+                                .push_bind(&c.kind)
+                                .push_bind(&c.status)
+                                .push_bind(&c.issuer_id)
+                                .push_bind(&c.bin)
+                                .push_bind(&c.last4)
+                                .push_bind(c.pan_len)
+                                .push_bind(&c.expiry)
+                                .push_bind(&c.par)
+                                .push_bind(&c.fingerprint)
+                                .push_bind(c.fp_version)
+                                .push_bind(&c.pan_sealed)
+                                .push_bind(c.dek_version)
+                                .push_bind(c.created_at)
+                                .push_bind(c.updated_at);
+                        });
+                        n_cards += q.build().execute(w.conn()).await?.rows_affected();
+                    }
+                    for chunk in tokens.chunks(ROWS) {
+                        let mut q = sqlx::QueryBuilder::new(
+                            "INSERT INTO tokens (id, token, instrument_id, requestor_id, state, token_expiry, psn, merchant_id, \
+                             max_amount, currency, entry_modes, failed_attempts, created_at, expires_at) ",
+                        );
+                        q.push_values(chunk, |mut b, t| {
+                            b.push_bind(&t.id)
+                                .push_bind(&t.token)
+                                .push_bind(&t.instrument_id)
+                                .push_bind(&t.requestor_id)
+                                .push_bind(&t.state)
+                                .push_bind(&t.token_expiry)
+                                .push_bind(&t.psn)
+                                .push_bind(&t.merchant_id)
+                                .push_bind(t.max_amount)
+                                .push_bind(&t.currency)
+                                .push_bind(&t.entry_modes)
+                                .push_bind(t.failed_attempts)
+                                .push_bind(t.created_at)
+                                .push_bind(t.expires_at);
+                        });
+                        n_tokens += q.build().execute(w.conn()).await?.rows_affected();
+                    }
+                }
+                // Live numbers drawn twice (the unique index is not there to refuse them): all but the
+                // first get new numbers, until none is left.
+                for _ in 0..100 {
+                    let twice: Vec<String> = sqlx::query_scalar(
+                        "SELECT id FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY token ORDER BY id) AS n \
+                         FROM tokens WHERE state = 'active') AS numbered WHERE n > 1",
+                    )
+                    .fetch_all(w.conn())
+                    .await?;
+                    if twice.is_empty() {
+                        break;
+                    }
+                    for id in twice {
+                        let number = redraw().ok_or_else(|| StoreError::Corrupt("no token number to draw".into()))?;
+                        sqlx::query("UPDATE tokens SET token = $2 WHERE id = $1").bind(id).bind(number).execute(w.conn()).await?;
+                    }
+                }
+                for (_, definition) in &indexes {
+                    sqlx::query(sqlx::AssertSqlSafe(definition.clone())).execute(w.conn()).await?;
                 }
                 w.done().await?;
-                Ok((n_cards, written))
+                Ok((n_cards, n_tokens))
             }
 
             pub async fn expire_token_number(&self, token: &str, now: i64) -> StoreResult<bool> {

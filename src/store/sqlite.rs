@@ -78,4 +78,11 @@ impl SqliteStore {
     }
 }
 
-sql_store!(SqliteStore, sqlx::SqliteConnection, for_update = "", snapshot = "");
+sql_store!(
+    SqliteStore,
+    sqlx::SqliteConnection,
+    for_update = "",
+    snapshot = "",
+    seed_indexes = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name IN ('instruments', 'tokens') \
+                    AND sql IS NOT NULL ORDER BY name"
+);

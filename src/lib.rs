@@ -7,11 +7,13 @@
 //! - [`requestors`]: token requestors, their scopes and API keys.
 //! - [`store`]: the database (SQLite embedded; the only module that speaks SQL).
 //! - [`hsm`]: the door to the HSM (`hsm-sim` in process).
+//! - [`audit`]: the hash-chained audit trail.
 //! - [`api`]: the REST API (axum).
 //! - [`app`]: wiring it all together for `tsp serve`.
 
 pub mod api;
 pub mod app;
+pub mod audit;
 pub mod clock;
 pub mod config;
 pub mod demo;

@@ -83,6 +83,11 @@ enum Command {
         #[arg(long, default_value_t = 0.0)]
         failure_rate: f64,
     },
+    /// The audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Conformance vectors.
     Vectors {
         #[command(subcommand)]
@@ -136,6 +141,22 @@ enum VectorsCommand {
         /// `tcp://host:port` of a running `hsm-sim serve`; default: the simulator in process.
         #[arg(long, env = "TSP_HSM")]
         hsm: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Walk the hash chain; exit 1 and name the first broken row if any.
+    Verify {
+        #[command(flatten)]
+        storage: Storage,
+    },
+    /// Write every row as JSON lines (stdout, or `--out FILE`).
+    Export {
+        #[command(flatten)]
+        storage: Storage,
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -207,11 +228,45 @@ async fn run(cli: Cli) -> Result<(), String> {
             );
             Ok(())
         }
+        Command::Audit { command: AuditCommand::Verify { storage } } => {
+            let store =
+                app::open_store(&storage.data_dir, storage.database_url.as_deref()).await.map_err(|e| e.to_string())?;
+            let verdict = tsp::audit::verify(&store).await.map_err(|e| e.to_string());
+            store.close().await;
+            match verdict? {
+                tsp::audit::Verdict::Intact { rows, head } => {
+                    println!("audit trail intact: {rows} rows, head {head}");
+                    Ok(())
+                }
+                tsp::audit::Verdict::Broken { seq, reason } => {
+                    println!("audit trail broken at row {seq}: {reason}");
+                    std::process::exit(1);
+                }
+            }
+        }
+        Command::Audit { command: AuditCommand::Export { storage, out } } => {
+            let store =
+                app::open_store(&storage.data_dir, storage.database_url.as_deref()).await.map_err(|e| e.to_string())?;
+            let mut sink: Box<dyn std::io::Write> = match &out {
+                Some(path) => Box::new(std::io::BufWriter::new(
+                    std::fs::File::create(path).map_err(|e| format!("cannot write {}: {e}", path.display()))?,
+                )),
+                None => Box::new(std::io::BufWriter::new(std::io::stdout())),
+            };
+            let n = tsp::audit::export(&store, &mut sink).await.map_err(|e| e.to_string());
+            store.close().await;
+            let n = n?;
+            sink.flush().map_err(|e| e.to_string())?;
+            eprintln!("exported {n} audit rows");
+            Ok(())
+        }
         Command::Settle { storage } => {
             let store =
                 app::open_store(&storage.data_dir, storage.database_url.as_deref()).await.map_err(|e| e.to_string())?;
             let (id, at) =
                 tsp::payments::settle(&store, &tsp::clock::Clock::system()).await.map_err(|e| e.to_string())?;
+            let event = tsp::audit::Event::new("cli", "settlement.close", Some(id.clone()));
+            tsp::audit::record(&store, &event, at).await.map_err(|e| e.to_string())?;
             store.close().await;
             println!("closed the business day: settlement {id} at {}", tsp::clock::rfc3339(at));
             Ok(())
@@ -254,6 +309,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             let created = requestors::create(&store, &cfg.platform.trid_prefix, &name, &scopes, now)
                 .await
                 .map_err(|e| e.to_string())?;
+            let event = tsp::audit::Event::new("cli", "requestor.create", Some(created.requestor.id.clone()))
+                .detail(serde_json::json!({ "scopes": created.requestor.scopes }));
+            tsp::audit::record(&store, &event, now).await.map_err(|e| e.to_string())?;
             store.close().await;
             eprintln!("created requestor {} (TRID {})", created.requestor.id, created.requestor.trid);
             println!("{}", created.api_key);

@@ -138,6 +138,12 @@ pub async fn create(store: &Store, trid_prefix: &str, name: &str, scopes: &[Scop
 }
 
 /// The requestor an API key belongs to, or None for a malformed, unknown or revoked key.
+/// The key id of a well-formed API key (`tsp_<key id>_<secret>`): public, unlike the secret.
+pub fn key_id_of(api_key: &str) -> Option<&str> {
+    let (key_id, _) = api_key.strip_prefix("tsp_")?.split_once('_')?;
+    (key_id.len() == KEY_ID_LEN && key_id.bytes().all(|b| ALPHABET.contains(&b))).then_some(key_id)
+}
+
 pub async fn authenticate(store: &Store, api_key: &str) -> Result<Option<Requestor>> {
     let Some((key_id, secret)) = api_key.strip_prefix("tsp_").and_then(|k| k.split_once('_')) else {
         return Ok(None);

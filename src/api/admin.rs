@@ -1,5 +1,6 @@
 //! `/v1/admin/*`: the operator's API (scope `admin`).
 
+use crate::audit::Event;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -47,6 +48,8 @@ pub async fn create_requestor(
         requestors::create(&s.store, &s.config.platform.trid_prefix, &b.name, &scopes, s.clock.now_ms()).await?;
     let r = &created.requestor;
     tracing::info!(admin = %admin.id, requestor = %r.id, "requestor created");
+    s.audit(Event::new(&admin.id, "requestor.create", Some(r.id.clone())).detail(json!({ "scopes": r.scopes })))
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({
@@ -65,6 +68,7 @@ pub async fn settle(State(s): State<AppState>, caller: Caller) -> ApiResult<(Sta
     let admin = caller.require(Scope::Admin)?;
     let (id, closed_at) = crate::payments::settle(&s.store, &s.clock).await?;
     tracing::info!(admin = %admin.id, settlement = %id, "business day closed");
+    s.audit(Event::new(&admin.id, "settlement.close", Some(id.clone()))).await?;
     Ok((StatusCode::CREATED, Json(json!({ "id": id, "closed_at": crate::clock::rfc3339(closed_at) }))))
 }
 
@@ -90,6 +94,11 @@ pub async fn issue_gift(
         .await?;
     tracing::info!(admin = %admin.id, gift = %g.row.id, "gift certificate issued");
     let face = crate::money::Amount::from_minor(g.row.face_value, &g.currency).to_string();
+    s.audit(
+        Event::new(&admin.id, "gift.issue", Some(g.row.id.clone()))
+            .detail(json!({ "face_value": face, "currency": g.currency.code })),
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({
@@ -132,6 +141,7 @@ pub async fn define_region(
     let admin = caller.require(Scope::Admin)?;
     let (r, merchants, created) = crate::vault::local::define_region(&s.store, &s.config, &b, s.clock.now_ms()).await?;
     tracing::info!(admin = %admin.id, region = %r.id, created, "region defined");
+    s.audit(Event::new(&admin.id, "region.define", Some(r.id.clone())).detail(json!({ "created": created }))).await?;
     let merchants: Vec<Value> = merchants.iter().map(merchant_view).collect();
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(region_view(&r, s.config.currency(&r.currency), &merchants))))
@@ -171,6 +181,11 @@ pub async fn define_merchant(
     let (m, created) =
         crate::vault::local::define_merchant(&s.store, &b.id, &b.name, &b.region, s.clock.now_ms()).await?;
     tracing::info!(admin = %admin.id, merchant = %m.id, region = %m.region_id, created, "merchant defined");
+    s.audit(
+        Event::new(&admin.id, "merchant.define", Some(m.id.clone()))
+            .detail(json!({ "region": m.region_id, "created": created })),
+    )
+    .await?;
     Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(merchant_view(&m))))
 }
 

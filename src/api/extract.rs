@@ -52,6 +52,10 @@ impl FromRequestParts<AppState> for Caller {
             Some(r) => Ok(Caller(r)),
             None => {
                 tracing::warn!("API key refused");
+                // The key id names which key was tried (it is not secret); the secret is never kept.
+                let key_id = requestors::key_id_of(key).map(str::to_string);
+                let event = crate::audit::Event::new("unknown", "auth.refused", key_id);
+                crate::audit::record_or_log(&state.store, &event, state.clock.now_ms()).await;
                 Err(unauthorized("auth_invalid", "unknown or revoked API key"))
             }
         }

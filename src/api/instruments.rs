@@ -1,5 +1,6 @@
 //! `/v1/instruments`: register, list, show, suspend, resume, delete (scope `instruments`).
 
+use crate::audit::Event;
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
@@ -74,6 +75,16 @@ struct NewCard {
     expiry: String,
 }
 
+/// The audit event of a new instrument (its kind and, for a card, the masked number).
+fn registered(requestor: &crate::requestors::Requestor, row: &crate::store::InstrumentRow) -> Event {
+    let masked = match (&row.bin, &row.last4) {
+        (Some(b), Some(l)) => Some(crate::vault::pan::mask(b, l, row.pan_len.unwrap_or(16) as usize)),
+        _ => None,
+    };
+    Event::new(&requestor.id, "instrument.register", Some(row.id.clone()))
+        .detail(serde_json::json!({ "kind": row.kind, "masked_pan": masked }))
+}
+
 /// `POST /v1/instruments`: 201 with a new instrument, 200 with the one already registered.
 pub async fn create(
     State(s): State<AppState>,
@@ -89,6 +100,7 @@ pub async fn create(
             let (row, created) = s.vault.register_card(requestor, &card.pan, &card.expiry).await?;
             if created {
                 tracing::info!(instrument = %row.id, requestor = %requestor.id, "card registered");
+                s.audit(registered(requestor, &row)).await?;
             }
             Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(view(&row))))
         }
@@ -98,6 +110,7 @@ pub async fn create(
                 crate::vault::gift::register(&s.store, requestor, &gift.code, s.clock.now_ms()).await?;
             if created {
                 tracing::info!(instrument = %row.id, requestor = %requestor.id, "gift certificate registered");
+                s.audit(registered(requestor, &row)).await?;
             }
             Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(view(&row))))
         }
@@ -107,6 +120,7 @@ pub async fn create(
                 crate::vault::local::open(&s.store, requestor, &local.region, s.clock.now_ms()).await?;
             if created {
                 tracing::info!(instrument = %row.id, requestor = %requestor.id, region = %local.region, "wallet opened");
+                s.audit(registered(requestor, &row)).await?;
             }
             Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(view_of(&s, &row).await?)))
         }
@@ -135,6 +149,7 @@ pub async fn suspend(State(s): State<AppState>, caller: Caller, Path(id): Path<S
     let requestor = caller.require(Scope::Instruments)?;
     let row = s.vault.suspend(requestor, &id).await?;
     tracing::info!(instrument = %row.id, "instrument suspended");
+    s.audit(Event::new(&requestor.id, "instrument.suspend", Some(row.id.clone()))).await?;
     Ok(Json(view(&row)))
 }
 
@@ -142,6 +157,7 @@ pub async fn resume(State(s): State<AppState>, caller: Caller, Path(id): Path<St
     let requestor = caller.require(Scope::Instruments)?;
     let row = s.vault.resume(requestor, &id).await?;
     tracing::info!(instrument = %row.id, "instrument resumed");
+    s.audit(Event::new(&requestor.id, "instrument.resume", Some(row.id.clone()))).await?;
     Ok(Json(view(&row)))
 }
 
@@ -149,6 +165,7 @@ pub async fn delete(State(s): State<AppState>, caller: Caller, Path(id): Path<St
     let requestor = caller.require(Scope::Instruments)?;
     let row = s.vault.delete(requestor, &id).await?;
     tracing::info!(instrument = %row.id, "instrument deleted");
+    s.audit(Event::new(&requestor.id, "instrument.delete", Some(row.id.clone()))).await?;
     Ok(Json(view(&row)))
 }
 

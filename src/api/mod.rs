@@ -41,6 +41,14 @@ pub struct AppState {
     pub simulator: Arc<crate::issuer::sim::Simulator>,
 }
 
+impl AppState {
+    /// Appends `event` to the audit trail; the request fails if it cannot be recorded.
+    pub async fn audit(&self, event: crate::audit::Event) -> Result<(), ApiError> {
+        crate::audit::record(&self.store, &event, self.clock.now_ms()).await?;
+        Ok(())
+    }
+}
+
 /// The whole API.
 pub fn router(state: AppState) -> Router {
     Router::new()

@@ -94,11 +94,13 @@ pub async fn detokenize(
     JsonBody(b): JsonBody<DetokenizeBody>,
 ) -> ApiResult<Json<Value>> {
     let requestor = caller.require(Scope::Detokenize)?;
-    let result = s.tokens.detokenize(&b.token).await;
+    let result = s.tokens.detokenize(&b.token).await.map_err(super::error::ApiError::from);
     // Every call is recorded, whatever its outcome; the token is shown masked.
     let masked =
         crate::tokens::TokenValue::parse(&b.token).map(|t| format!("{t:?}")).unwrap_or_else(|| "(malformed)".into());
     tracing::info!(requestor = %requestor.id, token = %masked, ok = result.is_ok(), "detokenize");
+    let outcome = result.as_ref().map_or_else(|e| e.code.clone(), |_| "ok".to_string());
+    s.audit(crate::audit::Event::new(&requestor.id, "detokenize", Some(masked)).outcome(outcome)).await?;
     let (pan, expiry) = result?;
     Ok(Json(json!({ "pan": pan.expose(), "expiry": expiry })))
 }

@@ -172,6 +172,27 @@ impl Store {
 
     /// Inserts a live token if its instrument is active, no live token has the same number, and the
     /// number is not a registered PAN (`number_fingerprint` is its fingerprint).
+    /// Appends an audit row chained to the last one (see `crate::audit`).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn append_audit(
+        &self,
+        at: i64,
+        actor: &str,
+        action: &str,
+        subject: Option<&str>,
+        outcome: &str,
+        detail: &str,
+        genesis: &str,
+        hash: &(dyn Fn(&str, i64) -> String + Sync),
+    ) -> StoreResult<i64> {
+        dispatch!(self, s => s.append_audit(at, actor, action, subject, outcome, detail, genesis, hash).await)
+    }
+
+    /// Up to `limit` audit rows after sequence number `after`, in order.
+    pub async fn audit_rows(&self, after: i64, limit: i64) -> StoreResult<Vec<AuditRow>> {
+        dispatch!(self, s => s.audit_rows(after, limit).await)
+    }
+
     /// `tsp seed`'s bulk load of cards and tokens, in one transaction (see the backends).
     pub async fn bulk_seed(
         &self,

@@ -106,5 +106,7 @@ sql_store!(
     snapshot = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY",
     seed_indexes = "SELECT indexname::text, indexdef FROM pg_indexes WHERE schemaname = current_schema() \
                     AND tablename IN ('instruments', 'tokens') \
-                    AND indexname NOT IN (SELECT conname FROM pg_constraint) ORDER BY indexname"
+                    AND indexname NOT IN (SELECT conname FROM pg_constraint) ORDER BY indexname",
+    // Held to the end of the append's transaction: nodes chain their rows one after another.
+    audit_lock = "SELECT pg_advisory_xact_lock(8583001)"
 );

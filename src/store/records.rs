@@ -357,3 +357,17 @@ pub struct WalletSnapshot {
     pub bonus: i64,
     pub payment: Option<LocalPaymentRow>,
 }
+
+/// One row of the audit trail (see `crate::audit`).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AuditRow {
+    pub seq: i64,
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub subject: Option<String>,
+    pub outcome: String,
+    pub detail: String,
+    pub prev_hash: String,
+    pub hash: String,
+}

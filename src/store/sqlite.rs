@@ -84,5 +84,7 @@ sql_store!(
     for_update = "",
     snapshot = "",
     seed_indexes = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name IN ('instruments', 'tokens') \
-                    AND sql IS NOT NULL ORDER BY name"
+                    AND sql IS NOT NULL ORDER BY name",
+    // (One writer already.)
+    audit_lock = "SELECT 1"
 );

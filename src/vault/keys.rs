@@ -44,7 +44,11 @@ impl DataKeys {
                 created_at: now,
             };
             // Another node may have won the race to version 1; then its key is the one to use.
-            store.insert_data_key(&row).await?;
+            if store.insert_data_key(&row).await? {
+                let event = crate::audit::Event::new("system", "key.create", Some("dek v1".into()))
+                    .detail(serde_json::json!({ "kek": row.kek_label, "kek_version": row.kek_version }));
+                crate::audit::record(store, &event, now).await?;
+            }
             rows = store.data_keys().await?;
         }
         let keys = rows.iter().map(|r| (r.version, key_ref(r))).collect::<BTreeMap<_, _>>();

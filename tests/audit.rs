@@ -1,0 +1,104 @@
+//! The audit trail against the real binary: the events it must record are there, in order, chained;
+//! the table refuses updates; a row changed behind the triggers' back is named by `tsp audit verify`.
+
+mod common;
+
+use std::process::Command;
+
+use common::{TestServer, card, tsp_bin};
+use serde_json::{Value, json};
+
+/// Runs `tsp audit ARGS` on the server's storage: (success, stdout).
+async fn audit(s: &TestServer, args: &[&str]) -> (bool, String) {
+    let mut cmd = Command::new(tsp_bin());
+    cmd.arg("audit").args(args).args(s.storage_args()).env("RUST_LOG", "warn");
+    let out = tokio::task::spawn_blocking(move || cmd.output()).await.unwrap().expect("run tsp audit");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).to_string())
+}
+
+#[tokio::test]
+async fn the_trail_records_chains_and_names_a_tampered_row() {
+    let s = TestServer::start().await;
+    let pan = card("411111", 618_033_988, 16);
+    let (st, ins) =
+        s.post(&s.keys.app, "/v1/instruments", json!({ "type": "card", "pan": pan, "expiry": "3106" })).await;
+    assert_eq!(st, 201);
+    let id = ins["id"].as_str().unwrap().to_string();
+    let (_, tok) = s.post(&s.keys.app, "/v1/tokens", json!({ "instrument_id": id })).await;
+    let (st, _) = s.post(&s.keys.van, "/v1/detokenize", json!({ "token": tok["token"] })).await;
+    assert_eq!(st, 200);
+    let (st, _) = s.post(&s.keys.van, "/v1/detokenize", json!({ "token": "4610001234567897" })).await;
+    assert_eq!(st, 404);
+    assert_eq!(s.post(&s.keys.app, &format!("/v1/instruments/{id}/suspend"), json!({})).await.0, 200);
+    assert_eq!(s.post(&s.keys.app, &format!("/v1/instruments/{id}/resume"), json!({})).await.0, 200);
+    let (st, _) =
+        s.post(&s.keys.admin, "/v1/admin/requestors", json!({ "name": "audited", "scopes": ["tokens"] })).await;
+    assert_eq!(st, 201);
+    let (st, _) = s.get("tsp_abcdefgh2345_wrongsecret", "/v1/instruments").await;
+    assert_eq!(st, 401);
+
+    // Many appends at once still make one chain (one writer on SQLite, an advisory lock on PostgreSQL).
+    let refusals: Vec<_> = (0..40)
+        .map(|_| {
+            let (http, url) = (s.http.clone(), s.url("/v1/instruments"));
+            tokio::spawn(async move { http.get(url).bearer_auth("tsp_zzzzzzzzzzzz_x").send().await.unwrap().status() })
+        })
+        .collect();
+    for r in refusals {
+        assert_eq!(r.await.unwrap().as_u16(), 401);
+    }
+    let (ok, out) = audit(&s, &["verify"]).await;
+    assert!(ok && out.starts_with("audit trail intact: "), "{out}");
+    let (ok, lines) = audit(&s, &["export"]).await;
+    assert!(ok);
+    assert!(!lines.contains(&pan) && !lines.contains(&pan[6..12]), "no PAN digits in the trail");
+    let rows: Vec<Value> = lines.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let seen: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| (r["action"].as_str().unwrap().to_string(), r["outcome"].as_str().unwrap().to_string()))
+        .collect();
+    let want = [
+        ("key.create", "ok"),
+        ("instrument.register", "ok"),
+        ("detokenize", "ok"),
+        ("detokenize", "token_unknown"),
+        ("instrument.suspend", "ok"),
+        ("instrument.resume", "ok"),
+        ("requestor.create", "ok"),
+        ("auth.refused", "ok"),
+    ];
+    let mut at = 0;
+    for (action, outcome) in want {
+        let found = seen[at..].iter().position(|(a, o)| a == action && o == outcome);
+        at += found.unwrap_or_else(|| panic!("no {action}/{outcome} after row {at} in {seen:?}")) + 1;
+    }
+    for (i, r) in rows.iter().enumerate() {
+        assert_eq!(r["seq"].as_i64(), Some(i as i64 + 1));
+        if i > 0 {
+            assert_eq!(r["prev_hash"], rows[i - 1]["hash"], "row {} links to the one before", i + 1);
+        }
+    }
+    let refused = rows.iter().find(|r| r["action"] == "auth.refused").unwrap();
+    assert_eq!(refused["subject"], "abcdefgh2345");
+    assert_eq!(rows.iter().filter(|r| r["subject"] == "zzzzzzzzzzzz").count(), 40);
+    assert!(!lines.contains("wrongsecret"));
+
+    // Append-only: the database itself refuses to change a row.
+    let pool = s.database().await;
+    let update = "UPDATE audit_log SET outcome = 'forged' WHERE seq = 3";
+    assert!(sqlx::query(update).execute(&pool).await.is_err(), "audit_log must refuse updates");
+    assert!(sqlx::query("DELETE FROM audit_log WHERE seq = 3").execute(&pool).await.is_err());
+
+    // Someone with the database's owner rights lifts the guard and changes row 3.
+    let lift = if common::on_postgres() {
+        "ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only"
+    } else {
+        "DROP TRIGGER audit_log_no_update"
+    };
+    sqlx::query(lift).execute(&pool).await.unwrap();
+    sqlx::query(update).execute(&pool).await.unwrap();
+    pool.close().await;
+    let (ok, out) = audit(&s, &["verify"]).await;
+    assert!(!ok, "verify must fail: {out}");
+    assert!(out.contains("broken at row 3:"), "{out}");
+}

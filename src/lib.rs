@@ -25,6 +25,7 @@ pub mod issuer;
 pub mod ledger;
 pub mod load;
 pub mod luhn;
+pub mod metrics;
 pub mod money;
 pub mod payments;
 pub mod requestors;

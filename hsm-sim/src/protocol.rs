@@ -256,6 +256,49 @@ pub enum Request {
     },
 }
 
+impl Request {
+    /// The operation's name, as in the `op` field of the wire format (for metrics and logs).
+    pub fn op(&self) -> &'static str {
+        match self {
+            Request::KeyInfo { .. } => "key_info",
+            Request::EnsureKey { .. } => "ensure_key",
+            Request::GenerateKey { .. } => "generate_key",
+            Request::ImportClearKey { .. } => "import_clear_key",
+            Request::ImportKeyBlock { .. } => "import_key_block",
+            Request::ExportKeyBlock { .. } => "export_key_block",
+            Request::Tr31Unwrap { .. } => "tr31_unwrap",
+            Request::GenerateDataKey { .. } => "generate_data_key",
+            Request::AeadEncrypt { .. } => "aead_encrypt",
+            Request::AeadDecrypt { .. } => "aead_decrypt",
+            Request::Hmac { .. } => "hmac",
+            Request::Hkdf { .. } => "hkdf",
+            Request::WrapKey { .. } => "wrap_key",
+            Request::UnwrapKey { .. } => "unwrap_key",
+            Request::Ff1Encrypt { .. } => "ff1_encrypt",
+            Request::Ff1Decrypt { .. } => "ff1_decrypt",
+            Request::DeriveIccMk { .. } => "derive_icc_mk",
+            Request::EmvSessionKey { .. } => "emv_session_key",
+            Request::EmvAc { .. } => "emv_ac",
+            Request::EmvArpc1 { .. } => "emv_arpc1",
+            Request::EmvArpc2 { .. } => "emv_arpc2",
+            Request::EmvVerifyArqc { .. } => "emv_verify_arqc",
+            Request::EmvCvn18Arpc { .. } => "emv_cvn18_arpc",
+            Request::CvvGenerate { .. } => "cvv_generate",
+            Request::CvvVerify { .. } => "cvv_verify",
+            Request::PinIso0Encode { .. } => "pin_iso0_encode",
+            Request::PinIso0Decode { .. } => "pin_iso0_decode",
+            Request::PinIso3Decode { .. } => "pin_iso3_decode",
+            Request::PinEncipher { .. } => "pin_encipher",
+            Request::PinDecipher { .. } => "pin_decipher",
+            Request::PinTranslate { .. } => "pin_translate",
+            Request::DukptTdesIpek { .. } => "dukpt_tdes_ipek",
+            Request::DukptTdesKey { .. } => "dukpt_tdes_key",
+            Request::DukptAesIk { .. } => "dukpt_aes_ik",
+            Request::DukptAesKey { .. } => "dukpt_aes_key",
+        }
+    }
+}
+
 /// The answer to a [`Request`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]

@@ -41,6 +41,17 @@ pub struct AppState {
     pub simulator: Arc<crate::issuer::sim::Simulator>,
 }
 
+/// `GET /metrics`: the Prometheus text format (no authentication: scrape it from the internal
+/// network; it holds counts and timings, no field values).
+async fn metrics(axum::extract::State(s): axum::extract::State<AppState>) -> Response {
+    s.store.sample_pools();
+    let body = crate::metrics::get().render();
+    axum::response::IntoResponse::into_response((
+        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        body,
+    ))
+}
+
 impl AppState {
     /// Appends `event` to the audit trail; the request fails if it cannot be recorded.
     pub async fn audit(&self, event: crate::audit::Event) -> Result<(), ApiError> {
@@ -53,6 +64,7 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
+        .route("/metrics", get(metrics))
         .route("/v1/instruments", post(instruments::create).get(instruments::list))
         .route("/v1/instruments/{id}", get(instruments::get_one).delete(instruments::delete))
         .route("/v1/instruments/{id}/suspend", post(instruments::suspend))
@@ -84,14 +96,34 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// One log line per request. It names the route pattern, never the raw path: a raw path could
-/// carry anything a client typed, a PAN included.
+/// One log line and one metrics sample per request, inside a span carrying the request id (the
+/// client's `X-Request-Id` when it is a sane one, else a fresh UUIDv7; echoed in the answer), so every
+/// line the request causes — down to the issuer call — names it. Lines name the route pattern, never the
+/// raw path: a raw path could carry anything a client typed, a PAN included.
 async fn log_request(req: Request, next: Next) -> Response {
+    use tracing::Instrument;
     let started = Instant::now();
     let method = req.method().clone();
     let route =
         req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string()).unwrap_or_else(|| "(unmatched)".into());
-    let resp = next.run(req).await;
-    tracing::info!(%method, route, status = resp.status().as_u16(), micros = started.elapsed().as_micros() as u64, "http");
+    let id = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        })
+        .map_or_else(|| uuid::Uuid::now_v7().simple().to_string(), str::to_string);
+    let span = tracing::info_span!("request", id = %id);
+    let mut resp = next.run(req).instrument(span.clone()).await;
+    let took = started.elapsed();
+    let status = resp.status().as_u16();
+    span.in_scope(|| tracing::info!(%method, route, status, micros = took.as_micros() as u64, "http"));
+    crate::metrics::get().http(method.as_str(), &route, status, took);
+    if let Ok(v) = axum::http::HeaderValue::from_str(&id) {
+        resp.headers_mut().insert(REQUEST_ID, v);
+    }
     resp
 }
+
+const REQUEST_ID: &str = "x-request-id";

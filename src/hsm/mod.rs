@@ -50,7 +50,10 @@ impl Hsm {
     }
 
     pub async fn call(&self, req: Request) -> Result<Response, HsmError> {
-        self.0.call(req).await
+        let (op, started) = (req.op(), std::time::Instant::now());
+        let r = self.0.call(req).await;
+        crate::metrics::get().hsm(op, r.is_ok(), started.elapsed());
+        r
     }
 
     pub async fn ensure_key(&self, label: &str, usage: KeyUsage) -> Result<KeyInfo, HsmError> {

@@ -126,7 +126,10 @@ pub(super) async fn pay(
         )
         .await?;
         match applied {
-            Applied::Done(ResponseCode::APPROVED) => return Ok(resp),
+            Applied::Done(ResponseCode::APPROVED) => {
+                crate::metrics::get().consumed("local");
+                return Ok(resp);
+            }
             Applied::Done(code) => code,
             Applied::Refused(o) => refused(o),
         }

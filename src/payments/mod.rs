@@ -73,18 +73,29 @@ impl Payments {
         let started = Instant::now();
         let mti = req.mti();
         let Some(resp_mti) = mti.response() else { return Answer::Nothing };
+        let answer = self.answer(&req, resp_mti, started).await;
+        let code = answer.as_ref().and_then(|m| m.response_code().map(str::to_string));
+        crate::metrics::get().iso(mti.as_str(), code.as_deref().unwrap_or("none"), started.elapsed());
+        match answer {
+            Some(m) => encode(m),
+            None => Answer::Nothing,
+        }
+    }
+
+    async fn answer(&self, req: &Message, resp_mti: Mti, started: Instant) -> Option<Message> {
+        let mti = req.mti();
         let result = match (mti.as_bytes(), req.processing_code().map(|p| p.get(..2).unwrap_or(""))) {
-            (b"0800", _) => return encode(echo::echo(&req)),
-            (b"0200" | b"0201", Some("00")) => purchase::purchase(self, &req, started).await,
-            (b"0200" | b"0201", Some("20")) => cancel::cancel(self, &req, started).await,
-            (b"0400" | b"0401" | b"0420" | b"0421", _) => reversal::reversal(self, &req, started).await,
-            _ => Ok(self.respond(&req, resp_mti, ResponseCode::INVALID_TRANSACTION)),
+            (b"0800", _) => return Some(echo::echo(req)),
+            (b"0200" | b"0201", Some("00")) => purchase::purchase(self, req, started).await,
+            (b"0200" | b"0201", Some("20")) => cancel::cancel(self, req, started).await,
+            (b"0400" | b"0401" | b"0420" | b"0421", _) => reversal::reversal(self, req, started).await,
+            _ => Ok(self.respond(req, resp_mti, ResponseCode::INVALID_TRANSACTION)),
         };
         match result {
-            Ok(m) => encode(m),
+            Ok(m) => Some(m),
             Err(e) => {
                 tracing::error!(error = %e, mti = mti.as_str(), "payment failed");
-                encode(self.respond(&req, resp_mti, ResponseCode::SYSTEM_ERROR))
+                Some(self.respond(req, resp_mti, ResponseCode::SYSTEM_ERROR))
             }
         }
     }

@@ -77,6 +77,7 @@ pub async fn purchase(p: &Payments, req: &Message, started: Instant) -> crate::R
     p.fill(&mut txn, &resp, "approved", started);
     let now = p.clock.now_ms();
     if p.store.approve_with_token(&txn, &token_id, &lease, now).await? {
+        crate::metrics::get().consumed("card");
         return Ok(resp);
     }
     // The lease was lost (it outlived the issuer's answer): undo the approval at the issuer.
@@ -381,7 +382,10 @@ async fn pay_gift(
     p.fill(txn, &resp, "approved", started);
     txn.principal = Some(amount);
     let declined = match p.store.pay_stored_value(txn, token_id, &entry, p.clock.now_ms()).await? {
-        Movement::Done => return Ok(resp),
+        Movement::Done => {
+            crate::metrics::get().consumed("gift");
+            return Ok(resp);
+        }
         Movement::Insufficient => ResponseCode::INSUFFICIENT_FUNDS,
         Movement::TokenGone | Movement::ExceedsCancellable => ResponseCode::TOKEN_USED,
         Movement::Superseded => ResponseCode::SYSTEM_ERROR,

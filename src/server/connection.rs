@@ -45,7 +45,9 @@ pub async fn run(sock: TcpStream, payments: Arc<Payments>, limits: Limits, mut s
         };
         let Ok(permit) = in_flight.clone().acquire_owned().await else { break };
         let (p, tx) = (payments.clone(), tx.clone());
-        tokio::spawn(async move {
+        // Every line this request causes, down to the issuer call, carries its id.
+        let span = tracing::info_span!("iso", id = %uuid::Uuid::now_v7().simple());
+        let task = async move {
             let answer = match Message::decode(&bytes) {
                 Ok(m) => p.handle(m).await,
                 Err(e) => {
@@ -61,7 +63,8 @@ pub async fn run(sock: TcpStream, payments: Arc<Payments>, limits: Limits, mut s
                 let _ = tx.send(b).await;
             }
             drop(permit);
-        });
+        };
+        tokio::spawn(tracing::Instrument::instrument(task, span));
     }
     // The writer ends once every request task has sent its answer and dropped its sender.
     drop(tx);

@@ -157,7 +157,10 @@ impl State {
     async fn end_epoch(&mut self, commit: bool, why: &str) {
         let outcome = if commit {
             match sqlx::query("COMMIT").execute(&mut self.conn).await {
-                Ok(_) => Ok(()),
+                Ok(_) => {
+                    crate::metrics::get().commit(self.waiting);
+                    Ok(())
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "group commit failed");
                     let _ = sqlx::query("ROLLBACK").execute(&mut self.conn).await;

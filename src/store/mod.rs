@@ -104,6 +104,11 @@ impl Store {
         dispatch!(self, s => s.health().await)
     }
 
+    /// Puts the connection pools' sizes into the metrics.
+    pub fn sample_pools(&self) {
+        dispatch!(self, s => s.sample_pools())
+    }
+
     pub async fn close(&self) {
         dispatch!(self, s => s.close().await)
     }

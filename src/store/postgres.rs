@@ -48,6 +48,10 @@ impl PgStore {
         Ok(v.unwrap_or(0))
     }
 
+    pub fn sample_pools(&self) {
+        crate::metrics::get().pool("postgres", self.read.size(), self.read.num_idle());
+    }
+
     pub async fn health(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.read).await?;
         Ok(())

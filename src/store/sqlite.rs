@@ -67,6 +67,10 @@ impl SqliteStore {
         Ok(v.unwrap_or(0))
     }
 
+    pub fn sample_pools(&self) {
+        crate::metrics::get().pool("sqlite_read", self.read.size(), self.read.num_idle());
+    }
+
     pub async fn health(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.read).await?;
         Ok(())

@@ -141,6 +141,7 @@ impl Tokens {
             }
         }
         let icc_key = self.hsm.derive_icc_mk(KeyRef::stored(imk_label), &row.token, TOKEN_PSN).await?;
+        crate::metrics::get().tokens_issued.inc();
         Ok(IssuedToken { row, icc_key, currency })
     }
 

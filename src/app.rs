@@ -141,7 +141,8 @@ pub async fn build(opts: &ServeOptions) -> Result<AppState, StartError> {
         clock.clone(),
         hosts,
     ));
-    let state = AppState { store, vault, tokens, config, issuers, clock, payments, simulator };
+    let limits = Arc::new(crate::api::limits::RestLimits::new(&config.limits));
+    let state = AppState { store, vault, tokens, config, issuers, clock, payments, simulator, limits };
     ensure_demo_keys(&state, &opts.data_dir).await?;
     Ok(state)
 }
@@ -224,7 +225,15 @@ pub async fn serve(opts: ServeOptions) -> Result<(), StartError> {
     println!("tsp: REST API listening on http://{}", listener.local_addr()?);
     println!("tsp: ISO 8583 listening on {}", iso.local_addr()?);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let limits = crate::server::Limits::default();
+    let l = &state.config.limits;
+    let limits = crate::server::Limits {
+        max_in_flight: l.iso_max_in_flight.max(1),
+        idle_timeout: std::time::Duration::from_secs(l.iso_idle_timeout_seconds),
+        frame_timeout: std::time::Duration::from_millis(l.iso_frame_timeout_ms),
+        requests_per_second: l.iso_requests_per_second,
+        burst: l.iso_burst,
+        ..crate::server::Limits::default()
+    };
     let iso_task = tokio::spawn(crate::server::serve(iso, state.payments.clone(), limits, stop_rx.clone()));
     let advice_task = tokio::spawn(crate::payments::advice::run(state.payments.clone(), stop_rx));
     let stop = async move {

@@ -22,6 +22,53 @@ pub struct Config {
     /// them through `/v1/admin/regions`; the database then wins).
     #[serde(default)]
     pub regions: Vec<crate::vault::local::RegionSpec>,
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// Abuse limits. Rates are per second with a burst allowance; each node counts its own (behind a
+/// balancer of N nodes the platform allows up to N times these). A rate of 0 switches a limit off.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// `POST /v1/tokens`, per requestor.
+    pub tokens_per_second: u32,
+    pub tokens_burst: u32,
+    /// `POST /v1/detokenize`, per requestor.
+    pub detokenize_per_second: u32,
+    pub detokenize_burst: u32,
+    /// Refused API keys, per key id (malformed keys share one allowance): each refusal spends one;
+    /// a refusal that finds the allowance spent blocks the key id — until a try is allowed again it
+    /// is answered 429 without being looked up.
+    pub auth_failures_per_second: u32,
+    pub auth_failures_burst: u32,
+    /// ISO 8583 requests per connection; past it a request is answered `91` unprocessed.
+    pub iso_requests_per_second: u32,
+    pub iso_burst: u32,
+    /// ISO 8583 requests of one connection being handled at once; further frames wait to be read.
+    pub iso_max_in_flight: usize,
+    /// A connection that sends nothing for this long is closed.
+    pub iso_idle_timeout_seconds: u64,
+    /// A frame whose length has arrived must be complete within this, or the connection is closed.
+    pub iso_frame_timeout_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            tokens_per_second: 10_000,
+            tokens_burst: 20_000,
+            detokenize_per_second: 1_000,
+            detokenize_burst: 2_000,
+            auth_failures_per_second: 2,
+            auth_failures_burst: 20,
+            iso_requests_per_second: 5_000,
+            iso_burst: 10_000,
+            iso_max_in_flight: 64,
+            iso_idle_timeout_seconds: 300,
+            iso_frame_timeout_ms: 5_000,
+        }
+    }
 }
 
 /// A merchant listed under a region (config or `POST /v1/admin/regions`).

@@ -48,12 +48,17 @@ impl FromRequestParts<AppState> for Caller {
             .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
             .map(str::trim)
             .ok_or_else(|| unauthorized("auth_invalid", "Authorization must be `Bearer <api key>`"))?;
+        // A key id that failed too often is not even looked up for a while (malformed keys share one
+        // allowance).
+        let key_id = requestors::key_id_of(key).map(str::to_string);
+        let bucket = key_id.as_deref().unwrap_or("(malformed)");
+        state.limits.key_may_try(bucket)?;
         match requestors::authenticate(&state.store, key).await? {
             Some(r) => Ok(Caller(r)),
             None => {
                 tracing::warn!("API key refused");
+                state.limits.key_refused(bucket);
                 // The key id names which key was tried (it is not secret); the secret is never kept.
-                let key_id = requestors::key_id_of(key).map(str::to_string);
                 let event = crate::audit::Event::new("unknown", "auth.refused", key_id);
                 crate::audit::record_or_log(&state.store, &event, state.clock.now_ms()).await;
                 Err(unauthorized("auth_invalid", "unknown or revoked API key"))

@@ -6,6 +6,7 @@ pub mod error;
 pub mod extract;
 mod health;
 mod instruments;
+pub mod limits;
 mod tokens;
 mod transactions;
 
@@ -39,6 +40,7 @@ pub struct AppState {
     pub payments: Arc<crate::payments::Payments>,
     /// The in-process issuer simulator that issuers configured with `host = "sim"` use.
     pub simulator: Arc<crate::issuer::sim::Simulator>,
+    pub limits: Arc<limits::RestLimits>,
 }
 
 /// `GET /metrics`: the Prometheus text format (no authentication: scrape it from the internal

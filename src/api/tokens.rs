@@ -40,6 +40,7 @@ pub async fn issue(
     JsonBody(b): JsonBody<IssueBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let requestor = caller.require(Scope::Tokens)?;
+    s.limits.token(&requestor.id)?;
     let opts = TokenOptions {
         merchant_id: b.merchant_id,
         max_amount: b.max_amount,
@@ -94,6 +95,7 @@ pub async fn detokenize(
     JsonBody(b): JsonBody<DetokenizeBody>,
 ) -> ApiResult<Json<Value>> {
     let requestor = caller.require(Scope::Detokenize)?;
+    s.limits.detokenize(&requestor.id)?;
     let result = s.tokens.detokenize(&b.token).await.map_err(super::error::ApiError::from);
     // Every call is recorded, whatever its outcome; the token is shown masked.
     let masked =

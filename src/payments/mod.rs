@@ -100,6 +100,14 @@ impl Payments {
         }
     }
 
+    /// The answer to a request over its connection's rate limit: `91` (the switch is not taking it
+    /// now), without processing it — the same request sent again later is handled normally.
+    pub fn throttled(&self, req: &Message) -> Answer {
+        let Some(resp_mti) = req.mti().response() else { return Answer::Nothing };
+        crate::metrics::get().iso(req.mti().as_str(), ResponseCode::ISSUER_UNAVAILABLE.as_str(), Duration::ZERO);
+        encode(self.respond(req, resp_mti, ResponseCode::ISSUER_UNAVAILABLE))
+    }
+
     /// The answer to a request that could not be decoded but whose MTI could be read: `30`.
     pub fn format_error(&self, partial: &Message) -> Answer {
         match partial.mti().response() {

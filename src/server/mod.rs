@@ -22,11 +22,24 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// Requests of one connection handled at once; further frames wait to be read.
     pub max_in_flight: usize,
+    /// A frame whose length prefix has arrived must be complete within this (a slow sender is closed).
+    pub frame_timeout: Duration,
+    /// Requests per second one connection may send (0: no limit), with `burst` allowed at once; past
+    /// it a request is answered `91` without being processed.
+    pub requests_per_second: u32,
+    pub burst: u32,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_frame: 8 * 1024, idle_timeout: Duration::from_secs(300), max_in_flight: 256 }
+        Limits {
+            max_frame: 8 * 1024,
+            idle_timeout: Duration::from_secs(300),
+            max_in_flight: 64,
+            frame_timeout: Duration::from_secs(5),
+            requests_per_second: 0,
+            burst: 0,
+        }
     }
 }
 

@@ -13,6 +13,7 @@ use super::extract::{Caller, JsonBody};
 use crate::requestors::{self, Scope};
 
 /// `GET /v1/admin/issuers`: the configured issuers with their BIN and token BIN prefixes.
+#[utoipa::path(get, path = "/v1/admin/issuers", tag = "admin", responses((status = 200, description = "issuers with bin_prefixes and token_bin_prefixes"), (status = 401, description = "missing, unknown or revoked API key"), (status = 403, description = "the key lacks the scope"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
 pub async fn issuers(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
     caller.require(Scope::Admin)?;
     let items: Vec<Value> = s
@@ -31,6 +32,7 @@ pub struct NewRequestorBody {
 }
 
 /// `POST /v1/admin/requestors`: a new requestor and its API key, shown this once.
+#[utoipa::path(post, path = "/v1/admin/requestors", tag = "admin", request_body(content = serde_json::Value, description = r#"{"name","scopes":[…]}"#), responses((status = 201, description = "{id, trid, api_key} (the key is shown this once)"), (status = 422, description = "invalid name or scopes"), (status = 401, description = "missing, unknown or revoked API key"), (status = 403, description = "the key lacks the scope"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
 pub async fn create_requestor(
     State(s): State<AppState>,
     caller: Caller,
@@ -64,6 +66,7 @@ pub async fn create_requestor(
 
 /// `POST /v1/admin/settlements`: closes the current business day now (the same as `tsp settle`).
 /// Card cancels of payments made before this instant are refunds from now on, not voids.
+#[utoipa::path(post, path = "/v1/admin/settlements", tag = "admin", responses((status = 201, description = "the business day is closed"), (status = 401, description = "missing, unknown or revoked API key"), (status = 403, description = "the key lacks the scope"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
 pub async fn settle(State(s): State<AppState>, caller: Caller) -> ApiResult<(StatusCode, Json<Value>)> {
     let admin = caller.require(Scope::Admin)?;
     let (id, closed_at) = crate::payments::settle(&s.store, &s.clock).await?;
@@ -81,6 +84,7 @@ pub struct NewGiftBody {
 }
 
 /// `POST /v1/admin/gift-certificates`: issues a certificate; its code is shown this once.
+#[utoipa::path(post, path = "/v1/admin/gift-certificates", tag = "admin", request_body(content = serde_json::Value, description = r#"{"face_value","currency","expires_at"}"#), responses((status = 201, description = "issued; its code is shown this once"), (status = 422, description = "invalid field"), (status = 401, description = "missing, unknown or revoked API key"), (status = 403, description = "the key lacks the scope"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
 pub async fn issue_gift(
     State(s): State<AppState>,
     caller: Caller,
@@ -133,6 +137,7 @@ fn merchant_view(m: &crate::store::MerchantRow) -> Value {
 
 /// `POST /v1/admin/regions`: defines a local-currency region (201), or updates its rules (200);
 /// merchants listed with it are registered in it.
+#[utoipa::path(post, path = "/v1/admin/regions", tag = "admin", request_body(content = serde_json::Value, description = r#"{"id","name","currency","incentive_rate","monthly_bonus_cap","bonus_lifetime_seconds","cancel_restore","merchants"?}"#), responses((status = 201, description = "a new region"), (status = 200, description = "rules updated"), (status = 422, description = "invalid field"), (status = 401, description = "missing, unknown or revoked API key"), (status = 403, description = "the key lacks the scope"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
 pub async fn define_region(
     State(s): State<AppState>,
     caller: Caller,
@@ -148,6 +153,7 @@ pub async fn define_region(
 }
 
 /// `GET /v1/admin/regions`: every region with its merchants.
+#[utoipa::path(get, path = "/v1/admin/regions", tag = "admin", responses((status = 200, description = "every region with its merchants"), (status = 401, description = "missing, unknown or revoked API key"), (status = 403, description = "the key lacks the scope"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
 pub async fn regions(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
     caller.require(Scope::Admin)?;
     let regions = s.store.regions().await.map_err(crate::Error::from)?;
@@ -172,6 +178,7 @@ pub struct NewMerchantBody {
 
 /// `POST /v1/admin/merchants` `{"id","name","region"}`: registers a merchant (201) or moves it (200).
 /// The id is what its terminals send in DE42.
+#[utoipa::path(post, path = "/v1/admin/merchants", tag = "admin", request_body(content = serde_json::Value, description = r#"{"id","name","region"}"#), responses((status = 201, description = "a new merchant"), (status = 200, description = "moved or renamed"), (status = 422, description = "invalid field or unknown region"), (status = 401, description = "missing, unknown or revoked API key"), (status = 403, description = "the key lacks the scope"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
 pub async fn define_merchant(
     State(s): State<AppState>,
     caller: Caller,
@@ -190,6 +197,7 @@ pub async fn define_merchant(
 }
 
 /// `GET /v1/admin/merchants[?region=…]`.
+#[utoipa::path(get, path = "/v1/admin/merchants", tag = "admin", params(("region" = Option<String>, Query, description = "only this region's")), responses((status = 200, description = "merchants"), (status = 401, description = "missing, unknown or revoked API key"), (status = 403, description = "the key lacks the scope"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
 pub async fn merchants(
     State(s): State<AppState>,
     caller: Caller,

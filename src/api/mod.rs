@@ -7,6 +7,7 @@ pub mod extract;
 mod health;
 mod instruments;
 pub mod limits;
+pub mod openapi;
 mod tokens;
 mod transactions;
 
@@ -45,7 +46,8 @@ pub struct AppState {
 
 /// `GET /metrics`: the Prometheus text format (no authentication: scrape it from the internal
 /// network; it holds counts and timings, no field values).
-async fn metrics(axum::extract::State(s): axum::extract::State<AppState>) -> Response {
+#[utoipa::path(get, path = "/metrics", tag = "health", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+pub async fn metrics(axum::extract::State(s): axum::extract::State<AppState>) -> Response {
     s.store.sample_pools();
     let body = crate::metrics::get().render();
     axum::response::IntoResponse::into_response((
@@ -67,6 +69,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi::document))
         .route("/v1/instruments", post(instruments::create).get(instruments::list))
         .route("/v1/instruments/{id}", get(instruments::get_one).delete(instruments::delete))
         .route("/v1/instruments/{id}/suspend", post(instruments::suspend))

@@ -34,6 +34,7 @@ fn restrictions(s: &AppState, t: &TokenRow, v: &mut Value) {
 }
 
 /// `POST /v1/tokens`: a one-time token for one of the caller's instruments.
+#[utoipa::path(post, path = "/v1/tokens", tag = "tokens", request_body(content = serde_json::Value, description = r#"{"instrument_id", "ttl_seconds"?, "merchant_id"?, "max_amount"?, "currency"?, "entry_modes"?}"#), responses((status = 201, description = "a one-time token"), (status = 404, description = "unknown instrument"), (status = 409, description = "instrument suspended or deleted"), (status = 422, description = "an invalid option"), (status = 401, description = "missing, unknown or revoked API key"), (status = 403, description = "the key lacks the scope"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
 pub async fn issue(
     State(s): State<AppState>,
     caller: Caller,
@@ -64,6 +65,7 @@ pub async fn issue(
 }
 
 /// `GET /v1/tokens/{token_ref}`: whether the caller's token is still usable.
+#[utoipa::path(get, path = "/v1/tokens/{token_ref}", tag = "tokens", params(("token_ref" = String, Path, description = "the token reference (tok_…)")), responses((status = 200, description = "its state: active, consumed, expired, revoked or locked"), (status = 404, description = "unknown"), (status = 401, description = "missing, unknown or revoked API key"), (status = 403, description = "the key lacks the scope"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
 pub async fn status(
     State(s): State<AppState>,
     caller: Caller,
@@ -89,6 +91,7 @@ pub struct DetokenizeBody {
 }
 
 /// `POST /v1/detokenize`: the PAN and expiry behind a live token. A read: the token stays usable.
+#[utoipa::path(post, path = "/v1/detokenize", tag = "tokens", request_body(content = serde_json::Value, description = r#"{"token"}"#), responses((status = 200, description = "{pan, expiry}"), (status = 404, description = "unknown token"), (status = 409, description = "token used, expired, revoked or locked; instrument suspended or deleted"), (status = 401, description = "missing, unknown or revoked API key"), (status = 403, description = "the key lacks the scope"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
 pub async fn detokenize(
     State(s): State<AppState>,
     caller: Caller,

@@ -156,9 +156,34 @@ impl TestServer {
     /// SIGKILL: the process dies mid-flight, as in a crash.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
+            self.harvest_metrics();
             let _ = child.kill();
             let _ = child.wait();
+            self.harvest_logs();
         }
+    }
+
+    /// For the suite-wide PAN scan: the server's `/metrics` now (a plain blocking HTTP/1.0 GET).
+    fn harvest_metrics(&self) {
+        use std::io::{Read, Write};
+        let Some(dir) = collect_dir() else { return };
+        let Some(addr) = self.base.strip_prefix("http://") else { return };
+        let Ok(mut conn) = std::net::TcpStream::connect(addr) else { return };
+        let _ = conn.set_read_timeout(Some(Duration::from_secs(3)));
+        let _ = conn.write_all(b"GET /metrics HTTP/1.0\r\nHost: test\r\n\r\n");
+        let mut text = String::new();
+        let _ = conn.read_to_string(&mut text);
+        let _ = std::fs::create_dir_all(dir.join("metrics"));
+        let _ = std::fs::write(dir.join("metrics").join(format!("{}.txt", uuid::Uuid::now_v7())), text);
+    }
+
+    /// For the suite-wide PAN scan: this server's stdout and stderr so far.
+    fn harvest_logs(&self) {
+        let Some(dir) = collect_dir() else { return };
+        let _ = std::fs::create_dir_all(dir.join("logs"));
+        let id = uuid::Uuid::now_v7();
+        let _ = std::fs::copy(self.stdout_path(), dir.join("logs").join(format!("{id}.out")));
+        let _ = std::fs::copy(self.stderr_path(), dir.join("logs").join(format!("{id}.err")));
     }
 
     async fn spawn(
@@ -226,35 +251,48 @@ impl TestServer {
 
     pub async fn post(&self, key: &str, path: &str, body: Value) -> (u16, Value) {
         let r = self.http.post(self.url(path)).bearer_auth(key).json(&body).send().await.expect("POST");
-        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+        let (status, answer) = (r.status().as_u16(), r.json().await.unwrap_or(Value::Null));
+        collect_exchange(Some(&body), status, &answer);
+        (status, answer)
     }
 
     pub async fn post_raw(&self, key: Option<&str>, path: &str, body: Vec<u8>) -> (u16, Value) {
+        let body_copy = body.clone();
         let mut req = self.http.post(self.url(path)).header("content-type", "application/json").body(body);
         if let Some(k) = key {
             req = req.bearer_auth(k);
         }
         let r = req.send().await.expect("POST");
-        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+        let (status, answer) = (r.status().as_u16(), r.json().await.unwrap_or(Value::Null));
+        collect_exchange(serde_json::from_slice::<Value>(&body_copy).ok().as_ref(), status, &answer);
+        (status, answer)
     }
 
     pub async fn get(&self, key: &str, path: &str) -> (u16, Value) {
         let r = self.http.get(self.url(path)).bearer_auth(key).send().await.expect("GET");
-        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+        let (status, answer) = (r.status().as_u16(), r.json().await.unwrap_or(Value::Null));
+        collect_exchange(None, status, &answer);
+        (status, answer)
     }
 
     pub async fn delete(&self, key: &str, path: &str) -> (u16, Value) {
         let r = self.http.delete(self.url(path)).bearer_auth(key).send().await.expect("DELETE");
-        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+        let (status, answer) = (r.status().as_u16(), r.json().await.unwrap_or(Value::Null));
+        collect_exchange(None, status, &answer);
+        (status, answer)
     }
 
     /// Sends SIGTERM and waits for a clean exit.
     pub fn stop(&mut self) {
+        if self.child.is_some() {
+            self.harvest_metrics();
+        }
         if let Some(mut child) = self.child.take() {
             let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
             let deadline = Instant::now() + Duration::from_secs(20);
             loop {
                 if let Ok(Some(status)) = child.try_wait() {
+                    self.harvest_logs();
                     assert!(status.success(), "tsp serve exited with {status}");
                     return;
                 }
@@ -271,9 +309,38 @@ impl TestServer {
 impl Drop for TestServer {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
+            self.harvest_metrics();
             let _ = child.kill();
             let _ = child.wait();
+            self.harvest_logs();
         }
+    }
+}
+
+/// The suite-wide PAN scan (`scripts/test` sets `TSP_TEST_COLLECT` and scans it afterwards): every PAN
+/// the tests register, every error body, every server's logs and last `/metrics` go there.
+fn collect_dir() -> Option<PathBuf> {
+    std::env::var_os("TSP_TEST_COLLECT").map(PathBuf::from)
+}
+
+/// Appends `line` to the collector's `file`.
+fn collect(file: &str, line: &str) {
+    use std::io::Write;
+    if let Some(dir) = collect_dir() {
+        let _ = std::fs::create_dir_all(&dir);
+        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(dir.join(file)) {
+            let _ = writeln!(f, "{line}");
+        }
+    }
+}
+
+/// Records the PAN a request body carries and the body of an error answer.
+fn collect_exchange(request: Option<&Value>, status: u16, answer: &Value) {
+    if let Some(pan) = request.and_then(|b| b.get("pan")).and_then(Value::as_str) {
+        collect("pans.txt", pan);
+    }
+    if status >= 400 {
+        collect("errors.jsonl", &answer.to_string());
     }
 }
 
@@ -302,7 +369,9 @@ pub fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 /// Luhn-valid card numbers for a BIN prefix: `prefix` + `serial` zero-padded + check digit.
 pub fn card(prefix: &str, serial: u64, len: usize) -> String {
     let body = format!("{prefix}{serial:0width$}", width = len - 1 - prefix.len());
-    tsp::luhn::complete(&body).expect("digits")
+    let pan = tsp::luhn::complete(&body).expect("digits");
+    collect("pans.txt", &pan);
+    pan
 }
 
 /// Every ledger account's cached balance equals the sum of its postings, and the books balance.

@@ -1,0 +1,52 @@
+#!/usr/bin/env python3
+"""The suite-wide PAN scan: every PAN the tests registered or generated must be absent from every log
+line, /metrics snapshot and error body the suite collected (TSP_TEST_COLLECT, see tests/common).
+Besides the whole number it looks for the digits a mask hides next to either visible part (first six
++ middle, middle + last four) where that run is long enough (9+ digits) not to occur by chance.
+Exit 1, naming the file and the masked PAN, on any find."""
+import os
+import sys
+
+
+def main(root):
+    pans_file = os.path.join(root, "pans.txt")
+    pans = set()
+    if os.path.exists(pans_file):
+        for line in open(pans_file, encoding="utf-8", errors="replace"):
+            p = line.strip()
+            if 13 <= len(p) <= 19 and p.isdigit():
+                pans.add(p)
+    files = []
+    for d, _, names in os.walk(root):
+        for n in names:
+            if n != "pans.txt":
+                files.append(os.path.join(d, n))
+    needles = []
+    for p in sorted(pans):
+        masked = f"{p[:6]}…{p[-4:]}"
+        needles.append((p, masked, "the number"))
+        if len(p) - 4 >= 9:
+            needles.append((p[:-4], masked, "digits beyond the first six"))
+        if len(p) - 6 >= 9:
+            needles.append((p[6:], masked, "digits before the last four"))
+    found = 0
+    size = 0
+    for f in files:
+        data = open(f, "rb").read()
+        size += len(data)
+        for needle, masked, what in needles:
+            if needle.encode() in data:
+                print(f"PAN scan: {what} of {masked} in {os.path.relpath(f, root)}")
+                found += 1
+    logs = sum(1 for f in files if f.endswith((".err", ".out")))
+    metrics = sum(1 for f in files if f.endswith(".txt"))
+    print(f"== PAN scan: {len(pans)} PANs against {logs} server logs, {metrics} /metrics snapshots and the error "
+          f"bodies ({size // 1024} KiB): {found} found")
+    if not pans or not logs:
+        print("PAN scan: nothing was collected")
+        return 1
+    return 1 if found else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))

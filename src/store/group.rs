@@ -108,11 +108,12 @@ impl GroupCommit {
         Ok(Writer { group: self, state: st, atomic, finished: false })
     }
 
-    /// Commits the open epoch if any writer finished in it.
+    /// Commits the open epoch. (Also one no writer waits for — its writer was dropped — so that the
+    /// write lock does not stay taken until the next write.)
     async fn commit(&self) {
         let mut st = self.state.lock().await;
         st.settle().await;
-        if !st.open || (st.waiting == 0 && !st.poisoned) {
+        if !st.open {
             return;
         }
         let ok = !st.poisoned;

@@ -40,13 +40,13 @@ pub struct MtiLabel {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OpLabels {
-    pub op: String,
+    pub op: &'static str,
     pub outcome: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OpLabel {
-    pub op: String,
+    pub op: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -143,10 +143,10 @@ impl Metrics {
     }
 
     /// One HSM call.
-    pub fn hsm(&self, op: &str, ok: bool, took: Duration) {
+    pub fn hsm(&self, op: &'static str, ok: bool, took: Duration) {
         let outcome = if ok { "ok" } else { "error" };
-        self.hsm_operations.get_or_create(&OpLabels { op: op.to_string(), outcome }).inc();
-        self.hsm_seconds.get_or_create(&OpLabel { op: op.to_string() }).observe(took.as_secs_f64());
+        self.hsm_operations.get_or_create(&OpLabels { op, outcome }).inc();
+        self.hsm_seconds.get_or_create(&OpLabel { op }).observe(took.as_secs_f64());
     }
 
     /// One SQLite group commit covering `writes` writes.

@@ -13,7 +13,7 @@
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::store::{AuditRow, Store};
+use crate::store::{AuditFields, AuditRow, Store};
 
 /// What the first row chains to.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -49,18 +49,8 @@ impl Event {
     }
 }
 
-/// The chain hash of a row with these fields after a row whose hash is `prev` (hex).
-#[allow(clippy::too_many_arguments)]
-pub fn chain_hash(
-    prev: &str,
-    seq: i64,
-    at: i64,
-    actor: &str,
-    action: &str,
-    subject: Option<&str>,
-    outcome: &str,
-    detail: &str,
-) -> String {
+/// The chain hash of row `seq` with fields `f` after a row whose hash is `prev` (hex).
+pub fn chain_hash(prev: &str, seq: i64, f: &AuditFields<'_>) -> String {
     let mut h = Sha256::new();
     let mut field = |bytes: &[u8]| {
         h.update((bytes.len() as u64).to_be_bytes());
@@ -68,42 +58,36 @@ pub fn chain_hash(
     };
     field(prev.as_bytes());
     field(seq.to_string().as_bytes());
-    field(at.to_string().as_bytes());
-    field(actor.as_bytes());
-    field(action.as_bytes());
-    match subject {
+    field(f.at.to_string().as_bytes());
+    field(f.actor.as_bytes());
+    field(f.action.as_bytes());
+    match f.subject {
         // (A marker byte keeps "no subject" apart from an empty one.)
         Some(s) => field(&[[1u8].as_slice(), s.as_bytes()].concat()),
         None => field(&[0u8]),
     }
-    field(outcome.as_bytes());
-    field(detail.as_bytes());
+    field(f.outcome.as_bytes());
+    field(f.detail.as_bytes());
     hex::encode(h.finalize())
 }
 
 fn row_hash(prev: &str, r: &AuditRow) -> String {
-    chain_hash(prev, r.seq, r.at, &r.actor, &r.action, r.subject.as_deref(), &r.outcome, &r.detail)
+    chain_hash(prev, r.seq, &r.fields())
 }
 
 /// Appends `event` to the trail at `now`; returns its sequence number.
 pub async fn record(store: &Store, event: &Event, now: i64) -> crate::Result<i64> {
     let detail = event.detail.to_string();
-    let hash = |prev: &str, seq: i64| {
-        chain_hash(prev, seq, now, &event.actor, event.action, event.subject.as_deref(), &event.outcome, &detail)
+    let fields = AuditFields {
+        at: now,
+        actor: &event.actor,
+        action: event.action,
+        subject: event.subject.as_deref(),
+        outcome: &event.outcome,
+        detail: &detail,
     };
-    let seq = store
-        .append_audit(
-            now,
-            &event.actor,
-            event.action,
-            event.subject.as_deref(),
-            &event.outcome,
-            &detail,
-            GENESIS,
-            &hash,
-        )
-        .await?;
-    Ok(seq)
+    let hash = |prev: &str, seq: i64| chain_hash(prev, seq, &fields);
+    Ok(store.append_audit(&fields, GENESIS, &hash).await?)
 }
 
 /// Records `event` and logs (without failing the caller) when it cannot: for events whose recording
@@ -240,10 +224,12 @@ mod tests {
     fn the_hash_is_sha256_over_length_prefixed_fields() {
         // Computed independently: python3 -c "import hashlib; f=lambda b: len(b).to_bytes(8,'big')+b;
         // print(hashlib.sha256(b''.join(map(f,[b'0'*64,b'1',b'5',b'cli',b'key.create',b'\x01dek',b'ok',b'{}']))).hexdigest())"
-        let h = chain_hash(GENESIS, 1, 5, "cli", "key.create", Some("dek"), "ok", "{}");
+        let f =
+            |subject| AuditFields { at: 5, actor: "cli", action: "key.create", subject, outcome: "ok", detail: "{}" };
+        let h = chain_hash(GENESIS, 1, &f(Some("dek")));
         assert_eq!(h, "cc641cbdb988c4aad6190af71fdd7f600d09d7e71654c95ef86696cd015e17a1");
-        assert_ne!(h, chain_hash(GENESIS, 1, 5, "cli", "key.create", None, "ok", "{}"));
-        assert_ne!(h, chain_hash(GENESIS, 1, 5, "cli", "key.create", Some(""), "ok", "{}"));
+        assert_ne!(h, chain_hash(GENESIS, 1, &f(None)));
+        assert_ne!(h, chain_hash(GENESIS, 1, &f(Some(""))));
     }
 
     #[test]

@@ -175,22 +175,14 @@ impl Store {
 
     // Tokens.
 
-    /// Inserts a live token if its instrument is active, no live token has the same number, and the
-    /// number is not a registered PAN (`number_fingerprint` is its fingerprint).
     /// Appends an audit row chained to the last one (see `crate::audit`).
-    #[allow(clippy::too_many_arguments)]
     pub async fn append_audit(
         &self,
-        at: i64,
-        actor: &str,
-        action: &str,
-        subject: Option<&str>,
-        outcome: &str,
-        detail: &str,
+        row: &AuditFields<'_>,
         genesis: &str,
         hash: &(dyn Fn(&str, i64) -> String + Sync),
     ) -> StoreResult<i64> {
-        dispatch!(self, s => s.append_audit(at, actor, action, subject, outcome, detail, genesis, hash).await)
+        dispatch!(self, s => s.append_audit(row, genesis, hash).await)
     }
 
     /// Up to `limit` audit rows after sequence number `after`, in order.
@@ -207,6 +199,8 @@ impl Store {
         dispatch!(self, s => s.bulk_seed(batches, redraw).await)
     }
 
+    /// Inserts a live token if its instrument is active, no live token has the same number, and the
+    /// number is not a registered PAN (`number_fingerprint` is its fingerprint).
     pub async fn insert_token(&self, t: &TokenRow, number_fingerprint: &str) -> StoreResult<InsertToken> {
         dispatch!(self, s => s.insert_token(t, number_fingerprint).await)
     }

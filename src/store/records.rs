@@ -358,6 +358,30 @@ pub struct WalletSnapshot {
     pub payment: Option<LocalPaymentRow>,
 }
 
+/// An audit row's own fields, before it is numbered and chained (see `crate::audit`).
+#[derive(Debug, Clone, Copy)]
+pub struct AuditFields<'a> {
+    pub at: i64,
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub subject: Option<&'a str>,
+    pub outcome: &'a str,
+    pub detail: &'a str,
+}
+
+impl AuditRow {
+    pub fn fields(&self) -> AuditFields<'_> {
+        AuditFields {
+            at: self.at,
+            actor: &self.actor,
+            action: &self.action,
+            subject: self.subject.as_deref(),
+            outcome: &self.outcome,
+            detail: &self.detail,
+        }
+    }
+}
+
 /// One row of the audit trail (see `crate::audit`).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AuditRow {

@@ -569,15 +569,9 @@ macro_rules! sql_store {
             /// seq)` gives its chain hash.
             /// Appends are serialized (the single writer on SQLite, an advisory lock on PostgreSQL), so
             /// the chain has no forks. Returns the row's sequence number.
-            #[allow(clippy::too_many_arguments)]
             pub async fn append_audit(
                 &self,
-                at: i64,
-                actor: &str,
-                action: &str,
-                subject: Option<&str>,
-                outcome: &str,
-                detail: &str,
+                row: &AuditFields<'_>,
                 genesis: &str,
                 hash: &(dyn Fn(&str, i64) -> String + Sync),
             ) -> StoreResult<i64> {
@@ -595,12 +589,12 @@ macro_rules! sql_store {
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 )
                 .bind(seq)
-                .bind(at)
-                .bind(actor)
-                .bind(action)
-                .bind(subject)
-                .bind(outcome)
-                .bind(detail)
+                .bind(row.at)
+                .bind(row.actor)
+                .bind(row.action)
+                .bind(row.subject)
+                .bind(row.outcome)
+                .bind(row.detail)
                 .bind(&prev)
                 .bind(&row_hash)
                 .execute(w.conn())

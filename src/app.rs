@@ -87,18 +87,67 @@ pub async fn open_store(data_dir: &Path, database_url: Option<&str>) -> Result<S
 /// The HSM: a TCP client of `hsm-sim serve`, or the simulator in process with its development key
 /// store in the data directory.
 pub fn open_hsm(data_dir: &Path, url: Option<&str>) -> Result<Hsm, StartError> {
+    open_hsm_quietly(data_dir, url, false)
+}
+
+/// [`open_hsm`], announcing what it opened on stdout unless `quiet` (commands whose stdout is data).
+fn open_hsm_quietly(data_dir: &Path, url: Option<&str>, quiet: bool) -> Result<Hsm, StartError> {
     if let Some(url) = url {
-        println!("tsp: HSM at {url}");
+        if !quiet {
+            println!("tsp: HSM at {url}");
+        }
         return Ok(Hsm::tcp(url)?);
     }
     ensure_dir(data_dir)?;
     let keystore = data_dir.join("hsm-keystore.json");
     let (sim, created) = hsm_sim::Hsm::open(&keystore)?;
-    println!("tsp: {}", hsm_sim::BANNER);
-    if created {
-        println!("tsp: created the development key store {}", keystore.display());
+    if !quiet {
+        println!("tsp: {}", hsm_sim::BANNER);
+        if created {
+            println!("tsp: created the development key store {}", keystore.display());
+        }
     }
     Ok(Hsm::in_process(Arc::new(sim)))
+}
+
+/// The store, HSM and vault of the options, for the `tsp keys` commands (which run beside serving
+/// nodes or without them).
+async fn open_vault(opts: &ServeOptions) -> Result<(Store, Hsm, Vault), StartError> {
+    let config = load_config(opts.config.as_deref())?;
+    let hsm = open_hsm_quietly(&opts.data_dir, opts.hsm.as_deref(), true)?;
+    let store = open_store(&opts.data_dir, opts.database_url.as_deref()).await?;
+    let issuers = Arc::new(Issuers::from_config(&config));
+    let vault =
+        Vault::new(store.clone(), hsm.clone(), issuers, config.platform.par_prefix.clone(), Clock::system()).await?;
+    Ok((store, hsm, vault))
+}
+
+/// `tsp keys rotate`: stores a new data-key version paired with a new fingerprint-key version.
+/// Returns it.
+pub async fn rotate_keys(opts: &ServeOptions) -> Result<i64, StartError> {
+    let (store, hsm, _vault) = open_vault(opts).await?;
+    let version = crate::vault::keys::DataKeys::rotate(&store, &hsm, "cli", Clock::system().now_ms()).await;
+    store.close().await;
+    Ok(version?)
+}
+
+/// `tsp keys status`.
+pub async fn key_status(opts: &ServeOptions) -> Result<crate::vault::rotation::Status, StartError> {
+    let (store, hsm, _vault) = open_vault(opts).await?;
+    let status = crate::vault::rotation::status(&store, &hsm).await;
+    store.close().await;
+    Ok(status?)
+}
+
+/// `tsp keys migrate`: one rotation pass in the foreground, for when no node is serving.
+pub async fn migrate_keys(opts: &ServeOptions) -> Result<crate::vault::rotation::Pass, StartError> {
+    let config = load_config(opts.config.as_deref())?;
+    let (store, _hsm, vault) = open_vault(opts).await?;
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    let pause = Duration::from_millis(config.keys.rotation_pause_ms);
+    let pass = vault.rotation_pass(config.keys.rotation_batch, pause, &stop).await;
+    store.close().await;
+    Ok(pass?)
 }
 
 /// Builds the whole service state.
@@ -235,6 +284,8 @@ pub async fn serve(opts: ServeOptions) -> Result<(), StartError> {
         ..crate::server::Limits::default()
     };
     let iso_task = tokio::spawn(crate::server::serve(iso, state.payments.clone(), limits, stop_rx.clone()));
+    let keys_task =
+        tokio::spawn(crate::vault::rotation::run(state.vault.clone(), state.config.keys.clone(), stop_rx.clone()));
     let advice_task = tokio::spawn(crate::payments::advice::run(state.payments.clone(), stop_rx));
     let stop = async move {
         shutdown_signal().await;
@@ -244,6 +295,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), StartError> {
     // In-flight ISO 8583 requests finish before the database closes.
     let _ = iso_task.await;
     let _ = advice_task.await;
+    let _ = keys_task.await;
     store.close().await;
     println!("tsp: stopped");
     Ok(())

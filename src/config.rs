@@ -24,6 +24,28 @@ pub struct Config {
     pub regions: Vec<crate::vault::local::RegionSpec>,
     #[serde(default)]
     pub limits: Limits,
+    #[serde(default)]
+    pub keys: KeysConfig,
+}
+
+/// Key rotation: how a serving node notices a new key version and moves cards onto it
+/// (`src/vault/rotation.rs`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeysConfig {
+    /// How often a node reads the data-key table for versions another process added, and looks for
+    /// cards left on older versions.
+    pub watch_interval_ms: u64,
+    /// Cards re-encrypted per write.
+    pub rotation_batch: u32,
+    /// Pause between two batches, so re-encryption leaves the write path to payments.
+    pub rotation_pause_ms: u64,
+}
+
+impl Default for KeysConfig {
+    fn default() -> Self {
+        KeysConfig { watch_interval_ms: 1_000, rotation_batch: 200, rotation_pause_ms: 20 }
+    }
 }
 
 /// Abuse limits. Rates are per second with a burst allowance; each node counts its own (behind a
@@ -147,6 +169,12 @@ fn default_issuer_timeout_ms() -> u64 {
     3000
 }
 
+/// The longest issuer `timeout_ms` a config may set.
+pub const MAX_ISSUER_TIMEOUT_MS: u64 = 60_000;
+
+/// The largest `limits.iso_max_in_flight` a config may set.
+pub const MAX_ISO_IN_FLIGHT: usize = 65_536;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("config: {0}")]
@@ -182,13 +210,20 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        // Currencies first: the regions' rules below build amounts at their currency's scale, and a
+        // decimal's scale above 28 panics.
+        for c in &self.currencies {
+            if c.code.len() != 3 || c.numeric.len() != 3 || !digits(&c.numeric) || c.scale > 4 {
+                return bad(format!("currency {}: code and numeric must be 3 characters, scale ≤ 4", c.code));
+            }
+        }
         self.business_day()?;
         for r in &self.regions {
             crate::vault::local::region_row(r, self, 0)
                 .map_err(|e| ConfigError::Invalid(format!("region {}: {e}", r.id)))?;
         }
-        let bad = |m: String| Err(ConfigError::Invalid(m));
-        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
         if self.platform.par_prefix.len() != 4 || !self.platform.par_prefix.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return bad("platform.par_prefix must be 4 letters or digits".into());
         }
@@ -201,14 +236,14 @@ impl Config {
                 self.platform.default_currency
             ));
         }
-        for c in &self.currencies {
-            if c.code.len() != 3 || c.numeric.len() != 3 || !digits(&c.numeric) || c.scale > 4 {
-                return bad(format!("currency {}: code and numeric must be 3 characters, scale ≤ 4", c.code));
-            }
-        }
         let t = &self.tokens;
         if !(t.min_ttl_seconds <= t.ttl_seconds && t.ttl_seconds <= t.max_ttl_seconds && t.min_ttl_seconds > 0) {
             return bad("tokens: need 0 < min_ttl_seconds ≤ ttl_seconds ≤ max_ttl_seconds".into());
+        }
+        // Each ISO 8583 connection makes a channel and a semaphore of this many permits (tokio panics
+        // past `usize::MAX >> 3`).
+        if self.limits.iso_max_in_flight > MAX_ISO_IN_FLIGHT {
+            return bad(format!("limits.iso_max_in_flight must be at most {MAX_ISO_IN_FLIGHT}"));
         }
         // Every prefix, card or token, with its owner, to check that no two ranges overlap: a token
         // must never be mistaken for a card number of another range, nor routed to the wrong issuer.
@@ -235,6 +270,11 @@ impl Config {
                 return bad(format!("issuer id {:?} must be unique, letters, digits, - or _", i.id));
             }
             check_imk(&i.id, &i.token_imk_ac)?;
+            // The payment path adds the timeout to the clock (the token's lease, the wait for a
+            // duplicate's answer): it must be a sane duration, not one that overflows.
+            if !(1..=MAX_ISSUER_TIMEOUT_MS).contains(&i.timeout_ms) {
+                return bad(format!("issuer {}: timeout_ms must be 1 to {MAX_ISSUER_TIMEOUT_MS}", i.id));
+            }
             if i.bin_prefixes.is_empty() || i.token_bin_prefixes.is_empty() {
                 return bad(format!("issuer {}: needs bin_prefixes and token_bin_prefixes", i.id));
             }
@@ -288,6 +328,35 @@ mod tests {
         let text = DEFAULT_TOML.replace(r#"token_bin_prefixes = ["461000"]"#, r#"token_bin_prefixes = ["4111"]"#);
         let err = Config::parse(&text).unwrap_err().to_string();
         assert!(err.contains("overlaps"), "{err}");
+    }
+
+    /// A `config_parse` fuzz input: a region in a currency of scale 29 panicked in `Decimal::new`
+    /// before the currency's scale was checked.
+    #[test]
+    fn currency_scale_is_checked_before_regions() {
+        let text = DEFAULT_TOML.replacen("scale = 0", "scale = 29", 1).replacen(
+            r#"monthly_bonus_cap = "500000""#,
+            r#"monthly_bonus_cap = "0""#,
+            1,
+        );
+        let err = Config::parse(&text).unwrap_err().to_string();
+        assert!(err.contains("scale"), "{err}");
+    }
+
+    /// `config_parse` fuzz inputs: an issuer timeout that overflows the payment path's deadline
+    /// arithmetic, an in-flight limit past what tokio's semaphore takes (it panics per connection).
+    #[test]
+    fn durations_and_in_flight_are_bounded() {
+        let with = |from: &str, to: &str| Config::parse(&DEFAULT_TOML.replacen(from, to, 1));
+        for timeout in ["0", "60001", "9223372036854775807"] {
+            let text = format!("[[issuers]]\ntimeout_ms = {timeout}\n");
+            let err = with("[[issuers]]\n", &text).unwrap_err().to_string();
+            assert!(err.contains("timeout_ms"), "{err}");
+        }
+        assert!(with("[[issuers]]\n", "[[issuers]]\ntimeout_ms = 60000\n").is_ok());
+        let err = with("iso_max_in_flight = 64", "iso_max_in_flight = 9223372036854775807").unwrap_err().to_string();
+        assert!(err.contains("iso_max_in_flight"), "{err}");
+        assert!(with("iso_max_in_flight = 64", "iso_max_in_flight = 65536").is_ok());
     }
 
     #[test]

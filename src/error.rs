@@ -32,6 +32,9 @@ pub enum Error {
     NotACard,
     #[error("could not draw a free token number; the token range is too full")]
     TokenRangeExhausted,
+    /// A key rotation raced another one, or a card kept meeting newer keys while being sealed.
+    #[error("the vault's keys changed meanwhile; try again")]
+    KeysChanged,
     #[error("HSM: {0}")]
     Hsm(#[from] hsm_sim::HsmError),
     #[error(transparent)]

@@ -83,6 +83,11 @@ enum Command {
         #[arg(long, default_value_t = 0.0)]
         failure_rate: f64,
     },
+    /// Data-key and fingerprint-key rotation (README "Key rotation").
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// The audit trail.
     Audit {
         #[command(subcommand)]
@@ -141,6 +146,54 @@ enum VectorsCommand {
         /// `tcp://host:port` of a running `hsm-sim serve`; default: the simulator in process.
         #[arg(long, env = "TSP_HSM")]
         hsm: Option<String>,
+    },
+}
+
+#[derive(clap::Args, Clone)]
+struct KeysArgs {
+    #[command(flatten)]
+    storage: Storage,
+    #[arg(long, env = "TSP_CONFIG")]
+    config: Option<PathBuf>,
+    /// `tcp://host:port` of a running `hsm-sim serve`; default: the simulator in process.
+    #[arg(long, env = "TSP_HSM")]
+    hsm: Option<String>,
+}
+
+impl KeysArgs {
+    fn options(self) -> ServeOptions {
+        ServeOptions {
+            data_dir: self.storage.data_dir,
+            config: self.config,
+            database_url: self.storage.database_url,
+            http_addr: ([127, 0, 0, 1], 0).into(),
+            iso_addr: ([127, 0, 0, 1], 0).into(),
+            hsm: self.hsm,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Add a data-key version and a fingerprint-key version: new cards use them at once, serving
+    /// nodes move existing cards onto them and destroy the old versions.
+    Rotate {
+        #[command(flatten)]
+        args: KeysArgs,
+    },
+    /// Cards per key version, and the fingerprint-key versions left in the HSM.
+    Status {
+        #[command(flatten)]
+        args: KeysArgs,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move cards onto the newest keys and destroy retired versions now, in the foreground (for when
+    /// no node is serving; serving nodes do this by themselves).
+    Migrate {
+        #[command(flatten)]
+        args: KeysArgs,
     },
 }
 
@@ -227,6 +280,37 @@ async fn run(cli: Cli) -> Result<(), String> {
                 done.instruments,
                 done.tokens,
                 started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+        Command::Keys { command: KeysCommand::Rotate { args } } => {
+            let version = app::rotate_keys(&args.options()).await.map_err(|e| e.to_string())?;
+            println!("data key version {version} is current; serving nodes move cards onto it");
+            Ok(())
+        }
+        Command::Keys { command: KeysCommand::Status { args, json } } => {
+            let status = app::key_status(&args.options()).await.map_err(|e| e.to_string())?;
+            if json {
+                println!("{}", serde_json::to_string(&status).map_err(|e| e.to_string())?);
+            } else {
+                println!("{:<12} {:<16} {:>12}  state", "data key", "fingerprint key", "cards");
+                for v in &status.data_keys {
+                    let (dek, fp) = (format!("v{}", v.dek_version), format!("v{}", v.fingerprint_key_version));
+                    println!("{dek:<12} {fp:<16} {:>12}  {}", v.cards, v.state);
+                }
+                let hsm: Vec<String> = status.fingerprint_keys_in_hsm.iter().map(|v| format!("v{v}")).collect();
+                println!("fingerprint key versions in the HSM: {}", hsm.join(", "));
+                if status.cards_on_unknown_versions > 0 {
+                    println!("cards under a data key the table lacks: {}", status.cards_on_unknown_versions);
+                }
+            }
+            Ok(())
+        }
+        Command::Keys { command: KeysCommand::Migrate { args } } => {
+            let pass = app::migrate_keys(&args.options()).await.map_err(|e| e.to_string())?;
+            println!(
+                "moved {} cards ({} could not be opened); destroyed data keys {:?}, fingerprint keys {:?}",
+                pass.moved, pass.failed, pass.destroyed_data_keys, pass.destroyed_fingerprint_keys
             );
             Ok(())
         }

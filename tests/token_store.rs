@@ -105,20 +105,24 @@ async fn a_token_number_is_unique_among_live_tokens_and_never_a_registered_pan()
     // Same number again while the first is live: refused by the database.
     let mut dup = t.row.clone();
     dup.id = "tok_dup".into();
-    let fp = state.vault.fingerprint(&dup.token).await.unwrap();
-    assert_eq!(state.store.insert_token(&dup, &fp).await.unwrap(), InsertToken::NumberTaken);
+    let fp = state.vault.fingerprint(1, &dup.token).await.unwrap();
+    assert_eq!(state.store.insert_token(&dup, [&fp, &fp]).await.unwrap(), InsertToken::NumberTaken);
 
     // Once the first is past its TTL the number may be drawn again.
     state.clock.advance(31_000);
     assert!(state.store.expire_token_number(&dup.token, state.clock.now_ms()).await.unwrap());
-    assert_eq!(state.store.insert_token(&dup, &fp).await.unwrap(), InsertToken::Inserted);
+    assert_eq!(state.store.insert_token(&dup, [&fp, &fp]).await.unwrap(), InsertToken::Inserted);
 
     // A number equal to a registered PAN is refused, whoever registered it.
     let mut as_pan = t.row.clone();
     as_pan.id = "tok_pan".into();
     as_pan.token = "4111111111111111".into();
-    let pan_fp = state.vault.fingerprint("4111111111111111").await.unwrap();
-    assert_eq!(state.store.insert_token(&as_pan, &pan_fp).await.unwrap(), InsertToken::NumberIsPan);
+    let pan_fp = state.vault.fingerprint(1, "4111111111111111").await.unwrap();
+    assert_eq!(state.store.insert_token(&as_pan, [&pan_fp, &pan_fp]).await.unwrap(), InsertToken::NumberIsPan);
+    // While a rotation is under way the card may still be under the older fingerprint key: either
+    // of the two fingerprints finds it.
+    let other = "0".repeat(64);
+    assert_eq!(state.store.insert_token(&as_pan, [&other, &pan_fp]).await.unwrap(), InsertToken::NumberIsPan);
 
     // A suspended instrument gets no token, and its live tokens are revoked in the same step.
     let live = state.tokens.issue(&req, &card.id, &TokenOptions::default()).await.unwrap();
@@ -126,7 +130,7 @@ async fn a_token_number_is_unique_among_live_tokens_and_never_a_registered_pan()
     let mut late = live.row.clone();
     late.id = "tok_late".into();
     late.token = "4610001234567891".into();
-    let late_fp = state.vault.fingerprint(&late.token).await.unwrap();
-    assert_eq!(state.store.insert_token(&late, &late_fp).await.unwrap(), InsertToken::InstrumentNotActive);
+    let late_fp = state.vault.fingerprint(1, &late.token).await.unwrap();
+    assert_eq!(state.store.insert_token(&late, [&late_fp, &late_fp]).await.unwrap(), InsertToken::InstrumentNotActive);
     assert_eq!(state.store.token(&live.row.id).await.unwrap().unwrap().state, "revoked");
 }

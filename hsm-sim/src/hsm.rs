@@ -96,10 +96,26 @@ impl Hsm {
         Hsm { lmk, keys: RwLock::new(BTreeMap::new()), wrapped: RwLock::new(HashMap::new()), path, rng }
     }
 
+    /// Brings memory in step with the key store file, which other processes sharing it may have
+    /// changed: versions added there are loaded, stored versions destroyed there are dropped.
+    fn refresh(&self) -> Result<(), HsmError> {
+        let Some(path) = &self.path else { return Ok(()) };
+        let file = KeyStoreFile::read(path)?;
+        self.load(&file)?;
+        let mut keys = self.keys.write().unwrap_or_else(poisoned);
+        for (label, list) in keys.iter_mut() {
+            list.retain(|e| {
+                e.info.volatile || file.keys.iter().any(|r| &r.label == label && r.version == e.info.id.version)
+            });
+        }
+        keys.retain(|_, list| !list.is_empty());
+        Ok(())
+    }
+
     /// Loads every record of `file` not already in memory.
     fn load(&self, file: &KeyStoreFile) -> Result<(), HsmError> {
         for rec in &file.keys {
-            if self.entry(&rec.label, Some(rec.version)).is_ok() {
+            if self.entry_in_memory(&rec.label, Some(rec.version)).is_ok() {
                 continue;
             }
             let material = wrap::unwrap(&self.lmk, &rec.wrapped.0).map_err(|e| {
@@ -119,8 +135,20 @@ impl Hsm {
         Ok(())
     }
 
-    /// The stored entry `label` (newest version when `version` is None).
+    /// The stored entry `label` (newest version when `version` is None). A version this process has
+    /// not seen may have been added to the key store file by another process sharing it (a rotation
+    /// run from the command line): the file is read again once before the answer is "no such key".
     pub(crate) fn entry(&self, label: &str, version: Option<u32>) -> Result<Arc<Entry>, HsmError> {
+        match self.entry_in_memory(label, version) {
+            Err(e) if version.is_some() && self.path.is_some() => {
+                self.refresh()?;
+                self.entry_in_memory(label, version).map_err(|_| e)
+            }
+            r => r,
+        }
+    }
+
+    fn entry_in_memory(&self, label: &str, version: Option<u32>) -> Result<Arc<Entry>, HsmError> {
         let keys = self.keys.read().unwrap_or_else(poisoned);
         let list = keys.get(label).ok_or_else(|| HsmError::key(format!("no key {label}")))?;
         let found = match version {
@@ -130,7 +158,35 @@ impl Hsm {
         found.cloned().ok_or_else(|| HsmError::key(format!("no key {label} version {version:?}")))
     }
 
+    /// Destroys version `version` of `label` in memory and in the key store file; returns the versions
+    /// left. The newest version stays: it is the one in use.
+    pub(crate) fn destroy(&self, label: &str, version: u32) -> Result<Vec<KeyInfo>, HsmError> {
+        self.refresh()?;
+        let newest = self.entry(label, None)?.info.id.version;
+        if version >= newest {
+            return Err(HsmError::key(format!("key {label} version {version} is the newest: it cannot be destroyed")));
+        }
+        if let Some(path) = &self.path {
+            let mut file = KeyStoreFile::read(path)?;
+            let before = file.keys.len();
+            file.keys.retain(|r| !(r.label == label && r.version == version));
+            if file.keys.len() != before {
+                file.replace(path)?;
+            }
+        }
+        {
+            let mut keys = self.keys.write().unwrap_or_else(poisoned);
+            if let Some(list) = keys.get_mut(label) {
+                // The entry's material is zeroized when its last user drops the Arc.
+                list.retain(|e| e.info.id.version != version);
+            }
+        }
+        self.key_versions(label)
+    }
+
+    /// Every version of `label`, as the key store file has them now.
     pub(crate) fn key_versions(&self, label: &str) -> Result<Vec<KeyInfo>, HsmError> {
+        self.refresh()?;
         let keys = self.keys.read().unwrap_or_else(poisoned);
         let list = keys.get(label).ok_or_else(|| HsmError::key(format!("no key {label}")))?;
         Ok(list.iter().map(|e| e.info.clone()).collect())

@@ -52,6 +52,7 @@ impl Hsm {
                 attrs.exportable = exportable;
                 self.generate(&label, attrs).map(|key| Response::Key { key })
             }
+            Request::DestroyKey { label, version } => self.destroy(&label, version).map(|keys| Response::Keys { keys }),
             Request::ImportClearKey { label, usage, key } => {
                 self.import_clear(&label, usage, key).map(|key| Response::Key { key })
             }

@@ -40,6 +40,12 @@ pub enum Request {
         #[serde(default)]
         exportable: bool,
     },
+    /// Destroys one version of a stored key (a retired key no data depends on any more); the newest
+    /// version cannot be destroyed. Destroying a version that is already gone is not an error.
+    DestroyKey {
+        label: String,
+        version: u32,
+    },
     /// Loads a clear key into the store for this run only (test and demo keys from configuration).
     /// Importing the same material again is a no-op; different material makes a new version.
     ImportClearKey {
@@ -263,6 +269,7 @@ impl Request {
             Request::KeyInfo { .. } => "key_info",
             Request::EnsureKey { .. } => "ensure_key",
             Request::GenerateKey { .. } => "generate_key",
+            Request::DestroyKey { .. } => "destroy_key",
             Request::ImportClearKey { .. } => "import_clear_key",
             Request::ImportKeyBlock { .. } => "import_key_block",
             Request::ExportKeyBlock { .. } => "export_key_block",

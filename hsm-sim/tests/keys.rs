@@ -253,3 +253,46 @@ fn key_store_file_keeps_keys_and_detects_tampering() {
     std::fs::write(&path, serde_json::to_string(&v).unwrap()).unwrap();
     assert_eq!(Hsm::open(&path).unwrap_err().kind, ErrorKind::Auth);
 }
+
+#[test]
+fn a_version_another_process_added_is_found_and_a_destroyed_one_is_gone_for_good() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ks.json");
+    let (server, _) = Hsm::open(&path).unwrap();
+    generate(&server, "fp", KeyUsage::Hmac, None, false);
+    let mac = |h: &Hsm, v: u32| {
+        h.execute(Request::Hmac { key: KeyRef::stored_version("fp", v), data: SecretBytes::from_slice(b"pan") })
+    };
+    let v1 = mac(&server, 1).unwrap();
+
+    // A second process sharing the file (the rotation command) adds version 2: the first finds it.
+    let (cli, _) = Hsm::open(&path).unwrap();
+    generate(&cli, "fp", KeyUsage::Hmac, None, false);
+    let v2 = mac(&cli, 2).unwrap();
+    let seen = mac(&server, 2).expect("version 2 is read from the file on first use");
+    assert_eq!(format!("{seen:?}"), format!("{v2:?}"));
+    assert_ne!(format!("{v1:?}"), format!("{v2:?}"));
+
+    // The newest version cannot be destroyed; an older one can, once, and is then gone from the
+    // file too.
+    let destroy = |h: &Hsm, v: u32| h.execute(Request::DestroyKey { label: "fp".into(), version: v });
+    assert_eq!(kind(destroy(&server, 2)), ErrorKind::Key);
+    match destroy(&server, 1).unwrap() {
+        Response::Keys { keys } => {
+            assert_eq!(keys.iter().map(|k| k.id.version).collect::<Vec<_>>(), vec![2]);
+        }
+        r => panic!("{r:?}"),
+    }
+    assert_eq!(kind(mac(&server, 1)), ErrorKind::Key);
+    assert!(destroy(&server, 1).is_ok(), "destroying it again is not an error");
+    // The other process learns it from the file the next time it lists the key.
+    match cli.execute(Request::KeyInfo { label: "fp".into() }).unwrap() {
+        Response::Keys { keys } => assert_eq!(keys.iter().map(|k| k.id.version).collect::<Vec<_>>(), vec![2]),
+        r => panic!("{r:?}"),
+    }
+    assert_eq!(kind(mac(&cli, 1)), ErrorKind::Key);
+    let (reopened, _) = Hsm::open(&path).unwrap();
+    assert_eq!(kind(mac(&reopened, 1)), ErrorKind::Key, "version 1 is not in the file");
+    assert!(mac(&reopened, 2).is_ok());
+    assert!(!std::fs::read_to_string(&path).unwrap().contains("\"version\": 1"));
+}

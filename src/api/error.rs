@@ -51,6 +51,7 @@ impl From<Error> for ApiError {
             Error::NotACard => (S::CONFLICT, "not_a_card"),
             Error::GiftTaken => (S::CONFLICT, "gift_registered"),
             Error::TokenRangeExhausted => (S::SERVICE_UNAVAILABLE, "token_range_exhausted"),
+            Error::KeysChanged => (S::SERVICE_UNAVAILABLE, "keys_changed"),
             Error::Hsm(h) => {
                 tracing::error!(error = %h, "HSM failure");
                 return ApiError::new(S::INTERNAL_SERVER_ERROR, "hsm_error", "the HSM failed");

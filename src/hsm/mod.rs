@@ -63,6 +63,31 @@ impl Hsm {
         }
     }
 
+    /// Every version of the stored key `label`.
+    pub async fn key_versions(&self, label: &str) -> Result<Vec<KeyInfo>, HsmError> {
+        match self.call(Request::KeyInfo { label: label.into() }).await? {
+            Response::Keys { keys } => Ok(keys),
+            r => Err(unexpected(r)),
+        }
+    }
+
+    /// A new version of the stored key `label` (rotation).
+    pub async fn generate_key(&self, label: &str, usage: KeyUsage) -> Result<KeyInfo, HsmError> {
+        let req = Request::GenerateKey { label: label.into(), usage, algorithm: None, mode: None, exportable: false };
+        match self.call(req).await? {
+            Response::Key { key } => Ok(key),
+            r => Err(unexpected(r)),
+        }
+    }
+
+    /// Destroys an old version of the stored key `label`.
+    pub async fn destroy_key(&self, label: &str, version: u32) -> Result<(), HsmError> {
+        match self.call(Request::DestroyKey { label: label.into(), version }).await? {
+            Response::Keys { .. } => Ok(()),
+            r => Err(unexpected(r)),
+        }
+    }
+
     pub async fn import_clear_key(&self, label: &str, usage: KeyUsage, key: &[u8]) -> Result<KeyInfo, HsmError> {
         let req = Request::ImportClearKey { label: label.into(), usage, key: SecretBytes::from_slice(key) };
         match self.call(req).await? {

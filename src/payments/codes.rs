@@ -54,7 +54,7 @@ impl ResponseCode {
             Error::InstrumentNotFound => Self::UNKNOWN_CARD,
             Error::NotACard | Error::GiftTaken => Self::NOT_PERMITTED,
             Error::Invalid { .. } | Error::InstrumentActive => Self::INVALID_TRANSACTION,
-            Error::TokenRangeExhausted | Error::Hsm(_) | Error::Store(_) => Self::SYSTEM_ERROR,
+            Error::TokenRangeExhausted | Error::KeysChanged | Error::Hsm(_) | Error::Store(_) => Self::SYSTEM_ERROR,
         }
     }
 }

@@ -134,8 +134,30 @@ impl Store {
         dispatch!(self, s => s.insert_data_key(k).await)
     }
 
+    /// Sealed cards under a data key older than `newest`, `limit` at a time in id order after `after`.
+    pub async fn cards_sealed_before(&self, newest: i64, after: &str, limit: i64) -> StoreResult<Vec<SealedCard>> {
+        dispatch!(self, s => s.cards_sealed_before(newest, after, limit).await)
+    }
+
+    /// Moves cards onto newer keys in one write; a card deleted or re-keyed meanwhile is skipped.
+    pub async fn rekey_cards(&self, cards: &[Rekeyed]) -> StoreResult<u64> {
+        dispatch!(self, s => s.rekey_cards(cards).await)
+    }
+
+    /// Sealed cards per key version.
+    pub async fn key_usage(&self) -> StoreResult<Vec<KeyUsage>> {
+        dispatch!(self, s => s.key_usage().await)
+    }
+
+    /// Deletes data key `version` if it is not the newest and no card is sealed under it.
+    pub async fn destroy_data_key(&self, version: i64) -> StoreResult<bool> {
+        dispatch!(self, s => s.destroy_data_key(version).await)
+    }
+
     // Instruments.
 
+    /// Inserts a card unless the requestor has it already, or it is sealed under a data key that is no
+    /// longer the newest ([`InsertCard::StaleKey`]).
     pub async fn insert_card(&self, c: &InstrumentRow) -> StoreResult<InsertCard> {
         dispatch!(self, s => s.insert_card(c).await)
     }
@@ -201,8 +223,8 @@ impl Store {
 
     /// Inserts a live token if its instrument is active, no live token has the same number, and the
     /// number is not a registered PAN (`number_fingerprint` is its fingerprint).
-    pub async fn insert_token(&self, t: &TokenRow, number_fingerprint: &str) -> StoreResult<InsertToken> {
-        dispatch!(self, s => s.insert_token(t, number_fingerprint).await)
+    pub async fn insert_token(&self, t: &TokenRow, number_fingerprints: [&str; 2]) -> StoreResult<InsertToken> {
+        dispatch!(self, s => s.insert_token(t, number_fingerprints).await)
     }
 
     /// Marks a live token whose TTL has passed as expired, freeing its number; true if one was.

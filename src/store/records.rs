@@ -26,6 +26,8 @@ pub struct DataKeyRow {
     pub kek_version: i64,
     pub wrapped: Vec<u8>,
     pub created_at: i64,
+    /// The version of the HSM fingerprint key that pairs with this data key.
+    pub fp_version: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +82,37 @@ pub enum InsertCard {
     Inserted,
     /// The requestor already has a non-deleted instrument with this fingerprint.
     Duplicate(Box<InstrumentRow>),
+    /// The card was sealed under a data key that is no longer the newest (a rotation happened since
+    /// this node last looked): nothing was written; seal it again under the newest key.
+    StaleKey,
+}
+
+/// A card's sealed PAN with the key versions it is under, as the re-encryption reads it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SealedCard {
+    pub id: String,
+    pub dek_version: i64,
+    pub fp_version: Option<i64>,
+    pub pan_sealed: Vec<u8>,
+}
+
+/// A card moved onto newer keys: written only if it is still sealed under `from_dek`.
+#[derive(Debug, Clone)]
+pub struct Rekeyed {
+    pub id: String,
+    pub from_dek: i64,
+    pub dek_version: i64,
+    pub pan_sealed: Vec<u8>,
+    pub fingerprint: String,
+    pub fp_version: i64,
+}
+
+/// How many sealed cards one data-key version (and fingerprint-key version) holds.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct KeyUsage {
+    pub dek_version: i64,
+    pub fp_version: Option<i64>,
+    pub cards: i64,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]

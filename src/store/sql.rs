@@ -273,7 +273,7 @@ macro_rules! sql_store {
 
             pub async fn data_keys(&self) -> StoreResult<Vec<DataKeyRow>> {
                 Ok(sqlx::query_as(
-                    "SELECT version, kek_label, kek_version, wrapped, created_at FROM data_keys ORDER BY version",
+                    "SELECT version, kek_label, kek_version, wrapped, created_at, fp_version FROM data_keys ORDER BY version",
                 )
                 .fetch_all(&self.read)
                 .await?)
@@ -282,14 +282,15 @@ macro_rules! sql_store {
             pub async fn insert_data_key(&self, k: &DataKeyRow) -> StoreResult<bool> {
                 let mut w = self.writer().await?;
                 let r = sqlx::query(
-                    "INSERT INTO data_keys (version, kek_label, kek_version, wrapped, created_at) VALUES ($1, $2, $3, $4, $5) \
-                     ON CONFLICT (version) DO NOTHING",
+                    "INSERT INTO data_keys (version, kek_label, kek_version, wrapped, created_at, fp_version) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (version) DO NOTHING",
                 )
                 .bind(k.version)
                 .bind(&k.kek_label)
                 .bind(k.kek_version)
                 .bind(&k.wrapped)
                 .bind(k.created_at)
+                .bind(k.fp_version)
                 .execute(w.conn())
                 .await?;
                 w.done().await?;
@@ -301,7 +302,8 @@ macro_rules! sql_store {
                 let r = sqlx::query(
                     "INSERT INTO instruments (id, requestor_id, kind, status, issuer_id, bin, last4, pan_len, expiry, par, \
                      fingerprint, fp_version, pan_sealed, dek_version, created_at, updated_at) \
-                     VALUES ($1, $2, 'card', 'active', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13) \
+                     SELECT $1, $2, 'card', 'active', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13 \
+                     WHERE $12 = (SELECT MAX(version) FROM data_keys) \
                      ON CONFLICT DO NOTHING",
                 )
                 .bind(&c.id)
@@ -335,10 +337,81 @@ macro_rules! sql_store {
                 .bind(fp)
                 .fetch_optional(w.conn())
                 .await?;
+                let newest: Option<i64> =
+                    sqlx::query_scalar("SELECT MAX(version) FROM data_keys").fetch_one(w.conn()).await?;
                 w.abort().await?;
-                existing
-                    .map(|row| InsertCard::Duplicate(Box::new(row)))
-                    .ok_or_else(|| StoreError::Corrupt("conflict without a matching instrument".into()))
+                match existing {
+                    Some(row) => Ok(InsertCard::Duplicate(Box::new(row))),
+                    None if newest != c.dek_version => Ok(InsertCard::StaleKey),
+                    None => Err(StoreError::Corrupt("conflict without a matching instrument".into())),
+                }
+            }
+
+            /// Up to `limit` sealed cards under a data key older than `newest`, in id order from `after`.
+            pub async fn cards_sealed_before(
+                &self,
+                newest: i64,
+                after: &str,
+                limit: i64,
+            ) -> StoreResult<Vec<SealedCard>> {
+                Ok(sqlx::query_as(
+                    "SELECT id, dek_version, fp_version, pan_sealed FROM instruments \
+                     WHERE dek_version < $1 AND pan_sealed IS NOT NULL AND id > $2 ORDER BY id LIMIT $3",
+                )
+                .bind(newest)
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&self.read)
+                .await?)
+            }
+
+            /// Moves cards onto newer keys in one write. A card deleted or re-keyed since it was read
+            /// is left alone. Returns how many were moved.
+            pub async fn rekey_cards(&self, cards: &[Rekeyed]) -> StoreResult<u64> {
+                let mut w = self.atomic_writer().await?;
+                let mut moved = 0;
+                for c in cards {
+                    moved += sqlx::query(
+                        "UPDATE instruments SET pan_sealed = $2, dek_version = $3, fingerprint = $4, fp_version = $5 \
+                         WHERE id = $1 AND dek_version = $6 AND pan_sealed IS NOT NULL",
+                    )
+                    .bind(&c.id)
+                    .bind(&c.pan_sealed)
+                    .bind(c.dek_version)
+                    .bind(&c.fingerprint)
+                    .bind(c.fp_version)
+                    .bind(c.from_dek)
+                    .execute(w.conn())
+                    .await?
+                    .rows_affected();
+                }
+                w.done().await?;
+                Ok(moved)
+            }
+
+            /// Sealed cards per data-key and fingerprint-key version.
+            pub async fn key_usage(&self) -> StoreResult<Vec<KeyUsage>> {
+                Ok(sqlx::query_as(
+                    "SELECT dek_version, fp_version, COUNT(*) AS cards FROM instruments \
+                     WHERE dek_version IS NOT NULL GROUP BY dek_version, fp_version ORDER BY dek_version, fp_version",
+                )
+                .fetch_all(&self.read)
+                .await?)
+            }
+
+            /// Destroys a data key that is not the newest and seals no card. The foreign key from
+            /// `instruments.dek_version` stops the delete if a card still names it.
+            pub async fn destroy_data_key(&self, version: i64) -> StoreResult<bool> {
+                let mut w = self.writer().await?;
+                let r = sqlx::query(
+                    "DELETE FROM data_keys WHERE version = $1 AND version < (SELECT MAX(version) FROM data_keys) \
+                     AND NOT EXISTS (SELECT 1 FROM instruments WHERE dek_version = $1)",
+                )
+                .bind(version)
+                .execute(w.conn())
+                .await?;
+                w.done().await?;
+                Ok(r.rows_affected() == 1)
             }
 
             pub async fn instrument(&self, id: &str) -> StoreResult<Option<InstrumentRow>> {
@@ -408,7 +481,7 @@ macro_rules! sql_store {
                 // A deleted card keeps its masked facts for the transaction history; the sealed PAN is
                 // destroyed.
                 let sql = if to == InstrumentStatus::Deleted {
-                    "UPDATE instruments SET status = $2, updated_at = $3, pan_sealed = NULL WHERE id = $1"
+                    "UPDATE instruments SET status = $2, updated_at = $3, pan_sealed = NULL, dek_version = NULL WHERE id = $1"
                 } else {
                     "UPDATE instruments SET status = $2, updated_at = $3 WHERE id = $1"
                 };
@@ -427,14 +500,17 @@ macro_rules! sql_store {
                 Ok(row)
             }
 
-            pub async fn insert_token(&self, t: &TokenRow, number_fingerprint: &str) -> StoreResult<InsertToken> {
+            /// Inserts a live token unless its number is taken by another live token or is a vaulted
+            /// card's number: `number_fingerprints` are the candidate number's fingerprints under the
+            /// fingerprint keys in use (two while a rotation is under way).
+            pub async fn insert_token(&self, t: &TokenRow, number_fingerprints: [&str; 2]) -> StoreResult<InsertToken> {
                 let mut w = self.writer().await?;
                 let r = sqlx::query(
                     "INSERT INTO tokens (id, token, instrument_id, requestor_id, state, token_expiry, psn, merchant_id, \
                      max_amount, currency, entry_modes, failed_attempts, created_at, expires_at) \
                      SELECT $1, $2, $3, $4, 'active', $5, $6, $7, $8, $9, $10, 0, $11, $12 \
                      WHERE EXISTS (SELECT 1 FROM instruments WHERE id = $3 AND status = 'active') \
-                       AND NOT EXISTS (SELECT 1 FROM instruments WHERE fingerprint = $13) \
+                       AND NOT EXISTS (SELECT 1 FROM instruments WHERE fingerprint IN ($13, $14)) \
                      ON CONFLICT DO NOTHING",
                 )
                 .bind(&t.id)
@@ -449,7 +525,8 @@ macro_rules! sql_store {
                 .bind(&t.entry_modes)
                 .bind(t.created_at)
                 .bind(t.expires_at)
-                .bind(number_fingerprint)
+                .bind(number_fingerprints[0])
+                .bind(number_fingerprints[1])
                 .execute(w.conn())
                 .await?;
                 if r.rows_affected() == 1 {

@@ -120,8 +120,10 @@ impl Tokens {
                 }
             };
             row.token = candidate.as_str().to_string();
-            let fingerprint = self.vault.fingerprint(candidate.as_str()).await?;
-            match self.store.insert_token(&row, &fingerprint).await? {
+            // A token number must not be a vaulted card's number under any fingerprint key in use.
+            let fps = self.vault.fingerprints(&self.vault.keys(), candidate.as_str()).await?;
+            let (first, second) = (fps.first().map_or("", String::as_str), fps.get(1).or(fps.first()));
+            match self.store.insert_token(&row, [first, second.map_or(first, String::as_str)]).await? {
                 InsertToken::Inserted => break,
                 InsertToken::NumberIsPan => {}
                 InsertToken::NumberTaken => {

@@ -10,6 +10,7 @@ pub mod gift;
 pub mod keys;
 pub mod local;
 pub mod pan;
+pub mod rotation;
 pub mod seed;
 
 use std::sync::Arc;
@@ -22,7 +23,7 @@ use crate::issuer::Issuers;
 use crate::requestors::Requestor;
 use crate::store::{InsertCard, InstrumentRow, InstrumentStatus, Store};
 use crate::{Error, Result};
-use keys::DataKeys;
+use keys::{DataKeys, KeySet};
 pub use pan::{CardExpiry, Pan, PanError};
 
 pub struct Vault {
@@ -57,10 +58,25 @@ impl Vault {
         Ok(Vault { store, hsm, issuers, keys, par_prefix, clock })
     }
 
-    /// The keyed fingerprint of a card number (HMAC-SHA256 under the vault's fingerprint key), hex.
-    pub async fn fingerprint(&self, digits: &str) -> Result<String> {
-        let mac = self.hsm.hmac(KeyRef::stored(keys::FINGERPRINT_LABEL), digits.as_bytes()).await?;
+    /// The keyed fingerprint of a card number (HMAC-SHA256 under fingerprint key `fp_version`), hex.
+    pub async fn fingerprint(&self, fp_version: i64, digits: &str) -> Result<String> {
+        let mac = self.hsm.hmac(keys::fingerprint_key(fp_version), digits.as_bytes()).await?;
         Ok(hex::encode(mac))
+    }
+
+    /// The card number's fingerprints under every fingerprint key in use (`keys.fp_versions`), the
+    /// newest first. Outside a rotation there is one.
+    pub async fn fingerprints(&self, keys: &KeySet, digits: &str) -> Result<Vec<String>> {
+        let mut out = Vec::with_capacity(keys.fp_versions.len());
+        for v in &keys.fp_versions {
+            out.push(self.fingerprint(*v, digits).await?);
+        }
+        Ok(out)
+    }
+
+    /// The keys new cards are sealed under now.
+    pub fn keys(&self) -> KeySet {
+        self.keys.current()
     }
 
     /// The Payment Account Reference: the configured 4-character prefix and 25 characters derived
@@ -87,21 +103,38 @@ impl Vault {
             .issuers
             .for_pan(pan.expose())
             .ok_or_else(|| Error::invalid("pan_unknown_bin", "no issuer is configured for this card's BIN"))?;
-        let fingerprint = self.fingerprint(pan.expose()).await?;
-        if let Some(existing) = self.store.instrument_by_fingerprint(&requestor.id, &fingerprint).await? {
-            return Ok((self.refresh_expiry(existing, &expiry, now).await?, false));
+        // A rotation landing meanwhile makes the store refuse the row (`StaleKey`): then the card is
+        // looked up and sealed again under the keys as they are now.
+        for _ in 0..3 {
+            let keys = self.keys.current();
+            let fingerprints = self.fingerprints(&keys, pan.expose()).await?;
+            for fp in &fingerprints {
+                if let Some(existing) = self.store.instrument_by_fingerprint(&requestor.id, fp).await? {
+                    return Ok((self.refresh_expiry(existing, &expiry, now).await?, false));
+                }
+            }
+            let fingerprint = fingerprints.into_iter().next().unwrap_or_default();
+            let row = self.seal_card(&keys, &requestor.id, &pan, fingerprint, &expiry, &issuer.id, now).await?;
+            match self.store.insert_card(&row).await? {
+                InsertCard::Inserted => return Ok((row, true)),
+                InsertCard::Duplicate(existing) => {
+                    return Ok((self.refresh_expiry(*existing, &expiry, now).await?, false));
+                }
+                InsertCard::StaleKey => {
+                    self.keys.reload(&self.store).await?;
+                }
+            }
         }
-        let row = self.seal_card(&requestor.id, &pan, fingerprint, &expiry, &issuer.id, now).await?;
-        match self.store.insert_card(&row).await? {
-            InsertCard::Inserted => Ok((row, true)),
-            InsertCard::Duplicate(existing) => Ok((self.refresh_expiry(*existing, &expiry, now).await?, false)),
-        }
+        Err(Error::KeysChanged)
     }
 
-    /// A card's row as stored: a fresh id, the PAN sealed under the current data key, its
-    /// `fingerprint` ([`Vault::fingerprint`]) and PAR, and the facts PCI DSS lets us keep in clear.
+    /// A card's row as stored: a fresh id, the PAN sealed under `keys`' data key, its `fingerprint`
+    /// under `keys`' fingerprint key ([`Vault::fingerprint`]) and PAR, and the facts PCI DSS lets us
+    /// keep in clear.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn seal_card(
         &self,
+        keys: &KeySet,
         requestor_id: &str,
         pan: &Pan,
         fingerprint: String,
@@ -110,8 +143,7 @@ impl Vault {
         now: i64,
     ) -> Result<InstrumentRow> {
         let id = format!("ins_{}", uuid::Uuid::now_v7().simple());
-        let (dek_version, dek) = self.keys.current();
-        let sealed = self.hsm.seal(dek, &pan_aad(&id, dek_version), pan.expose().as_bytes()).await?;
+        let sealed = self.hsm.seal(keys.dek.clone(), &pan_aad(&id, keys.dek_version), pan.expose().as_bytes()).await?;
         Ok(InstrumentRow {
             id,
             requestor_id: requestor_id.to_string(),
@@ -124,9 +156,9 @@ impl Vault {
             expiry: Some(expiry.yymm()),
             par: Some(self.par(pan).await?),
             fingerprint: Some(fingerprint),
-            fp_version: Some(1),
+            fp_version: Some(keys.fp_version),
             pan_sealed: Some(sealed),
-            dek_version: Some(dek_version),
+            dek_version: Some(keys.dek_version),
             created_at: now,
             updated_at: now,
         })
@@ -206,10 +238,22 @@ impl Vault {
         let (Some(sealed), Some(version)) = (row.pan_sealed.as_deref(), row.dek_version) else {
             return Err(Error::InstrumentDeleted);
         };
-        let dek = self.keys.get(version).ok_or_else(|| {
-            Error::Store(crate::store::StoreError::Corrupt(format!("unknown data key version {version}")))
-        })?;
-        let clear = self.hsm.open(dek, &pan_aad(&row.id, version), sealed).await?;
+        self.open_pan(&row.id, version, sealed).await
+    }
+
+    /// Opens a PAN sealed under data key `version` for instrument `id`. A version this node has not
+    /// seen yet (another node's rotation) is looked up once more in the store.
+    async fn open_pan(&self, id: &str, version: i64, sealed: &[u8]) -> Result<Pan> {
+        let dek = match self.keys.get(version) {
+            Some(k) => k,
+            None => {
+                self.keys.reload(&self.store).await?;
+                self.keys.get(version).ok_or_else(|| {
+                    Error::Store(crate::store::StoreError::Corrupt(format!("unknown data key version {version}")))
+                })?
+            }
+        };
+        let clear = self.hsm.open(dek, &pan_aad(id, version), sealed).await?;
         let text = std::str::from_utf8(clear.expose())
             .map_err(|_| Error::Store(crate::store::StoreError::Corrupt("sealed PAN is not text".into())))?;
         Pan::parse(text)

@@ -57,6 +57,8 @@ pub async fn seed(
     let start = u64::from_be_bytes(start) % (span - count);
     let expiry = CardExpiry::from_year_month(2099, 12);
     let token_ttl_ms = 365 * 24 * 3600 * 1000;
+    // Seeding runs with the servers stopped: one key set serves the whole run.
+    let keys = vault.keys();
     let (tx, rx) = tokio::sync::mpsc::channel(2);
     let (owner_id, issuer_id, prefix) = (&owner.requestor.id, &issuer.id, &token_prefix);
     let produce = async move {
@@ -72,8 +74,8 @@ pub async fn seed(
                 let pan = crate::luhn::complete(&body)
                     .and_then(|digits| Pan::parse(&digits).ok())
                     .ok_or_else(|| Error::invalid("bin_invalid", "the issuer's BIN does not make card numbers"))?;
-                let fingerprint = vault.fingerprint(pan.expose()).await?;
-                let row = vault.seal_card(owner_id, &pan, fingerprint, &expiry, issuer_id, now).await?;
+                let fingerprint = vault.fingerprint(keys.fp_version, pan.expose()).await?;
+                let row = vault.seal_card(&keys, owner_id, &pan, fingerprint, &expiry, issuer_id, now).await?;
                 tokens.push(TokenRow {
                     id: format!("tok_{}", uuid::Uuid::now_v7().simple()),
                     token: draw(prefix, &rng)?,

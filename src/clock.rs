@@ -42,3 +42,10 @@ pub fn year_month(ms: i64) -> (i32, u8) {
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     (t.year(), t.month() as u8)
 }
+
+/// ISO 8583 DE7 (transmission date and time, `MMDDhhmmss`, UTC) of a Unix-millisecond instant.
+pub fn de7(ms: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    format!("{:02}{:02}{:02}{:02}{:02}", t.month() as u8, t.day(), t.hour(), t.minute(), t.second())
+}

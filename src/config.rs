@@ -135,11 +135,24 @@ pub struct TokenDefaults {
     pub ttl_seconds: u32,
     pub min_ttl_seconds: u32,
     pub max_ttl_seconds: u32,
+    /// How long a merchant token (terminal tokenization) lives; the same card at the same merchant
+    /// then gets a new one.
+    #[serde(default = "default_merchant_ttl_days")]
+    pub merchant_ttl_days: u32,
+}
+
+fn default_merchant_ttl_days() -> u32 {
+    1095
 }
 
 impl Default for TokenDefaults {
     fn default() -> Self {
-        TokenDefaults { ttl_seconds: 600, min_ttl_seconds: 30, max_ttl_seconds: 86_400 }
+        TokenDefaults {
+            ttl_seconds: 600,
+            min_ttl_seconds: 30,
+            max_ttl_seconds: 86_400,
+            merchant_ttl_days: default_merchant_ttl_days(),
+        }
     }
 }
 
@@ -239,6 +252,9 @@ impl Config {
         let t = &self.tokens;
         if !(t.min_ttl_seconds <= t.ttl_seconds && t.ttl_seconds <= t.max_ttl_seconds && t.min_ttl_seconds > 0) {
             return bad("tokens: need 0 < min_ttl_seconds ≤ ttl_seconds ≤ max_ttl_seconds".into());
+        }
+        if !(1..=3650).contains(&t.merchant_ttl_days) {
+            return bad("tokens: merchant_ttl_days must be 1 to 3650".into());
         }
         // Each ISO 8583 connection makes a channel and a semaphore of this many permits (tokio panics
         // past `usize::MAX >> 3`).

@@ -224,6 +224,9 @@ enum AdminCommand {
         /// Comma-separated: instruments, tokens, terminal, detokenize, admin.
         #[arg(long)]
         scopes: String,
+        /// Comma-separated merchant ids (DE42) a `terminal` requestor acts for.
+        #[arg(long, default_value = "")]
+        merchants: String,
         #[arg(long, env = "TSP_CONFIG")]
         config: Option<PathBuf>,
     },
@@ -385,9 +388,16 @@ async fn run(cli: Cli) -> Result<(), String> {
             report.print(&mut std::io::stdout()).map_err(|e| e.to_string())?;
             std::process::exit(report.exit_code());
         }
-        Command::Admin { command: AdminCommand::CreateRequestor { storage, name, scopes, config } } => {
+        Command::Admin { command: AdminCommand::CreateRequestor { storage, name, scopes, merchants, config } } => {
             let scopes = Scope::parse_list(&scopes)
                 .ok_or("--scopes must list instruments, tokens, terminal, detokenize or admin")?;
+            let merchants: Vec<String> =
+                merchants.split(',').map(str::trim).filter(|m| !m.is_empty()).map(String::from).collect();
+            if scopes.contains(&Scope::Terminal) == merchants.is_empty()
+                || !merchants.iter().all(|m| requestors::valid_merchant_id(m))
+            {
+                return Err("--merchants lists the merchant ids of a terminal requestor, and only of one".into());
+            }
             let cfg = app::load_config(config.as_deref()).map_err(|e| e.to_string())?;
             let store =
                 app::open_store(&storage.data_dir, storage.database_url.as_deref()).await.map_err(|e| e.to_string())?;
@@ -395,8 +405,13 @@ async fn run(cli: Cli) -> Result<(), String> {
             let created = requestors::create(&store, &cfg.platform.trid_prefix, &name, &scopes, now)
                 .await
                 .map_err(|e| e.to_string())?;
+            let taken =
+                store.bind_merchants(&created.requestor.id, &merchants, now).await.map_err(|e| e.to_string())?;
+            if !taken.is_empty() {
+                return Err(format!("merchants already bound to another requestor: {}", taken.join(", ")));
+            }
             let event = tsp::audit::Event::new("cli", "requestor.create", Some(created.requestor.id.clone()))
-                .detail(serde_json::json!({ "scopes": created.requestor.scopes }));
+                .detail(serde_json::json!({ "scopes": created.requestor.scopes, "merchant_ids": merchants }));
             tsp::audit::record(&store, &event, now).await.map_err(|e| e.to_string())?;
             store.close().await;
             eprintln!("created requestor {} (TRID {})", created.requestor.id, created.requestor.trid);

@@ -73,6 +73,12 @@ impl Requestor {
     }
 }
 
+/// A merchant id as DE42 carries it once its padding is dropped: 1 to 15 printable ASCII characters,
+/// not ending in a space.
+pub fn valid_merchant_id(m: &str) -> bool {
+    !m.is_empty() && m.len() <= 15 && m.bytes().all(|b| (0x20..0x7f).contains(&b)) && !m.ends_with(' ')
+}
+
 /// A requestor just created, with its API key in clear (shown this once).
 #[derive(Debug)]
 pub struct NewRequestor {

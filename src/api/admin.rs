@@ -27,12 +27,15 @@ pub async fn issuers(State(s): State<AppState>, caller: Caller) -> ApiResult<Jso
 
 #[derive(Deserialize)]
 pub struct NewRequestorBody {
-    name: String,
-    scopes: Vec<String>,
+    pub name: String,
+    pub scopes: Vec<String>,
+    /// The merchants (DE42) a `terminal` requestor acts for: required with that scope.
+    #[serde(default)]
+    pub merchant_ids: Vec<String>,
 }
 
 /// `POST /v1/admin/requestors`: a new requestor and its API key, shown this once.
-#[utoipa::path(post, path = "/v1/admin/requestors", tag = "admin", request_body(content = serde_json::Value, description = r#"{"name","scopes":[…]}"#), responses((status = 201, description = "{id, trid, api_key} (the key is shown this once)"), (status = 422, description = "invalid name or scopes"), (status = 401, description = "missing, unknown or revoked API key"), (status = 403, description = "the key lacks the scope"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/v1/admin/requestors", tag = "admin", request_body(content = serde_json::Value, description = r#"{"name","scopes":[…],"merchant_ids":[…] (terminal scope only)}"#), responses((status = 201, description = "{id, trid, api_key} (the key is shown this once)"), (status = 409, description = "a merchant is bound to another requestor"), (status = 422, description = "invalid name, scopes or merchant ids"), (status = 401, description = "missing, unknown or revoked API key"), (status = 403, description = "the key lacks the scope"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
 pub async fn create_requestor(
     State(s): State<AppState>,
     caller: Caller,
@@ -46,12 +49,49 @@ pub async fn create_requestor(
             "scopes must be a non-empty list of instruments, tokens, terminal, detokenize, admin",
         )
     })?;
+    let terminal = scopes.contains(&Scope::Terminal);
+    if terminal == b.merchant_ids.is_empty() {
+        return Err(ApiError::unprocessable(
+            "merchant_ids_invalid",
+            "merchant_ids lists the merchants of a terminal requestor, and only of one",
+        ));
+    }
+    if !b.merchant_ids.iter().all(|m| requestors::valid_merchant_id(m)) {
+        return Err(ApiError::unprocessable(
+            "merchant_ids_invalid",
+            "a merchant id is 1 to 15 printable ASCII characters without trailing spaces",
+        ));
+    }
+    let taken_already = |taken: Vec<String>| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "merchant_taken",
+            format!("merchants already bound to another requestor: {}", taken.join(", ")),
+        )
+    };
+    let mut taken = Vec::new();
+    for m in &b.merchant_ids {
+        if s.store.merchant_owner(m).await?.is_some() {
+            taken.push(m.clone());
+        }
+    }
+    if !taken.is_empty() {
+        return Err(taken_already(taken));
+    }
     let created =
         requestors::create(&s.store, &s.config.platform.trid_prefix, &b.name, &scopes, s.clock.now_ms()).await?;
     let r = &created.requestor;
+    // (A merchant bound by a racing request meanwhile leaves this requestor without merchants.)
+    let taken = s.store.bind_merchants(&r.id, &b.merchant_ids, s.clock.now_ms()).await?;
+    if !taken.is_empty() {
+        return Err(taken_already(taken));
+    }
     tracing::info!(admin = %admin.id, requestor = %r.id, "requestor created");
-    s.audit(Event::new(&admin.id, "requestor.create", Some(r.id.clone())).detail(json!({ "scopes": r.scopes })))
-        .await?;
+    s.audit(
+        Event::new(&admin.id, "requestor.create", Some(r.id.clone()))
+            .detail(json!({ "scopes": r.scopes, "merchant_ids": b.merchant_ids })),
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({
@@ -59,6 +99,7 @@ pub async fn create_requestor(
             "trid": r.trid,
             "name": r.name,
             "scopes": r.scopes,
+            "merchant_ids": b.merchant_ids,
             "api_key": created.api_key,
         })),
     ))
@@ -77,10 +118,10 @@ pub async fn settle(State(s): State<AppState>, caller: Caller) -> ApiResult<(Sta
 
 #[derive(Deserialize)]
 pub struct NewGiftBody {
-    face_value: String,
-    currency: String,
+    pub face_value: String,
+    pub currency: String,
     /// RFC 3339.
-    expires_at: String,
+    pub expires_at: String,
 }
 
 /// `POST /v1/admin/gift-certificates`: issues a certificate; its code is shown this once.
@@ -171,9 +212,9 @@ pub async fn regions(State(s): State<AppState>, caller: Caller) -> ApiResult<Jso
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewMerchantBody {
-    id: String,
-    name: String,
-    region: String,
+    pub id: String,
+    pub name: String,
+    pub region: String,
 }
 
 /// `POST /v1/admin/merchants` `{"id","name","region"}`: registers a merchant (201) or moves it (200).

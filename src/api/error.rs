@@ -34,6 +34,12 @@ impl ApiError {
     }
 }
 
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        Error::Store(e).into()
+    }
+}
+
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
         use StatusCode as S;

@@ -1,14 +1,15 @@
 //! The REST API (SPEC §7): JSON over HTTP for pay apps (instruments, tokens), VANs (detokenize)
 //! and operators (admin). One file per resource; [`error`] maps domain errors to statuses once.
 
-mod admin;
+pub mod admin;
 pub mod error;
 pub mod extract;
 mod health;
-mod instruments;
+pub mod instruments;
 pub mod limits;
+pub mod merchant_tokens;
 pub mod openapi;
-mod tokens;
+pub mod tokens;
 mod transactions;
 
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use axum::extract::{MatchedPath, Request};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 
 use crate::clock::Clock;
 use crate::config::Config;
@@ -79,6 +80,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/tokens", post(tokens::issue))
         .route("/v1/tokens/{token_ref}", get(tokens::status))
         .route("/v1/detokenize", post(tokens::detokenize))
+        .route("/v1/merchant-tokens", post(merchant_tokens::create))
+        .route("/v1/merchant-tokens/{token}", delete(merchant_tokens::delete))
         .route("/v1/transactions", get(transactions::list))
         .route("/v1/admin/issuers", get(admin::issuers))
         .route("/v1/admin/requestors", post(admin::create_requestor))

@@ -6,7 +6,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, health, instruments, tokens, transactions};
+use super::{admin, health, instruments, merchant_tokens, tokens, transactions};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -30,6 +30,8 @@ use super::{admin, health, instruments, tokens, transactions};
         tokens::issue,
         tokens::status,
         tokens::detokenize,
+        merchant_tokens::create,
+        merchant_tokens::delete,
         transactions::list,
         admin::issuers,
         admin::create_requestor,

@@ -9,7 +9,7 @@
 //! Runs in-process behind [`super::host::InProcessHost`] or over TCP as `tsp issuer-sim`
 //! ([`super::host::serve`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -124,6 +124,8 @@ struct State {
     offline: bool,
     latency_ms: u64,
     limits: HashMap<String, i64>,
+    /// Cards the issuer refuses outright (`05`): lost, stolen, closed.
+    blocked: HashSet<String>,
     used: HashMap<String, i64>,
     txns: HashMap<TxKey, Entry>,
     stats: SimStats,
@@ -222,6 +224,7 @@ impl Simulator {
             offline: false,
             latency_ms: cfg.latency_ms,
             limits: HashMap::new(),
+            blocked: HashSet::new(),
             used: HashMap::new(),
             txns: HashMap::new(),
             stats: SimStats::default(),
@@ -238,6 +241,16 @@ impl Simulator {
     /// Sets one card's credit limit (minor units).
     pub fn set_limit(&self, pan: &str, minor: i64) {
         self.lock().limits.insert(pan.to_string(), minor);
+    }
+
+    /// Blocks a card (every verification and purchase with it is `05`) or unblocks it.
+    pub fn set_blocked(&self, pan: &str, blocked: bool) {
+        let mut st = self.lock();
+        if blocked {
+            st.blocked.insert(pan.to_string());
+        } else {
+            st.blocked.remove(pan);
+        }
     }
 
     /// While offline, requests are counted but have no effect and get no answer.
@@ -302,7 +315,7 @@ impl Simulator {
     fn decide(&self, st: &mut State, req: &Message) -> Option<Message> {
         let mti = req.mti();
         Some(match mti {
-            Mti::AUTHORIZATION_REQUEST => self.verify(req),
+            Mti::AUTHORIZATION_REQUEST => self.verify(st, req),
             Mti::FINANCIAL_REQUEST => match req.processing_code().map(|p| p.get(..2)) {
                 Some(Some("00")) => self.remembered(st, req, Self::purchase),
                 Some(Some("20")) => self.remembered(st, req, Self::refund),
@@ -333,7 +346,7 @@ impl Simulator {
     }
 
     /// `0100`: account verification (amount zero), no effect.
-    fn verify(&self, req: &Message) -> Message {
+    fn verify(&self, st: &mut State, req: &Message) -> Message {
         let verification = matches!(req.processing_code().and_then(|p| p.get(..2)), Some("90" | "00"));
         if !verification || req.amount().unwrap_or(0) != 0 {
             return reply(req, "12");
@@ -345,7 +358,11 @@ impl Simulator {
         if req.expiry().is_some_and(|e| self.expired(e)) {
             return reply(req, "54");
         }
-        reply(req, "00")
+        if st.blocked.contains(pan) {
+            return reply(req, "05");
+        }
+        let code = st.approval_code();
+        approved_reply(req, &code)
     }
 
     /// Runs `decide_new` once per transaction key: a repeat gets the first answer, a different
@@ -392,6 +409,9 @@ impl Simulator {
         }
         if req.expiry().is_some_and(|e| self.expired(e)) {
             return decline("54");
+        }
+        if st.blocked.contains(pan) {
+            return decline("05");
         }
         let amount = match req.amount().and_then(|a| i64::try_from(a).ok()) {
             Some(a) if a > 0 => a,

@@ -13,6 +13,7 @@ mod echo;
 mod local;
 mod purchase;
 mod reversal;
+pub mod tokenize;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -86,6 +87,7 @@ impl Payments {
         let mti = req.mti();
         let result = match (mti.as_bytes(), req.processing_code().map(|p| p.get(..2).unwrap_or(""))) {
             (b"0800", _) => return Some(echo::echo(req)),
+            (b"0100", Some("90")) => tokenize::tokenize(self, req, started).await,
             (b"0200" | b"0201", Some("00")) => purchase::purchase(self, req, started).await,
             (b"0200" | b"0201", Some("20")) => cancel::cancel(self, req, started).await,
             (b"0400" | b"0401" | b"0420" | b"0421", _) => reversal::reversal(self, req, started).await,
@@ -145,7 +147,7 @@ impl Payments {
             stan: req.stan()?.into(),
             transmitted: req.transmission_date_time()?.into(),
             acquirer_id: acquirer,
-            content_hash: content_hash(req),
+            content_hash: content_hash(req, None),
             processing_code: req.processing_code().map(Into::into),
             merchant_id: req.merchant_id().map(|m| m.trim_end().to_string()),
             amount: req.amount().and_then(|a| i64::try_from(a).ok()),
@@ -228,9 +230,15 @@ fn encode(m: Message) -> Answer {
 }
 
 /// SHA-256 over the request's data elements (not the MTI, so a `0201` repeat matches its `0200`).
-fn content_hash(req: &Message) -> String {
+/// A card number in DE2 enters as `pan_ref` (its PAR) instead: a plain hash of a PAN with fields
+/// stored beside it would let the PAN be found by trying card numbers.
+fn content_hash(req: &Message, pan_ref: Option<&str>) -> String {
     let mut h = Sha256::new();
     for (de, v) in req.fields() {
+        let v = match pan_ref {
+            Some(r) if de == 2 => r,
+            _ => v,
+        };
         h.update([de]);
         h.update((v.len() as u32).to_be_bytes());
         h.update(v.as_bytes());

@@ -36,6 +36,14 @@ pub async fn purchase(p: &Payments, req: &Message, started: Instant) -> crate::R
     let Some(mut txn) = p.new_txn(req, "purchase", "02") else {
         return Ok(p.respond(req, resp_mti, ResponseCode::FORMAT_ERROR));
     };
+    // A card number instead of a token: the terminal read a card (terminal tokenization).
+    if let Some(number) = req.pan().filter(|n| super::tokenize::is_card_number(p, n))
+        && let Ok(pan) = crate::vault::Pan::parse(number)
+    {
+        txn.content_hash = super::content_hash(req, Some(&p.vault.par(&pan).await?));
+        txn.masked_pan = Some(pan.masked());
+        return super::tokenize::pay_with_pan(p, req, &pan, txn, started).await;
+    }
     if let Err(replay) = p.claim(req, &txn, resp_mti, p.duplicate_wait()).await? {
         return Ok(replay);
     }
@@ -50,6 +58,12 @@ pub async fn purchase(p: &Payments, req: &Message, started: Instant) -> crate::R
         Decision::Done(code) => (code, None, false),
         Decision::TimedOut => (ResponseCode::ISSUER_UNAVAILABLE, None, true),
         Decision::Approve { token_id, lease } => (ResponseCode::APPROVED, Some((token_id, lease)), false),
+        Decision::ApproveMultiUse => {
+            let mut resp = p.respond(req, resp_mti, ResponseCode::APPROVED);
+            let _ = resp.set_authorization_code(txn.auth_code.as_deref().unwrap_or("000000"));
+            p.finish(&mut txn, &resp, "approved", started).await?;
+            return Ok(resp);
+        }
     };
     let mut resp = p.respond(req, resp_mti, code);
     if let Some(auth) = txn.auth_code.as_deref() {
@@ -96,6 +110,8 @@ enum Decision {
     TimedOut,
     /// The issuer approved; the leased token is to be consumed with the approval.
     Approve { token_id: String, lease: String },
+    /// The issuer approved a payment with a merchant token, which stays live.
+    ApproveMultiUse,
     /// Every check passed for a stored-value payment: the token's consumption, the ledger entry and
     /// the answer commit together, or the balance is short (51).
     StoredValue { token_id: String, gift: crate::store::GiftRow, currency: crate::money::Currency, amount: i64 },
@@ -139,14 +155,18 @@ async fn authorize(p: &Payments, req: &Message, txn: &mut TxnRow, chip: &mut Opt
     if !matches!(instrument.kind.as_str(), "card" | "gift" | "local") {
         return Ok(C::NOT_PERMITTED.into());
     }
-    if req.expiry().is_some_and(|e| e != token.token_expiry) {
+    // A merchant token's terminal may send the token's month or the card's (it read the card);
+    // its expiry is the TSP's to enforce either way.
+    let expiry_ok = |e: &str| e == token.token_expiry || (token.multi_use && instrument.expiry.as_deref() == Some(e));
+    if req.expiry().is_some_and(|e| !expiry_ok(e)) {
         return Ok(C::CARD_EXPIRED.into());
     }
     if let Some(code) = domain_check(p, req, &token, &currency.code, amount).await? {
         return Ok(code.into());
     }
+    // A merchant token has no chip key: a card-on-file payment carries no cryptogram of its own.
     let entry = req.pos_entry_mode().unwrap_or("");
-    if entry.starts_with("05") || entry.starts_with("07") {
+    if !token.multi_use && (entry.starts_with("05") || entry.starts_with("07")) {
         match verify_arqc(p, req, &token, &instrument).await? {
             Ok(c) => *chip = Some(c),
             Err(code) => {
@@ -179,10 +199,11 @@ async fn authorize(p: &Payments, req: &Message, txn: &mut TxnRow, chip: &mut Opt
     let timeout =
         p.config.issuers.iter().find(|i| Some(&i.id) == instrument.issuer_id.as_ref()).map_or(3000, |i| i.timeout_ms);
 
-    // Lease the token while the issuer answers: a racing payment with it gets 78.
+    // Lease a one-time token while the issuer answers: a racing payment with it gets 78. A merchant
+    // token is multi-use: payments with it may run side by side, and none consumes it.
     let lease = format!("lease_{}", uuid::Uuid::now_v7().simple());
     let now = p.clock.now_ms();
-    if !p.store.lease_token(&token.id, &lease, now, now + timeout as i64 + 5_000).await? {
+    if !token.multi_use && !p.store.lease_token(&token.id, &lease, now, now + timeout as i64 + 5_000).await? {
         return Ok(C::TOKEN_USED.into());
     }
     let pan = match p.vault.reveal_pan(&instrument).await {
@@ -203,6 +224,9 @@ async fn authorize(p: &Payments, req: &Message, txn: &mut TxnRow, chip: &mut Opt
             txn.issuer_response = Some(code.as_str().to_string());
             if code.is_approved() {
                 txn.auth_code = Some(ans.authorization_code().unwrap_or("000000").to_string());
+                if token.multi_use {
+                    return Ok(Decision::ApproveMultiUse);
+                }
                 return Ok(Decision::Approve { token_id: token.id.clone(), lease });
             }
             p.store.release_token(&token.id, &lease).await?;
@@ -240,7 +264,10 @@ async fn domain_check(
         || t.currency.as_deref().is_some_and(|c| c != currency)
         || t.entry_modes.as_deref().is_some_and(|modes| !modes.split(',').any(|m| m == entry));
     if wrong_domain {
-        p.store.fail_token_attempt(&t.id, MAX_FAILED_ATTEMPTS, p.clock.now_ms()).await?;
+        // Another merchant trying a merchant token must not be able to lock it for its own.
+        if !t.multi_use {
+            p.store.fail_token_attempt(&t.id, MAX_FAILED_ATTEMPTS, p.clock.now_ms()).await?;
+        }
         return Ok(Some(ResponseCode::NOT_PERMITTED));
     }
     if t.max_amount.is_some_and(|m| amount > m) {

@@ -197,6 +197,26 @@ impl Store {
 
     // Tokens.
 
+    /// The live merchant token of a card at a merchant (terminal tokenization).
+    pub async fn merchant_token(&self, instrument_id: &str, merchant_id: &str) -> StoreResult<Option<TokenRow>> {
+        dispatch!(self, s => s.merchant_token(instrument_id, merchant_id).await)
+    }
+
+    /// Ends a live token: expired if its TTL has passed, else revoked when `revoke`. True if it was live.
+    pub async fn end_token(&self, id: &str, revoke: bool, now: i64) -> StoreResult<bool> {
+        dispatch!(self, s => s.end_token(id, revoke, now).await)
+    }
+
+    /// Binds merchants to a terminal requestor, all or none; returns those another requestor holds.
+    pub async fn bind_merchants(&self, requestor_id: &str, merchants: &[String], now: i64) -> StoreResult<Vec<String>> {
+        dispatch!(self, s => s.bind_merchants(requestor_id, merchants, now).await)
+    }
+
+    /// The terminal requestor a merchant belongs to.
+    pub async fn merchant_owner(&self, merchant_id: &str) -> StoreResult<Option<String>> {
+        dispatch!(self, s => s.merchant_owner(merchant_id).await)
+    }
+
     /// Appends an audit row chained to the last one (see `crate::audit`).
     pub async fn append_audit(
         &self,

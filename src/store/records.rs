@@ -133,6 +133,9 @@ pub struct TokenRow {
     pub created_at: i64,
     pub expires_at: i64,
     pub consumed_at: Option<i64>,
+    /// A merchant token (terminal tokenization): paid any number of times at its merchant, never
+    /// consumed.
+    pub multi_use: bool,
 }
 
 /// What inserting a token found.

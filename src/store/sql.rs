@@ -16,7 +16,7 @@ macro_rules! instrument_cols {
 macro_rules! token_cols {
     () => {
         "id, token, instrument_id, requestor_id, state, token_expiry, psn, merchant_id, \
-         max_amount, currency, entry_modes, failed_attempts, created_at, expires_at, consumed_at"
+         max_amount, currency, entry_modes, failed_attempts, created_at, expires_at, consumed_at, multi_use"
     };
 }
 
@@ -507,8 +507,8 @@ macro_rules! sql_store {
                 let mut w = self.writer().await?;
                 let r = sqlx::query(
                     "INSERT INTO tokens (id, token, instrument_id, requestor_id, state, token_expiry, psn, merchant_id, \
-                     max_amount, currency, entry_modes, failed_attempts, created_at, expires_at) \
-                     SELECT $1, $2, $3, $4, 'active', $5, $6, $7, $8, $9, $10, 0, $11, $12 \
+                     max_amount, currency, entry_modes, failed_attempts, created_at, expires_at, multi_use) \
+                     SELECT $1, $2, $3, $4, 'active', $5, $6, $7, $8, $9, $10, 0, $11, $12, $15 \
                      WHERE EXISTS (SELECT 1 FROM instruments WHERE id = $3 AND status = 'active') \
                        AND NOT EXISTS (SELECT 1 FROM instruments WHERE fingerprint IN ($13, $14)) \
                      ON CONFLICT DO NOTHING",
@@ -527,6 +527,7 @@ macro_rules! sql_store {
                 .bind(t.expires_at)
                 .bind(number_fingerprints[0])
                 .bind(number_fingerprints[1])
+                .bind(t.multi_use)
                 .execute(w.conn())
                 .await?;
                 if r.rows_affected() == 1 {
@@ -714,6 +715,74 @@ macro_rules! sql_store {
                 .bind(token)
                 .fetch_optional(&self.read)
                 .await?)
+            }
+
+            pub async fn merchant_token(&self, instrument_id: &str, merchant_id: &str) -> StoreResult<Option<TokenRow>> {
+                Ok(sqlx::query_as(concat!(
+                    "SELECT ",
+                    token_cols!(),
+                    " FROM tokens WHERE instrument_id = $1 AND merchant_id = $2 AND multi_use AND state = 'active'"
+                ))
+                .bind(instrument_id)
+                .bind(merchant_id)
+                .fetch_optional(&self.read)
+                .await?)
+            }
+
+            /// Ends a live token: `expired` when its TTL has passed by `now`, else `revoked` (when
+            /// `revoke`). True if it was live.
+            pub async fn end_token(&self, id: &str, revoke: bool, now: i64) -> StoreResult<bool> {
+                let mut w = self.writer().await?;
+                let r = sqlx::query(
+                    "UPDATE tokens SET state = CASE WHEN expires_at <= $2 THEN 'expired' ELSE 'revoked' END \
+                     WHERE id = $1 AND state = 'active' AND (expires_at <= $2 OR $3)",
+                )
+                .bind(id)
+                .bind(now)
+                .bind(revoke)
+                .execute(w.conn())
+                .await?;
+                w.done().await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            /// Binds merchants to a terminal requestor. Returns the merchants another requestor holds
+            /// (left as they are).
+            pub async fn bind_merchants(&self, requestor_id: &str, merchants: &[String], now: i64) -> StoreResult<Vec<String>> {
+                let mut w = self.atomic_writer().await?;
+                let mut taken = Vec::new();
+                for m in merchants {
+                    sqlx::query(
+                        "INSERT INTO merchant_requestors (merchant_id, requestor_id, created_at) VALUES ($1, $2, $3) \
+                         ON CONFLICT (merchant_id) DO NOTHING",
+                    )
+                    .bind(m)
+                    .bind(requestor_id)
+                    .bind(now)
+                    .execute(w.conn())
+                    .await?;
+                    let owner: Option<String> =
+                        sqlx::query_scalar("SELECT requestor_id FROM merchant_requestors WHERE merchant_id = $1")
+                            .bind(m)
+                            .fetch_optional(w.conn())
+                            .await?;
+                    if owner.as_deref() != Some(requestor_id) {
+                        taken.push(m.clone());
+                    }
+                }
+                if taken.is_empty() {
+                    w.done().await?;
+                } else {
+                    w.abort().await?;
+                }
+                Ok(taken)
+            }
+
+            pub async fn merchant_owner(&self, merchant_id: &str) -> StoreResult<Option<String>> {
+                Ok(sqlx::query_scalar("SELECT requestor_id FROM merchant_requestors WHERE merchant_id = $1")
+                    .bind(merchant_id)
+                    .fetch_optional(&self.read)
+                    .await?)
             }
 
             pub async fn token(&self, id: &str) -> StoreResult<Option<TokenRow>> {

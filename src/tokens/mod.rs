@@ -40,6 +40,15 @@ pub struct TokenOptions {
     pub entry_modes: Option<Vec<String>>,
 }
 
+/// How inserting a token with a fresh number ended.
+enum Fresh {
+    Inserted,
+    /// The instrument is not active.
+    NotActive,
+    /// The card's live merchant token at this merchant, made by a racing request.
+    Existing(Box<TokenRow>),
+}
+
 /// A token just issued, with its limited-use key.
 pub struct IssuedToken {
     pub row: TokenRow,
@@ -105,6 +114,23 @@ impl Tokens {
         let mut row = self.validate(requestor, &instrument, opts, now)?;
         let currency = row.currency.as_deref().and_then(|c| self.config.currency(c)).cloned();
 
+        if let Fresh::NotActive = self.insert_fresh(&mut row, &prefix, now).await? {
+            let now_row = self.vault.instrument(requestor, instrument_id).await?;
+            return Err(if now_row.status == "suspended" {
+                Error::InstrumentSuspended
+            } else {
+                Error::InstrumentDeleted
+            });
+        }
+        let icc_key = self.hsm.derive_icc_mk(KeyRef::stored(imk_label), &row.token, TOKEN_PSN).await?;
+        crate::metrics::get().tokens_issued.inc();
+        Ok(IssuedToken { row, icc_key, currency })
+    }
+
+    /// Gives `row` a fresh number from the range `prefix` and inserts it. The database refuses a
+    /// number that is live already or is a vaulted card's number (under any fingerprint key in use),
+    /// an instrument that is not active, and a second live merchant token of a card at a merchant.
+    async fn insert_fresh(&self, row: &mut TokenRow, prefix: &str, now: i64) -> Result<Fresh> {
         let mut draws = 0;
         let mut number: Option<TokenValue> = None;
         loop {
@@ -115,36 +141,76 @@ impl Tokens {
                     if draws > MAX_DRAWS {
                         return Err(Error::TokenRangeExhausted);
                     }
-                    TokenValue::generate_system(&prefix, TOKEN_LEN, &self.rng)
-                        .map_err(|_| Error::TokenRangeExhausted)?
+                    TokenValue::generate_system(prefix, TOKEN_LEN, &self.rng).map_err(|_| Error::TokenRangeExhausted)?
                 }
             };
             row.token = candidate.as_str().to_string();
-            // A token number must not be a vaulted card's number under any fingerprint key in use.
             let fps = self.vault.fingerprints(&self.vault.keys(), candidate.as_str()).await?;
             let (first, second) = (fps.first().map_or("", String::as_str), fps.get(1).or(fps.first()));
-            match self.store.insert_token(&row, [first, second.map_or(first, String::as_str)]).await? {
-                InsertToken::Inserted => break,
-                InsertToken::NumberIsPan => {}
+            match self.store.insert_token(row, [first, second.map_or(first, String::as_str)]).await? {
+                InsertToken::Inserted => return Ok(Fresh::Inserted),
+                InsertToken::NumberIsPan => {
+                    // Or another request made this card's merchant token at this merchant first.
+                    if row.multi_use
+                        && let Some(m) = row.merchant_id.as_deref()
+                        && let Some(existing) = self.store.merchant_token(&row.instrument_id, m).await?
+                    {
+                        return Ok(Fresh::Existing(Box::new(existing)));
+                    }
+                }
                 InsertToken::NumberTaken => {
                     // A live-looking holder whose TTL has passed frees the number; try it again.
                     if self.store.expire_token_number(candidate.as_str(), now).await? {
                         number = Some(candidate);
                     }
                 }
-                InsertToken::InstrumentNotActive => {
-                    let now_row = self.vault.instrument(requestor, instrument_id).await?;
-                    return Err(if now_row.status == "suspended" {
-                        Error::InstrumentSuspended
-                    } else {
-                        Error::InstrumentDeleted
-                    });
-                }
+                InsertToken::InstrumentNotActive => return Ok(Fresh::NotActive),
             }
         }
-        let icc_key = self.hsm.derive_icc_mk(KeyRef::stored(imk_label), &row.token, TOKEN_PSN).await?;
-        crate::metrics::get().tokens_issued.inc();
-        Ok(IssuedToken { row, icc_key, currency })
+    }
+
+    /// The merchant token of a card at a merchant (terminal tokenization): the live one if there is
+    /// one, else a new one — multi-use, bound to `merchant_id`, living `merchant_ttl_days`.
+    pub async fn merchant_token(&self, instrument: &InstrumentRow, merchant_id: &str) -> Result<TokenRow> {
+        let now = self.clock.now_ms();
+        if let Some(t) = self.store.merchant_token(&instrument.id, merchant_id).await? {
+            if t.expires_at > now {
+                return Ok(t);
+            }
+            // Past its expiry: it ends, and the card gets a new one at this merchant.
+            self.store.end_token(&t.id, false, now).await?;
+        }
+        let (prefix, _) = self.range_of(instrument)?;
+        let expires_at = now + i64::from(self.config.tokens.merchant_ttl_days) * 86_400_000;
+        let mut row = TokenRow {
+            id: format!("tok_{}", uuid::Uuid::now_v7().simple()),
+            token: String::new(),
+            instrument_id: instrument.id.clone(),
+            requestor_id: instrument.requestor_id.clone(),
+            state: "active".into(),
+            token_expiry: token_expiry(expires_at),
+            psn: TOKEN_PSN.into(),
+            merchant_id: Some(merchant_id.to_string()),
+            max_amount: None,
+            currency: None,
+            entry_modes: None,
+            failed_attempts: 0,
+            created_at: now,
+            expires_at,
+            consumed_at: None,
+            multi_use: true,
+        };
+        match self.insert_fresh(&mut row, &prefix, now).await? {
+            Fresh::Inserted => {
+                crate::metrics::get().tokens_issued.inc();
+                Ok(row)
+            }
+            Fresh::Existing(t) => Ok(*t),
+            Fresh::NotActive => Err(match self.store.instrument(&instrument.id).await?.map(|i| i.status) {
+                Some(s) if s == "suspended" => Error::InstrumentSuspended,
+                _ => Error::InstrumentDeleted,
+            }),
+        }
     }
 
     /// The token BIN prefix and the IMK label for an instrument's tokens.
@@ -245,6 +311,7 @@ impl Tokens {
             created_at: now,
             expires_at,
             consumed_at: None,
+            multi_use: false,
         })
     }
 

@@ -74,6 +74,11 @@ impl Vault {
         Ok(out)
     }
 
+    /// The configured issuer whose BIN range holds this card number.
+    pub fn issuer_for(&self, digits: &str) -> Option<&crate::config::IssuerConfig> {
+        self.issuers.for_pan(digits)
+    }
+
     /// The keys new cards are sealed under now.
     pub fn keys(&self) -> KeySet {
         self.keys.current()
@@ -81,7 +86,7 @@ impl Vault {
 
     /// The Payment Account Reference: the configured 4-character prefix and 25 characters derived
     /// from the PAN under the PAR key. Stable for a PAN whoever registers it.
-    async fn par(&self, pan: &Pan) -> Result<String> {
+    pub async fn par(&self, pan: &Pan) -> Result<String> {
         let mac = self.hsm.hmac(KeyRef::stored(keys::PAR_LABEL), pan.expose().as_bytes()).await?;
         Ok(format!("{}{}", self.par_prefix, base36_25(&mac)))
     }
@@ -89,6 +94,12 @@ impl Vault {
     /// Registers a card for a requestor. Returns the instrument and whether it is new: the same
     /// requestor registering the same PAN again gets its existing instrument back.
     pub async fn register_card(&self, requestor: &Requestor, pan: &str, expiry: &str) -> Result<(InstrumentRow, bool)> {
+        self.register_card_as(&requestor.id, pan, expiry).await
+    }
+
+    /// [`Vault::register_card`] for the requestor `requestor_id` (terminal tokenization registers
+    /// cards for the terminal requestor of the merchant, which is not the caller).
+    pub async fn register_card_as(&self, requestor_id: &str, pan: &str, expiry: &str) -> Result<(InstrumentRow, bool)> {
         let pan = Pan::parse(pan).map_err(|e| match e {
             PanError::Format => Error::invalid("pan_format", "pan must be 13 to 19 digits"),
             PanError::Luhn => Error::invalid("pan_luhn", "pan fails the Luhn check"),
@@ -109,12 +120,12 @@ impl Vault {
             let keys = self.keys.current();
             let fingerprints = self.fingerprints(&keys, pan.expose()).await?;
             for fp in &fingerprints {
-                if let Some(existing) = self.store.instrument_by_fingerprint(&requestor.id, fp).await? {
+                if let Some(existing) = self.store.instrument_by_fingerprint(requestor_id, fp).await? {
                     return Ok((self.refresh_expiry(existing, &expiry, now).await?, false));
                 }
             }
             let fingerprint = fingerprints.into_iter().next().unwrap_or_default();
-            let row = self.seal_card(&keys, &requestor.id, &pan, fingerprint, &expiry, &issuer.id, now).await?;
+            let row = self.seal_card(&keys, requestor_id, &pan, fingerprint, &expiry, &issuer.id, now).await?;
             match self.store.insert_card(&row).await? {
                 InsertCard::Inserted => return Ok((row, true)),
                 InsertCard::Duplicate(existing) => {

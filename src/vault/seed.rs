@@ -90,6 +90,7 @@ pub async fn seed(
                     entry_modes: None,
                     failed_attempts: 0,
                     created_at: now,
+                    multi_use: false,
                     expires_at: now + token_ttl_ms,
                     consumed_at: None,
                 });

@@ -191,7 +191,8 @@ pub async fn build(opts: &ServeOptions) -> Result<AppState, StartError> {
         hosts,
     ));
     let limits = Arc::new(crate::api::limits::RestLimits::new(&config.limits));
-    let state = AppState { store, vault, tokens, config, issuers, clock, payments, simulator, limits };
+    let iso_addr = Arc::new(std::sync::OnceLock::new());
+    let state = AppState { store, vault, tokens, config, issuers, clock, payments, simulator, limits, iso_addr };
     ensure_demo_keys(&state, &opts.data_dir).await?;
     Ok(state)
 }
@@ -220,26 +221,49 @@ pub async fn seed(opts: &ServeOptions, count: u64) -> Result<crate::vault::seed:
     Ok(done?)
 }
 
-/// On first start, three demo requestors and `demo-keys.json` (mode 0600): `app` (instruments,
-/// tokens), `van` (detokenize), `admin` (admin). Kept when the keys in it still work.
+/// The merchant the demo terminal key acts for (a Gangnam local-currency merchant of the demo
+/// configuration, so the terminal page takes every kind of payment).
+pub const DEMO_TERMINAL_MERCHANT: &str = "GN-CAFE-0001";
+
+/// On first start, four demo requestors and `demo-keys.json` (mode 0600): `app` (instruments,
+/// tokens), `van` (detokenize), `admin` (admin), `terminal` (terminal, bound to
+/// [`DEMO_TERMINAL_MERCHANT`]). Kept when the keys in it still work; a file from before the terminal
+/// key gets one added.
 async fn ensure_demo_keys(state: &AppState, data_dir: &Path) -> Result<(), StartError> {
     let path = data_dir.join("demo-keys.json");
+    let now = state.clock.now_ms();
+    let prefix = &state.config.platform.trid_prefix;
+    let terminal_key = || async {
+        if state.store.merchant_owner(DEMO_TERMINAL_MERCHANT).await?.is_some() {
+            return Ok::<_, StartError>(None);
+        }
+        let t = requestors::create(&state.store, prefix, "demo terminal", &[Scope::Terminal], now).await?;
+        let taken = state.store.bind_merchants(&t.requestor.id, &[DEMO_TERMINAL_MERCHANT.to_string()], now).await?;
+        Ok(taken.is_empty().then_some(t.api_key))
+    };
     if let Ok(text) = std::fs::read_to_string(&path) {
-        let file: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        let mut file: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
         if let Some(app) = file["app"].as_str()
             && requestors::authenticate(&state.store, app).await?.is_some()
         {
+            if file["terminal"].is_null()
+                && let Some(key) = terminal_key().await?
+            {
+                file["terminal"] = serde_json::Value::String(key);
+                let text = serde_json::to_string_pretty(&file).map_err(std::io::Error::other)?;
+                write_private(&path, text.as_bytes())?;
+            }
             println!("tsp: demo API keys are in {}", path.display());
             return Ok(());
         }
     }
-    let now = state.clock.now_ms();
-    let prefix = &state.config.platform.trid_prefix;
     let app =
         requestors::create(&state.store, prefix, "demo pay app", &[Scope::Instruments, Scope::Tokens], now).await?;
     let van = requestors::create(&state.store, prefix, "demo VAN", &[Scope::Detokenize], now).await?;
     let admin = requestors::create(&state.store, prefix, "demo operator", &[Scope::Admin], now).await?;
-    let body = serde_json::json!({ "app": app.api_key, "van": van.api_key, "admin": admin.api_key });
+    let terminal = terminal_key().await?;
+    let body =
+        serde_json::json!({ "app": app.api_key, "van": van.api_key, "admin": admin.api_key, "terminal": terminal });
     let text = serde_json::to_string_pretty(&body).map_err(std::io::Error::other)?;
     write_private(&path, text.as_bytes())?;
     println!("tsp: demo API keys written to {}", path.display());
@@ -273,6 +297,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), StartError> {
     let iso = tokio::net::TcpListener::bind(opts.iso_addr).await.map_err(|e| StartError::Bind(opts.iso_addr, e))?;
     println!("tsp: REST API listening on http://{}", listener.local_addr()?);
     println!("tsp: ISO 8583 listening on {}", iso.local_addr()?);
+    let _ = state.iso_addr.set(iso.local_addr()?);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let l = &state.config.limits;
     let limits = crate::server::Limits {
@@ -291,7 +316,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), StartError> {
         shutdown_signal().await;
         let _ = stop_tx.send(true);
     };
-    axum::serve(listener, api::router(state)).with_graceful_shutdown(stop).await?;
+    axum::serve(listener, api::router(state).merge(crate::web::router())).with_graceful_shutdown(stop).await?;
     // In-flight ISO 8583 requests finish before the database closes.
     let _ = iso_task.await;
     let _ = advice_task.await;

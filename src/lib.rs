@@ -9,6 +9,7 @@
 //! - [`hsm`]: the door to the HSM (`hsm-sim` in process).
 //! - [`audit`]: the hash-chained audit trail.
 //! - [`api`]: the REST API (axum).
+//! - [`web`]: the demo pages (wallet, console, terminal), embedded.
 //! - [`app`]: wiring it all together for `tsp serve`.
 
 pub mod api;
@@ -35,5 +36,6 @@ pub mod terminal;
 pub mod tokens;
 pub mod vault;
 pub mod vectors;
+pub mod web;
 
 pub use error::{Error, Result};

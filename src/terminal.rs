@@ -137,6 +137,11 @@ impl Terminal {
         Ok(Terminal { stream, requests: Requests::new(terminal_id, merchant_id) })
     }
 
+    /// Continues the STANs after `last` (a terminal that keeps its counter across connections).
+    pub fn continue_stan_after(&mut self, last: u32) {
+        self.requests.stan = last % 999_999;
+    }
+
     /// Sends a request and waits (10 s at most) for its answer.
     pub async fn call(&mut self, req: &Message) -> Result<Message, TerminalError> {
         write_frame(&mut self.stream, &req.encode()?).await?;

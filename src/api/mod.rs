@@ -2,6 +2,7 @@
 //! and operators (admin). One file per resource; [`error`] maps domain errors to statuses once.
 
 pub mod admin;
+pub mod barcodes;
 pub mod error;
 pub mod extract;
 mod health;
@@ -9,6 +10,7 @@ pub mod instruments;
 pub mod limits;
 pub mod merchant_tokens;
 pub mod openapi;
+pub mod terminal;
 pub mod tokens;
 mod transactions;
 
@@ -43,6 +45,8 @@ pub struct AppState {
     /// The in-process issuer simulator that issuers configured with `host = "sim"` use.
     pub simulator: Arc<crate::issuer::sim::Simulator>,
     pub limits: Arc<limits::RestLimits>,
+    /// Where this node's ISO 8583 front listens, once it does (the terminal page pays through it).
+    pub iso_addr: Arc<std::sync::OnceLock<std::net::SocketAddr>>,
 }
 
 /// `GET /metrics`: the Prometheus text format (no authentication: scrape it from the internal
@@ -79,6 +83,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/instruments/{id}/charge", post(instruments::charge))
         .route("/v1/tokens", post(tokens::issue))
         .route("/v1/tokens/{token_ref}", get(tokens::status))
+        .route("/v1/tokens/{token_ref}/code", get(barcodes::code))
+        .route("/v1/terminal/payments", post(terminal::pay))
         .route("/v1/detokenize", post(tokens::detokenize))
         .route("/v1/merchant-tokens", post(merchant_tokens::create))
         .route("/v1/merchant-tokens/{token}", delete(merchant_tokens::delete))

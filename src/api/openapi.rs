@@ -6,7 +6,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, health, instruments, merchant_tokens, tokens, transactions};
+use super::{admin, barcodes, health, instruments, merchant_tokens, terminal, tokens, transactions};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -31,6 +31,8 @@ use super::{admin, health, instruments, merchant_tokens, tokens, transactions};
         tokens::status,
         tokens::detokenize,
         merchant_tokens::create,
+        barcodes::code,
+        terminal::pay,
         merchant_tokens::delete,
         transactions::list,
         admin::issuers,

@@ -40,6 +40,32 @@ impl ResponseCode {
         std::str::from_utf8(&self.0).unwrap_or("96")
     }
 
+    /// The code in words, as SPEC §5 names it (for people: the terminal page).
+    pub fn meaning(&self) -> &'static str {
+        match &self.0 {
+            b"00" => "approved",
+            b"05" => "do not honor",
+            b"12" => "invalid transaction",
+            b"13" => "invalid amount",
+            b"14" => "unknown token or card",
+            b"25" => "original not found",
+            b"30" => "format error",
+            b"33" => "token expired",
+            b"51" => "insufficient funds",
+            b"54" => "card expired",
+            b"57" => "not permitted for this instrument here",
+            b"61" => "exceeds the amount limit",
+            b"62" => "instrument suspended or deleted",
+            b"64" => "exceeds what is left to cancel",
+            b"78" => "token already used or locked",
+            b"82" => "cryptogram failed",
+            b"91" => "issuer unavailable",
+            b"94" => "duplicate transmission",
+            b"96" => "system error",
+            _ => "declined by the issuer",
+        }
+    }
+
     pub fn is_approved(&self) -> bool {
         *self == Self::APPROVED
     }

@@ -1,0 +1,91 @@
+//! `POST /v1/terminal/payments` (scope `terminal`): a purchase sent over this node's own ISO 8583
+//! front by the service's terminal client (`crate::terminal`), for the demo terminal page. It goes
+//! the way a real terminal's would: framed, over TCP, through the same checks and the same issuer.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::error::{ApiError, ApiResult};
+use super::extract::{Caller, JsonBody};
+use crate::money::Amount;
+use crate::payments::ResponseCode;
+use crate::requestors::Scope;
+
+/// The demo terminal's STANs, counted from this process's start (seeded from the clock so a restart
+/// within the same second does not reuse one).
+static NEXT_STAN: std::sync::LazyLock<std::sync::atomic::AtomicU32> = std::sync::LazyLock::new(|| {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    std::sync::atomic::AtomicU32::new((secs % 900_000) as u32)
+});
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TerminalPaymentBody {
+    /// A one-time or merchant token (never a card number: the page is for tokens).
+    pub token: String,
+    /// A decimal amount in the platform's currency (KRW).
+    pub amount: String,
+    pub merchant_id: String,
+}
+
+/// `POST /v1/terminal/payments`: pays `amount` with `token` at one of the caller's merchants.
+#[utoipa::path(post, path = "/v1/terminal/payments", tag = "terminals", request_body(content = serde_json::Value, description = r#"{"token","amount","merchant_id"}"#), responses((status = 200, description = "{response_code, meaning, approved, auth_code, stan}: the 0210's answer"), (status = 403, description = "the key lacks the scope or is not bound to the merchant"), (status = 422, description = "invalid token or amount"), (status = 503, description = "the ISO 8583 front did not answer"), (status = 401, description = "missing, unknown or revoked API key"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
+pub async fn pay(
+    State(s): State<AppState>,
+    caller: Caller,
+    JsonBody(b): JsonBody<TerminalPaymentBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let requestor = caller.require(Scope::Terminal)?;
+    if s.store.merchant_owner(&b.merchant_id).await?.as_deref() != Some(requestor.id.as_str()) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "merchant_not_bound",
+            "this API key is not bound to that merchant",
+        ));
+    }
+    let token = crate::tokens::TokenValue::parse(b.token.trim())
+        .filter(|t| s.vault.issuer_for(t.as_str()).is_none())
+        .ok_or_else(|| ApiError::unprocessable("token_invalid", "token must be a token number"))?;
+    let currency =
+        s.config.default_currency().cloned().ok_or_else(|| ApiError::unprocessable("currency", "no currency"))?;
+    let minor = Amount::parse(&b.amount, &currency)
+        .ok()
+        .and_then(|a| a.to_minor())
+        .and_then(|m| u64::try_from(m).ok())
+        .filter(|m| *m > 0)
+        .ok_or_else(|| {
+            ApiError::unprocessable("amount_invalid", "amount must be a positive amount in the platform's currency")
+        })?;
+    let Some(addr) = s.iso_addr.get().copied() else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "iso_unavailable",
+            "the ISO 8583 front is not listening",
+        ));
+    };
+    let unavailable = |e: crate::terminal::TerminalError| {
+        tracing::warn!(error = %e, "terminal page payment");
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "iso_unavailable", "the ISO 8583 front did not answer")
+    };
+    let mut terminal =
+        crate::terminal::Terminal::connect(&addr.to_string(), "WEBTERM1", &b.merchant_id).await.map_err(unavailable)?;
+    // One terminal (`WEBTERM1`) across requests: its STAN counter is this process's.
+    terminal.continue_stan_after(NEXT_STAN.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    let answer = terminal.pay(token.as_str(), minor).await.map_err(unavailable)?;
+    let code = answer.response_code().and_then(ResponseCode::parse).unwrap_or(ResponseCode::SYSTEM_ERROR);
+    Ok((
+        StatusCode::OK,
+        Json(json!({
+            "response_code": code.as_str(),
+            "meaning": code.meaning(),
+            "approved": code.is_approved(),
+            "auth_code": answer.authorization_code(),
+            "stan": answer.stan(),
+            "amount": Amount::from_minor(minor as i64, &currency).to_string(),
+        })),
+    ))
+}

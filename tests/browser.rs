@@ -46,6 +46,13 @@ async fn wallet_terminal_and_console_in_chromium() {
     assert_eq!(seen["card_registrations"], 1, "{v}");
     assert!(seen["checked_bodies"].as_u64().unwrap() > 20, "{v}");
     assert_eq!(seen["pages"]["terminal"]["card"], "00", "{v}");
+    // The calls the pages made, each one checked against /openapi.json by the script.
+    let calls: Vec<&str> = seen["rest_calls"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    for expected in
+        ["POST /v1/instruments", "POST /v1/tokens", "POST /v1/terminal/payments", "POST /v1/admin/settlements"]
+    {
+        assert!(calls.contains(&expected), "{expected} in {calls:?}");
+    }
     assert!(seen["pages"]["console"]["closed"].as_str().unwrap().contains("stl_"), "{v}");
 
     // What the pages did is what the server recorded: the two approved payments and the settlement.

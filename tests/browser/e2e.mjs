@@ -28,6 +28,11 @@ async function open(browser, path, scheme = 'light') {
   const page = await context.newPage();
   page.on('request', (r) => {
     seen.traffic += 1;
+    const url = new URL(r.url());
+    if (url.pathname.startsWith('/v1/')) {
+      calls.add(`${r.method()} ${url.pathname.replace(/\/(ins|tok)_[0-9a-f]+/g, '/$1_…')}`);
+      check(documented.some((d) => d.method === r.method() && d.re.test(url.pathname)), `an undocumented call: ${r.method()} ${url.pathname}`);
+    }
     check(r.url().startsWith(base) || r.url().startsWith('blob:') || r.url().startsWith('data:'), `a request left the server: ${r.url()}`);
     const body = r.postData();
     // The one request that must carry the number: the user registering the card they typed.
@@ -45,6 +50,13 @@ async function open(browser, path, scheme = 'light') {
 async function shot(page, name) {
   if (shots) await page.screenshot({ path: `${shots}/${name}.png`, fullPage: false });
 }
+
+// The pages' REST calls must be documented ones: every /v1 request is matched against /openapi.json.
+const doc = await (await fetch(`${base}/openapi.json`)).json();
+const documented = Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops).map((m) => ({
+  method: m.toUpperCase(), re: new RegExp(`^${path.replace(/\{[^}]+\}/g, '[^/]+')}$`),
+})));
+const calls = new Set();
 
 const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] });
 try {
@@ -176,6 +188,7 @@ try {
   const leak = texts.find((t) => t.includes(pan) || (middle.length >= 6 && t.includes(pan.slice(0, 6) + middle)) || t.includes(middle + pan.slice(-4)));
   check(!leak, 'a page or its traffic carried the PAN');
   seen.checked_bodies = texts.length;
+  seen.rest_calls = [...calls].sort();
   console.log(JSON.stringify({ ok: true, seen }));
 } finally {
   await browser.close();

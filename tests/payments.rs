@@ -10,7 +10,7 @@ use common::TestServer;
 use common::iso::{Terminal, de55};
 use serde_json::{Value, json};
 use tsp::iso8583::Mti;
-use tsp::issuer::sim::{SimConfig, Simulator};
+use tsp::issuer::sim::Simulator;
 
 const PAN: &str = "4111111111111111";
 
@@ -22,20 +22,13 @@ struct Rig {
 /// A server whose two issuers are the simulator of this test over TCP (600 ms timeout), and whose
 /// tokens may live as briefly as one second.
 async fn rig() -> Rig {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let sim = Arc::new(Simulator::new(SimConfig::default()));
-    tokio::spawn(tsp::issuer::tcp::serve(listener, sim.clone()));
-    let dir = tempfile::tempdir().unwrap();
-    let config = tsp::config::DEFAULT_TOML
-        .replace("[[issuers]]\n", &format!("[[issuers]]\nhost = \"tcp://{addr}\"\ntimeout_ms = 600\n"))
-        .replace(
+    let (s, sim) = common::with_tcp_issuer(|c| {
+        c.replace(
             "[tokens]\nttl_seconds = 600\nmin_ttl_seconds = 30",
             "[tokens]\nttl_seconds = 600\nmin_ttl_seconds = 1",
-        );
-    let path = dir.path().join("tsp.toml");
-    std::fs::write(&path, config).unwrap();
-    let s = TestServer::start_with(dir, &["--config", path.to_str().unwrap()]).await;
+        )
+    })
+    .await;
     Rig { s, sim }
 }
 

@@ -5,21 +5,9 @@ Usage: pyiso_tokenize.py HOST PORT PAN EXPIRY MERCHANT. Prints the answers as JS
 
 import json
 import socket
-import struct
 import sys
 
-import iso8583
-from iso8583.specs import default_ascii as spec
-
-
-def call(sock, doc):
-    raw, _ = iso8583.encode(doc, spec)
-    sock.sendall(struct.pack(">H", len(raw)) + bytes(raw))
-    header = sock.recv(2, socket.MSG_WAITALL)
-    (length,) = struct.unpack(">H", header)
-    body = sock.recv(length, socket.MSG_WAITALL)
-    answer, _ = iso8583.decode(body, spec)
-    return answer
+from pyiso_common import call
 
 
 def token_of(de48):

@@ -10,7 +10,7 @@ use common::TestServer;
 use common::iso::Terminal;
 use serde_json::{Value, json};
 use tsp::iso8583::{Message, Mti};
-use tsp::issuer::sim::{SimConfig, Simulator};
+use tsp::issuer::sim::Simulator;
 
 const PAN: &str = "4111110000000013";
 const M1: &str = "MERCHANT000001";
@@ -22,16 +22,7 @@ struct Rig {
 }
 
 async fn rig() -> Rig {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let sim = Arc::new(Simulator::new(SimConfig::default()));
-    tokio::spawn(tsp::issuer::tcp::serve(listener, sim.clone()));
-    let dir = tempfile::tempdir().unwrap();
-    let config = tsp::config::DEFAULT_TOML
-        .replace("[[issuers]]\n", &format!("[[issuers]]\nhost = \"tcp://{addr}\"\ntimeout_ms = 600\n"));
-    let path = dir.path().join("tsp.toml");
-    std::fs::write(&path, config).unwrap();
-    let s = TestServer::start_with(dir, &["--config", path.to_str().unwrap()]).await;
+    let (s, sim) = common::with_tcp_issuer(|c| c).await;
     Rig { s, sim }
 }
 

@@ -366,6 +366,27 @@ pub fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
+/// A server whose issuers are a simulator of the test's own, over TCP (the protocol of `tsp
+/// issuer-sim`) with a 600 ms timeout; `edit` changes the rest of the demo configuration.
+pub async fn with_tcp_issuer(
+    edit: impl Fn(String) -> String,
+) -> (TestServer, std::sync::Arc<tsp::issuer::sim::Simulator>) {
+    use tsp::issuer::sim::{SimConfig, Simulator};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let sim = std::sync::Arc::new(Simulator::new(SimConfig::default()));
+    tokio::spawn(tsp::issuer::tcp::serve(listener, sim.clone()));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = edit(
+        tsp::config::DEFAULT_TOML
+            .replace("[[issuers]]\n", &format!("[[issuers]]\nhost = \"tcp://{addr}\"\ntimeout_ms = 600\n")),
+    );
+    let path = dir.path().join("tsp.toml");
+    std::fs::write(&path, config).expect("config file");
+    let path = path.to_str().expect("a UTF-8 path").to_string();
+    (TestServer::start_with(dir, &["--config", &path]).await, sim)
+}
+
 /// Hands a card number the test uses another way (over ISO 8583, say) to the suite-wide PAN scan.
 pub fn scan_for(pan: &str) -> &str {
     collect("pans.txt", pan);

@@ -54,6 +54,12 @@ async fn wallet_terminal_and_console_in_chromium() {
         assert!(calls.contains(&expected), "{expected} in {calls:?}");
     }
     assert!(seen["pages"]["console"]["closed"].as_str().unwrap().contains("stl_"), "{v}");
+    // The script checked each ratio against 4.5:1; here, that it measured the text it should have.
+    for page in ["wallet_light", "console_dark", "terminal_light"] {
+        let measured = seen["contrast"][page].as_object().map_or(0, |m| m.len());
+        assert!(measured >= 4, "{page}: {v}");
+    }
+    eprintln!("contrast ratios: {}", seen["contrast"]);
 
     // What the pages did is what the server recorded: the two approved payments and the settlement.
     let (_, txns) = s.get(&s.keys.admin, "/v1/transactions?limit=50").await;

@@ -166,6 +166,26 @@ try {
   await keyboard.keyboard.press('Enter');
   await keyboard.locator('.tile[data-type="card"]').waitFor();
 
+  // Contrast (WCAG 2.x AA, 4.5:1 for text) of text against what is behind it, in both themes.
+  const contrast = async (page) => page.evaluate(() => {
+    const rgb = (c) => c.match(/\d+(\.\d+)?/g).slice(0, 3).map(Number);
+    const lum = ([r, g, b]) => [r, g, b].map((v) => { const c = v / 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; })
+      .reduce((a, c, i) => a + c * [0.2126, 0.7152, 0.0722][i], 0);
+    const bg = (n) => { for (let e = n; e; e = e.parentElement) { const c = getComputedStyle(e).backgroundColor; if (!/rgba\(.*,\s*0\)$/.test(c) && c !== 'transparent') return c; } return 'rgb(255,255,255)'; };
+    const ratios = {};
+    for (const sel of ['h1', 'h2', 'label', 'button', '.muted', '.status', 'td', '.number']) {
+      const n = [...document.querySelectorAll(sel)].find((e) => e.offsetParent !== null);
+      if (!n) continue;
+      const [a, b] = [lum(rgb(getComputedStyle(n).color)), lum(rgb(bg(n)))];
+      ratios[sel] = Math.round(((Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05)) * 10) / 10;
+    }
+    return ratios;
+  });
+  seen.contrast = { wallet_light: await contrast(wallet), console_dark: await contrast(console_), terminal_light: await contrast(terminal) };
+  for (const [page, ratios] of Object.entries(seen.contrast)) {
+    for (const [sel, r] of Object.entries(ratios)) check(r >= 4.5, `contrast of ${sel} on ${page}: ${r}`);
+  }
+
   // Dark after sunset by the device's clock. Seoul, 21 June 2026: sunrise 05:11, sunset 19:57 KST
   // (Korea Astronomy and Space Science Institute's tables), so 12:00 and 19:50 are light, 20:05 and
   // 23:00 dark — with the system asking for light.

@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
+use serde_path_to_error::Segment;
 
 use super::AppState;
 use super::error::ApiError;
@@ -99,7 +100,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize::<_, T>(&mut *de).map_err(|e| {
-        let path = e.path().to_string();
+        let mut path: Vec<Segment> = e.path().iter().cloned().collect();
         let inner = e.into_inner();
         if !inner.is_data() {
             return ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", "the body is not valid JSON");
@@ -109,13 +110,22 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         if let Some(field) = msg.strip_prefix("missing field `").and_then(|m| m.split('`').next()) {
             return ApiError::unprocessable(format!("{field}_missing"), format!("{field} is required"));
         }
-        let field: String = path
-            .split(['.', '['])
-            .next()
-            .unwrap_or_default()
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
-            .collect();
+        // The code names the body's field, never a key the client made up: those may be anything, a
+        // card number too. A field the body type refuses (`deny_unknown_fields`) ends the path with
+        // the client's key; in a free-form body (`Value`) any key is the client's. So the path's
+        // unknown last key is dropped, and only a name shaped like the API's fields (lowercase
+        // words joined by `_`) is named.
+        if msg.starts_with("unknown field") {
+            path.pop();
+        }
+        let field = match path.first() {
+            Some(Segment::Map { key } | Segment::Enum { variant: key })
+                if (1..=40).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') =>
+            {
+                key.as_str()
+            }
+            _ => "",
+        };
         if field.is_empty() {
             ApiError::unprocessable("body_invalid", "the body must be a JSON object of the documented shape")
         } else {
@@ -126,4 +136,43 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", "trailing characters after the JSON body")
     })?;
     Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Strict {
+        amount: String,
+        items: Option<Vec<Strict>>,
+    }
+
+    /// `rest_bodies` fuzz inputs: a key the client made up (unknown to a `deny_unknown_fields` body,
+    /// or any key of a free-form one) came back in the error code (`4111111111111111_invalid`).
+    #[test]
+    fn client_keys_are_not_echoed() {
+        let e = parse_json::<Strict>(br#"{"amount":"1","4111111111111111":1}"#).unwrap_err();
+        assert_eq!((e.status, e.code.as_str()), (StatusCode::UNPROCESSABLE_ENTITY, "body_invalid"));
+        assert!(!e.message.contains("4111"), "{}", e.message);
+        let crash = b"{\"id\":\"suwon\",\"n333333333333ame\":\"Suwon Pay\",\",\"monthlycancel_restore\":\"revWerse\",\
+                      \"merchants\":[{\"id\":\"SW-CAFE-0001\",\"nam6\t\t\"Cafe\"}]}";
+        let e = parse_json::<crate::vault::local::RegionSpec>(crash).unwrap_err();
+        assert!(!e.code.contains("3333") && !e.message.contains("3333"), "{e:?}");
+        // The second: a key with a dot in it, which the path's text would split.
+        let e = parse_json::<Strict>(b"{\"'''nnnn3003009970073333*.3/3/3'''\"\t\t").unwrap_err();
+        assert!(!e.code.contains("3333") && !e.message.contains("3333"), "{e:?}");
+        // The third: a data error inside a free-form body (serde_json's raw-value key), under a key
+        // of the client's.
+        let e = parse_json::<serde_json::Value>(br#"{"4111111111111111":{"$serde_json::private::RawValue":"x"}}"#)
+            .unwrap_err();
+        assert_eq!(e.code, "body_invalid");
+        // Below the top level the field that holds the unknown key is named, as before.
+        let e = parse_json::<Strict>(br#"{"amount":"1","items":[{"amount":"2","4111111111111111":1}]}"#).unwrap_err();
+        assert_eq!(e.code, "items_invalid");
+        let e = parse_json::<Strict>(br#"{"amount":1}"#).unwrap_err();
+        assert_eq!(e.code, "amount_invalid");
+    }
 }

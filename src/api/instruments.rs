@@ -39,25 +39,25 @@ pub fn view(row: &InstrumentRow) -> Value {
 }
 
 #[derive(Deserialize)]
-struct Kind {
+pub struct Kind {
     #[serde(rename = "type")]
-    kind: String,
+    pub kind: String,
 }
 
 #[derive(Deserialize)]
-struct NewGift {
-    code: String,
+pub struct NewGift {
+    pub code: String,
 }
 
 #[derive(Deserialize)]
-struct NewLocal {
-    region: String,
+pub struct NewLocal {
+    pub region: String,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChargeBody {
-    amount: String,
+    pub amount: String,
 }
 
 /// The view with what needs a lookup: a wallet's region.
@@ -70,9 +70,9 @@ async fn view_of(s: &AppState, row: &InstrumentRow) -> ApiResult<Value> {
 }
 
 #[derive(Deserialize)]
-struct NewCard {
-    pan: String,
-    expiry: String,
+pub struct NewCard {
+    pub pan: String,
+    pub expiry: String,
 }
 
 /// The audit event of a new instrument (its kind and, for a card, the masked number).

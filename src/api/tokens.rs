@@ -17,12 +17,12 @@ use crate::tokens::TokenOptions;
 
 #[derive(Deserialize)]
 pub struct IssueBody {
-    instrument_id: String,
-    merchant_id: Option<String>,
-    max_amount: Option<String>,
-    currency: Option<String>,
-    ttl_seconds: Option<i64>,
-    entry_modes: Option<Vec<String>>,
+    pub instrument_id: String,
+    pub merchant_id: Option<String>,
+    pub max_amount: Option<String>,
+    pub currency: Option<String>,
+    pub ttl_seconds: Option<i64>,
+    pub entry_modes: Option<Vec<String>>,
 }
 
 fn restrictions(s: &AppState, t: &TokenRow, v: &mut Value) {
@@ -87,7 +87,7 @@ pub async fn status(
 
 #[derive(Deserialize)]
 pub struct DetokenizeBody {
-    token: String,
+    pub token: String,
 }
 
 /// `POST /v1/detokenize`: the PAN and expiry behind a live token. A read: the token stays usable.

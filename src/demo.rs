@@ -1,9 +1,9 @@
-//! `tsp demo`: the story of SPEC §3 against a fresh temporary instance, with a transcript. Cards of
-//! two issuers are registered, tokens issued, payments made over ISO 8583 on loopback through the
-//! real front (one chip payment with a cryptogram, one barcode payment), a decline, an issuer that
-//! does not answer (91, then the 0420 it is owed), a reversal, card cancels before and after the
-//! day's settlement (void, refund, 64), a gift certificate and a local-currency wallet paid, cancelled
-//! partly and fully and reversed, and the final balances per instrument.
+//! `tsp demo`: the story of docs/operations.md "The demo" against a fresh temporary instance, with a
+//! transcript. Cards of two issuers are registered, tokens issued, payments made over ISO 8583 on
+//! loopback through the real front (one chip payment with a cryptogram, one barcode payment), a
+//! decline, an issuer that does not answer (91, then the 0420 it is owed), a reversal, card cancels
+//! before and after the day's settlement (void, refund, 64), a gift certificate and a local-currency
+//! wallet paid, cancelled partly and fully and reversed, and the final balances per instrument.
 
 use std::io::Write;
 use std::time::Duration;

@@ -31,7 +31,7 @@ struct Storage {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the service: REST API and (later) the ISO 8583 front.
+    /// Run the service: the REST API and the ISO 8583 front.
     Serve {
         #[command(flatten)]
         storage: Storage,
@@ -83,7 +83,7 @@ enum Command {
         #[arg(long, default_value_t = 0.0)]
         failure_rate: f64,
     },
-    /// Data-key and fingerprint-key rotation (README "Key rotation").
+    /// Data-key and fingerprint-key rotation (docs/operations.md "Key rotation").
     Keys {
         #[command(subcommand)]
         command: KeysCommand,

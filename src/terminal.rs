@@ -170,8 +170,8 @@ impl Terminal {
     }
 }
 
-/// DE55 for a chip (contactless) purchase: the CVN 18 data of SPEC §4 and an ARQC computed from a
-/// token's limited-use key (ICC master key), as a wallet would.
+/// DE55 for a chip (contactless) purchase: the CVN 18 data (docs/iso8583.md "Chip cryptogram (CVN 18)")
+/// and an ARQC computed from a token's limited-use key (ICC master key), as a wallet would.
 pub fn chip_data(icc_key: &[u8], amount: u64, atc: u16, unpredictable: [u8; 4]) -> Result<Vec<u8>, hsm_sim::HsmError> {
     use crate::iso8583::tlv::{Tag, write};
     let mut r = atc.to_be_bytes().to_vec();

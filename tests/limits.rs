@@ -175,8 +175,8 @@ async fn a_stalled_frame_closes_only_its_connection() {
     assert_eq!(other.call(&echo(2)).await.response_code(), Some("00"));
 }
 
-/// README "Abuse limits": with one connection flooding at its limits, another connection's payments
-/// are still answered within two seconds each.
+/// docs/operations.md "Abuse limits": with one connection flooding at its limits, another
+/// connection's payments are still answered within two seconds each.
 #[tokio::test]
 async fn a_flooding_connection_does_not_hold_up_another() {
     let s = TestServer::start().await;

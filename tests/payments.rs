@@ -1,5 +1,5 @@
-//! Payments over ISO 8583 on real TCP (SPEC §5): the terminal side against `tsp serve`, the issuer
-//! side against an issuer simulator this test controls (a `tsp issuer-sim` in process).
+//! Payments over ISO 8583 on real TCP (docs/iso8583.md): the terminal side against `tsp serve`, the
+//! issuer side against an issuer simulator this test controls (a `tsp issuer-sim` in process).
 
 mod common;
 

@@ -1,6 +1,6 @@
-//! Terminals and VANs as token requestors (issue 9, SPEC §5 "Terminal tokenization"): merchant tokens
-//! for the card a terminal reads, over ISO 8583 (`0100` DE3 `900000`, real-PAN `0200`) and REST
-//! (`/v1/merchant-tokens`), against an issuer simulator this test controls.
+//! Terminals and VANs as token requestors (issue 9, docs/iso8583.md "Terminal tokenization"):
+//! merchant tokens for the card a terminal reads, over ISO 8583 (`0100` DE3 `900000`, real-PAN
+//! `0200`) and REST (`/v1/merchant-tokens`), against an issuer simulator this test controls.
 
 mod common;
 

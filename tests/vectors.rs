@@ -1,5 +1,6 @@
 //! The conformance vectors: every case passes, through the in-process HSM and through `hsm-sim serve`
-//! over TCP alike, and `tsp vectors run` reports and exits as VECTORS.md says.
+//! over TCP alike, and `tsp vectors run` reports and exits as docs/hsm-and-vectors.md "The vectors"
+//! says.
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -3,7 +3,8 @@
 
 Expected values come only from independent implementations (pyemv, psec) and from values
 published with them or with the schemes; error cases encode the input rules of
-hsm-sim/src/crypto/emv.rs and cvv.rs (their kinds are defined by vectors/VECTORS.md).
+hsm-sim/src/crypto/emv.rs and cvv.rs (their kinds are defined in docs/hsm-and-vectors.md
+"Vector file format").
 
 Run from anywhere: `python3 vectors/gen_emv_cvv.py`. The random seed is fixed, so the
 output is byte-for-byte reproducible with the same package versions (named in `source`).
@@ -14,7 +15,7 @@ Files written next to this script:
   emv-ac.json           emv.ac            (ISO/IEC 9797-1 MAC algorithm 3; Book 2 8.1.2)
   emv-arpc1.json        emv.arpc1         (Book 2 8.2.1)
   emv-arpc2.json        emv.arpc2         (Book 2 8.2.2)
-  emv-arqc.json         emv.verify_arqc   (Visa CVN 18 layout of SPEC section 4)
+  emv-arqc.json         emv.verify_arqc   (Visa CVN 18 layout, docs/iso8583.md "Chip cryptogram (CVN 18)")
   cvv.json              cvv.generate      (Visa CVV / MasterCard CVC method)
 """
 
@@ -329,7 +330,8 @@ def gen_arpc() -> None:
 # ---------------------------------------------------------------- emv.verify_arqc (CVN 18)
 
 def cvn18_arqc(imk: bytes, pan: str, psn: str, tags: list) -> bytes:
-    """ARQC of SPEC section 4: Option A MK, common SK from R = ATC || 00*6, MAC alg. 3 padding 2."""
+    """ARQC of docs/iso8583.md "Chip cryptogram (CVN 18)": Option A MK, common SK from
+    R = ATC || 00*6, MAC alg. 3 padding 2."""
     atc = tags[9]
     if len(pan) <= 16:
         # pyemv's own CVN 18 class (its Option B equals Option A for these PANs).
@@ -428,7 +430,8 @@ def gen_arqc() -> None:
         cases.append(case(cid, op, dict(inp, **change), {"error": kind}))
 
     write("emv-arqc.json", "emv-arqc",
-          "ARQC verification in the Visa CVN 18 scheme of SPEC section 4: ICC MK = EMV 4.4 Book 2 A1.4.1 "
+          "ARQC verification in the Visa CVN 18 scheme of docs/iso8583.md#chip-cryptogram-cvn-18: ICC MK = "
+          "EMV 4.4 Book 2 A1.4.1 "
           "Option A over PAN + PSN, SK = A1.3.1 common session key with R = ATC || 00 00 00 00 00 00, ARQC = "
           "ISO/IEC 9797-1 MAC algorithm 3, padding method 2, over 9F02 9F03 9F1A 95 5F2A 9A 9C 9F37 82 9F36 9F10; "
           f"values from {VERSIONS} (cvn.VisaCVN18 for PANs of up to 16 digits, where its Option B equals "

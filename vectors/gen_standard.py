@@ -6,8 +6,8 @@ published Luhn examples and test card numbers) are copied here verbatim, and the
 ASSERTS that `cryptography` (or Python's standard library, or the independent Luhn below)
 reproduces every one of them before anything is written: a transcription error stops the
 script. Every other expected value comes from `cryptography` / the standard library, never
-from the project's Rust code. Error cases encode the input rules of vectors/VECTORS.md and
-the brief (kinds: auth, format, key, range).
+from the project's Rust code. Error cases encode the input rules of docs/hsm-and-vectors.md
+"Vector file format" (kinds: auth, format, key, range).
 
 Run from anywhere: `python3 vectors/gen_standard.py`. The random seed is fixed, so the
 output is byte-for-byte reproducible with the same package versions (named in `source`).

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Writes the TR-31 / X9.143 key block and FF1 conformance vectors of hsm-sim (format: shared VECTORS.md).
+"""Writes the TR-31 / X9.143 key block and FF1 conformance vectors of hsm-sim (format:
+docs/hsm-and-vectors.md "Vector file format").
 
     python3 vectors/gen_tr31_ff1.py        # from the repository root; writes vectors/tr31_*.json, ff1_*.json
 

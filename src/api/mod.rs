@@ -1,5 +1,6 @@
-//! The REST API (SPEC §7): JSON over HTTP for pay apps (instruments, tokens), VANs (detokenize)
-//! and operators (admin). One file per resource; [`error`] maps domain errors to statuses once.
+//! The REST API (docs/rest-api.md): JSON over HTTP for pay apps (instruments, tokens), VANs
+//! (detokenize) and operators (admin). One file per resource; [`error`] maps domain errors to statuses
+//! once.
 
 pub mod admin;
 pub mod barcodes;

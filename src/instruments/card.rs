@@ -1,4 +1,5 @@
-//! Card cancellation rules (SPEC §6, "Card"), and the pieces the three instrument files share.
+//! Card cancellation rules (docs/instruments.md "Cards"), and the pieces the three instrument files
+//! share.
 //!
 //! This file owns:
 //! - how much of a card payment may still be cancelled: partial cancels, any number of them, up to the
@@ -20,9 +21,9 @@ use time::{Time, UtcOffset};
 
 use crate::money::{Amount, Currency};
 
-/// Why a payment or cancellation rule refused. Each variant names the SPEC §5 response code it stands
-/// for; the mapping to DE39 belongs to `payments::codes`. Messages carry amounts only, never a PAN or a
-/// gift code.
+/// Why a payment or cancellation rule refused. Each variant names the response code it stands for
+/// (docs/iso8583.md "Response codes"); the mapping to DE39 belongs to `payments::codes`. Messages
+/// carry amounts only, never a PAN or a gift code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RuleError {
     /// `64`: the cancel asks for more than the payment has left to cancel.
@@ -99,9 +100,10 @@ pub(super) fn check_ratio(rate: Decimal, what: &'static str) -> Result<(), RuleE
     if rate < Decimal::ZERO || rate > Decimal::ONE { Err(RuleError::InvalidConfig(what)) } else { Ok(()) }
 }
 
-/// The cancellation ceiling common to every instrument (SPEC §6: "the sum of cancellations never
-/// exceeds the original"): given what a payment took and what earlier cancels returned, the cumulative
-/// cancelled total after cancelling `requested` more, or `64`.
+/// The cancellation ceiling common to every instrument (docs/instruments.md "Rules every kind shares":
+/// "the sum of a payment's cancels never exceeds the payment"): given what a payment took and what
+/// earlier cancels returned, the cumulative cancelled total after cancelling `requested` more, or
+/// `64`.
 pub(super) fn checked_cancel(
     original: i64,
     cancelled: i64,

@@ -1,5 +1,5 @@
-//! Gift certificate (금액형 상품권) rules (SPEC §6, "Gift certificate"): one certificate with a face
-//! value, a currency, an expiry and a balance.
+//! Gift certificate (금액형 상품권) rules (docs/instruments.md "Gift certificates and the ledger"):
+//! one certificate with a face value, a currency, an expiry and a balance.
 //!
 //! This file owns:
 //! - payment against the balance: partial use over many payments, `51` above the balance
@@ -174,8 +174,9 @@ impl GiftCertificate {
         })
     }
 
-    /// What a cash refund would pay now (SPEC §6, Korean standard terms): before expiry the whole balance
-    /// once `face − balance ≥ face × ratio` (compared exactly), else nothing; after expiry
+    /// What a cash refund would pay now (Korean standard terms;
+    /// docs/instruments.md "Gift certificates and the ledger"): before expiry the whole balance once
+    /// `face − balance ≥ face × ratio` (compared exactly), else nothing; after expiry
     /// `floor(balance × after_expiry_rate)` in minor units — rounded down so the payout never exceeds
     /// the rate.
     pub fn refundable(&self, terms: &GiftRefundTerms, now_ms: i64) -> Result<Amount, RuleError> {

@@ -1,5 +1,6 @@
-//! Local currency (지역화폐) rules (SPEC §6, "Local currency"): a wallet per user and region, holding
-//! principal (what the user charged) and bonus grants (the region's incentive, each with its own expiry).
+//! Local currency (지역화폐) rules (docs/instruments.md "Local currency (지역화폐)"): a wallet per user
+//! and region, holding principal (what the user charged) and bonus grants (the region's incentive,
+//! each with its own expiry).
 //!
 //! This file owns:
 //! - charging: principal plus a bonus of `incentive_rate` × the part of the charge within the calendar

@@ -1,9 +1,10 @@
 //! [`CodecError`]: what went wrong, where, and what could still be read.
 //!
-//! A terminal that sends a malformed request still expects an answer: SPEC §5 wants a `30`
-//! (format error) back "where the message can be identified", matched by DE11 (STAN) and DE41
-//! (terminal id). So a decode error carries, besides *which element* failed and *how*, the
-//! **partial message**: the MTI and every field that was read and valid before decoding stopped.
+//! A terminal that sends a malformed request still expects an answer: a message whose MTI can be
+//! read gets that MTI's answer with `30` (format error), echoing the DE11 (STAN) and DE41 (terminal
+//! id) that could be read (docs/iso8583.md "Decisions", "Malformed messages"). So a decode error
+//! carries, besides *which element* failed and *how*, the **partial message**: the MTI and every
+//! field that was read and valid before decoding stopped.
 //!
 //! Decoding stops at the first *framing* problem (truncation, a bad length prefix, a length over the
 //! maximum, a bad bitmap) because after that the position of the following fields is unknown. A

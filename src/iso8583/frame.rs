@@ -1,4 +1,5 @@
-//! TCP framing of ISO 8583 messages (SPEC §5): a 2-byte big-endian length, then the message.
+//! TCP framing of ISO 8583 messages (docs/iso8583.md "Connecting"): a 2-byte big-endian length, then
+//! the message.
 //!
 //! Owns only the frame boundary: what is inside a frame is [`super::Message`]'s business. Used by
 //! both ends of every ISO 8583 link (terminals → TSP, TSP → issuer host).

@@ -5,8 +5,8 @@
 //! advice, `3` advice response) and *origin* (`0` acquirer). `0200` is a financial request from the
 //! acquirer, `0210` its response, `0420` a reversal advice.
 //!
-//! The codec checks only that an MTI is four ASCII digits (SPEC §5); which types the server accepts is
-//! the server's business (it answers unknown ones itself).
+//! The codec checks only that an MTI is four ASCII digits (docs/iso8583.md "Wire format"); which types
+//! the server accepts is the server's business (it answers unknown ones itself).
 
 use std::fmt;
 use std::str::FromStr;
@@ -19,7 +19,7 @@ use super::spec::Charset;
 pub struct Mti([u8; 4]);
 
 impl Mti {
-    /// `0100` authorization request (terminal tokenization, SPEC §5).
+    /// `0100` authorization request (docs/iso8583.md "Terminal tokenization").
     pub const AUTHORIZATION_REQUEST: Mti = Mti(*b"0100");
     /// `0110` authorization request response.
     pub const AUTHORIZATION_RESPONSE: Mti = Mti(*b"0110");

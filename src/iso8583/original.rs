@@ -1,6 +1,6 @@
 //! DE90, original data elements: which earlier message a reversal or cancellation refers to.
 //!
-//! 42 digits (SPEC §5, ISO 8583:1987 `n 42`):
+//! 42 digits (docs/iso8583.md "Fields used", ISO 8583:1987 `n 42`):
 //!
 //! | chars | what |
 //! | --- | --- |
@@ -10,7 +10,7 @@
 //! | 21–31 | original acquiring institution id (DE32), right-justified, zero-filled to 11 digits |
 //! | 32–42 | original forwarding institution id (DE33) the same way; zeros in this dialect |
 //!
-//! SPEC §5 fixes the last part as 11 zeros; [`OriginalData::new`] writes zeros and
+//! This dialect fills the last part with 11 zeros; [`OriginalData::new`] writes zeros and
 //! [`OriginalData::parse`] keeps whatever digits arrived (ISO gives them a meaning, and refusing them
 //! would help nobody).
 

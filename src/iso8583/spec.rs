@@ -13,9 +13,9 @@
 //!
 //! The types and maximum lengths are those of pyiso8583 4.0.1 `iso8583.specs.default_ascii`
 //! (every field ASCII, no binary field), so the two codecs agree byte for byte; the conformance
-//! vectors in `vectors/iso8583.json` pin that. That spec already does what SPEC §5 asks of the
-//! binary (`b`) fields: they travel as **hex text**, two characters per byte, and their length
-//! counts hex characters:
+//! vectors in `vectors/iso8583.json` pin that. That spec already does what this dialect asks of the
+//! binary (`b`) fields (docs/iso8583.md "Wire format"): they travel as **hex text**, two characters
+//! per byte, and their length counts hex characters:
 //!
 //! | DE | ISO 8583:1987 | here |
 //! | --- | --- | --- |

@@ -1,5 +1,5 @@
 //! The issuer simulator: a card issuer's authorization host in memory, speaking the TSP's ISO 8583
-//! dialect (SPEC §5) with DE2 holding the real PAN.
+//! dialect (docs/iso8583.md "The issuer side") with DE2 holding the real PAN.
 //!
 //! Owns each card's credit limit and open-to-buy, and the issuer's memory of transactions by their
 //! key (DE11, DE41, DE7, DE32), which makes repeats idempotent and lets reversals (DE90) undo an
@@ -62,7 +62,8 @@ impl SimStats {
     }
 }
 
-/// Fields every answer copies from its request (SPEC §5), besides DE39 and DE38.
+/// Fields every answer copies from its request, besides DE39 and DE38: the echo list of tsp's own
+/// answers (docs/iso8583.md "Decisions") less DE22 and DE23.
 const ECHO: [u8; 12] = [2, 3, 4, 7, 11, 12, 13, 32, 37, 41, 42, 49];
 
 /// A transaction's identity: its MTI and DE11, DE41, DE7, DE32 — normalized as DE90 carries them

@@ -1,6 +1,6 @@
-//! ISO 8583 to an issuer over TCP (SPEC §5 framing): [`TcpHost`], the TSP's client of a remote
-//! authorization host, and [`serve`], the `tsp issuer-sim --listen ADDR` server around a
-//! [`Simulator`].
+//! ISO 8583 to an issuer over TCP (framed as in docs/iso8583.md "Connecting"): [`TcpHost`], the
+//! TSP's client of a remote authorization host, and [`serve`], the `tsp issuer-sim --listen ADDR`
+//! server around a [`Simulator`].
 //!
 //! Both ends pipeline: many requests in flight on one connection, answers in any order, matched by
 //! response MTI, DE11 and DE41. Frames travel in wiped buffers, since requests carry PANs.
@@ -27,7 +27,7 @@ use super::sim::Simulator;
 /// A framed message on its way to the socket; wiped once written.
 type Frame = Zeroizing<Vec<u8>>;
 
-/// Largest request `serve` accepts (SPEC §5 messages are far smaller).
+/// Largest request `serve` accepts (the messages of docs/iso8583.md "Messages" are far smaller).
 const MAX_REQUEST: usize = 8 * 1024;
 /// Requests one server connection works on at once; reading waits beyond that.
 const MAX_IN_FLIGHT: usize = 512;

@@ -1,6 +1,6 @@
-//! The ISO 8583 front (SPEC §5): a TCP listener for terminals and VANs. Frames are a 2-byte
-//! big-endian length and a message; requests on one connection are handled concurrently and
-//! answered as they complete (terminals match answers by DE11 + DE41).
+//! The ISO 8583 front (docs/iso8583.md "Connecting"): a TCP listener for terminals and VANs. Frames
+//! are a 2-byte big-endian length and a message; requests on one connection are handled concurrently
+//! and answered as they complete (terminals match answers by DE11 + DE41).
 
 mod connection;
 

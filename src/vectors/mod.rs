@@ -1,5 +1,5 @@
-//! `tsp vectors run`: the conformance vector runner (format: `../shared/VECTORS.md`,
-//! suites: `vectors/README.md`).
+//! `tsp vectors run`: the conformance vector runner (format: docs/hsm-and-vectors.md
+//! "Vector file format", suites: `vectors/README.md`).
 //!
 //! Each case names an op; [`ops`] maps it onto the same code the service calls — an HSM request
 //! (in process or over TCP) or a codec function — never a copy. A case passes when the op produces

@@ -1,4 +1,5 @@
-//! The op table of VECTORS.md: each op's `in` object turned into a call of the service's own code.
+//! The op table of the vector files (format: docs/hsm-and-vectors.md "Vector file format"; ops listed
+//! in `vectors/README.md`): each op's `in` object turned into a call of the service's own code.
 
 use hsm_sim::{ErrorKind, HsmError, KeyRef, Request, Response, SecretBytes};
 use serde_json::{Map, Value, json};

@@ -6,12 +6,12 @@
 //! - Application cryptograms, Book 2 8.1.2 / A1.2: ISO/IEC 9797-1 MAC algorithm 3 ("retail MAC") with
 //!   padding method 1 or 2: [`ac`].
 //! - Issuer authentication, Book 2 8.2.1 (ARPC method 1, [`arpc1`]) and 8.2.2 (method 2, [`arpc2`]).
-//! - The token cryptogram of SPEC §4, laid out like Visa CVN 18: [`cvn18_arqc`], [`verify_arqc`],
-//!   [`cvn18_arpc`], [`cvn18_issuer_auth_data`].
+//! - The token cryptogram of docs/iso8583.md "Chip cryptogram (CVN 18)", laid out like Visa CVN 18:
+//!   [`cvn18_arqc`], [`verify_arqc`], [`cvn18_arpc`], [`cvn18_issuer_auth_data`].
 //!
 //! Conventions match pyemv 1.5.0 and are pinned by `vectors/emv-*.json`.
 //!
-//! # Token cryptogram layout (SPEC §4, Visa CVN 18)
+//! # Token cryptogram layout (Visa CVN 18; docs/iso8583.md "Chip cryptogram (CVN 18)")
 //!
 //! 1. ICC MK = Option A over the token PAN and PSN (`"00"` for tokens) under the issuer's IMK-AC.
 //!    Tokens have 16 digits, where Option A and Option B (which Visa CVN 18 names) coincide.
@@ -462,8 +462,9 @@ pub(crate) mod tests {
         assert_eq!(err.kind, ErrorKind::Format);
     }
 
-    /// Runs every case of a vector file (format of vectors/VECTORS.md) through `run`, which maps an op
-    /// and its `in` object onto the produced `out` fields. Hex-decoding failures count as `format`.
+    /// Runs every case of a vector file (format: docs/hsm-and-vectors.md "Vector file format") through
+    /// `run`, which maps an op and its `in` object onto the produced `out` fields. Hex-decoding
+    /// failures count as `format`.
     pub(crate) fn check_vector_file(name: &str, run: fn(&str, &Map<String, Value>) -> Result<Value, HsmError>) {
         let path = format!("{}/../vectors/{name}", env!("CARGO_MANIFEST_DIR"));
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));

@@ -1,4 +1,5 @@
-//! TR-31 / ANSI X9.143 key blocks: the only form in which keys leave the HSM (SPEC §8).
+//! TR-31 / ANSI X9.143 key blocks: the only form in which keys leave the HSM (docs/hsm-and-vectors.md
+//! "The HSM simulator").
 //!
 //! - Header: ANSI X9.143-2021 §6.2 table 1 — version, 4-digit block length, key usage, algorithm, mode of
 //!   use, key version number, exportability, number of optional blocks, reserved, then the optional blocks

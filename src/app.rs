@@ -181,6 +181,10 @@ pub async fn build(opts: &ServeOptions) -> Result<AppState, StartError> {
             .map_err(|e| StartError::Issuer(i.id.clone(), e.to_string()))?;
         hosts.insert(i.id.clone(), host);
     }
+    let scrubbed = crate::payments::scrub_stored(&store, &hsm).await?;
+    if scrubbed > 0 {
+        println!("tsp: {scrubbed} stored transactions rekeyed and scrubbed of card data");
+    }
     let payments = Arc::new(Payments::new(
         store.clone(),
         tokens.clone(),
@@ -311,6 +315,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), StartError> {
     let iso_task = tokio::spawn(crate::server::serve(iso, state.payments.clone(), limits, stop_rx.clone()));
     let keys_task =
         tokio::spawn(crate::vault::rotation::run(state.vault.clone(), state.config.keys.clone(), stop_rx.clone()));
+    let recovery_task = tokio::spawn(crate::payments::recovery::run(state.payments.clone(), stop_rx.clone()));
     let advice_task = tokio::spawn(crate::payments::advice::run(state.payments.clone(), stop_rx));
     let stop = async move {
         shutdown_signal().await;
@@ -320,6 +325,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), StartError> {
     // In-flight ISO 8583 requests finish before the database closes.
     let _ = iso_task.await;
     let _ = advice_task.await;
+    let _ = recovery_task.await;
     let _ = keys_task.await;
     store.close().await;
     println!("tsp: stopped");

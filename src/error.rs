@@ -14,6 +14,9 @@ pub enum Error {
     InstrumentSuspended,
     #[error("instrument is deleted")]
     InstrumentDeleted,
+    /// A card past its expiry month, or a gift certificate past its expiry: no new tokens.
+    #[error("instrument has expired")]
+    InstrumentExpired,
     #[error("instrument is already active")]
     InstrumentActive,
     #[error("unknown token")]

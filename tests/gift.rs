@@ -197,3 +197,16 @@ async fn concurrent_payments_and_cancels_on_one_certificate() {
     assert_eq!(balance(&s, &id).await["principal"], "10000");
     audit_ledger(&s).await;
 }
+
+#[tokio::test]
+async fn an_expired_certificate_gets_no_token() {
+    let s = TestServer::start().await;
+    let g = issue(&s, "10000", Duration::from_secs(2)).await;
+    let (_, ins) = register(&s, &s.keys.app, g["code"].as_str().unwrap()).await;
+    let id = ins["id"].as_str().unwrap().to_string();
+    token(&s, &id).await;
+    tokio::time::sleep(Duration::from_millis(2_200)).await;
+    let (st, body) = s.post(&s.keys.app, "/v1/tokens", json!({ "instrument_id": id })).await;
+    assert_eq!(st, 409, "a token for an expired certificate: {body}");
+    assert_eq!(body["error"]["code"], "instrument_expired", "{body}");
+}

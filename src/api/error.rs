@@ -47,6 +47,7 @@ impl From<Error> for ApiError {
             Error::Invalid { code, .. } => (S::UNPROCESSABLE_ENTITY, *code),
             Error::InstrumentNotFound => (S::NOT_FOUND, "instrument_not_found"),
             Error::InstrumentSuspended => (S::CONFLICT, "instrument_suspended"),
+            Error::InstrumentExpired => (S::CONFLICT, "instrument_expired"),
             Error::InstrumentDeleted => (S::CONFLICT, "instrument_deleted"),
             Error::InstrumentActive => (S::CONFLICT, "instrument_active"),
             Error::TokenUnknown => (S::NOT_FOUND, "token_unknown"),

@@ -3,7 +3,7 @@
 //! ISO 8583 puts a 64-bit *primary bitmap* after the MTI: bit 1 (the most significant bit of the
 //! first byte) stands for DE1, bit 64 for DE64. DE1 is itself a bitmap: when bit 1 is set, a
 //! *secondary bitmap* for DE65–128 follows. In this dialect each bitmap travels as 16 upper-case hex
-//! characters (SPEC §5), so `0200` + `7234054128C28805` + … is a message whose bit 2 (DE2), 3, 4, 7,
+//! characters (read in either case, written in upper case), so `0200` + `7234054128C28805` + … is a message whose bit 2 (DE2), 3, 4, 7,
 //! … are set.
 //!
 //! [`Bitmap`] is the set of present DEs as two `u64` words; `words[0]` bit 63 is DE1. The codec
@@ -123,7 +123,8 @@ impl Iterator for Iter {
     }
 }
 
-/// Parses one bitmap: exactly 16 upper-case hex characters (SPEC §5). None if `text` is anything else.
+/// Parses one bitmap: exactly 16 hex characters. Answers are written in upper case; requests are
+/// read in either case (some terminal libraries write lower case). None if `text` is anything else.
 #[inline]
 pub fn parse_hex(text: &[u8]) -> Option<u64> {
     if text.len() != 16 {
@@ -134,6 +135,7 @@ pub fn parse_hex(text: &[u8]) -> Option<u64> {
         let d = match c {
             b'0'..=b'9' => c - b'0',
             b'A'..=b'F' => c - b'A' + 10,
+            b'a'..=b'f' => c - b'a' + 10,
             _ => return None,
         };
         v = (v << 4) | u64::from(d);
@@ -191,7 +193,7 @@ mod tests {
     #[test]
     fn hex() {
         assert_eq!(parse_hex(b"7234054128C28805"), Some(0x7234_0541_28C2_8805));
-        assert_eq!(parse_hex(b"7234054128c28805"), None, "lower case is not this dialect");
+        assert_eq!(parse_hex(b"7234054128c28805"), Some(0x7234_0541_28C2_8805), "lower case is read too");
         assert_eq!(parse_hex(b"7234054128C2880"), None);
         assert_eq!(parse_hex(b"7234054128C2880G"), None);
         assert_eq!(parse_hex(b" 234054128C28805"), None);

@@ -1,6 +1,6 @@
 //! [`Message`]: an MTI and its data elements, and the codec between it and bytes.
 //!
-//! # Wire format (SPEC §5)
+//! # Wire format (docs/iso8583.md "Wire format")
 //!
 //! ```text
 //! 0200 7234054128C28805 16 4761739001010010 000000 000000012500 …
@@ -8,7 +8,7 @@
 //! ```
 //!
 //! 1. **MTI**: 4 ASCII digits ([`Mti`]).
-//! 2. **Primary bitmap**: 16 upper-case hex characters; bit 1 set means a **secondary bitmap** (16
+//! 2. **Primary bitmap**: 16 hex characters (written upper case, read in either case); bit 1 set means a **secondary bitmap** (16
 //!    more) follows for DE65–128 ([`super::bitmap`]).
 //! 3. **Fields**, in DE order, each as the table in [`super::spec`] says: fixed fields as they are,
 //!    LLVAR/LLLVAR fields after 2/3 ASCII digits of length. Nothing may follow the last field.

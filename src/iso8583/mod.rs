@@ -1,11 +1,11 @@
-//! ISO 8583:1987 in the ASCII dialect of SPEC §5: the messages terminals and VANs send the TSP, and
-//! the TSP sends issuers.
+//! ISO 8583:1987 in the ASCII dialect of docs/iso8583.md: the messages terminals and VANs send the
+//! TSP, and the TSP sends issuers.
 //!
 //! A pure codec: bytes in, [`Message`] out and back, nothing else in the crate involved. Read in
 //! this order:
 //!
 //! - [`mti`]: the message type indicator (`0200`, `0210`, …).
-//! - [`bitmap`]: which data elements are present, as 16 upper-case hex characters per 64 fields.
+//! - [`bitmap`]: which data elements are present, as 16 hex characters per 64 fields (upper case written, either case read).
 //! - [`spec`]: the field table — for each DE 2–128 its length kind (fixed, LLVAR, LLLVAR), maximum
 //!   and character set; the same table as pyiso8583's `default_ascii`.
 //! - [`message`]: [`Message`], `decode` and `encode`, typed getters and setters.

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::Payments;
 use super::purchase::issuer_request;
+use super::recovery::request_of;
 use crate::iso8583::{Message, Mti, OriginalData};
 use crate::store::{AdviceRow, TxnRow};
 
@@ -68,13 +69,13 @@ pub async fn send_due(p: &Payments) -> crate::Result<usize> {
     Ok(sent)
 }
 
-/// The `0420` for an advice: the original request as sent to the issuer, DE90 naming it.
+/// The `0420` for an advice: the original request as sent to the issuer, rebuilt from its stored
+/// row (which a payment cut off by a crash has too: no stored answer is needed), DE90 naming it.
 async fn build(p: &Payments, a: &AdviceRow) -> crate::Result<Option<Message>> {
     let Some(t) = p.store.transaction(&a.transaction_id).await? else { return Ok(None) };
     let Some(instrument) = p.store.instrument(t.instrument_id.as_deref().unwrap_or("")).await? else { return Ok(None) };
     let Ok(pan) = p.vault.reveal_pan(&instrument).await else { return Ok(None) };
-    let Some(original) = t.response.as_deref().and_then(|r| Message::decode(r).ok()) else { return Ok(None) };
-    let mut msg = issuer_request(&original, pan.expose(), instrument.expiry.as_deref());
+    let mut msg = issuer_request(&request_of(&t), pan.expose(), instrument.expiry.as_deref());
     drop(pan);
     msg.set_mti(Mti::REVERSAL_ADVICE);
     let acquirer = t.acquirer_id.trim_start_matches('0');
@@ -83,11 +84,5 @@ async fn build(p: &Payments, a: &AdviceRow) -> crate::Result<Option<Message>> {
     };
     let _ = msg.set_original_data(&de90);
     let _ = msg.set_processing_code(t.processing_code.as_deref().unwrap_or("000000"));
-    if let Some(amount) = t.amount.and_then(|a| u64::try_from(a).ok()) {
-        let _ = msg.set_amount(amount);
-    }
-    msg.remove(39);
-    msg.remove(38);
-    msg.remove(55);
     Ok(Some(msg))
 }

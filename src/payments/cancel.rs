@@ -15,19 +15,29 @@
 
 use std::time::Instant;
 
-use super::{Payments, ResponseCode, advice, find_original};
+use super::{IssuerAnswer, Payments, Reply, ResponseCode, advice, find_original};
 use crate::iso8583::{Message, Mti, OriginalData};
 
-pub async fn cancel(p: &Payments, req: &Message, started: Instant) -> crate::Result<Message> {
+pub async fn cancel(p: &Payments, req: &Message, started: Instant) -> crate::Result<Reply> {
     use ResponseCode as C;
     let resp_mti = Mti::FINANCIAL_RESPONSE;
     let Some(mut txn) = p.new_txn(req, "cancel", "02") else { return Ok(p.respond(req, resp_mti, C::FORMAT_ERROR)) };
     let Some(orig) = req.original_data() else { return Ok(p.respond(req, resp_mti, C::FORMAT_ERROR)) };
-    if let Err(replay) = p.claim(req, &txn, resp_mti, p.duplicate_wait()).await? {
+    if let Err(replay) = p.claim(req, &mut txn, resp_mti).await? {
         return Ok(replay);
     }
     let code = match decide(p, req, &mut txn, &orig).await? {
         Step::Code(code) => code,
+        Step::Refused { code, original_id, reserved, owed } => {
+            // The refusal, the reservation given back and the advice owed commit together: a
+            // crash leaves either all of it or a pending cancel that `recovery` resolves the same way.
+            let resp = p.respond(req, resp_mti, code);
+            p.fill(&mut txn, &resp, "declined", started);
+            let now = p.clock.now_ms();
+            let advice = owed.then(|| advice::owed(&txn, now));
+            p.store.finish_declined(&txn, Some((&original_id, reserved)), advice.as_ref(), now).await?;
+            return Ok(resp);
+        }
         Step::Gift { original, gift, currency, amount } => {
             return cancel_gift(p, req, &mut txn, &original, &gift, &currency, amount, started).await;
         }
@@ -36,21 +46,22 @@ pub async fn cancel(p: &Payments, req: &Message, started: Instant) -> crate::Res
         }
     };
     let resp = p.respond(req, resp_mti, code);
-    if code.is_approved() {
-        p.finish(&mut txn, &resp, "approved", started).await?;
-    } else if txn.status == "owed" {
-        p.fill(&mut txn, &resp, "declined", started);
-        let now = p.clock.now_ms();
-        p.store.finish_with_advice(&txn, &advice::owed(&txn, now), now).await?;
-    } else {
-        p.finish(&mut txn, &resp, "declined", started).await?;
-    }
+    let status = if code.is_approved() { "approved" } else { "declined" };
+    p.finish(&mut txn, &resp, status, started).await?;
     Ok(resp)
 }
 
 /// Where the checks leave a cancel.
 enum Step {
     Code(ResponseCode),
+    /// A card cancel refused after `reserved` was reserved on its payment: the reservation is
+    /// given back with the refusal, and when the issuer may have refunded, a `0420` is owed.
+    Refused {
+        code: ResponseCode,
+        original_id: String,
+        reserved: i64,
+        owed: bool,
+    },
     /// A gift certificate payment to cancel: restore `amount` to it.
     Gift {
         original: Box<crate::store::TxnRow>,
@@ -109,7 +120,9 @@ async fn decide(
         return Ok(C::NOT_PERMITTED.into());
     }
     let now = p.clock.now_ms();
-    if !p.store.reserve_cancel(&original.id, amount, now).await? {
+    // The reservation and what resolving this cancel after a crash needs commit together, before
+    // the issuer is asked.
+    if !p.store.reserve_cancel_for(txn, &original.id, amount, now).await? {
         return Ok(C::EXCEEDS_CANCELLABLE.into());
     }
     let instrument = p.store.instrument(original.instrument_id.as_deref().unwrap_or("")).await?;
@@ -117,14 +130,15 @@ async fn decide(
         Some(i) => p.vault.reveal_pan(i).await.ok(),
         None => None,
     };
+    let refused = |code: ResponseCode, owed: bool| Step::Refused {
+        code,
+        original_id: original.id.clone(),
+        reserved: amount,
+        owed,
+    };
     let (Some(instrument), Some(pan)) = (instrument, pan) else {
         // The card was deleted and its PAN destroyed: the issuer can no longer be asked.
-        p.store.release_cancel(&original.id, amount, now).await?;
-        return Ok(C::INSTRUMENT_BLOCKED.into());
-    };
-    let Some(host) = original.issuer_id.as_deref().and_then(|i| p.hosts.get(i)).cloned() else {
-        p.store.release_cancel(&original.id, amount, now).await?;
-        return Ok(C::ISSUER_UNAVAILABLE.into());
+        return Ok(refused(C::INSTRUMENT_BLOCKED, false));
     };
     // The refund as the issuer sees it: DE90 names the purchase as it was sent to the issuer.
     let mut issuer_req = super::purchase::issuer_request(req, pan.expose(), instrument.expiry.as_deref());
@@ -133,29 +147,20 @@ async fn decide(
     if let Ok(de90) = OriginalData::new(Mti::FINANCIAL_REQUEST, &original.stan, &original.transmitted, acquirer) {
         let _ = issuer_req.set_original_data(&de90);
     }
-    let asked = Instant::now();
-    let answer = host.send(issuer_req).await;
-    txn.issuer_ms = Some(asked.elapsed().as_millis() as i64);
-    match answer {
-        Ok(ans) => {
+    match p.ask_issuer(original.issuer_id.as_deref(), issuer_req, txn).await {
+        IssuerAnswer::Answered(ans) => {
             let code = ans.response_code().and_then(ResponseCode::parse).unwrap_or(C::SYSTEM_ERROR);
             txn.issuer_response = Some(code.as_str().to_string());
-            if code.is_approved() {
-                txn.cancel_type = Some(cancel_type(p, &original).await?);
-                txn.auth_code = ans.authorization_code().map(Into::into);
-            } else {
-                p.store.release_cancel(&original.id, amount, p.clock.now_ms()).await?;
+            if !code.is_approved() {
+                return Ok(refused(code, false));
             }
+            txn.cancel_type = Some(cancel_type(p, &original).await?);
+            txn.auth_code = ans.authorization_code().map(Into::into);
             Ok(code.into())
         }
-        Err(e) => {
-            p.store.release_cancel(&original.id, amount, p.clock.now_ms()).await?;
-            if e.outcome_unknown() {
-                // The issuer may have refunded: the 0420 that undoes the refund is owed.
-                txn.status = "owed".into();
-            }
-            Ok(C::ISSUER_UNAVAILABLE.into())
-        }
+        IssuerAnswer::Unavailable => Ok(refused(C::ISSUER_UNAVAILABLE, false)),
+        // The issuer may have refunded: the 0420 that undoes the refund is owed.
+        IssuerAnswer::Unknown => Ok(refused(C::ISSUER_UNAVAILABLE, true)),
     }
 }
 
@@ -180,7 +185,7 @@ async fn cancel_gift(
     currency: &crate::money::Currency,
     amount: i64,
     started: Instant,
-) -> crate::Result<Message> {
+) -> crate::Result<Reply> {
     use crate::store::Movement;
     let resp_mti = Mti::FINANCIAL_RESPONSE;
     let original_id = original.id.as_str();

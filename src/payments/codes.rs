@@ -75,6 +75,7 @@ impl ResponseCode {
         match e {
             Error::TokenUnknown => Self::UNKNOWN_CARD,
             Error::TokenExpired => Self::TOKEN_EXPIRED,
+            Error::InstrumentExpired => Self::CARD_EXPIRED,
             Error::TokenUsed | Error::TokenLocked => Self::TOKEN_USED,
             Error::TokenRevoked | Error::InstrumentSuspended | Error::InstrumentDeleted => Self::INSTRUMENT_BLOCKED,
             Error::InstrumentNotFound => Self::UNKNOWN_CARD,

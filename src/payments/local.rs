@@ -12,7 +12,7 @@
 use std::time::Instant;
 
 use super::purchase::{Chip, arpc_tlv, auth_code};
-use super::{Payments, ResponseCode};
+use super::{Payments, Reply, ResponseCode};
 use crate::instruments::card::RuleError;
 use crate::iso8583::{Message, Mti};
 use crate::ledger::{self, EntryId, LocalRestore, Split};
@@ -63,7 +63,7 @@ pub(super) async fn pay(
     token_id: &str,
     amount: i64,
     started: Instant,
-) -> crate::Result<Message> {
+) -> crate::Result<Reply> {
     let resp_mti = Mti::FINANCIAL_RESPONSE;
     let instrument_id = txn.instrument_id.clone().unwrap_or_default();
     let merchant = txn.merchant_id.clone().unwrap_or_default();
@@ -74,11 +74,11 @@ pub(super) async fn pay(
     } else {
         txn.auth_code = Some(auth_code());
         let mut resp = p.respond(req, resp_mti, ResponseCode::APPROVED);
-        let _ = resp.set_authorization_code(txn.auth_code.as_deref().unwrap_or("000000"));
+        resp.set_authorization_code(txn.auth_code.as_deref().unwrap_or("000000"));
         if let Some(c) = chip
             && let Some(de55) = arpc_tlv(p, txn, c, ResponseCode::APPROVED).await?
         {
-            let _ = resp.set_icc_data(&de55);
+            resp.set_icc_data(&de55);
         }
         p.fill(txn, &resp, "approved", started);
         let approved: &TxnRow = txn;
@@ -148,7 +148,7 @@ pub(super) async fn cancel(
     original: &TxnRow,
     amount: i64,
     started: Instant,
-) -> crate::Result<Message> {
+) -> crate::Result<Reply> {
     let resp_mti = Mti::FINANCIAL_RESPONSE;
     let instrument_id = original.instrument_id.clone().unwrap_or_default();
     let merchant = original.merchant_id.clone().unwrap_or_default();

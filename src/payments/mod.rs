@@ -12,6 +12,8 @@ pub mod codes;
 mod echo;
 mod local;
 mod purchase;
+pub mod recovery;
+mod reply;
 mod reversal;
 pub mod tokenize;
 
@@ -30,12 +32,10 @@ use crate::store::{Claim, Store, TxnRow};
 use crate::tokens::Tokens;
 use crate::vault::Vault;
 pub use codes::ResponseCode;
+pub use reply::Reply;
 
 /// Failed attempts (bad cryptogram, wrong domain) after which a token locks.
 pub const MAX_FAILED_ATTEMPTS: i64 = 5;
-
-/// Request fields a response carries back, so the terminal can match it (DE11 + DE41) and check it.
-const ECHOED: [u8; 14] = [2, 3, 4, 7, 11, 12, 13, 22, 23, 32, 37, 41, 42, 49];
 
 pub struct Payments {
     pub(crate) store: Store,
@@ -46,6 +46,15 @@ pub struct Payments {
     pub(crate) clock: Clock,
     /// Authorization hosts by issuer id.
     pub(crate) hosts: HashMap<String, Arc<dyn IssuerHost>>,
+}
+
+/// What asking an issuer gave.
+enum IssuerAnswer {
+    Answered(Box<Message>),
+    /// Nothing was sent (no host, or it could not be reached): the issuer knows nothing of it.
+    Unavailable,
+    /// Sent, but no answer (in time, or readable): the issuer may have acted on it.
+    Unknown,
 }
 
 /// What the front should do with a frame.
@@ -83,7 +92,7 @@ impl Payments {
         }
     }
 
-    async fn answer(&self, req: &Message, resp_mti: Mti, started: Instant) -> Option<Message> {
+    async fn answer(&self, req: &Message, resp_mti: Mti, started: Instant) -> Option<Reply> {
         let mti = req.mti();
         let result = match (mti.as_bytes(), req.processing_code().map(|p| p.get(..2).unwrap_or(""))) {
             (b"0800", _) => return Some(echo::echo(req)),
@@ -118,18 +127,10 @@ impl Payments {
         }
     }
 
-    /// A response to `req` with `code`, echoing the fields that identify the request.
-    pub fn respond(&self, req: &Message, mti: Mti, code: ResponseCode) -> Message {
-        let mut resp = Message::new(mti);
-        for de in ECHOED {
-            if let Some(v) = req.get(de) {
-                // Echoing a field that was valid in the request cannot fail; if it ever did, the
-                // response simply lacks it.
-                let _ = resp.set(de, v);
-            }
-        }
-        let _ = resp.set_response_code(code.as_str());
-        resp
+    /// A response to `req` with `code`, echoing the fields that identify the request (never card
+    /// data: see [`Reply`]).
+    pub fn respond(&self, req: &Message, mti: Mti, code: ResponseCode) -> Reply {
+        Reply::to(req, mti, code)
     }
 
     /// A new transaction row for `req` under its duplicate key, or None when the key fields are
@@ -160,15 +161,13 @@ impl Payments {
         })
     }
 
-    /// Claims `txn`'s duplicate key. `Err(answer)` when the key is taken: the first answer again,
-    /// or `94` when the content differs.
-    async fn claim(
-        &self,
-        req: &Message,
-        txn: &TxnRow,
-        resp_mti: Mti,
-        wait: Duration,
-    ) -> crate::Result<Result<(), Message>> {
+    /// Claims `txn`'s duplicate key (keying its content hash first). `Err(answer)` when the key is
+    /// taken: the first answer again, or `94` when the content differs. A first request still in
+    /// flight is waited for; one cut off by a crash is resolved now (see `recovery`) — or, for a
+    /// reversal, which took no effect, taken over: `txn` becomes that row and this request carries
+    /// it out.
+    async fn claim(&self, req: &Message, txn: &mut TxnRow, resp_mti: Mti) -> crate::Result<Result<(), Reply>> {
+        txn.content_hash = self.keyed_hash(&txn.content_hash).await?;
         let existing = match self.store.claim_transaction(txn).await? {
             Claim::New => return Ok(Ok(())),
             Claim::Existing(e) => e,
@@ -176,14 +175,25 @@ impl Payments {
         if existing.content_hash != txn.content_hash {
             return Ok(Err(self.respond(req, resp_mti, ResponseCode::DUPLICATE)));
         }
-        // The first request may still be at the issuer: wait for its answer.
-        let deadline = Instant::now() + wait;
+        let stale_ms = self.stale_after().as_millis() as i64;
+        // A pending row turns stale within `stale_ms` of its creation; the deadline only bounds a
+        // store that keeps failing to resolve it.
+        let deadline = Instant::now() + self.stale_after() + self.duplicate_wait();
         let mut row = *existing;
         loop {
-            if let Some(bytes) = &row.response
-                && let Ok(m) = Message::decode(bytes)
-            {
-                return Ok(Err(m));
+            if let Some(r) = row.response.as_deref().and_then(Reply::stored) {
+                return Ok(Err(r));
+            }
+            if row.status == "pending" && row.created_at + stale_ms <= self.clock.now_ms() {
+                if row.kind == "reversal" {
+                    tracing::warn!(transaction = %row.id, "a repeat takes over a reversal cut off by a crash");
+                    txn.id = row.id;
+                    txn.created_at = row.created_at;
+                    return Ok(Ok(()));
+                }
+                if let Some(r) = recovery::resolve(self, &row).await? {
+                    return Ok(Err(r));
+                }
             }
             if Instant::now() > deadline {
                 return Ok(Err(self.respond(req, resp_mti, ResponseCode::SYSTEM_ERROR)));
@@ -196,14 +206,21 @@ impl Payments {
         }
     }
 
+    /// The stored duplicate-detection hash of a request digest: HMAC-SHA256 under the HSM's
+    /// duplicate key, so that a digest over a card number cannot be tried against card numbers.
+    /// (`h1:` marks a keyed hash; earlier versions stored the bare digest.)
+    pub(crate) async fn keyed_hash(&self, digest_hex: &str) -> crate::Result<String> {
+        keyed_hash(&self.hsm, digest_hex).await
+    }
+
     /// Stores the outcome and answer of a transaction: the answer is durable before it is sent.
-    async fn finish(&self, txn: &mut TxnRow, resp: &Message, status: &str, started: Instant) -> crate::Result<()> {
+    async fn finish(&self, txn: &mut TxnRow, resp: &Reply, status: &str, started: Instant) -> crate::Result<()> {
         self.fill(txn, resp, status, started);
         self.store.update_transaction(txn).await?;
         Ok(())
     }
 
-    fn fill(&self, txn: &mut TxnRow, resp: &Message, status: &str, started: Instant) {
+    fn fill(&self, txn: &mut TxnRow, resp: &Reply, status: &str, started: Instant) {
         txn.status = status.into();
         txn.response_code = resp.response_code().map(Into::into);
         txn.auth_code = resp.authorization_code().map(Into::into);
@@ -212,14 +229,50 @@ impl Payments {
         txn.updated_at = self.clock.now_ms();
     }
 
+    /// Asks an issuer, the one way every flow does: the issuer's host, under its configured
+    /// timeout (and a second more as a guard should the host itself not keep it). Records the
+    /// time at the issuer in `txn`.
+    async fn ask_issuer(&self, issuer_id: Option<&str>, msg: Message, txn: &mut TxnRow) -> IssuerAnswer {
+        let Some(id) = issuer_id else { return IssuerAnswer::Unavailable };
+        let Some(host) = self.hosts.get(id).cloned() else { return IssuerAnswer::Unavailable };
+        let ms = self.config.issuers.iter().find(|i| i.id == id).map_or(3000, |i| i.timeout_ms);
+        let asked = Instant::now();
+        let answer = tokio::time::timeout(Duration::from_millis(ms + 1000), host.send(msg)).await;
+        txn.issuer_ms = Some(asked.elapsed().as_millis() as i64);
+        match answer {
+            Ok(Ok(ans)) => IssuerAnswer::Answered(Box::new(ans)),
+            Ok(Err(e)) if !e.outcome_unknown() => {
+                tracing::warn!(issuer = id, error = %e, "issuer unavailable");
+                IssuerAnswer::Unavailable
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(issuer = id, error = %e, "issuer did not answer");
+                IssuerAnswer::Unknown
+            }
+            Err(_) => {
+                tracing::warn!(issuer = id, "issuer did not answer in time");
+                IssuerAnswer::Unknown
+            }
+        }
+    }
+
     /// How long a duplicate waits for the first request's answer.
     fn duplicate_wait(&self) -> Duration {
-        let longest = self.config.issuers.iter().map(|i| i.timeout_ms).max().unwrap_or(3000);
-        Duration::from_millis(longest + 2000)
+        Duration::from_millis(self.longest_issuer_timeout_ms() + 2000)
+    }
+
+    /// After how long a pending transaction is taken as cut off by a crash: the longest issuer
+    /// timeout and a margin for the steps around the issuer call.
+    pub(crate) fn stale_after(&self) -> Duration {
+        Duration::from_millis(self.longest_issuer_timeout_ms() + 5000)
+    }
+
+    fn longest_issuer_timeout_ms(&self) -> u64 {
+        self.config.issuers.iter().map(|i| i.timeout_ms).max().unwrap_or(3000)
     }
 }
 
-fn encode(m: Message) -> Answer {
+fn encode(m: Reply) -> Answer {
     match m.encode() {
         Ok(b) => Answer::Send(b),
         Err(e) => {
@@ -229,9 +282,39 @@ fn encode(m: Message) -> Answer {
     }
 }
 
+/// The keyed form of a request digest (see [`Payments::keyed_hash`]); also what the start-up
+/// scrub turns a stored bare digest into, so repeats across an upgrade still match.
+pub(crate) async fn keyed_hash(hsm: &Hsm, digest_hex: &str) -> crate::Result<String> {
+    let digest = hex::decode(digest_hex)
+        .map_err(|_| crate::store::StoreError::Corrupt("a request digest that is not hex".into()))?;
+    let mac = hsm.hmac(hsm_sim::KeyRef::stored(crate::vault::keys::DUPLICATE_LABEL), &digest).await?;
+    Ok(format!("h1:{}", hex::encode(mac)))
+}
+
+/// Brings transactions stored by earlier versions up to this one: their bare duplicate digest
+/// becomes its keyed form (so repeats across the upgrade still match) and card data is dropped from
+/// their stored answers (earlier versions echoed DE2). Runs at start, in batches, until none is
+/// left; returns how many rows changed.
+pub async fn scrub_stored(store: &Store, hsm: &Hsm) -> crate::Result<u64> {
+    let mut total = 0;
+    loop {
+        let batch = store.unscrubbed_transactions(500).await?;
+        if batch.is_empty() {
+            break;
+        }
+        let mut rows = Vec::with_capacity(batch.len());
+        for (id, digest, response) in batch {
+            let hash = keyed_hash(hsm, &digest).await?;
+            let response = response.as_deref().and_then(Reply::stored).and_then(|r| r.encode().ok());
+            rows.push((id, hash, response));
+        }
+        total += store.scrub_transactions(&rows).await?;
+    }
+    Ok(total)
+}
+
 /// SHA-256 over the request's data elements (not the MTI, so a `0201` repeat matches its `0200`).
-/// A card number in DE2 enters as `pan_ref` (its PAR) instead: a plain hash of a PAN with fields
-/// stored beside it would let the PAN be found by trying card numbers.
+/// A card number in DE2 enters as `pan_ref` (its PAR) instead. Only its keyed form is stored.
 fn content_hash(req: &Message, pan_ref: Option<&str>) -> String {
     let mut h = Sha256::new();
     for (de, v) in req.fields() {

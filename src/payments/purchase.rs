@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use hsm_sim::{KeyRef, Request, Response};
 
-use super::{MAX_FAILED_ATTEMPTS, Payments, ResponseCode, advice};
+use super::{IssuerAnswer, MAX_FAILED_ATTEMPTS, Payments, Reply, ResponseCode, advice};
 use crate::iso8583::tlv::{self, Tag};
 use crate::iso8583::{Message, Mti};
 use crate::store::{InstrumentRow, TokenRow, TxnRow};
@@ -31,7 +31,7 @@ pub(super) struct Chip {
     psn: String,
 }
 
-pub async fn purchase(p: &Payments, req: &Message, started: Instant) -> crate::Result<Message> {
+pub async fn purchase(p: &Payments, req: &Message, started: Instant) -> crate::Result<Reply> {
     let resp_mti = Mti::FINANCIAL_RESPONSE;
     let Some(mut txn) = p.new_txn(req, "purchase", "02") else {
         return Ok(p.respond(req, resp_mti, ResponseCode::FORMAT_ERROR));
@@ -44,7 +44,7 @@ pub async fn purchase(p: &Payments, req: &Message, started: Instant) -> crate::R
         txn.masked_pan = Some(pan.masked());
         return super::tokenize::pay_with_pan(p, req, &pan, txn, started).await;
     }
-    if let Err(replay) = p.claim(req, &txn, resp_mti, p.duplicate_wait()).await? {
+    if let Err(replay) = p.claim(req, &mut txn, resp_mti).await? {
         return Ok(replay);
     }
     let mut chip: Option<Chip> = None;
@@ -57,24 +57,24 @@ pub async fn purchase(p: &Payments, req: &Message, started: Instant) -> crate::R
         }
         Decision::Done(code) => (code, None, false),
         Decision::TimedOut => (ResponseCode::ISSUER_UNAVAILABLE, None, true),
-        Decision::Approve { token_id, lease } => (ResponseCode::APPROVED, Some((token_id, lease)), false),
+        Decision::Approve(lease) => (ResponseCode::APPROVED, Some(lease), false),
         Decision::ApproveMultiUse => {
             let mut resp = p.respond(req, resp_mti, ResponseCode::APPROVED);
-            let _ = resp.set_authorization_code(txn.auth_code.as_deref().unwrap_or("000000"));
+            resp.set_authorization_code(txn.auth_code.as_deref().unwrap_or("000000"));
             p.finish(&mut txn, &resp, "approved", started).await?;
             return Ok(resp);
         }
     };
     let mut resp = p.respond(req, resp_mti, code);
     if let Some(auth) = txn.auth_code.as_deref() {
-        let _ = resp.set_authorization_code(auth);
+        resp.set_authorization_code(auth);
     }
     if let Some(c) = &chip
         && let Some(de55) = arpc_tlv(p, &txn, c, code).await?
     {
-        let _ = resp.set_icc_data(&de55);
+        resp.set_icc_data(&de55);
     }
-    let Some((token_id, lease)) = lease else {
+    let Some(lease) = lease else {
         if owe_advice {
             // The issuer may still approve late: the 0420 that undoes it is owed from now on,
             // recorded with the answer.
@@ -90,7 +90,7 @@ pub async fn purchase(p: &Payments, req: &Message, started: Instant) -> crate::R
     // answer is sent.
     p.fill(&mut txn, &resp, "approved", started);
     let now = p.clock.now_ms();
-    if p.store.approve_with_token(&txn, &token_id, &lease, now).await? {
+    if p.store.approve_with_token(&txn, &lease.token_id, &lease.txn_id, now).await? {
         crate::metrics::get().consumed("card");
         return Ok(resp);
     }
@@ -109,7 +109,7 @@ enum Decision {
     /// The issuer's outcome is unknown (no answer in time): `91`, and a `0420` is owed.
     TimedOut,
     /// The issuer approved; the leased token is to be consumed with the approval.
-    Approve { token_id: String, lease: String },
+    Approve(Lease),
     /// The issuer approved a payment with a merchant token, which stays live.
     ApproveMultiUse,
     /// Every check passed for a stored-value payment: the token's consumption, the ledger entry and
@@ -193,55 +193,66 @@ async fn authorize(p: &Payments, req: &Message, txn: &mut TxnRow, chip: &mut Opt
         }
         return Ok(Decision::StoredValue { token_id: token.id.clone(), gift, currency, amount });
     }
-    let Some(host) = instrument.issuer_id.as_deref().and_then(|i| p.hosts.get(i)).cloned() else {
-        return Ok(C::ISSUER_UNAVAILABLE.into());
-    };
-    let timeout =
-        p.config.issuers.iter().find(|i| Some(&i.id) == instrument.issuer_id.as_ref()).map_or(3000, |i| i.timeout_ms);
-
-    // Lease a one-time token while the issuer answers: a racing payment with it gets 78. A merchant
-    // token is multi-use: payments with it may run side by side, and none consumes it.
-    let lease = format!("lease_{}", uuid::Uuid::now_v7().simple());
-    let now = p.clock.now_ms();
-    if !token.multi_use && !p.store.lease_token(&token.id, &lease, now, now + timeout as i64 + 5_000).await? {
+    // Before the issuer is asked, the claim records the token, instrument, kind and issuer (what
+    // resolving it after a crash needs), and a one-time token is leased to this payment: a racing
+    // payment with it gets 78. A merchant token is multi-use: payments with it may run side by
+    // side, and none consumes it.
+    let lease = (!token.multi_use).then(|| Lease { token_id: token.id.clone(), txn_id: txn.id.clone() });
+    if !p.store.hold_for_issuer(txn, lease.as_ref().map(|l| l.token_id.as_str()), p.clock.now_ms()).await? {
         return Ok(C::TOKEN_USED.into());
     }
     let pan = match p.vault.reveal_pan(&instrument).await {
         Ok(pan) => pan,
         Err(e) => {
-            p.store.release_token(&token.id, &lease).await?;
+            Lease::release(lease, p).await?;
             return Err(e);
         }
     };
     let issuer_req = issuer_request(req, pan.expose(), instrument.expiry.as_deref());
     drop(pan);
-    let asked = Instant::now();
-    let answer = host.send(issuer_req).await;
-    txn.issuer_ms = Some(asked.elapsed().as_millis() as i64);
-    match answer {
-        Ok(ans) => {
+    match p.ask_issuer(instrument.issuer_id.as_deref(), issuer_req, txn).await {
+        IssuerAnswer::Answered(ans) => {
             let code = ans.response_code().and_then(ResponseCode::parse).unwrap_or(C::SYSTEM_ERROR);
             txn.issuer_response = Some(code.as_str().to_string());
             if code.is_approved() {
                 txn.auth_code = Some(ans.authorization_code().unwrap_or("000000").to_string());
-                if token.multi_use {
-                    return Ok(Decision::ApproveMultiUse);
-                }
-                return Ok(Decision::Approve { token_id: token.id.clone(), lease });
+                return Ok(match lease {
+                    Some(lease) => Decision::Approve(lease),
+                    None => Decision::ApproveMultiUse,
+                });
             }
-            p.store.release_token(&token.id, &lease).await?;
+            Lease::release(lease, p).await?;
             Ok(code.into())
         }
-        Err(e) => {
-            p.store.release_token(&token.id, &lease).await?;
-            tracing::warn!(issuer = ?instrument.issuer_id, error = %e, "issuer did not answer");
-            // No answer, or one we could not read: the issuer may have approved, so a 0420 is owed.
-            // (Unavailable means nothing was sent.)
-            if e.outcome_unknown() {
-                return Ok(Decision::TimedOut);
-            }
+        IssuerAnswer::Unavailable => {
+            Lease::release(lease, p).await?;
             Ok(C::ISSUER_UNAVAILABLE.into())
         }
+        IssuerAnswer::Unknown => {
+            // The issuer may have approved: the decline owes it a 0420 (recorded with the answer),
+            // which undoes a late approval, so the token may pay again.
+            Lease::release(lease, p).await?;
+            Ok(Decision::TimedOut)
+        }
+    }
+}
+
+/// A one-time token held by one pending payment while its issuer answers; the lease is the
+/// payment's transaction id. The approval consumes it (with the outcome, in one database
+/// transaction); a decline releases it; a crash leaves it to `recovery`, which spends it.
+#[must_use = "a leased token is consumed by the approval or released"]
+pub(super) struct Lease {
+    token_id: String,
+    txn_id: String,
+}
+
+impl Lease {
+    /// Gives the token back (a decline, or no answer that could have approved).
+    async fn release(lease: Option<Lease>, p: &Payments) -> crate::Result<()> {
+        if let Some(l) = lease {
+            p.store.release_token(&l.token_id, &l.txn_id).await?;
+        }
+        Ok(())
     }
 }
 
@@ -381,7 +392,7 @@ async fn pay_gift(
     currency: &crate::money::Currency,
     amount: i64,
     started: Instant,
-) -> crate::Result<Message> {
+) -> crate::Result<Reply> {
     use crate::store::Movement;
     let resp_mti = Mti::FINANCIAL_RESPONSE;
     let merchant = txn.merchant_id.clone().unwrap_or_default();
@@ -400,11 +411,11 @@ async fn pay_gift(
     };
     txn.auth_code = Some(auth_code());
     let mut resp = p.respond(req, resp_mti, ResponseCode::APPROVED);
-    let _ = resp.set_authorization_code(txn.auth_code.as_deref().unwrap_or("000000"));
+    resp.set_authorization_code(txn.auth_code.as_deref().unwrap_or("000000"));
     if let Some(c) = chip
         && let Some(de55) = arpc_tlv(p, txn, c, ResponseCode::APPROVED).await?
     {
-        let _ = resp.set_icc_data(&de55);
+        resp.set_icc_data(&de55);
     }
     p.fill(txn, &resp, "approved", started);
     txn.principal = Some(amount);

@@ -15,10 +15,10 @@
 
 use std::time::Instant;
 
-use super::{Payments, ResponseCode, advice};
+use super::{Payments, Reply, ResponseCode, advice};
 use crate::iso8583::Message;
 
-pub async fn reversal(p: &Payments, req: &Message, started: Instant) -> crate::Result<Message> {
+pub async fn reversal(p: &Payments, req: &Message, started: Instant) -> crate::Result<Reply> {
     let Some(resp_mti) = req.mti().response() else {
         return Ok(p.respond(req, req.mti(), ResponseCode::INVALID_TRANSACTION));
     };
@@ -26,7 +26,7 @@ pub async fn reversal(p: &Payments, req: &Message, started: Instant) -> crate::R
         return Ok(p.respond(req, resp_mti, ResponseCode::FORMAT_ERROR));
     };
     let Some(orig) = req.original_data() else { return Ok(p.respond(req, resp_mti, ResponseCode::FORMAT_ERROR)) };
-    if let Err(replay) = p.claim(req, &txn, resp_mti, p.duplicate_wait()).await? {
+    if let Err(replay) = p.claim(req, &mut txn, resp_mti).await? {
         return Ok(replay);
     }
     let Some(original) = super::find_original(p, &txn.terminal_id, &orig).await? else {
@@ -52,10 +52,11 @@ pub async fn reversal(p: &Payments, req: &Message, started: Instant) -> crate::R
         // Still undecided after the wait: the node handling it died mid-flight. It is marked
         // reversed, so that no late outcome can take effect (outcomes are written only over a
         // pending row); stored value moved nothing (its movement commits with the outcome); a card's
-        // issuer may have approved, so it is owed a 0420, and a card cancel's reservation on its
-        // payment is given back.
+        // issuer may have approved, so it is owed a 0420, the one-time token the payment leased is
+        // spent, and a card cancel's reservation on its payment is given back.
         let owed = card.then(|| advice::owed(&original, now));
-        let reversed = p.store.reverse(&original.id, &txn, owed.as_ref(), now).await?;
+        let spend = original.token_id.as_deref().map(|t| (t, original.id.as_str()));
+        let reversed = p.store.reverse(&original.id, &txn, owed.as_ref(), spend, now).await?;
         if reversed
             && card
             && original.kind == "cancel"
@@ -87,7 +88,7 @@ pub async fn reversal(p: &Payments, req: &Message, started: Instant) -> crate::R
         return Ok(resp);
     }
     let owed = card.then(|| advice::owed(&original, now));
-    let reversed = p.store.reverse(&original.id, &txn, owed.as_ref(), now).await?;
+    let reversed = p.store.reverse(&original.id, &txn, owed.as_ref(), None, now).await?;
     // Reversing a cancel gives its amount back to the payment it cancelled.
     if reversed
         && original.kind == "cancel"

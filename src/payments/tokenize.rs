@@ -15,7 +15,7 @@
 
 use std::time::Instant;
 
-use super::{Payments, ResponseCode, advice};
+use super::{IssuerAnswer, Payments, Reply, ResponseCode, advice};
 use crate::iso8583::{Message, Mti};
 use crate::store::{InstrumentRow, TokenRow, TxnRow};
 use crate::vault::{CardExpiry, Pan};
@@ -31,11 +31,6 @@ pub enum Outcome {
     Refused(ResponseCode),
 }
 
-/// DE48 of an answer that carries a merchant token: `TK`, the token's length in two digits, the token.
-pub fn de48(token: &str) -> String {
-    format!("TK{:02}{token}", token.len())
-}
-
 /// True when `number` is a card number of a configured issuer (not a token: the configuration keeps
 /// token ranges apart from card ranges).
 pub(super) fn is_card_number(p: &Payments, number: &str) -> bool {
@@ -48,15 +43,15 @@ fn merchant_of(req: &Message) -> Option<String> {
 }
 
 /// `0100` DE3 `90xxxx`.
-pub async fn tokenize(p: &Payments, req: &Message, started: Instant) -> crate::Result<Message> {
+pub async fn tokenize(p: &Payments, req: &Message, started: Instant) -> crate::Result<Reply> {
     use ResponseCode as C;
     let resp_mti = Mti::AUTHORIZATION_RESPONSE;
-    let respond = |code: ResponseCode| without_pan(p.respond(req, resp_mti, code));
+    let respond = |code: ResponseCode| p.respond(req, resp_mti, code);
     let Some(mut txn) = p.new_txn(req, "verification", "01") else { return Ok(respond(C::FORMAT_ERROR)) };
     let Some(pan) = req.pan().and_then(|n| Pan::parse(n).ok()) else { return Ok(respond(C::UNKNOWN_CARD)) };
     txn.content_hash = super::content_hash(req, Some(&p.vault.par(&pan).await?));
     txn.masked_pan = Some(pan.masked());
-    if let Err(replay) = p.claim(req, &txn, resp_mti, p.duplicate_wait()).await? {
+    if let Err(replay) = p.claim(req, &mut txn, resp_mti).await? {
         return Ok(replay);
     }
     let outcome = match (merchant_of(req), req.expiry().and_then(CardExpiry::parse)) {
@@ -69,9 +64,9 @@ pub async fn tokenize(p: &Payments, req: &Message, started: Instant) -> crate::R
     let (resp, status) = match outcome {
         Outcome::Token { token, .. } => {
             let mut resp = respond(C::APPROVED);
-            let _ = resp.set_additional_data(&de48(&token.token));
+            resp.set_merchant_token(&token.token);
             if let Some(auth) = txn.auth_code.as_deref() {
-                let _ = resp.set_authorization_code(auth);
+                resp.set_authorization_code(auth);
             }
             (resp, "approved")
         }
@@ -90,10 +85,10 @@ pub(super) async fn pay_with_pan(
     pan: &Pan,
     mut txn: TxnRow,
     started: Instant,
-) -> crate::Result<Message> {
+) -> crate::Result<Reply> {
     use ResponseCode as C;
     let resp_mti = Mti::FINANCIAL_RESPONSE;
-    if let Err(replay) = p.claim(req, &txn, resp_mti, p.duplicate_wait()).await? {
+    if let Err(replay) = p.claim(req, &mut txn, resp_mti).await? {
         return Ok(replay);
     }
     let (code, timed_out, token) = match pay_decision(p, req, pan, &mut txn).await? {
@@ -101,12 +96,12 @@ pub(super) async fn pay_with_pan(
         Paid::TimedOut => (C::ISSUER_UNAVAILABLE, true, None),
         Paid::Approved(token) => (C::APPROVED, false, token),
     };
-    let mut resp = without_pan(p.respond(req, resp_mti, code));
+    let mut resp = p.respond(req, resp_mti, code);
     if let Some(auth) = txn.auth_code.as_deref() {
-        let _ = resp.set_authorization_code(auth);
+        resp.set_authorization_code(auth);
     }
     if let Some(t) = &token {
-        let _ = resp.set_additional_data(&de48(&t.token));
+        resp.set_merchant_token(&t.token);
     }
     if timed_out {
         // The issuer may still approve late: the 0420 that undoes it is owed from now on.
@@ -153,17 +148,15 @@ async fn pay_decision(p: &Payments, req: &Message, pan: &Pan, txn: &mut TxnRow) 
     txn.instrument_id = Some(instrument.id.clone());
     txn.instrument_kind = Some("card".into());
     txn.issuer_id = instrument.issuer_id.clone();
-    let Some((host, timeout)) = p.host_of(instrument.issuer_id.as_deref()) else {
-        return Ok(Paid::Done(C::ISSUER_UNAVAILABLE));
-    };
+    // What resolving this payment after a crash needs is recorded before the issuer is asked.
+    if !p.store.hold_for_issuer(txn, None, p.clock.now_ms()).await? {
+        return Ok(Paid::Done(C::SYSTEM_ERROR));
+    }
     let issuer_req = super::purchase::issuer_request(req, pan.expose(), Some(&expiry.yymm()));
-    let asked = Instant::now();
-    let answer = tokio::time::timeout(timeout, host.send(issuer_req)).await;
-    txn.issuer_ms = Some(asked.elapsed().as_millis() as i64);
-    let answer = match answer {
-        Ok(Ok(ans)) => ans,
-        Ok(Err(e)) if !e.outcome_unknown() => return Ok(Paid::Done(C::ISSUER_UNAVAILABLE)),
-        _ => return Ok(Paid::TimedOut),
+    let answer = match p.ask_issuer(instrument.issuer_id.as_deref(), issuer_req, txn).await {
+        IssuerAnswer::Answered(ans) => ans,
+        IssuerAnswer::Unavailable => return Ok(Paid::Done(C::ISSUER_UNAVAILABLE)),
+        IssuerAnswer::Unknown => return Ok(Paid::TimedOut),
     };
     let code = answer.response_code().and_then(ResponseCode::parse).unwrap_or(C::SYSTEM_ERROR);
     txn.issuer_response = Some(code.as_str().to_string());
@@ -225,15 +218,11 @@ impl Payments {
         }
         let Some(issuer) = self.vault.issuer_for(pan.expose()) else { return Ok(Outcome::Refused(C::UNKNOWN_CARD)) };
         txn.issuer_id = Some(issuer.id.clone());
-        let Some((host, timeout)) = self.host_of(Some(&issuer.id)) else {
+        let verification = verification_request(req, pan, expiry, merchant, self.clock.now_ms());
+        // A verification moves no money: an unanswered one is simply not a token.
+        let IssuerAnswer::Answered(answer) = self.ask_issuer(Some(&issuer.id), verification, txn).await else {
             return Ok(Outcome::Refused(C::ISSUER_UNAVAILABLE));
         };
-        let verification = verification_request(req, pan, expiry, merchant, self.clock.now_ms());
-        let asked = Instant::now();
-        let answer = tokio::time::timeout(timeout, host.send(verification)).await;
-        txn.issuer_ms = Some(asked.elapsed().as_millis() as i64);
-        // A verification moves no money: an unanswered one is simply not a token.
-        let Ok(Ok(answer)) = answer else { return Ok(Outcome::Refused(C::ISSUER_UNAVAILABLE)) };
         let code = answer.response_code().and_then(ResponseCode::parse).unwrap_or(C::SYSTEM_ERROR);
         txn.issuer_response = Some(code.as_str().to_string());
         if !code.is_approved() {
@@ -255,17 +244,6 @@ impl Payments {
         };
         txn.token_id = Some(token.id.clone());
         Ok(Outcome::Token { token: Box::new(token), instrument: Box::new(instrument) })
-    }
-
-    /// The authorization host of an issuer and its timeout.
-    fn host_of(
-        &self,
-        issuer_id: Option<&str>,
-    ) -> Option<(std::sync::Arc<dyn crate::issuer::host::IssuerHost>, std::time::Duration)> {
-        let id = issuer_id?;
-        let host = self.hosts.get(id)?.clone();
-        let ms = self.config.issuers.iter().find(|i| i.id == id).map_or(3000, |i| i.timeout_ms);
-        Some((host, std::time::Duration::from_millis(ms + 1000)))
     }
 }
 
@@ -295,10 +273,4 @@ fn verification_request(req: Option<&Message>, pan: &Pan, expiry: &CardExpiry, m
     let _ = out.set_pan(pan.expose());
     let _ = out.set_expiry(&expiry.yymm());
     out
-}
-
-/// An answer without DE2: a terminal that sent a card number has it; echoing it only spreads it.
-fn without_pan(mut m: Message) -> Message {
-    m.remove(2);
-    m
 }

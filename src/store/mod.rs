@@ -321,14 +321,55 @@ impl Store {
         dispatch!(self, s => s.fail_token_attempt(token_id, max, now).await)
     }
 
+    /// Marks the original reversed and records the reversal, the advice owed and, for an original
+    /// still pending, spends the token it leased (`spend`: token id and lease), together.
     pub async fn reverse(
         &self,
         original_id: &str,
         reversal: &TxnRow,
         advice: Option<&AdviceRow>,
+        spend: Option<(&str, &str)>,
         now: i64,
     ) -> StoreResult<bool> {
-        dispatch!(self, s => s.reverse(original_id, reversal, advice, now).await)
+        dispatch!(self, s => s.reverse(original_id, reversal, advice, spend, now).await)
+    }
+
+    /// Up to `limit` transactions stored by earlier versions: id, bare duplicate digest, answer.
+    pub async fn unscrubbed_transactions(&self, limit: i64) -> StoreResult<Vec<(String, String, Option<Vec<u8>>)>> {
+        dispatch!(self, s => s.unscrubbed_transactions(limit).await)
+    }
+
+    /// Writes keyed hashes and scrubbed answers over transactions of earlier versions.
+    pub async fn scrub_transactions(&self, rows: &[(String, String, Option<Vec<u8>>)]) -> StoreResult<u64> {
+        dispatch!(self, s => s.scrub_transactions(rows).await)
+    }
+
+    /// Records a pending transaction's token, instrument, kind and issuer and leases its token to
+    /// it (see the backends), before the issuer is asked.
+    pub async fn hold_for_issuer(&self, t: &TxnRow, lease: Option<&str>, now: i64) -> StoreResult<bool> {
+        dispatch!(self, s => s.hold_for_issuer(t, lease, now).await)
+    }
+
+    /// Reserves a card cancel's amount on its payment and records the cancel, together.
+    pub async fn reserve_cancel_for(&self, t: &TxnRow, original_id: &str, amount: i64, now: i64) -> StoreResult<bool> {
+        dispatch!(self, s => s.reserve_cancel_for(t, original_id, amount, now).await)
+    }
+
+    /// Pending transactions (not reversals) created before `before`: cut off by a crash.
+    pub async fn cut_off(&self, before: i64, limit: i64) -> StoreResult<Vec<TxnRow>> {
+        dispatch!(self, s => s.cut_off(before, limit).await)
+    }
+
+    /// Writes a declined outcome with its consequences: a leased token spent, a reservation given
+    /// back, an advice owed (see the backends).
+    pub async fn finish_declined(
+        &self,
+        t: &TxnRow,
+        release: Option<(&str, i64)>,
+        advice: Option<&AdviceRow>,
+        now: i64,
+    ) -> StoreResult<bool> {
+        dispatch!(self, s => s.finish_declined(t, release, advice, now).await)
     }
 
     pub async fn finish_with_advice(&self, t: &TxnRow, advice: &AdviceRow, now: i64) -> StoreResult<()> {

@@ -194,6 +194,21 @@ macro_rules! sql_store {
             Ok(())
         }
 
+        /// Spends a one-time token leased to transaction `lease` whose outcome is unknown, inside the
+        /// caller's transaction.
+        async fn spend_leased(conn: &mut $Conn, token_id: &str, lease: &str, now: i64) -> StoreResult<()> {
+            sqlx::query(
+                "UPDATE tokens SET state = 'consumed', consumed_at = $3, lease_id = NULL, lease_until = NULL \
+                 WHERE id = $1 AND lease_id = $2 AND state = 'active'",
+            )
+            .bind(token_id)
+            .bind(lease)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
+        }
+
         async fn local_payment_in(conn: &mut $Conn, id: &str) -> StoreResult<Option<LocalPaymentRow>> {
             let row = sqlx::query(
                 "SELECT transaction_id, instrument_id, principal, bonus, cancelled_principal, cancelled_bonus, forfeited_bonus \
@@ -935,6 +950,138 @@ macro_rules! sql_store {
                 w.done().await
             }
 
+            /// Records what later steps need of a pending transaction (its token, instrument, kind and
+            /// issuer) before anything leaves for an issuer and, with `lease`, leases that token to the
+            /// transaction: the lease is the transaction's id, held until its outcome is written or,
+            /// after a crash, until it is resolved. One database transaction; false (nothing written)
+            /// when the token is not free or the transaction is no longer pending.
+            pub async fn hold_for_issuer(&self, t: &TxnRow, lease: Option<&str>, now: i64) -> StoreResult<bool> {
+                let mut w = self.atomic_writer().await?;
+                if let Some(token_id) = lease {
+                    let r = sqlx::query(
+                        "UPDATE tokens SET lease_id = $2, lease_until = $4 \
+                         WHERE id = $1 AND state = 'active' AND expires_at > $3 AND (lease_until IS NULL OR lease_until <= $3) \
+                           AND EXISTS (SELECT 1 FROM instruments i WHERE i.id = tokens.instrument_id AND i.status = 'active')",
+                    )
+                    .bind(token_id)
+                    .bind(&t.id)
+                    .bind(now)
+                    .bind(i64::MAX)
+                    .execute(w.conn())
+                    .await?;
+                    if r.rows_affected() != 1 {
+                        w.abort().await?;
+                        return Ok(false);
+                    }
+                }
+                if bind_txn!(sqlx::query(TXN_UPDATE), t).execute(w.conn()).await?.rows_affected() != 1 {
+                    w.abort().await?;
+                    return Ok(false);
+                }
+                w.done().await?;
+                Ok(true)
+            }
+
+            /// Reserves `amount` on the approved payment `original_id` for the pending card cancel `t`
+            /// and records the cancel's original, instrument and issuer, in one database transaction;
+            /// false (nothing written) when the payment has less than that left to cancel.
+            pub async fn reserve_cancel_for(&self, t: &TxnRow, original_id: &str, amount: i64, now: i64) -> StoreResult<bool> {
+                let mut w = self.atomic_writer().await?;
+                let r = sqlx::query(
+                    "UPDATE transactions SET cancelled_amount = cancelled_amount + $2, updated_at = $3 \
+                     WHERE id = $1 AND status = 'approved' AND amount IS NOT NULL AND cancelled_amount + $2 <= amount",
+                )
+                .bind(original_id)
+                .bind(amount)
+                .bind(now)
+                .execute(w.conn())
+                .await?;
+                if r.rows_affected() != 1 || bind_txn!(sqlx::query(TXN_UPDATE), t).execute(w.conn()).await?.rows_affected() != 1 {
+                    w.abort().await?;
+                    return Ok(false);
+                }
+                w.done().await?;
+                Ok(true)
+            }
+
+            /// Pending payments, cancels and verifications created before `before`: cut off by a
+            /// crash (a live one is decided within the issuer timeout). Oldest first.
+            pub async fn cut_off(&self, before: i64, limit: i64) -> StoreResult<Vec<TxnRow>> {
+                Ok(sqlx::query_as(concat!(
+                    "SELECT ",
+                    txn_cols!(),
+                    " FROM transactions WHERE status = 'pending' AND created_at < $1 AND kind <> 'reversal' \
+                     ORDER BY created_at LIMIT $2"
+                ))
+                .bind(before)
+                .bind(limit)
+                .fetch_all(&self.read)
+                .await?)
+            }
+
+            /// Writes the declined outcome `t` over a pending transaction, in one database transaction
+            /// with what follows from it: a token still leased to it is spent (only a transaction
+            /// cut off by a crash still holds one, and its attempt's fate is unknown), a card cancel's
+            /// reservation (`release`: the payment and amount) is given back, and `advice` is owed to
+            /// the issuer. False, and nothing written, when the row was no longer pending.
+            pub async fn finish_declined(
+                &self,
+                t: &TxnRow,
+                release: Option<(&str, i64)>,
+                advice: Option<&AdviceRow>,
+                now: i64,
+            ) -> StoreResult<bool> {
+                let mut w = self.atomic_writer().await?;
+                if bind_txn!(sqlx::query(TXN_UPDATE), t).execute(w.conn()).await?.rows_affected() != 1 {
+                    w.abort().await?;
+                    return Ok(false);
+                }
+                if let Some(token_id) = t.token_id.as_deref() {
+                    spend_leased(w.conn(), token_id, &t.id, now).await?;
+                }
+                if let Some((original_id, amount)) = release {
+                    sqlx::query("UPDATE transactions SET cancelled_amount = cancelled_amount - $2, updated_at = $3 WHERE id = $1")
+                        .bind(original_id)
+                        .bind(amount)
+                        .bind(now)
+                        .execute(w.conn())
+                        .await?;
+                }
+                if let Some(a) = advice {
+                    insert_advice(w.conn(), a, now).await?;
+                }
+                w.done().await?;
+                Ok(true)
+            }
+
+            /// Transactions stored by earlier versions: a bare duplicate digest (not `h1:`-keyed).
+            pub async fn unscrubbed_transactions(&self, limit: i64) -> StoreResult<Vec<(String, String, Option<Vec<u8>>)>> {
+                Ok(sqlx::query_as(
+                    "SELECT id, content_hash, response FROM transactions WHERE content_hash NOT LIKE 'h1:%' LIMIT $1",
+                )
+                .bind(limit)
+                .fetch_all(&self.read)
+                .await?)
+            }
+
+            /// Writes each row's keyed hash and scrubbed answer (`id`, `content_hash`, `response`), in
+            /// one database transaction.
+            pub async fn scrub_transactions(&self, rows: &[(String, String, Option<Vec<u8>>)]) -> StoreResult<u64> {
+                let mut w = self.atomic_writer().await?;
+                let mut n = 0;
+                for (id, hash, response) in rows {
+                    n += sqlx::query("UPDATE transactions SET content_hash = $2, response = $3 WHERE id = $1")
+                        .bind(id)
+                        .bind(hash)
+                        .bind(response)
+                        .execute(w.conn())
+                        .await?
+                        .rows_affected();
+                }
+                w.done().await?;
+                Ok(n)
+            }
+
             /// Consumes the leased token and records the approval in one database transaction; false (and
             /// nothing written) when the lease is no longer held.
             pub async fn approve_with_token(&self, t: &TxnRow, token_id: &str, lease_id: &str, now: i64) -> StoreResult<bool> {
@@ -988,6 +1135,7 @@ macro_rules! sql_store {
                 original_id: &str,
                 reversal: &TxnRow,
                 advice: Option<&AdviceRow>,
+                spend: Option<(&str, &str)>,
                 now: i64,
             ) -> StoreResult<bool> {
                 let mut w = self.atomic_writer().await?;
@@ -999,6 +1147,11 @@ macro_rules! sql_store {
                 .execute(w.conn())
                 .await?;
                 let reversed = r.rows_affected() == 1;
+                // An original still pending held its token for the issuer's answer: its fate unknown,
+                // the token is spent.
+                if let (true, Some((token_id, lease))) = (reversed, spend) {
+                    spend_leased(w.conn(), token_id, lease, now).await?;
+                }
                 bind_txn!(sqlx::query(TXN_UPDATE), reversal).execute(w.conn()).await?;
                 if let (true, Some(a)) = (reversed, advice) {
                     insert_advice(w.conn(), a, now).await?;

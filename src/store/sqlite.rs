@@ -39,7 +39,14 @@ impl SqliteStore {
         // 2 MiB) keeps them, and checkpoints every 32 MiB of WAL rather than 4 MiB keep the epoch
         // commits short.
         let mut write =
-            opts.clone().pragma("cache_size", "-65536").pragma("wal_autocheckpoint", "8192").connect().await?;
+            // Overwritten and deleted content is zeroed, not left in free space (a scrubbed answer,
+            // a deleted card's sealed PAN).
+            opts.clone()
+                .pragma("cache_size", "-65536")
+                .pragma("wal_autocheckpoint", "8192")
+                .pragma("secure_delete", "on")
+                .connect()
+                .await?;
         MIGRATOR.run(&mut write).await.map_err(|e| StoreError::Migrate(e.to_string()))?;
         let read = SqlitePoolOptions::new()
             .max_connections(4)

@@ -109,8 +109,11 @@ impl Tokens {
             "suspended" => return Err(Error::InstrumentSuspended),
             _ => return Err(Error::InstrumentDeleted),
         }
-        let (prefix, imk_label) = self.range_of(&instrument)?;
         let now = self.clock.now_ms();
+        if self.expired(&instrument, now).await? {
+            return Err(Error::InstrumentExpired);
+        }
+        let (prefix, imk_label) = self.range_of(&instrument)?;
         let mut row = self.validate(requestor, &instrument, opts, now)?;
         let currency = row.currency.as_deref().and_then(|c| self.config.currency(c)).cloned();
 
@@ -211,6 +214,18 @@ impl Tokens {
                 _ => Error::InstrumentDeleted,
             }),
         }
+    }
+
+    /// True when the instrument can no longer pay: a card past its expiry month, a gift certificate
+    /// past its expiry. (A local-currency wallet does not expire; its bonus grants do.)
+    async fn expired(&self, instrument: &InstrumentRow, now: i64) -> Result<bool> {
+        Ok(match instrument.kind.as_str() {
+            "card" => {
+                instrument.expiry.as_deref().and_then(crate::vault::CardExpiry::parse).is_some_and(|e| e.is_past(now))
+            }
+            "gift" => self.store.gift_by_instrument(&instrument.id).await?.is_some_and(|g| now >= g.expires_at),
+            _ => false,
+        })
     }
 
     /// The token BIN prefix and the IMK label for an instrument's tokens.

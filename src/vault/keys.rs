@@ -1,5 +1,5 @@
-//! The vault's keys. Three live in the HSM: the key-encryption key (KEK) that wraps data keys, the
-//! fingerprint key and the PAR key. Data keys (DEKs) are drawn by the HSM, stored in the database only
+//! The vault's keys. Four live in the HSM: the key-encryption key (KEK) that wraps data keys, the
+//! fingerprint key, the PAR key and the payments' duplicate-hash key. Data keys (DEKs) are drawn by the HSM, stored in the database only
 //! wrapped under the KEK, and numbered by version; each version names the fingerprint-key version it
 //! pairs with. The newest pair seals and fingerprints new cards; older pairs only open and match cards
 //! not yet moved onto the newest (`rotation.rs`).
@@ -19,6 +19,9 @@ use crate::{Error, Result};
 pub const KEK_LABEL: &str = "tsp.vault.kek";
 pub const FINGERPRINT_LABEL: &str = "tsp.vault.fingerprint";
 pub const PAR_LABEL: &str = "tsp.vault.par";
+/// Keys the payments' duplicate-detection hash (a request's digest may cover a card number). Like
+/// the PAR key it never rotates: a repeat must match its first request's stored hash.
+pub const DUPLICATE_LABEL: &str = "tsp.payments.duplicate";
 
 /// One data-key version as this node holds it.
 #[derive(Clone)]
@@ -65,6 +68,7 @@ impl DataKeys {
         hsm.ensure_key(KEK_LABEL, KeyUsage::Kek).await?;
         let fp = hsm.ensure_key(FINGERPRINT_LABEL, KeyUsage::Hmac).await?;
         hsm.ensure_key(PAR_LABEL, KeyUsage::Hmac).await?;
+        hsm.ensure_key(DUPLICATE_LABEL, KeyUsage::Hmac).await?;
         if store.data_keys().await?.is_empty() {
             // Another node may win the race to version 1; then its key is the one to use.
             Self::add_version(store, hsm, 1, i64::from(fp.id.version), "system", now).await?;

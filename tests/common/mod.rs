@@ -177,6 +177,28 @@ impl TestServer {
         let _ = std::fs::write(dir.join("metrics").join(format!("{}.txt", uuid::Uuid::now_v7())), text);
     }
 
+    /// For the suite-wide PAN scan: every file of the data directory as it is now (on SQLite the
+    /// database itself, its WAL and the key store), and on PostgreSQL every stored answer.
+    fn harvest_data(&self) {
+        let Some(dir) = collect_dir() else { return };
+        let dest = dir.join("data").join(uuid::Uuid::now_v7().to_string());
+        for f in files_under(&self.data) {
+            let Ok(rel) = f.strip_prefix(&self.data) else { continue };
+            let to = dest.join(rel);
+            if let Some(parent) = to.parent() {
+                let _ = std::fs::create_dir_all(parent);
+            }
+            let _ = std::fs::copy(&f, &to);
+        }
+        if let Some(url) = &self.database_url {
+            let sql = "SELECT encode(response, 'escape') FROM transactions WHERE response IS NOT NULL";
+            if let Ok(out) = Command::new("psql").args([url.as_str(), "-Atc", sql]).output() {
+                let _ = std::fs::create_dir_all(&dest);
+                let _ = std::fs::write(dest.join("transactions.rows"), out.stdout);
+            }
+        }
+    }
+
     /// For the suite-wide PAN scan: this server's stdout and stderr so far.
     fn harvest_logs(&self) {
         let Some(dir) = collect_dir() else { return };
@@ -293,6 +315,7 @@ impl TestServer {
             loop {
                 if let Ok(Some(status)) = child.try_wait() {
                     self.harvest_logs();
+                    self.harvest_data();
                     assert!(status.success(), "tsp serve exited with {status}");
                     return;
                 }
@@ -313,6 +336,7 @@ impl Drop for TestServer {
             let _ = child.kill();
             let _ = child.wait();
             self.harvest_logs();
+            self.harvest_data();
         }
     }
 }

@@ -28,17 +28,9 @@ fn backoff(attempts: i64) -> i64 {
     1000 * (1i64 << attempts.clamp(0, 6)).min(60)
 }
 
-/// Sends due advices until `stop` resolves.
-pub async fn run(p: Arc<Payments>, mut stop: tokio::sync::watch::Receiver<bool>) {
-    loop {
-        if let Err(e) = send_due(&p).await {
-            tracing::warn!(error = %e, "sending reversal advices");
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
-            _ = stop.changed() => return,
-        }
-    }
+/// Sends due advices every 250 ms until `stop` resolves.
+pub async fn run(p: Arc<Payments>, stop: tokio::sync::watch::Receiver<bool>) {
+    super::every(Duration::from_millis(250), "sending reversal advices", stop, || send_due(&p)).await
 }
 
 /// One pass over the advices that are due.

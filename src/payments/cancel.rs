@@ -15,7 +15,7 @@
 
 use std::time::Instant;
 
-use super::{IssuerAnswer, Payments, Reply, ResponseCode, advice, find_original};
+use super::{IssuerAnswer, Payments, Reply, ResponseCode, find_original};
 use crate::iso8583::{Message, Mti, OriginalData};
 
 pub async fn cancel(p: &Payments, req: &Message, started: Instant) -> crate::Result<Reply> {
@@ -32,10 +32,7 @@ pub async fn cancel(p: &Payments, req: &Message, started: Instant) -> crate::Res
             // The refusal, the reservation given back and the advice owed commit together: a
             // crash leaves either all of it or a pending cancel that `recovery` resolves the same way.
             let resp = p.respond(req, resp_mti, code);
-            p.fill(&mut txn, &resp, "declined", started);
-            let now = p.clock.now_ms();
-            let advice = owed.then(|| advice::owed(&txn, now));
-            p.store.finish_declined(&txn, Some((&original_id, reserved)), advice.as_ref(), now).await?;
+            p.decline(&mut txn, &resp, started, Some((&original_id, reserved)), owed).await?;
             return Ok(resp);
         }
         Step::Gift { original, gift, currency, amount } => {

@@ -1,4 +1,4 @@
-//! ISO 8583 response codes (DE39) as SPEC §5 lists them, and the one place domain errors become codes.
+//! ISO 8583 response codes (DE39) as docs/iso8583.md "Response codes" lists them, and the one place domain errors become codes.
 
 use crate::Error;
 
@@ -40,7 +40,7 @@ impl ResponseCode {
         std::str::from_utf8(&self.0).unwrap_or("96")
     }
 
-    /// The code in words, as SPEC §5 names it (for people: the terminal page).
+    /// The code in words, as docs/iso8583.md "Response codes" names it (for people: the terminal page).
     pub fn meaning(&self) -> &'static str {
         match &self.0 {
             b"00" => "approved",

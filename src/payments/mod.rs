@@ -28,7 +28,7 @@ use crate::config::Config;
 use crate::hsm::Hsm;
 use crate::iso8583::{Message, Mti};
 use crate::issuer::host::IssuerHost;
-use crate::store::{Claim, Store, TxnRow};
+use crate::store::{Claim, LeaseEnd, Store, TxnRow};
 use crate::tokens::Tokens;
 use crate::vault::Vault;
 pub use codes::ResponseCode;
@@ -148,7 +148,8 @@ impl Payments {
             stan: req.stan()?.into(),
             transmitted: req.transmission_date_time()?.into(),
             acquirer_id: acquirer,
-            content_hash: content_hash(req, None),
+            // Set by the claim: the keyed hash of the request.
+            content_hash: String::new(),
             processing_code: req.processing_code().map(Into::into),
             merchant_id: req.merchant_id().map(|m| m.trim_end().to_string()),
             amount: req.amount().and_then(|a| i64::try_from(a).ok()),
@@ -161,13 +162,13 @@ impl Payments {
         })
     }
 
-    /// Claims `txn`'s duplicate key (keying its content hash first). `Err(answer)` when the key is
+    /// Claims `txn`'s duplicate key, with the keyed hash of `req`'s content. `Err(answer)` when the key is
     /// taken: the first answer again, or `94` when the content differs. A first request still in
     /// flight is waited for; one cut off by a crash is resolved now (see `recovery`) — or, for a
     /// reversal, which took no effect, taken over: `txn` becomes that row and this request carries
     /// it out.
     async fn claim(&self, req: &Message, txn: &mut TxnRow, resp_mti: Mti) -> crate::Result<Result<(), Reply>> {
-        txn.content_hash = self.keyed_hash(&txn.content_hash).await?;
+        txn.content_hash = keyed_hash(&self.hsm, &request_digest(req)).await?;
         let existing = match self.store.claim_transaction(txn).await? {
             Claim::New => return Ok(Ok(())),
             Claim::Existing(e) => e,
@@ -206,17 +207,28 @@ impl Payments {
         }
     }
 
-    /// The stored duplicate-detection hash of a request digest: HMAC-SHA256 under the HSM's
-    /// duplicate key, so that a digest over a card number cannot be tried against card numbers.
-    /// (`h1:` marks a keyed hash; earlier versions stored the bare digest.)
-    pub(crate) async fn keyed_hash(&self, digest_hex: &str) -> crate::Result<String> {
-        keyed_hash(&self.hsm, digest_hex).await
-    }
-
     /// Stores the outcome and answer of a transaction: the answer is durable before it is sent.
     async fn finish(&self, txn: &mut TxnRow, resp: &Reply, status: &str, started: Instant) -> crate::Result<()> {
         self.fill(txn, resp, status, started);
         self.store.update_transaction(txn).await?;
+        Ok(())
+    }
+
+    /// Stores a declined outcome and its answer with what follows from it, in one database
+    /// transaction: the token leased to the payment given back, a cancel's reservation
+    /// (`release`: payment and amount) returned, and with `owe_advice` the issuer's `0420` owed.
+    async fn decline(
+        &self,
+        txn: &mut TxnRow,
+        resp: &Reply,
+        started: Instant,
+        release: Option<(&str, i64)>,
+        owe_advice: bool,
+    ) -> crate::Result<()> {
+        self.fill(txn, resp, "declined", started);
+        let now = self.clock.now_ms();
+        let advice = owe_advice.then(|| advice::owed(txn, now));
+        self.store.finish_declined(txn, LeaseEnd::Release, release, advice.as_ref(), now).await?;
         Ok(())
     }
 
@@ -272,6 +284,24 @@ impl Payments {
     }
 }
 
+/// Runs `pass` at once and then every `period` until `stop` changes; a failed pass is logged
+/// (`what` names it) and the next one runs as usual. The payments' background tasks.
+async fn every<F, Fut>(period: Duration, what: &str, mut stop: tokio::sync::watch::Receiver<bool>, mut pass: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = crate::Result<usize>>,
+{
+    loop {
+        if let Err(e) = pass().await {
+            tracing::warn!(error = %e, "{what}");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(period) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
 fn encode(m: Reply) -> Answer {
     match m.encode() {
         Ok(b) => Answer::Send(b),
@@ -282,12 +312,12 @@ fn encode(m: Reply) -> Answer {
     }
 }
 
-/// The keyed form of a request digest (see [`Payments::keyed_hash`]); also what the start-up
-/// scrub turns a stored bare digest into, so repeats across an upgrade still match.
-pub(crate) async fn keyed_hash(hsm: &Hsm, digest_hex: &str) -> crate::Result<String> {
-    let digest = hex::decode(digest_hex)
-        .map_err(|_| crate::store::StoreError::Corrupt("a request digest that is not hex".into()))?;
-    let mac = hsm.hmac(hsm_sim::KeyRef::stored(crate::vault::keys::DUPLICATE_LABEL), &digest).await?;
+/// The stored duplicate-detection hash of a request digest: HMAC-SHA256 under the HSM's duplicate
+/// key, so that a digest over a card number cannot be tried against card numbers. `h1:` marks it;
+/// earlier versions stored the bare digest, which the start-up scrub turns into this form, so
+/// repeats across an upgrade still match.
+pub(crate) async fn keyed_hash(hsm: &Hsm, digest: &[u8]) -> crate::Result<String> {
+    let mac = hsm.hmac(hsm_sim::KeyRef::stored(crate::vault::keys::DUPLICATE_LABEL), digest).await?;
     Ok(format!("h1:{}", hex::encode(mac)))
 }
 
@@ -304,6 +334,8 @@ pub async fn scrub_stored(store: &Store, hsm: &Hsm) -> crate::Result<u64> {
         }
         let mut rows = Vec::with_capacity(batch.len());
         for (id, digest, response) in batch {
+            let digest = hex::decode(&digest)
+                .map_err(|_| crate::store::StoreError::Corrupt("a stored digest that is not hex".into()))?;
             let hash = keyed_hash(hsm, &digest).await?;
             let response = response.as_deref().and_then(Reply::stored).and_then(|r| r.encode().ok());
             rows.push((id, hash, response));
@@ -314,19 +346,15 @@ pub async fn scrub_stored(store: &Store, hsm: &Hsm) -> crate::Result<u64> {
 }
 
 /// SHA-256 over the request's data elements (not the MTI, so a `0201` repeat matches its `0200`).
-/// A card number in DE2 enters as `pan_ref` (its PAR) instead. Only its keyed form is stored.
-fn content_hash(req: &Message, pan_ref: Option<&str>) -> String {
+/// It may cover a card number in DE2: only its keyed form ([`keyed_hash`]) is stored.
+fn request_digest(req: &Message) -> [u8; 32] {
     let mut h = Sha256::new();
     for (de, v) in req.fields() {
-        let v = match pan_ref {
-            Some(r) if de == 2 => r,
-            _ => v,
-        };
         h.update([de]);
         h.update((v.len() as u32).to_be_bytes());
         h.update(v.as_bytes());
     }
-    hex::encode(h.finalize())
+    h.finalize().into()
 }
 
 /// The transaction DE90 names: same terminal (DE41), the original's class, STAN, DE7 and acquirer.

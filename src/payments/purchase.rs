@@ -12,12 +12,12 @@ use std::time::Instant;
 
 use hsm_sim::{KeyRef, Request, Response};
 
-use super::{IssuerAnswer, MAX_FAILED_ATTEMPTS, Payments, Reply, ResponseCode, advice};
+use super::{IssuerAnswer, MAX_FAILED_ATTEMPTS, Payments, Reply, ResponseCode};
 use crate::iso8583::tlv::{self, Tag};
 use crate::iso8583::{Message, Mti};
 use crate::store::{InstrumentRow, TokenRow, TxnRow};
 
-/// The DE55 tags the CVN 18 ARQC covers, in order (SPEC §4).
+/// The DE55 tags the CVN 18 ARQC covers, in order (docs/iso8583.md "Chip cryptogram (CVN 18)").
 const ARQC_TAGS: [u32; 11] = [0x9F02, 0x9F03, 0x9F1A, 0x95, 0x5F2A, 0x9A, 0x9C, 0x9F37, 0x82, 0x9F36, 0x9F10];
 
 /// Card status update for tag 91 (Visa): byte 2 bit 8 "issuer approves".
@@ -40,7 +40,6 @@ pub async fn purchase(p: &Payments, req: &Message, started: Instant) -> crate::R
     if let Some(number) = req.pan().filter(|n| super::tokenize::is_card_number(p, n))
         && let Ok(pan) = crate::vault::Pan::parse(number)
     {
-        txn.content_hash = super::content_hash(req, Some(&p.vault.par(&pan).await?));
         txn.masked_pan = Some(pan.masked());
         return super::tokenize::pay_with_pan(p, req, &pan, txn, started).await;
     }
@@ -75,15 +74,9 @@ pub async fn purchase(p: &Payments, req: &Message, started: Instant) -> crate::R
         resp.set_icc_data(&de55);
     }
     let Some(lease) = lease else {
-        if owe_advice {
-            // The issuer may still approve late: the 0420 that undoes it is owed from now on,
-            // recorded with the answer.
-            p.fill(&mut txn, &resp, "declined", started);
-            let now = p.clock.now_ms();
-            p.store.finish_with_advice(&txn, &advice::owed(&txn, now), now).await?;
-        } else {
-            p.finish(&mut txn, &resp, "declined", started).await?;
-        }
+        // A decline gives back the token leased to this payment with the answer; when the issuer
+        // may still approve late, the 0420 that undoes it is owed from now on, in the same write.
+        p.decline(&mut txn, &resp, started, None, owe_advice).await?;
         return Ok(resp);
     };
     // The approval, the token's consumption and the stored answer commit together, before the
@@ -94,11 +87,10 @@ pub async fn purchase(p: &Payments, req: &Message, started: Instant) -> crate::R
         crate::metrics::get().consumed("card");
         return Ok(resp);
     }
-    // The lease was lost (it outlived the issuer's answer): undo the approval at the issuer.
+    // The payment was decided meanwhile (reversed by its terminal, or taken for cut off and
+    // resolved): the approval must not stand; whoever decided it owed the 0420 that undoes it.
     let resp = p.respond(req, resp_mti, ResponseCode::SYSTEM_ERROR);
-    p.fill(&mut txn, &resp, "declined", started);
-    txn.auth_code = None;
-    p.store.finish_with_advice(&txn, &advice::owed(&txn, now), now).await?;
+    p.decline(&mut txn, &resp, started, None, true).await?;
     Ok(resp)
 }
 
@@ -221,25 +213,18 @@ async fn authorize(p: &Payments, req: &Message, txn: &mut TxnRow, chip: &mut Opt
                     None => Decision::ApproveMultiUse,
                 });
             }
-            Lease::release(lease, p).await?;
             Ok(code.into())
         }
-        IssuerAnswer::Unavailable => {
-            Lease::release(lease, p).await?;
-            Ok(C::ISSUER_UNAVAILABLE.into())
-        }
-        IssuerAnswer::Unknown => {
-            // The issuer may have approved: the decline owes it a 0420 (recorded with the answer),
-            // which undoes a late approval, so the token may pay again.
-            Lease::release(lease, p).await?;
-            Ok(Decision::TimedOut)
-        }
+        IssuerAnswer::Unavailable => Ok(C::ISSUER_UNAVAILABLE.into()),
+        // The issuer may have approved: the decline owes it a 0420 (recorded with the answer),
+        // which undoes a late approval, so the token may pay again.
+        IssuerAnswer::Unknown => Ok(Decision::TimedOut),
     }
 }
 
 /// A one-time token held by one pending payment while its issuer answers; the lease is the
-/// payment's transaction id. The approval consumes it (with the outcome, in one database
-/// transaction); a decline releases it; a crash leaves it to `recovery`, which spends it.
+/// payment's transaction id. The approval consumes it and a decline gives it back, each with the
+/// outcome in one database transaction; a crash leaves it to `recovery`, which spends it.
 #[must_use = "a leased token is consumed by the approval or released"]
 pub(super) struct Lease {
     token_id: String,
@@ -247,7 +232,7 @@ pub(super) struct Lease {
 }
 
 impl Lease {
-    /// Gives the token back (a decline, or no answer that could have approved).
+    /// Gives the token back without an outcome (the payment failed before its issuer was asked).
     async fn release(lease: Option<Lease>, p: &Payments) -> crate::Result<()> {
         if let Some(l) = lease {
             p.store.release_token(&l.token_id, &l.txn_id).await?;
@@ -287,7 +272,7 @@ async fn domain_check(
     Ok(None)
 }
 
-/// Verifies the ARQC in DE55 (CVN 18 layout of SPEC §4) in the HSM.
+/// Verifies the ARQC in DE55 (the CVN 18 layout of docs/iso8583.md "Chip cryptogram (CVN 18)") in the HSM.
 async fn verify_arqc(
     p: &Payments,
     req: &Message,

@@ -19,19 +19,11 @@ use std::time::Duration;
 
 use super::{Payments, Reply, ResponseCode, advice};
 use crate::iso8583::{Message, Mti};
-use crate::store::TxnRow;
+use crate::store::{LeaseEnd, TxnRow};
 
 /// Resolves cut-off transactions until `stop` resolves: at once, then every second.
-pub async fn run(p: Arc<Payments>, mut stop: tokio::sync::watch::Receiver<bool>) {
-    loop {
-        if let Err(e) = sweep(&p).await {
-            tracing::warn!(error = %e, "resolving transactions cut off by a crash");
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            _ = stop.changed() => return,
-        }
-    }
+pub async fn run(p: Arc<Payments>, stop: tokio::sync::watch::Receiver<bool>) {
+    super::every(Duration::from_secs(1), "resolving transactions cut off by a crash", stop, || sweep(&p)).await
 }
 
 /// One pass: resolves up to 100 cut-off transactions; returns how many this node resolved.
@@ -67,7 +59,7 @@ pub(super) async fn resolve(p: &Payments, row: &TxnRow) -> crate::Result<Option<
         (true, Some(paid), Some(amount)) => Some((paid, amount)),
         _ => None,
     };
-    let done = p.store.finish_declined(&t, release, owed.as_ref(), now).await?;
+    let done = p.store.finish_declined(&t, LeaseEnd::Spend, release, owed.as_ref(), now).await?;
     if done {
         tracing::warn!(transaction = %row.id, kind = %row.kind, code = code.as_str(), "resolved a transaction cut off by a crash");
     }

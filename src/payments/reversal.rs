@@ -1,4 +1,4 @@
-//! `0400` reversal and `0420` reversal advice by DE90 (SPEC §5).
+//! `0400` reversal and `0420` reversal advice by DE90 (docs/iso8583.md "Messages").
 //!
 //! - The original is found by its duplicate key: the terminal (DE41) and DE90's original STAN, DE7
 //!   and acquirer.
@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use super::{Payments, Reply, ResponseCode, advice};
 use crate::iso8583::Message;
+use crate::store::{TxnRow, Undo};
 
 pub async fn reversal(p: &Payments, req: &Message, started: Instant) -> crate::Result<Reply> {
     let Some(resp_mti) = req.mti().response() else {
@@ -55,15 +56,12 @@ pub async fn reversal(p: &Payments, req: &Message, started: Instant) -> crate::R
         // issuer may have approved, so it is owed a 0420, the one-time token the payment leased is
         // spent, and a card cancel's reservation on its payment is given back.
         let owed = card.then(|| advice::owed(&original, now));
-        let spend = original.token_id.as_deref().map(|t| (t, original.id.as_str()));
-        let reversed = p.store.reverse(&original.id, &txn, owed.as_ref(), spend, now).await?;
-        if reversed
-            && card
-            && original.kind == "cancel"
-            && let (Some(paid), Some(amount)) = (original.original_id.as_deref(), original.amount)
-        {
-            p.store.release_cancel(paid, amount, now).await?;
-        }
+        let undo = Undo {
+            advice: owed.as_ref(),
+            spend: original.token_id.as_deref().map(|t| (t, original.id.as_str())),
+            release: if card { reservation(&original) } else { None },
+        };
+        let reversed = p.store.reverse(&original.id, &txn, undo, now).await?;
         tracing::warn!(original = %original.id, reversed, "reversal of an undecided transaction");
         return Ok(resp);
     }
@@ -87,31 +85,21 @@ pub async fn reversal(p: &Payments, req: &Message, started: Instant) -> crate::R
         tracing::info!(original = %original.id, reversed, "reversal");
         return Ok(resp);
     }
-    let owed = card.then(|| advice::owed(&original, now));
-    let reversed = p.store.reverse(&original.id, &txn, owed.as_ref(), None, now).await?;
     // Reversing a cancel gives its amount back to the payment it cancelled.
-    if reversed
-        && original.kind == "cancel"
-        && let (Some(paid), Some(amount)) = (original.original_id.as_deref(), original.amount)
-    {
-        p.store.release_cancel(paid, amount, now).await?;
-    }
+    let owed = card.then(|| advice::owed(&original, now));
+    let undo = Undo { advice: owed.as_ref(), spend: None, release: reservation(&original) };
+    let reversed = p.store.reverse(&original.id, &txn, undo, now).await?;
     tracing::info!(original = %original.id, reversed, "reversal");
     Ok(resp)
 }
 
 /// Undoes a gift certificate's payment (restoring what it still holds: its amount less earlier
 /// cancels) or cancel (taking the cancelled amount again), with the reversal, in one transaction.
-async fn reverse_gift(
-    p: &Payments,
-    original: &crate::store::TxnRow,
-    txn: &mut crate::store::TxnRow,
-    now: i64,
-) -> crate::Result<bool> {
+async fn reverse_gift(p: &Payments, original: &TxnRow, txn: &mut TxnRow, now: i64) -> crate::Result<bool> {
     let gift = p.store.gift_by_instrument(original.instrument_id.as_deref().unwrap_or("")).await?;
     let currency = gift.as_ref().and_then(|g| p.config.currency(&g.currency)).cloned();
     let (Some(gift), Some(cur)) = (gift, currency) else {
-        return Ok(p.store.reverse_stored_value(&original.id, txn, None, now).await?);
+        return Ok(p.store.reverse_stored_value(&original.id, txn, None, reservation(original), now).await?);
     };
     let merchant = original.merchant_id.clone().unwrap_or_default();
     let held = original.amount.unwrap_or(0) - if original.kind == "purchase" { original.cancelled_amount } else { 0 };
@@ -127,12 +115,14 @@ async fn reverse_gift(
     } else {
         None
     };
-    let reversed = p.store.reverse_stored_value(&original.id, txn, entry.as_ref(), now).await?;
-    if reversed
-        && original.kind == "cancel"
-        && let (Some(paid), Some(amount)) = (original.original_id.as_deref(), original.amount)
-    {
-        p.store.release_cancel(paid, amount, now).await?;
+    Ok(p.store.reverse_stored_value(&original.id, txn, entry.as_ref(), reservation(original), now).await?)
+}
+
+/// For a cancel, what it holds of the payment it cancelled (payment id, amount): a reversal of the
+/// cancel gives it back, in the same database transaction.
+fn reservation(original: &TxnRow) -> Option<(&str, i64)> {
+    match (original.kind.as_str(), original.original_id.as_deref(), original.amount) {
+        ("cancel", Some(paid), Some(amount)) => Some((paid, amount)),
+        _ => None,
     }
-    Ok(reversed)
 }

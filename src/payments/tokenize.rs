@@ -1,4 +1,4 @@
-//! Terminal tokenization (SPEC §5): a terminal or VAN hands over the PAN it read and gets a merchant
+//! Terminal tokenization (docs/iso8583.md "Terminal tokenization"): a terminal or VAN hands over the PAN it read and gets a merchant
 //! token back, so the merchant keeps the token for receipts, refunds and card-on-file payments.
 //!
 //! - `0100` with DE3 `90xxxx`: the card is verified with its issuer (an account verification, amount
@@ -9,13 +9,13 @@
 //!   by its issuer like any card payment, and an approval's `0210` carries the merchant token in DE48.
 //!
 //! A merchant token is multi-use at its merchant (DE42) and nowhere else; the same card at the same
-//! merchant always gets the same one back. Neither answer echoes DE2 (README "Terminal
-//! tokenization"), and the stored transaction keeps the masked PAN and the token, never the PAN: its
-//! duplicate-detection hash covers the PAN only as its PAR.
+//! merchant always gets the same one back. No answer echoes DE2 (`reply.rs`; docs/iso8583.md
+//! "Terminal tokenization"), and the stored transaction keeps the masked PAN and the token, never the
+//! PAN; its duplicate-detection hash is keyed (`Payments::claim`).
 
 use std::time::Instant;
 
-use super::{IssuerAnswer, Payments, Reply, ResponseCode, advice};
+use super::{IssuerAnswer, Payments, Reply, ResponseCode};
 use crate::iso8583::{Message, Mti};
 use crate::store::{InstrumentRow, TokenRow, TxnRow};
 use crate::vault::{CardExpiry, Pan};
@@ -49,7 +49,6 @@ pub async fn tokenize(p: &Payments, req: &Message, started: Instant) -> crate::R
     let respond = |code: ResponseCode| p.respond(req, resp_mti, code);
     let Some(mut txn) = p.new_txn(req, "verification", "01") else { return Ok(respond(C::FORMAT_ERROR)) };
     let Some(pan) = req.pan().and_then(|n| Pan::parse(n).ok()) else { return Ok(respond(C::UNKNOWN_CARD)) };
-    txn.content_hash = super::content_hash(req, Some(&p.vault.par(&pan).await?));
     txn.masked_pan = Some(pan.masked());
     if let Err(replay) = p.claim(req, &mut txn, resp_mti).await? {
         return Ok(replay);
@@ -77,8 +76,7 @@ pub async fn tokenize(p: &Payments, req: &Message, started: Instant) -> crate::R
 }
 
 /// A `0200` purchase whose DE2 is a card number: authorized by the card's issuer with that number,
-/// and, approved, answered with the card's merchant token in DE48. `txn` is new; the caller
-/// computed its duplicate hash over the PAR.
+/// and, approved, answered with the card's merchant token in DE48. `txn` is new (not yet claimed).
 pub(super) async fn pay_with_pan(
     p: &Payments,
     req: &Message,
@@ -105,9 +103,7 @@ pub(super) async fn pay_with_pan(
     }
     if timed_out {
         // The issuer may still approve late: the 0420 that undoes it is owed from now on.
-        p.fill(&mut txn, &resp, "declined", started);
-        let now = p.clock.now_ms();
-        p.store.finish_with_advice(&txn, &advice::owed(&txn, now), now).await?;
+        p.decline(&mut txn, &resp, started, None, true).await?;
     } else {
         p.finish(&mut txn, &resp, if code.is_approved() { "approved" } else { "declined" }, started).await?;
     }

@@ -303,12 +303,6 @@ impl Store {
         dispatch!(self, s => s.transactions(instrument_id, limit).await)
     }
 
-    /// Takes a short lease on a live token while its issuer answers; false if another payment holds
-    /// it or it is not usable.
-    pub async fn lease_token(&self, token_id: &str, lease_id: &str, now: i64, until: i64) -> StoreResult<bool> {
-        dispatch!(self, s => s.lease_token(token_id, lease_id, now, until).await)
-    }
-
     pub async fn release_token(&self, token_id: &str, lease_id: &str) -> StoreResult<()> {
         dispatch!(self, s => s.release_token(token_id, lease_id).await)
     }
@@ -321,17 +315,10 @@ impl Store {
         dispatch!(self, s => s.fail_token_attempt(token_id, max, now).await)
     }
 
-    /// Marks the original reversed and records the reversal, the advice owed and, for an original
-    /// still pending, spends the token it leased (`spend`: token id and lease), together.
-    pub async fn reverse(
-        &self,
-        original_id: &str,
-        reversal: &TxnRow,
-        advice: Option<&AdviceRow>,
-        spend: Option<(&str, &str)>,
-        now: i64,
-    ) -> StoreResult<bool> {
-        dispatch!(self, s => s.reverse(original_id, reversal, advice, spend, now).await)
+    /// Marks the original reversed and records the reversal, with what it undoes (`undo`: the advice
+    /// owed, a pending original's token spent, a cancel's reservation given back), together.
+    pub async fn reverse(&self, original_id: &str, reversal: &TxnRow, undo: Undo<'_>, now: i64) -> StoreResult<bool> {
+        dispatch!(self, s => s.reverse(original_id, reversal, undo, now).await)
     }
 
     /// Up to `limit` transactions stored by earlier versions: id, bare duplicate digest, answer.
@@ -360,20 +347,17 @@ impl Store {
         dispatch!(self, s => s.cut_off(before, limit).await)
     }
 
-    /// Writes a declined outcome with its consequences: a leased token spent, a reservation given
-    /// back, an advice owed (see the backends).
+    /// Writes a declined outcome with its consequences: the token leased to it released or spent,
+    /// a reservation given back, an advice owed (see the backends).
     pub async fn finish_declined(
         &self,
         t: &TxnRow,
+        lease: LeaseEnd,
         release: Option<(&str, i64)>,
         advice: Option<&AdviceRow>,
         now: i64,
     ) -> StoreResult<bool> {
-        dispatch!(self, s => s.finish_declined(t, release, advice, now).await)
-    }
-
-    pub async fn finish_with_advice(&self, t: &TxnRow, advice: &AdviceRow, now: i64) -> StoreResult<()> {
-        dispatch!(self, s => s.finish_with_advice(t, advice, now).await)
+        dispatch!(self, s => s.finish_declined(t, lease, release, advice, now).await)
     }
 
     /// Claims due advices for this node until `lease_until` (see the backends).
@@ -390,14 +374,6 @@ impl Store {
     }
 
     // Cancellations.
-
-    pub async fn reserve_cancel(&self, original_id: &str, amount: i64, now: i64) -> StoreResult<bool> {
-        dispatch!(self, s => s.reserve_cancel(original_id, amount, now).await)
-    }
-
-    pub async fn release_cancel(&self, original_id: &str, amount: i64, now: i64) -> StoreResult<()> {
-        dispatch!(self, s => s.release_cancel(original_id, amount, now).await)
-    }
 
     /// Records that the business day closed at `closed_at` (`manual` or `cutoff`).
     pub async fn insert_settlement(&self, id: &str, closed_at: i64, reason: &str) -> StoreResult<()> {
@@ -458,9 +434,10 @@ impl Store {
         original_id: &str,
         reversal: &TxnRow,
         entry: Option<&crate::ledger::JournalEntry>,
+        release: Option<(&str, i64)>,
         now: i64,
     ) -> StoreResult<bool> {
-        dispatch!(self, s => s.reverse_stored_value(original_id, reversal, entry, now).await)
+        dispatch!(self, s => s.reverse_stored_value(original_id, reversal, entry, release, now).await)
     }
 
     // Local currency.

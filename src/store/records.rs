@@ -214,6 +214,27 @@ impl TxnRow {
     }
 }
 
+/// What becomes of a one-time token leased to a transaction that ends without an approval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseEnd {
+    /// Given back: the payment was declined, or refused before any issuer could act on it.
+    Release,
+    /// Spent: the payment's fate at its issuer is unknown (cut off by a crash), so the token must
+    /// not pay a second time.
+    Spend,
+}
+
+/// What reversing an original undoes with it, in the same database transaction.
+#[derive(Debug, Default)]
+pub struct Undo<'a> {
+    /// The `0420` owed to the card's issuer.
+    pub advice: Option<&'a AdviceRow>,
+    /// A token still leased to an original that was pending (token id, lease): spent.
+    pub spend: Option<(&'a str, &'a str)>,
+    /// A reversed cancel's amount, given back to the payment it cancelled (payment id, amount).
+    pub release: Option<(&'a str, i64)>,
+}
+
 /// What claiming a request's duplicate key found.
 #[derive(Debug)]
 pub enum Claim {

@@ -194,18 +194,51 @@ macro_rules! sql_store {
             Ok(())
         }
 
-        /// Spends a one-time token leased to transaction `lease` whose outcome is unknown, inside the
-        /// caller's transaction.
-        async fn spend_leased(conn: &mut $Conn, token_id: &str, lease: &str, now: i64) -> StoreResult<()> {
-            sqlx::query(
-                "UPDATE tokens SET state = 'consumed', consumed_at = $3, lease_id = NULL, lease_until = NULL \
-                 WHERE id = $1 AND lease_id = $2 AND state = 'active'",
-            )
-            .bind(token_id)
-            .bind(lease)
-            .bind(now)
-            .execute(&mut *conn)
-            .await?;
+        /// Ends the lease transaction `lease` holds on a one-time token, inside the caller's
+        /// transaction: given back, or spent when the transaction's fate at its issuer is unknown.
+        /// Nothing happens when the token is not leased to it.
+        async fn end_lease(conn: &mut $Conn, token_id: &str, lease: &str, end: LeaseEnd, now: i64) -> StoreResult<()> {
+            let q = match end {
+                LeaseEnd::Release => {
+                    sqlx::query("UPDATE tokens SET lease_id = NULL, lease_until = NULL WHERE id = $1 AND lease_id = $2")
+                        .bind(token_id)
+                        .bind(lease)
+                }
+                LeaseEnd::Spend => sqlx::query(
+                    "UPDATE tokens SET state = 'consumed', consumed_at = $3, lease_id = NULL, lease_until = NULL \
+                     WHERE id = $1 AND lease_id = $2 AND state = 'active'",
+                )
+                .bind(token_id)
+                .bind(lease)
+                .bind(now),
+            };
+            q.execute(&mut *conn).await?;
+            Ok(())
+        }
+
+        /// Gives a cancel's reservation of `amount` back to the payment `id`, inside the caller's
+        /// transaction.
+        async fn give_back(conn: &mut $Conn, id: &str, amount: i64, now: i64) -> StoreResult<()> {
+            sqlx::query("UPDATE transactions SET cancelled_amount = cancelled_amount - $2, updated_at = $3 WHERE id = $1")
+                .bind(id)
+                .bind(amount)
+                .bind(now)
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
+        }
+
+        /// What a reversal undoes with its original, inside the caller's transaction.
+        async fn undo_with(conn: &mut $Conn, undo: &Undo<'_>, now: i64) -> StoreResult<()> {
+            if let Some((token_id, lease)) = undo.spend {
+                end_lease(&mut *conn, token_id, lease, LeaseEnd::Spend, now).await?;
+            }
+            if let Some((paid, amount)) = undo.release {
+                give_back(&mut *conn, paid, amount, now).await?;
+            }
+            if let Some(a) = undo.advice {
+                insert_advice(&mut *conn, a, now).await?;
+            }
             Ok(())
         }
 
@@ -923,30 +956,9 @@ macro_rules! sql_store {
                 .await?)
             }
 
-            pub async fn lease_token(&self, token_id: &str, lease_id: &str, now: i64, until: i64) -> StoreResult<bool> {
-                let mut w = self.writer().await?;
-                let r = sqlx::query(
-                    "UPDATE tokens SET lease_id = $2, lease_until = $4 \
-                     WHERE id = $1 AND state = 'active' AND expires_at > $3 AND (lease_until IS NULL OR lease_until <= $3) \
-                       AND EXISTS (SELECT 1 FROM instruments i WHERE i.id = tokens.instrument_id AND i.status = 'active')",
-                )
-                .bind(token_id)
-                .bind(lease_id)
-                .bind(now)
-                .bind(until)
-                .execute(w.conn())
-                .await?;
-                w.done().await?;
-                Ok(r.rows_affected() == 1)
-            }
-
             pub async fn release_token(&self, token_id: &str, lease_id: &str) -> StoreResult<()> {
                 let mut w = self.writer().await?;
-                sqlx::query("UPDATE tokens SET lease_id = NULL, lease_until = NULL WHERE id = $1 AND lease_id = $2")
-                    .bind(token_id)
-                    .bind(lease_id)
-                    .execute(w.conn())
-                    .await?;
+                end_lease(w.conn(), token_id, lease_id, LeaseEnd::Release, 0).await?;
                 w.done().await
             }
 
@@ -1020,13 +1032,14 @@ macro_rules! sql_store {
             }
 
             /// Writes the declined outcome `t` over a pending transaction, in one database transaction
-            /// with what follows from it: a token still leased to it is spent (only a transaction
-            /// cut off by a crash still holds one, and its attempt's fate is unknown), a card cancel's
-            /// reservation (`release`: the payment and amount) is given back, and `advice` is owed to
-            /// the issuer. False, and nothing written, when the row was no longer pending.
+            /// with what follows from it: the token leased to it, if any, is released or spent
+            /// (`lease`), a card cancel's reservation (`release`: the payment and amount) is given
+            /// back, and `advice` is owed to the issuer. False, and nothing written, when the row was
+            /// no longer pending (a reversal or `recovery` decided it first, and owed what was owed).
             pub async fn finish_declined(
                 &self,
                 t: &TxnRow,
+                lease: LeaseEnd,
                 release: Option<(&str, i64)>,
                 advice: Option<&AdviceRow>,
                 now: i64,
@@ -1037,15 +1050,10 @@ macro_rules! sql_store {
                     return Ok(false);
                 }
                 if let Some(token_id) = t.token_id.as_deref() {
-                    spend_leased(w.conn(), token_id, &t.id, now).await?;
+                    end_lease(w.conn(), token_id, &t.id, lease, now).await?;
                 }
                 if let Some((original_id, amount)) = release {
-                    sqlx::query("UPDATE transactions SET cancelled_amount = cancelled_amount - $2, updated_at = $3 WHERE id = $1")
-                        .bind(original_id)
-                        .bind(amount)
-                        .bind(now)
-                        .execute(w.conn())
-                        .await?;
+                    give_back(w.conn(), original_id, amount, now).await?;
                 }
                 if let Some(a) = advice {
                     insert_advice(w.conn(), a, now).await?;
@@ -1134,8 +1142,7 @@ macro_rules! sql_store {
                 &self,
                 original_id: &str,
                 reversal: &TxnRow,
-                advice: Option<&AdviceRow>,
-                spend: Option<(&str, &str)>,
+                undo: Undo<'_>,
                 now: i64,
             ) -> StoreResult<bool> {
                 let mut w = self.atomic_writer().await?;
@@ -1147,29 +1154,12 @@ macro_rules! sql_store {
                 .execute(w.conn())
                 .await?;
                 let reversed = r.rows_affected() == 1;
-                // An original still pending held its token for the issuer's answer: its fate unknown,
-                // the token is spent.
-                if let (true, Some((token_id, lease))) = (reversed, spend) {
-                    spend_leased(w.conn(), token_id, lease, now).await?;
+                if reversed {
+                    undo_with(w.conn(), &undo, now).await?;
                 }
                 bind_txn!(sqlx::query(TXN_UPDATE), reversal).execute(w.conn()).await?;
-                if let (true, Some(a)) = (reversed, advice) {
-                    insert_advice(w.conn(), a, now).await?;
-                }
                 w.done().await?;
                 Ok(reversed)
-            }
-
-            /// Records a transaction's outcome and the advice owed to the issuer, together.
-            pub async fn finish_with_advice(&self, t: &TxnRow, advice: &AdviceRow, now: i64) -> StoreResult<()> {
-                let mut w = self.atomic_writer().await?;
-                // A row a reversal already decided owes nothing more: the reversal owed the advice.
-                if bind_txn!(sqlx::query(TXN_UPDATE), t).execute(w.conn()).await?.rows_affected() != 1 {
-                    return w.abort().await;
-                }
-                insert_advice(w.conn(), advice, now).await?;
-                w.done().await?;
-                Ok(())
             }
 
             /// Claims up to `limit` due advices for this node until `lease_until`: their `next_at` moves
@@ -1216,33 +1206,6 @@ macro_rules! sql_store {
 
             /// Reserves `amount` of an approved payment for a cancel; false when it would exceed what is
             /// left (the checked update and the cap trigger both refuse).
-            pub async fn reserve_cancel(&self, original_id: &str, amount: i64, now: i64) -> StoreResult<bool> {
-                let mut w = self.writer().await?;
-                let r = sqlx::query(
-                    "UPDATE transactions SET cancelled_amount = cancelled_amount + $2, updated_at = $3 \
-                     WHERE id = $1 AND status = 'approved' AND amount IS NOT NULL AND cancelled_amount + $2 <= amount",
-                )
-                .bind(original_id)
-                .bind(amount)
-                .bind(now)
-                .execute(w.conn())
-                .await?;
-                w.done().await?;
-                Ok(r.rows_affected() == 1)
-            }
-
-            /// Gives back a reservation whose cancel was declined.
-            pub async fn release_cancel(&self, original_id: &str, amount: i64, now: i64) -> StoreResult<()> {
-                let mut w = self.writer().await?;
-                sqlx::query("UPDATE transactions SET cancelled_amount = cancelled_amount - $2, updated_at = $3 WHERE id = $1")
-                    .bind(original_id)
-                    .bind(amount)
-                    .bind(now)
-                    .execute(w.conn())
-                    .await?;
-                w.done().await
-            }
-
             pub async fn insert_settlement(&self, id: &str, closed_at: i64, reason: &str) -> StoreResult<()> {
                 let mut w = self.writer().await?;
                 sqlx::query("INSERT INTO settlements (id, closed_at, reason) VALUES ($1, $2, $3)")
@@ -1402,6 +1365,7 @@ macro_rules! sql_store {
                 original_id: &str,
                 reversal: &TxnRow,
                 entry: Option<&JournalEntry>,
+                release: Option<(&str, i64)>,
                 now: i64,
             ) -> StoreResult<bool> {
                 let mut w = self.atomic_writer().await?;
@@ -1418,6 +1382,9 @@ macro_rules! sql_store {
                     && !post_entry(w.conn(), e, Some(&reversal.id), now).await?
                 {
                     return Err(StoreError::Corrupt("a reversal would overdraw an account".into()));
+                }
+                if let (true, Some((paid, amount))) = (reversed, release) {
+                    give_back(w.conn(), paid, amount, now).await?;
                 }
                 bind_txn!(sqlx::query(TXN_UPDATE), reversal).execute(w.conn()).await?;
                 w.done().await?;

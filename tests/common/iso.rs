@@ -132,7 +132,7 @@ impl Terminal {
 }
 
 /// DE55 of a contactless purchase with a CVN 18 ARQC computed from the token's limited-use key, the
-/// way a wallet does: session key from the ATC, MAC algorithm 3 (padding 2) over the SPEC §4 tags.
+/// way a wallet does: session key from the ATC, MAC algorithm 3 (padding 2) over the tags of docs/iso8583.md "Chip cryptogram (CVN 18)".
 pub fn de55(icc_key_hex: &str, amount: u64, atc: u16, un: [u8; 4]) -> Vec<u8> {
     use hsm_sim::crypto::emv;
     let mk = hex::decode(icc_key_hex).unwrap();

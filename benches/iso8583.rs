@@ -1,6 +1,8 @@
 //! ISO 8583 unpack + pack of a typical contactless `0200` with DE55 (318 bytes, the pyiso8583-built
 //! vector `0200-contactless-arqc-decode`), and BER-TLV parsing of its DE55.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is a panic
+
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};

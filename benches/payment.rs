@@ -4,6 +4,8 @@
 //! issued outside the timed part. One payment at a time: this measures latency, not throughput (group
 //! commit across concurrent payments is what `tsp load` measures).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is a panic
+
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU32, Ordering};
 

@@ -4,6 +4,8 @@
 //! page, response or request but the card's own registration carries the PAN.
 //! `TSP_SCREENSHOTS=docs` writes the phone-size screenshots README.md shows.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is a panic
+
 mod common;
 
 use common::TestServer;

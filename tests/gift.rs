@@ -2,6 +2,8 @@
 //! over ISO 8583 against the balance, exact cancels, reversals, expiry and the refundable balance,
 //! concurrency — and afterwards the ledger in the database balances.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is a panic
+
 mod common;
 
 use std::time::Duration;

@@ -1,5 +1,7 @@
 //! `tsp serve --hsm tcp://…`: the service with its keys in a separate HSM reached over TCP.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is a panic
+
 mod common;
 
 use std::sync::Arc;

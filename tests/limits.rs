@@ -3,6 +3,8 @@
 //! nothing processed), the slow-sender frame timeout, and a flooded connection that does not hold up
 //! another one's payments.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is a panic
+
 mod common;
 
 use std::time::{Duration, Instant};

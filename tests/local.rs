@@ -3,6 +3,8 @@
 //! region's merchants (bonus first), cancels by each restore policy with forfeiture of expired bonus,
 //! void vs refund around a settlement, reversals, concurrency — and afterwards the ledger audit.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is a panic
+
 mod common;
 
 use std::time::Duration;

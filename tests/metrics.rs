@@ -1,6 +1,8 @@
 //! `GET /metrics` against the real binary: what was done shows up, counted where it happened, in the
 //! Prometheus text format, with no PAN in it; request ids reach the logs and come back to the client.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is a panic
+
 mod common;
 
 use common::{TestServer, card};

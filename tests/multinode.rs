@@ -2,6 +2,8 @@
 //! otherwise), sharing the data directory's key store: races between nodes, and a node killed with
 //! SIGKILL under load and restarted.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is a panic
+
 mod common;
 
 use std::sync::Arc;

@@ -1,6 +1,8 @@
 //! `GET /openapi.json` lists every route the router serves, with its methods, and names the API-key
 //! scheme the protected ones need.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is a panic
+
 mod common;
 
 use common::TestServer;

@@ -2,6 +2,8 @@
 //! stored row, a keyed duplicate hash, `30` answers that a pipelining terminal can match, and
 //! exactly-once payments across a SIGKILL of the node while payments wait at the issuer.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is a panic
+
 mod common;
 
 use std::sync::Arc;

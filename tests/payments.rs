@@ -1,6 +1,8 @@
 //! Payments over ISO 8583 on real TCP (docs/iso8583.md): the terminal side against `tsp serve`, the
 //! issuer side against an issuer simulator this test controls (a `tsp issuer-sim` in process).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is a panic
+
 mod common;
 
 use std::sync::Arc;

@@ -6,6 +6,8 @@
 //! This test brings its own PostgreSQL, whatever store the run tests (`scripts/test` runs it in the
 //! SQLite pass only).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is a panic
+
 mod common;
 
 use std::path::{Path, PathBuf};

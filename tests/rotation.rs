@@ -3,6 +3,8 @@
 //! data key and fingerprint key and the old versions are destroyed (database row and HSM key). Then a
 //! second rotation is interrupted by killing the node mid-way and finishes after the restart.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is a panic
+
 mod common;
 
 use std::process::Command;

@@ -2,6 +2,8 @@
 //! merchant tokens for the card a terminal reads, over ISO 8583 (`0100` DE3 `900000`, real-PAN
 //! `0200`) and REST (`/v1/merchant-tokens`), against an issuer simulator this test controls.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is a panic
+
 mod common;
 
 use std::sync::Arc;

@@ -1,5 +1,7 @@
 //! Token issuance and consumption against the store, in process (so the clock can move).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is a panic
+
 mod common;
 
 use std::sync::Arc;

@@ -1,5 +1,7 @@
 //! The vault and token REST API, end to end against a real `tsp serve` on loopback.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is a panic
+
 mod common;
 
 use std::collections::HashSet;

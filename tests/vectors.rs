@@ -2,6 +2,8 @@
 //! over TCP alike, and `tsp vectors run` reports and exits as docs/hsm-and-vectors.md "The vectors"
 //! says.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is a panic
+
 use std::path::PathBuf;
 use std::sync::Arc;
 

@@ -1,6 +1,8 @@
 //! Key blocks, usage and mode enforcement, and the rule that no clear key leaves the HSM unless it
 //! was made for export.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is a panic
+
 use hsm_sim::{ErrorKind, Hsm, KeyRef, KeyUsage, Request, Response, SecretBytes};
 
 fn hsm() -> Hsm {

@@ -1,5 +1,7 @@
 //! `hsm-sim serve`, the real binary: banner, answers, malformed requests, many clients.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is a panic
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};

@@ -67,6 +67,7 @@ impl Default for OpStats {
     }
 }
 
+#[allow(clippy::expect_used)] // constant arguments, checked by every load test
 fn histogram() -> Histogram<u64> {
     // Constant bounds that HdrHistogram accepts (low ≥ 1, high ≥ 2·low, 3 significant digits):
     // this cannot fail, and no input reaches it.

@@ -162,8 +162,8 @@ impl Metrics {
     }
 
     /// A token consumed by an approved payment.
-    pub fn consumed(&self, kind: &str) {
-        self.tokens_consumed.get_or_create(&KindLabel { kind: kind.to_string() }).inc();
+    pub fn consumed(&self, kind: crate::instruments::InstrumentKind) {
+        self.tokens_consumed.get_or_create(&KindLabel { kind: kind.as_str().to_string() }).inc();
     }
 
     /// Everything, in the Prometheus text format.

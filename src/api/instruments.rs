@@ -1,6 +1,7 @@
 //! `/v1/instruments`: register, list, show, suspend, resume, delete (scope `instruments`).
 
 use crate::audit::Event;
+use crate::store::InstrumentKind;
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
@@ -24,7 +25,7 @@ pub fn view(row: &InstrumentRow) -> Value {
         "created_at": rfc3339(row.created_at),
         "updated_at": rfc3339(row.updated_at),
     });
-    if row.kind == "card" {
+    if row.kind == InstrumentKind::Card {
         let bin = row.bin.clone().unwrap_or_default();
         let last4 = row.last4.clone().unwrap_or_default();
         let len = row.pan_len.unwrap_or(16) as usize;
@@ -63,7 +64,7 @@ pub struct ChargeBody {
 /// The view with what needs a lookup: a wallet's region.
 async fn view_of(s: &AppState, row: &InstrumentRow) -> ApiResult<Value> {
     let mut v = view(row);
-    if row.kind == "local" {
+    if row.kind == InstrumentKind::Local {
         v["region"] = json!(s.store.wallet_region(&row.id).await.map_err(crate::Error::from)?);
     }
     Ok(v)
@@ -95,8 +96,8 @@ pub async fn create(
     let requestor = caller.require(Scope::Instruments)?;
     let bytes = body.to_string();
     let Kind { kind } = parse_json(bytes.as_bytes())?;
-    match kind.as_str() {
-        "card" => {
+    match kind.parse::<InstrumentKind>() {
+        Ok(InstrumentKind::Card) => {
             let card: NewCard = parse_json(bytes.as_bytes())?;
             let (row, created) = s.vault.register_card(requestor, &card.pan, &card.expiry).await?;
             if created {
@@ -105,7 +106,7 @@ pub async fn create(
             }
             Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(view(&row))))
         }
-        "gift" => {
+        Ok(InstrumentKind::Gift) => {
             let gift: NewGift = parse_json(bytes.as_bytes())?;
             let (row, created) =
                 crate::vault::gift::register(&s.store, requestor, &gift.code, s.clock.now_ms()).await?;
@@ -115,7 +116,7 @@ pub async fn create(
             }
             Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(view(&row))))
         }
-        "local" => {
+        Ok(InstrumentKind::Local) => {
             let local: NewLocal = parse_json(bytes.as_bytes())?;
             let (row, created) =
                 crate::vault::local::open(&s.store, requestor, &local.region, s.clock.now_ms()).await?;
@@ -125,7 +126,7 @@ pub async fn create(
             }
             Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(view_of(&s, &row).await?)))
         }
-        _ => Err(ApiError::unprocessable("type_invalid", "type must be card, gift or local")),
+        Err(_) => Err(ApiError::unprocessable("type_invalid", "type must be card, gift or local")),
     }
 }
 
@@ -181,8 +182,8 @@ pub async fn delete(State(s): State<AppState>, caller: Caller, Path(id): Path<St
 pub async fn balance(State(s): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let requestor = caller.require(Scope::Instruments)?;
     let row = s.vault.instrument(requestor, &id).await?;
-    match row.kind.as_str() {
-        "gift" => {
+    match row.kind {
+        InstrumentKind::Gift => {
             let gift = s
                 .store
                 .gift_by_instrument(&row.id)
@@ -200,7 +201,7 @@ pub async fn balance(State(s): State<AppState>, caller: Caller, Path(id): Path<S
                 "expires_at": crate::clock::rfc3339(gift.expires_at),
             })))
         }
-        "local" => {
+        InstrumentKind::Local => {
             let b = crate::vault::local::balance(&s.store, &s.config, &row.id, s.clock.now_ms()).await?;
             let grants: Vec<Value> = b
                 .grants
@@ -216,7 +217,7 @@ pub async fn balance(State(s): State<AppState>, caller: Caller, Path(id): Path<S
                 "bonus_grants": grants,
             })))
         }
-        _ => Err(ApiError::new(
+        InstrumentKind::Card => Err(ApiError::new(
             StatusCode::CONFLICT,
             "not_stored_value",
             "only gift certificates and local-currency wallets have a balance",
@@ -235,7 +236,7 @@ pub async fn charge(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let requestor = caller.require(Scope::Instruments)?;
     let row = s.vault.instrument(requestor, &id).await?;
-    if row.kind != "local" {
+    if row.kind != InstrumentKind::Local {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "not_local_currency",

@@ -4,3 +4,68 @@
 pub mod card;
 pub mod gift;
 pub mod local;
+
+/// The kind of an instrument: what pays, and so which rules and which flow a payment follows.
+/// Stored and shown as `card`, `gift` or `local`; these conversions are the only place those
+/// strings are compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum InstrumentKind {
+    /// A card of a card company: its issuer authorizes.
+    Card,
+    /// A gift certificate: stored value on the platform's ledger.
+    Gift,
+    /// A local-currency (지역화폐) wallet: stored value with a region's bonus rules.
+    Local,
+}
+
+impl InstrumentKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstrumentKind::Card => "card",
+            InstrumentKind::Gift => "gift",
+            InstrumentKind::Local => "local",
+        }
+    }
+}
+
+impl std::fmt::Display for InstrumentKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A stored kind this version does not know.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown instrument kind")]
+pub struct UnknownKind;
+
+impl std::str::FromStr for InstrumentKind {
+    type Err = UnknownKind;
+    fn from_str(s: &str) -> Result<Self, UnknownKind> {
+        match s {
+            "card" => Ok(InstrumentKind::Card),
+            "gift" => Ok(InstrumentKind::Gift),
+            "local" => Ok(InstrumentKind::Local),
+            _ => Err(UnknownKind),
+        }
+    }
+}
+
+impl serde::Serialize for InstrumentKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::InstrumentKind;
+
+    #[test]
+    fn kinds_read_back_as_written() {
+        for k in [InstrumentKind::Card, InstrumentKind::Gift, InstrumentKind::Local] {
+            assert_eq!(k.as_str().parse::<InstrumentKind>().ok(), Some(k));
+        }
+        assert!("Card".parse::<InstrumentKind>().is_err());
+    }
+}

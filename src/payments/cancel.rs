@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use super::{IssuerAnswer, Payments, Reply, ResponseCode, find_original};
 use crate::iso8583::{Message, Mti, OriginalData};
+use crate::store::InstrumentKind;
 
 pub async fn cancel(p: &Payments, req: &Message, started: Instant) -> crate::Result<Reply> {
     use ResponseCode as C;
@@ -93,13 +94,13 @@ async fn decide(
     txn.original_id = Some(original.id.clone());
     txn.token_id = original.token_id.clone();
     txn.instrument_id = original.instrument_id.clone();
-    txn.instrument_kind = original.instrument_kind.clone();
+    txn.instrument_kind = original.instrument_kind;
     txn.masked_pan = original.masked_pan.clone();
     txn.issuer_id = original.issuer_id.clone();
     if original.kind != "purchase" || original.status != "approved" {
         return Ok(C::INVALID_TRANSACTION.into());
     }
-    if original.instrument_kind.as_deref() == Some("gift") {
+    if original.instrument_kind == Some(InstrumentKind::Gift) {
         let gift = p.store.gift_by_instrument(original.instrument_id.as_deref().unwrap_or("")).await?;
         let currency = gift.as_ref().and_then(|g| p.config.currency(&g.currency)).cloned();
         let (Some(gift), Some(currency)) = (gift, currency) else { return Ok(C::INSTRUMENT_BLOCKED.into()) };
@@ -110,10 +111,10 @@ async fn decide(
             amount,
         });
     }
-    if original.instrument_kind.as_deref() == Some("local") {
+    if original.instrument_kind == Some(InstrumentKind::Local) {
         return Ok(Step::Local { original: Box::new(original), amount });
     }
-    if original.instrument_kind.as_deref() != Some("card") {
+    if original.instrument_kind != Some(InstrumentKind::Card) {
         return Ok(C::NOT_PERMITTED.into());
     }
     let now = p.clock.now_ms();

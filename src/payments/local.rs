@@ -127,7 +127,7 @@ pub(super) async fn pay(
         .await?;
         match applied {
             Applied::Done(ResponseCode::APPROVED) => {
-                crate::metrics::get().consumed("local");
+                crate::metrics::get().consumed(crate::store::InstrumentKind::Local);
                 return Ok(resp);
             }
             Applied::Done(code) => code,

@@ -15,6 +15,7 @@ use hsm_sim::{KeyRef, Request, Response};
 use super::{IssuerAnswer, MAX_FAILED_ATTEMPTS, Payments, Reply, ResponseCode};
 use crate::iso8583::tlv::{self, Tag};
 use crate::iso8583::{Message, Mti};
+use crate::store::InstrumentKind;
 use crate::store::{InstrumentRow, TokenRow, TxnRow};
 
 /// The DE55 tags the CVN 18 ARQC covers, in order (docs/iso8583.md "Chip cryptogram (CVN 18)").
@@ -84,7 +85,7 @@ pub async fn purchase(p: &Payments, req: &Message, started: Instant) -> crate::R
     p.fill(&mut txn, &resp, "approved", started);
     let now = p.clock.now_ms();
     if p.store.approve_with_token(&txn, &lease.token_id, &lease.txn_id, now).await? {
-        crate::metrics::get().consumed("card");
+        crate::metrics::get().consumed(InstrumentKind::Card);
         return Ok(resp);
     }
     // The payment was decided meanwhile (reversed by its terminal, or taken for cut off and
@@ -138,14 +139,11 @@ async fn authorize(p: &Payments, req: &Message, txn: &mut TxnRow, chip: &mut Opt
     let Some(instrument) = p.store.instrument(&token.instrument_id).await? else {
         return Ok(C::INSTRUMENT_BLOCKED.into());
     };
-    txn.instrument_kind = Some(instrument.kind.clone());
+    txn.instrument_kind = Some(instrument.kind);
     txn.issuer_id = instrument.issuer_id.clone();
     txn.masked_pan = masked(&instrument);
     if let Some(e) = p.tokens.refusal_for(&token, Some(&instrument)) {
         return Ok(C::from_error(&e).into());
-    }
-    if !matches!(instrument.kind.as_str(), "card" | "gift" | "local") {
-        return Ok(C::NOT_PERMITTED.into());
     }
     // A merchant token's terminal may send the token's month or the card's (it read the card);
     // its expiry is the TSP's to enforce either way.
@@ -169,10 +167,10 @@ async fn authorize(p: &Payments, req: &Message, txn: &mut TxnRow, chip: &mut Opt
             }
         }
     }
-    if instrument.kind == "local" {
+    if instrument.kind == InstrumentKind::Local {
         return Ok(Decision::Local { token_id: token.id.clone(), amount });
     }
-    if instrument.kind == "gift" {
+    if instrument.kind == InstrumentKind::Gift {
         // Stored value: no issuer; the platform's ledger is the authority.
         let Some(gift) = p.store.gift_by_instrument(&instrument.id).await? else {
             return Ok(C::INSTRUMENT_BLOCKED.into());
@@ -312,7 +310,7 @@ async fn verify_arqc(
 
 fn imk_label(i: &InstrumentRow) -> String {
     match i.issuer_id.as_deref() {
-        Some(id) if i.kind == "card" => crate::issuer::imk_label(id),
+        Some(id) if i.kind == InstrumentKind::Card => crate::issuer::imk_label(id),
         _ => crate::issuer::PLATFORM_IMK_LABEL.to_string(),
     }
 }
@@ -406,7 +404,7 @@ async fn pay_gift(
     txn.principal = Some(amount);
     let declined = match p.store.pay_stored_value(txn, token_id, &entry, p.clock.now_ms()).await? {
         Movement::Done => {
-            crate::metrics::get().consumed("gift");
+            crate::metrics::get().consumed(InstrumentKind::Gift);
             return Ok(resp);
         }
         Movement::Insufficient => ResponseCode::INSUFFICIENT_FUNDS,

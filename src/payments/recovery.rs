@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use super::{Payments, Reply, ResponseCode, advice};
 use crate::iso8583::{Message, Mti};
+use crate::store::InstrumentKind;
 use crate::store::{LeaseEnd, TxnRow};
 
 /// Resolves cut-off transactions until `stop` resolves: at once, then every second.
@@ -42,7 +43,7 @@ pub async fn sweep(p: &Payments) -> crate::Result<usize> {
 /// resolved it first.
 pub(super) async fn resolve(p: &Payments, row: &TxnRow) -> crate::Result<Option<Reply>> {
     let money = matches!(row.kind.as_str(), "purchase" | "cancel");
-    let at_issuer = money && row.instrument_kind.as_deref() == Some("card") && row.issuer_id.is_some();
+    let at_issuer = money && row.instrument_kind == Some(InstrumentKind::Card) && row.issuer_id.is_some();
     let code = if at_issuer { ResponseCode::ISSUER_UNAVAILABLE } else { ResponseCode::SYSTEM_ERROR };
     let Some(resp_mti) = Mti::from_bytes(row.mti.as_bytes()).ok().and_then(|m| m.response()) else {
         return Ok(None);

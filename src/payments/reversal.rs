@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use super::{Payments, Reply, ResponseCode, advice};
 use crate::iso8583::Message;
+use crate::store::InstrumentKind;
 use crate::store::{TxnRow, Undo};
 
 pub async fn reversal(p: &Payments, req: &Message, started: Instant) -> crate::Result<Reply> {
@@ -39,7 +40,7 @@ pub async fn reversal(p: &Payments, req: &Message, started: Instant) -> crate::R
     txn.original_id = Some(original.id.clone());
     txn.token_id = original.token_id.clone();
     txn.instrument_id = original.instrument_id.clone();
-    txn.instrument_kind = original.instrument_kind.clone();
+    txn.instrument_kind = original.instrument_kind;
     txn.masked_pan = original.masked_pan.clone();
     txn.issuer_id = original.issuer_id.clone();
     if txn.amount.is_none() {
@@ -48,7 +49,7 @@ pub async fn reversal(p: &Payments, req: &Message, started: Instant) -> crate::R
     let resp = p.respond(req, resp_mti, ResponseCode::APPROVED);
     p.fill(&mut txn, &resp, "approved", started);
     let now = p.clock.now_ms();
-    let card = original.instrument_kind.as_deref() == Some("card");
+    let card = original.instrument_kind == Some(InstrumentKind::Card);
     if original.status == "pending" {
         // Still undecided after the wait: the node handling it died mid-flight. It is marked
         // reversed, so that no late outcome can take effect (outcomes are written only over a
@@ -65,7 +66,7 @@ pub async fn reversal(p: &Payments, req: &Message, started: Instant) -> crate::R
         tracing::warn!(original = %original.id, reversed, "reversal of an undecided transaction");
         return Ok(resp);
     }
-    if original.instrument_kind.as_deref() == Some("local") {
+    if original.instrument_kind == Some(InstrumentKind::Local) {
         if original.kind == "cancel" {
             // A local cancel's restore went by policy into grants that may since have been spent or
             // have lapsed: it is final (pay again to undo it).
@@ -80,7 +81,7 @@ pub async fn reversal(p: &Payments, req: &Message, started: Instant) -> crate::R
         tracing::info!(original = %original.id, reversed, "reversal");
         return Ok(resp);
     }
-    if original.instrument_kind.as_deref() == Some("gift") {
+    if original.instrument_kind == Some(InstrumentKind::Gift) {
         let reversed = reverse_gift(p, &original, &mut txn, now).await?;
         tracing::info!(original = %original.id, reversed, "reversal");
         return Ok(resp);

@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use super::{IssuerAnswer, Payments, Reply, ResponseCode};
 use crate::iso8583::{Message, Mti};
+use crate::store::InstrumentKind;
 use crate::store::{InstrumentRow, TokenRow, TxnRow};
 use crate::vault::{CardExpiry, Pan};
 
@@ -142,7 +143,7 @@ async fn pay_decision(p: &Payments, req: &Message, pan: &Pan, txn: &mut TxnRow) 
         Err(code) => return Ok(Paid::Done(code)),
     };
     txn.instrument_id = Some(instrument.id.clone());
-    txn.instrument_kind = Some("card".into());
+    txn.instrument_kind = Some(InstrumentKind::Card);
     txn.issuer_id = instrument.issuer_id.clone();
     // What resolving this payment after a crash needs is recorded before the issuer is asked.
     if !p.store.hold_for_issuer(txn, None, p.clock.now_ms()).await? {
@@ -230,7 +231,7 @@ impl Payments {
             Err(code) => return Ok(Outcome::Refused(code)),
         };
         txn.instrument_id = Some(instrument.id.clone());
-        txn.instrument_kind = Some("card".into());
+        txn.instrument_kind = Some(InstrumentKind::Card);
         let token = match self.tokens.merchant_token(&instrument, merchant).await {
             Ok(t) => t,
             Err(crate::Error::InstrumentSuspended | crate::Error::InstrumentDeleted) => {

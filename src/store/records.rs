@@ -1,5 +1,48 @@
 //! Rows as the store reads and writes them: plain data, no behaviour.
 
+pub use crate::instruments::InstrumentKind;
+
+/// A Rust enum stored as its text form (`as_str` / `FromStr`), on every backend: a stored value
+/// this version does not know fails the read instead of passing as a string.
+macro_rules! stored_as_text {
+    ($t:ty) => {
+        impl<DB: sqlx::Database> sqlx::Type<DB> for $t
+        where
+            String: sqlx::Type<DB>,
+        {
+            fn type_info() -> DB::TypeInfo {
+                <String as sqlx::Type<DB>>::type_info()
+            }
+            fn compatible(ty: &DB::TypeInfo) -> bool {
+                <String as sqlx::Type<DB>>::compatible(ty)
+            }
+        }
+
+        impl<'r, DB: sqlx::Database> sqlx::Decode<'r, DB> for $t
+        where
+            String: sqlx::Decode<'r, DB>,
+        {
+            fn decode(value: <DB as sqlx::Database>::ValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+                Ok(<String as sqlx::Decode<'r, DB>>::decode(value)?.parse::<$t>()?)
+            }
+        }
+
+        impl<'q, DB: sqlx::Database> sqlx::Encode<'q, DB> for $t
+        where
+            String: sqlx::Encode<'q, DB>,
+        {
+            fn encode_by_ref(
+                &self,
+                buf: &mut <DB as sqlx::Database>::ArgumentBuffer,
+            ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+                <String as sqlx::Encode<'q, DB>>::encode(self.as_str().to_string(), buf)
+            }
+        }
+    };
+}
+
+stored_as_text!(InstrumentKind);
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct RequestorRow {
     pub id: String,
@@ -55,11 +98,11 @@ impl InstrumentStatus {
     }
 }
 
-#[derive(Debug, Clone, Default, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct InstrumentRow {
     pub id: String,
     pub requestor_id: String,
-    pub kind: String,
+    pub kind: InstrumentKind,
     pub status: String,
     pub issuer_id: Option<String>,
     pub bin: Option<String>,
@@ -183,7 +226,7 @@ pub struct TxnRow {
     pub entry_mode: Option<String>,
     pub token_id: Option<String>,
     pub instrument_id: Option<String>,
-    pub instrument_kind: Option<String>,
+    pub instrument_kind: Option<InstrumentKind>,
     pub masked_pan: Option<String>,
     pub issuer_id: Option<String>,
     pub original_id: Option<String>,
@@ -205,6 +248,30 @@ pub struct TxnRow {
     pub principal: Option<i64>,
     pub bonus: Option<i64>,
     pub forfeited: Option<i64>,
+}
+
+impl InstrumentRow {
+    /// A new, active stored-value instrument (gift certificate or wallet): no card data.
+    pub fn stored_value(id: String, requestor_id: String, kind: InstrumentKind, now: i64) -> InstrumentRow {
+        InstrumentRow {
+            id,
+            requestor_id,
+            kind,
+            status: "active".into(),
+            issuer_id: None,
+            bin: None,
+            last4: None,
+            pan_len: None,
+            expiry: None,
+            par: None,
+            fingerprint: None,
+            fp_version: None,
+            pan_sealed: None,
+            dek_version: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
 }
 
 impl TxnRow {

@@ -19,6 +19,7 @@ use crate::hsm::Hsm;
 use crate::issuer::{self, Issuers};
 use crate::money::{Amount, AmountError, Currency};
 use crate::requestors::Requestor;
+use crate::store::InstrumentKind;
 use crate::store::{Consume, InsertToken, InstrumentRow, Store, TokenRow};
 use crate::vault::{Pan, Vault};
 use crate::{Error, Result};
@@ -219,20 +220,22 @@ impl Tokens {
     /// True when the instrument can no longer pay: a card past its expiry month, a gift certificate
     /// past its expiry. (A local-currency wallet does not expire; its bonus grants do.)
     async fn expired(&self, instrument: &InstrumentRow, now: i64) -> Result<bool> {
-        Ok(match instrument.kind.as_str() {
-            "card" => {
+        Ok(match instrument.kind {
+            InstrumentKind::Card => {
                 instrument.expiry.as_deref().and_then(crate::vault::CardExpiry::parse).is_some_and(|e| e.is_past(now))
             }
-            "gift" => self.store.gift_by_instrument(&instrument.id).await?.is_some_and(|g| now >= g.expires_at),
-            _ => false,
+            InstrumentKind::Gift => {
+                self.store.gift_by_instrument(&instrument.id).await?.is_some_and(|g| now >= g.expires_at)
+            }
+            InstrumentKind::Local => false,
         })
     }
 
     /// The token BIN prefix and the IMK label for an instrument's tokens.
     fn range_of(&self, instrument: &InstrumentRow) -> Result<(String, String)> {
         let platform = || (self.config.platform.token_bin_prefixes[0].clone(), issuer::PLATFORM_IMK_LABEL.to_string());
-        match instrument.kind.as_str() {
-            "card" => {
+        match instrument.kind {
+            InstrumentKind::Card => {
                 let id = instrument.issuer_id.as_deref().unwrap_or_default();
                 let iss = self
                     .issuers
@@ -379,7 +382,7 @@ impl Tokens {
             return Err(e);
         }
         let instrument = instrument.ok_or(Error::InstrumentDeleted)?;
-        if instrument.kind != "card" {
+        if instrument.kind != InstrumentKind::Card {
             return Err(Error::NotACard);
         }
         let pan = self.vault.reveal_pan(&instrument).await?;

@@ -11,7 +11,7 @@ use crate::instruments::gift::{GiftCertificate, GiftRefundTerms};
 use crate::ledger::{self, EntryId};
 use crate::money::{Amount, Currency};
 use crate::requestors::Requestor;
-use crate::store::{GiftRow, InstrumentRow, Store};
+use crate::store::{GiftRow, InstrumentKind, InstrumentRow, Store};
 use crate::{Error, Result};
 
 /// Letters and digits a person cannot confuse (no 0/O, 1/I).
@@ -92,24 +92,8 @@ pub async fn register(store: &Store, requestor: &Requestor, code: &str, now: i64
             _ => Err(Error::GiftTaken),
         };
     }
-    let row = InstrumentRow {
-        id: format!("ins_{}", uuid::Uuid::now_v7().simple()),
-        requestor_id: requestor.id.clone(),
-        kind: "gift".into(),
-        status: "active".into(),
-        issuer_id: None,
-        bin: None,
-        last4: None,
-        pan_len: None,
-        expiry: None,
-        par: None,
-        fingerprint: None,
-        fp_version: None,
-        pan_sealed: None,
-        dek_version: None,
-        created_at: now,
-        updated_at: now,
-    };
+    let id = format!("ins_{}", uuid::Uuid::now_v7().simple());
+    let row = InstrumentRow::stored_value(id, requestor.id.clone(), InstrumentKind::Gift, now);
     if !store.register_gift(&gift.id, &row).await? {
         return Err(Error::GiftTaken);
     }

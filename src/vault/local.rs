@@ -20,8 +20,8 @@ use crate::ledger::{self, Account, EntryId, JournalEntry};
 use crate::money::{Amount, Currency};
 use crate::requestors::Requestor;
 use crate::store::{
-    GrantRow, InstrumentRow, LocalPaymentRow, MerchantRow, RegionRow, Store, TakeRow, TxnRow, WalletOutcome, WalletRow,
-    WalletSnapshot, WalletWrite,
+    GrantRow, InstrumentKind, InstrumentRow, LocalPaymentRow, MerchantRow, RegionRow, Store, TakeRow, TxnRow,
+    WalletOutcome, WalletRow, WalletSnapshot, WalletWrite,
 };
 use crate::{Error, Result};
 
@@ -197,15 +197,8 @@ pub async fn open(store: &Store, requestor: &Requestor, region: &str, now: i64) 
     if store.region(region).await?.is_none() {
         return Err(Error::invalid("region_unknown", "no region has this id"));
     }
-    let row = InstrumentRow {
-        id: format!("ins_{}", uuid::Uuid::now_v7().simple()),
-        requestor_id: requestor.id.clone(),
-        kind: "local".into(),
-        status: "active".into(),
-        created_at: now,
-        updated_at: now,
-        ..InstrumentRow::default()
-    };
+    let id = format!("ins_{}", uuid::Uuid::now_v7().simple());
+    let row = InstrumentRow::stored_value(id, requestor.id.clone(), InstrumentKind::Local, now);
     match store.insert_wallet(&row, region).await? {
         None => Ok((row, true)),
         Some(existing) => match store.instrument(&existing).await? {

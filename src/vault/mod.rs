@@ -21,7 +21,7 @@ use crate::clock::Clock;
 use crate::hsm::Hsm;
 use crate::issuer::Issuers;
 use crate::requestors::Requestor;
-use crate::store::{InsertCard, InstrumentRow, InstrumentStatus, Store};
+use crate::store::{InsertCard, InstrumentKind, InstrumentRow, InstrumentStatus, Store};
 use crate::{Error, Result};
 use keys::{DataKeys, KeySet};
 pub use pan::{CardExpiry, Pan, PanError};
@@ -158,7 +158,7 @@ impl Vault {
         Ok(InstrumentRow {
             id,
             requestor_id: requestor_id.to_string(),
-            kind: "card".into(),
+            kind: InstrumentKind::Card,
             status: "active".into(),
             issuer_id: Some(issuer_id.to_string()),
             bin: Some(pan.bin().to_string()),

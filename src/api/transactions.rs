@@ -13,6 +13,7 @@ use super::extract::Caller;
 use crate::clock::rfc3339;
 use crate::money::Amount;
 use crate::requestors::Scope;
+use crate::store::TxnKind;
 use crate::store::TxnRow;
 
 fn param<'a>(q: &'a str, name: &str) -> Option<&'a str> {
@@ -47,7 +48,7 @@ pub fn view(s: &AppState, t: &TxnRow) -> Value {
         "principal": t.principal.zip(cur).map(|(a, c)| Amount::from_minor(a, c).to_string()),
         "bonus": t.bonus.zip(cur).map(|(a, c)| Amount::from_minor(a, c).to_string()),
         "forfeited": t.forfeited.zip(cur).map(|(a, c)| Amount::from_minor(a, c).to_string()),
-        "cancelled_amount": cur.filter(|_| t.kind == "purchase").map(|c| Amount::from_minor(t.cancelled_amount, c).to_string()),
+        "cancelled_amount": cur.filter(|_| t.kind == TxnKind::Purchase).map(|c| Amount::from_minor(t.cancelled_amount, c).to_string()),
         "issuer_ms": t.issuer_ms,
         "total_ms": t.total_ms,
         "created_at": rfc3339(t.created_at),

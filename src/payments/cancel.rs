@@ -18,11 +18,15 @@ use std::time::Instant;
 use super::{IssuerAnswer, Payments, Reply, ResponseCode, find_original};
 use crate::iso8583::{Message, Mti, OriginalData};
 use crate::store::InstrumentKind;
+use crate::store::TxnKind;
+use crate::store::TxnStatus;
 
 pub async fn cancel(p: &Payments, req: &Message, started: Instant) -> crate::Result<Reply> {
     use ResponseCode as C;
     let resp_mti = Mti::FINANCIAL_RESPONSE;
-    let Some(mut txn) = p.new_txn(req, "cancel", "02") else { return Ok(p.respond(req, resp_mti, C::FORMAT_ERROR)) };
+    let Some(mut txn) = p.new_txn(req, TxnKind::Cancel, "02") else {
+        return Ok(p.respond(req, resp_mti, C::FORMAT_ERROR));
+    };
     let Some(orig) = req.original_data() else { return Ok(p.respond(req, resp_mti, C::FORMAT_ERROR)) };
     if let Err(replay) = p.claim(req, &mut txn, resp_mti).await? {
         return Ok(replay);
@@ -44,7 +48,7 @@ pub async fn cancel(p: &Payments, req: &Message, started: Instant) -> crate::Res
         }
     };
     let resp = p.respond(req, resp_mti, code);
-    let status = if code.is_approved() { "approved" } else { "declined" };
+    let status = if code.is_approved() { TxnStatus::Approved } else { TxnStatus::Declined };
     p.finish(&mut txn, &resp, status, started).await?;
     Ok(resp)
 }
@@ -97,7 +101,7 @@ async fn decide(
     txn.instrument_kind = original.instrument_kind;
     txn.masked_pan = original.masked_pan.clone();
     txn.issuer_id = original.issuer_id.clone();
-    if original.kind != "purchase" || original.status != "approved" {
+    if original.kind != TxnKind::Purchase || original.status != TxnStatus::Approved {
         return Ok(C::INVALID_TRANSACTION.into());
     }
     if original.instrument_kind == Some(InstrumentKind::Gift) {
@@ -197,11 +201,11 @@ async fn cancel_gift(
     );
     let Ok(entry) = entry else {
         let resp = p.respond(req, resp_mti, ResponseCode::SYSTEM_ERROR);
-        p.finish(txn, &resp, "declined", started).await?;
+        p.finish(txn, &resp, TxnStatus::Declined, started).await?;
         return Ok(resp);
     };
     let resp = p.respond(req, resp_mti, ResponseCode::APPROVED);
-    p.fill(txn, &resp, "approved", started);
+    p.fill(txn, &resp, TxnStatus::Approved, started);
     txn.cancel_type = Some(cancel_type(p, original).await?);
     txn.principal = Some(amount);
     let code = match p.store.cancel_stored_value(original_id, amount, txn, &entry, p.clock.now_ms()).await? {
@@ -212,6 +216,6 @@ async fn cancel_gift(
     txn.cancel_type = None;
     txn.principal = None;
     let resp = p.respond(req, resp_mti, code);
-    p.finish(txn, &resp, "declined", started).await?;
+    p.finish(txn, &resp, TxnStatus::Declined, started).await?;
     Ok(resp)
 }

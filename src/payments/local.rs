@@ -17,6 +17,7 @@ use crate::instruments::card::RuleError;
 use crate::iso8583::{Message, Mti};
 use crate::ledger::{self, EntryId, LocalRestore, Split};
 use crate::money::Amount;
+use crate::store::TxnStatus;
 use crate::store::{TxnRow, WalletOutcome};
 use crate::vault::local::{self as wallet, Applied, Loaded, Plan, Step};
 
@@ -80,7 +81,7 @@ pub(super) async fn pay(
         {
             resp.set_icc_data(&de55);
         }
-        p.fill(txn, &resp, "approved", started);
+        p.fill(txn, &resp, TxnStatus::Approved, started);
         let approved: &TxnRow = txn;
         // DE49 (numeric) or, absent, the platform's currency; the purchase checks already refused
         // an unknown one.
@@ -136,7 +137,7 @@ pub(super) async fn pay(
     };
     txn.auth_code = None;
     let resp = p.respond(req, resp_mti, code);
-    p.finish(txn, &resp, "declined", started).await?;
+    p.finish(txn, &resp, TxnStatus::Declined, started).await?;
     Ok(resp)
 }
 
@@ -154,7 +155,7 @@ pub(super) async fn cancel(
     let merchant = original.merchant_id.clone().unwrap_or_default();
     txn.cancel_type = Some(super::cancel::cancel_type(p, original).await?);
     let resp = p.respond(req, resp_mti, ResponseCode::APPROVED);
-    p.fill(txn, &resp, "approved", started);
+    p.fill(txn, &resp, TxnStatus::Approved, started);
     let approved: &TxnRow = txn;
     let applied = wallet::apply(
         &p.store,
@@ -196,7 +197,7 @@ pub(super) async fn cancel(
     };
     let resp = p.respond(req, resp_mti, code);
     txn.cancel_type = None;
-    p.finish(txn, &resp, "declined", started).await?;
+    p.finish(txn, &resp, TxnStatus::Declined, started).await?;
     Ok(resp)
 }
 

@@ -28,7 +28,7 @@ use crate::config::Config;
 use crate::hsm::Hsm;
 use crate::iso8583::{Message, Mti};
 use crate::issuer::host::IssuerHost;
-use crate::store::{Claim, LeaseEnd, Store, TxnRow};
+use crate::store::{Claim, LeaseEnd, Store, TxnKind, TxnRow, TxnStatus};
 use crate::tokens::Tokens;
 use crate::vault::Vault;
 pub use codes::ResponseCode;
@@ -135,13 +135,13 @@ impl Payments {
 
     /// A new transaction row for `req` under its duplicate key, or None when the key fields are
     /// missing (then the request is answered `30` and not recorded).
-    fn new_txn(&self, req: &Message, kind: &str, class: &str) -> Option<TxnRow> {
+    fn new_txn(&self, req: &Message, kind: TxnKind, class: &str) -> Option<TxnRow> {
         let now = self.clock.now_ms();
         let acquirer = format!("{:0>11}", req.acquirer_id().unwrap_or(""));
         Some(TxnRow {
             id: format!("txn_{}", uuid::Uuid::now_v7().simple()),
-            kind: kind.into(),
-            status: "pending".into(),
+            kind,
+            status: TxnStatus::Pending,
             mti: req.mti().as_str().into(),
             msg_class: class.into(),
             terminal_id: req.terminal_id()?.into(),
@@ -185,8 +185,8 @@ impl Payments {
             if let Some(r) = row.response.as_deref().and_then(Reply::stored) {
                 return Ok(Err(r));
             }
-            if row.status == "pending" && row.created_at + stale_ms <= self.clock.now_ms() {
-                if row.kind == "reversal" {
+            if row.status == TxnStatus::Pending && row.created_at + stale_ms <= self.clock.now_ms() {
+                if row.kind == TxnKind::Reversal {
                     tracing::warn!(transaction = %row.id, "a repeat takes over a reversal cut off by a crash");
                     txn.id = row.id;
                     txn.created_at = row.created_at;
@@ -208,7 +208,7 @@ impl Payments {
     }
 
     /// Stores the outcome and answer of a transaction: the answer is durable before it is sent.
-    async fn finish(&self, txn: &mut TxnRow, resp: &Reply, status: &str, started: Instant) -> crate::Result<()> {
+    async fn finish(&self, txn: &mut TxnRow, resp: &Reply, status: TxnStatus, started: Instant) -> crate::Result<()> {
         self.fill(txn, resp, status, started);
         self.store.update_transaction(txn).await?;
         Ok(())
@@ -225,15 +225,15 @@ impl Payments {
         release: Option<(&str, i64)>,
         owe_advice: bool,
     ) -> crate::Result<()> {
-        self.fill(txn, resp, "declined", started);
+        self.fill(txn, resp, TxnStatus::Declined, started);
         let now = self.clock.now_ms();
         let advice = owe_advice.then(|| advice::owed(txn, now));
         self.store.finish_declined(txn, LeaseEnd::Release, release, advice.as_ref(), now).await?;
         Ok(())
     }
 
-    fn fill(&self, txn: &mut TxnRow, resp: &Reply, status: &str, started: Instant) {
-        txn.status = status.into();
+    fn fill(&self, txn: &mut TxnRow, resp: &Reply, status: TxnStatus, started: Instant) {
+        txn.status = status;
         txn.response_code = resp.response_code().map(Into::into);
         txn.auth_code = resp.authorization_code().map(Into::into);
         txn.response = resp.encode().ok();
@@ -372,7 +372,7 @@ pub(crate) async fn find_original(
             .transaction_by_key(&class, terminal, orig.stan(), orig.transmission_date_time(), orig.acquirer_id())
             .await?;
         match found {
-            Some(o) if o.status == "pending" && Instant::now() < deadline => {
+            Some(o) if o.status == TxnStatus::Pending && Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(20)).await
             }
             other => return Ok(other),

@@ -16,6 +16,8 @@ use super::{IssuerAnswer, MAX_FAILED_ATTEMPTS, Payments, Reply, ResponseCode};
 use crate::iso8583::tlv::{self, Tag};
 use crate::iso8583::{Message, Mti};
 use crate::store::InstrumentKind;
+use crate::store::TxnKind;
+use crate::store::TxnStatus;
 use crate::store::{InstrumentRow, TokenRow, TxnRow};
 
 /// The DE55 tags the CVN 18 ARQC covers, in order (docs/iso8583.md "Chip cryptogram (CVN 18)").
@@ -34,7 +36,7 @@ pub(super) struct Chip {
 
 pub async fn purchase(p: &Payments, req: &Message, started: Instant) -> crate::Result<Reply> {
     let resp_mti = Mti::FINANCIAL_RESPONSE;
-    let Some(mut txn) = p.new_txn(req, "purchase", "02") else {
+    let Some(mut txn) = p.new_txn(req, TxnKind::Purchase, "02") else {
         return Ok(p.respond(req, resp_mti, ResponseCode::FORMAT_ERROR));
     };
     // A card number instead of a token: the terminal read a card (terminal tokenization).
@@ -61,7 +63,7 @@ pub async fn purchase(p: &Payments, req: &Message, started: Instant) -> crate::R
         Decision::ApproveMultiUse => {
             let mut resp = p.respond(req, resp_mti, ResponseCode::APPROVED);
             resp.set_authorization_code(txn.auth_code.as_deref().unwrap_or("000000"));
-            p.finish(&mut txn, &resp, "approved", started).await?;
+            p.finish(&mut txn, &resp, TxnStatus::Approved, started).await?;
             return Ok(resp);
         }
     };
@@ -82,7 +84,7 @@ pub async fn purchase(p: &Payments, req: &Message, started: Instant) -> crate::R
     };
     // The approval, the token's consumption and the stored answer commit together, before the
     // answer is sent.
-    p.fill(&mut txn, &resp, "approved", started);
+    p.fill(&mut txn, &resp, TxnStatus::Approved, started);
     let now = p.clock.now_ms();
     if p.store.approve_with_token(&txn, &lease.token_id, &lease.txn_id, now).await? {
         crate::metrics::get().consumed(InstrumentKind::Card);
@@ -389,7 +391,7 @@ async fn pay_gift(
     let Ok(entry) = entry else {
         // A merchant id the ledger cannot name an account after.
         let resp = p.respond(req, resp_mti, ResponseCode::FORMAT_ERROR);
-        p.finish(txn, &resp, "declined", started).await?;
+        p.finish(txn, &resp, TxnStatus::Declined, started).await?;
         return Ok(resp);
     };
     txn.auth_code = Some(auth_code());
@@ -400,7 +402,7 @@ async fn pay_gift(
     {
         resp.set_icc_data(&de55);
     }
-    p.fill(txn, &resp, "approved", started);
+    p.fill(txn, &resp, TxnStatus::Approved, started);
     txn.principal = Some(amount);
     let declined = match p.store.pay_stored_value(txn, token_id, &entry, p.clock.now_ms()).await? {
         Movement::Done => {
@@ -414,7 +416,7 @@ async fn pay_gift(
     txn.auth_code = None;
     txn.principal = None;
     let resp = p.respond(req, resp_mti, declined);
-    p.finish(txn, &resp, "declined", started).await?;
+    p.finish(txn, &resp, TxnStatus::Declined, started).await?;
     Ok(resp)
 }
 

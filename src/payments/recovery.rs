@@ -20,6 +20,8 @@ use std::time::Duration;
 use super::{Payments, Reply, ResponseCode, advice};
 use crate::iso8583::{Message, Mti};
 use crate::store::InstrumentKind;
+use crate::store::TxnKind;
+use crate::store::TxnStatus;
 use crate::store::{LeaseEnd, TxnRow};
 
 /// Resolves cut-off transactions until `stop` resolves: at once, then every second.
@@ -42,7 +44,7 @@ pub async fn sweep(p: &Payments) -> crate::Result<usize> {
 /// Resolves one cut-off transaction and returns its answer; None when another node or request
 /// resolved it first.
 pub(super) async fn resolve(p: &Payments, row: &TxnRow) -> crate::Result<Option<Reply>> {
-    let money = matches!(row.kind.as_str(), "purchase" | "cancel");
+    let money = matches!(row.kind, TxnKind::Purchase | TxnKind::Cancel);
     let at_issuer = money && row.instrument_kind == Some(InstrumentKind::Card) && row.issuer_id.is_some();
     let code = if at_issuer { ResponseCode::ISSUER_UNAVAILABLE } else { ResponseCode::SYSTEM_ERROR };
     let Some(resp_mti) = Mti::from_bytes(row.mti.as_bytes()).ok().and_then(|m| m.response()) else {
@@ -51,12 +53,12 @@ pub(super) async fn resolve(p: &Payments, row: &TxnRow) -> crate::Result<Option<
     let reply = Reply::to(&request_of(row), resp_mti, code);
     let now = p.clock.now_ms();
     let mut t = row.clone();
-    t.status = "declined".into();
+    t.status = TxnStatus::Declined;
     t.response_code = Some(code.as_str().into());
     t.response = reply.encode().ok();
     t.updated_at = now;
     let owed = at_issuer.then(|| advice::owed(row, now));
-    let release = match (at_issuer && row.kind == "cancel", row.original_id.as_deref(), row.amount) {
+    let release = match (at_issuer && row.kind == TxnKind::Cancel, row.original_id.as_deref(), row.amount) {
         (true, Some(paid), Some(amount)) => Some((paid, amount)),
         _ => None,
     };

@@ -18,13 +18,15 @@ use std::time::Instant;
 use super::{Payments, Reply, ResponseCode, advice};
 use crate::iso8583::Message;
 use crate::store::InstrumentKind;
+use crate::store::TxnKind;
+use crate::store::TxnStatus;
 use crate::store::{TxnRow, Undo};
 
 pub async fn reversal(p: &Payments, req: &Message, started: Instant) -> crate::Result<Reply> {
     let Some(resp_mti) = req.mti().response() else {
         return Ok(p.respond(req, req.mti(), ResponseCode::INVALID_TRANSACTION));
     };
-    let Some(mut txn) = p.new_txn(req, "reversal", "04") else {
+    let Some(mut txn) = p.new_txn(req, TxnKind::Reversal, "04") else {
         return Ok(p.respond(req, resp_mti, ResponseCode::FORMAT_ERROR));
     };
     let Some(orig) = req.original_data() else { return Ok(p.respond(req, resp_mti, ResponseCode::FORMAT_ERROR)) };
@@ -34,7 +36,7 @@ pub async fn reversal(p: &Payments, req: &Message, started: Instant) -> crate::R
     let Some(original) = super::find_original(p, &txn.terminal_id, &orig).await? else {
         txn.original_key = Some(super::original_key(&txn.terminal_id, &orig));
         let resp = p.respond(req, resp_mti, ResponseCode::ORIGINAL_NOT_FOUND);
-        p.finish(&mut txn, &resp, "declined", started).await?;
+        p.finish(&mut txn, &resp, TxnStatus::Declined, started).await?;
         return Ok(resp);
     };
     txn.original_id = Some(original.id.clone());
@@ -47,10 +49,10 @@ pub async fn reversal(p: &Payments, req: &Message, started: Instant) -> crate::R
         txn.amount = original.amount;
     }
     let resp = p.respond(req, resp_mti, ResponseCode::APPROVED);
-    p.fill(&mut txn, &resp, "approved", started);
+    p.fill(&mut txn, &resp, TxnStatus::Approved, started);
     let now = p.clock.now_ms();
     let card = original.instrument_kind == Some(InstrumentKind::Card);
-    if original.status == "pending" {
+    if original.status == TxnStatus::Pending {
         // Still undecided after the wait: the node handling it died mid-flight. It is marked
         // reversed, so that no late outcome can take effect (outcomes are written only over a
         // pending row); stored value moved nothing (its movement commits with the outcome); a card's
@@ -67,14 +69,14 @@ pub async fn reversal(p: &Payments, req: &Message, started: Instant) -> crate::R
         return Ok(resp);
     }
     if original.instrument_kind == Some(InstrumentKind::Local) {
-        if original.kind == "cancel" {
+        if original.kind == TxnKind::Cancel {
             // A local cancel's restore went by policy into grants that may since have been spent or
             // have lapsed: it is final (pay again to undo it).
             let resp = p.respond(req, resp_mti, ResponseCode::INVALID_TRANSACTION);
-            p.finish(&mut txn, &resp, "declined", started).await?;
+            p.finish(&mut txn, &resp, TxnStatus::Declined, started).await?;
             return Ok(resp);
         }
-        let reversed = original.status == "approved" && super::local::reverse(p, &original, &mut txn).await?;
+        let reversed = original.status == TxnStatus::Approved && super::local::reverse(p, &original, &mut txn).await?;
         if !reversed {
             p.store.update_transaction(&txn).await?;
         }
@@ -103,12 +105,14 @@ async fn reverse_gift(p: &Payments, original: &TxnRow, txn: &mut TxnRow, now: i6
         return Ok(p.store.reverse_stored_value(&original.id, txn, None, reservation(original), now).await?);
     };
     let merchant = original.merchant_id.clone().unwrap_or_default();
-    let held = original.amount.unwrap_or(0) - if original.kind == "purchase" { original.cancelled_amount } else { 0 };
-    let entry = if held > 0 && original.status == "approved" {
+    let held =
+        original.amount.unwrap_or(0) - if original.kind == TxnKind::Purchase { original.cancelled_amount } else { 0 };
+    let entry = if held > 0 && original.status == TxnStatus::Approved {
         let amount = crate::money::Amount::from_minor(held, &cur);
         let id = crate::ledger::EntryId::fresh();
-        let e = match original.kind.as_str() {
-            "cancel" => crate::ledger::gift_payment(id, &cur, &gift.id, &merchant, amount),
+        // Reversing a cancel takes its amount again; reversing a payment gives it back.
+        let e = match original.kind {
+            TxnKind::Cancel => crate::ledger::gift_payment(id, &cur, &gift.id, &merchant, amount),
             _ => crate::ledger::gift_reversal(id, &cur, &gift.id, &merchant, amount),
         };
         txn.principal = Some(held);
@@ -122,8 +126,8 @@ async fn reverse_gift(p: &Payments, original: &TxnRow, txn: &mut TxnRow, now: i6
 /// For a cancel, what it holds of the payment it cancelled (payment id, amount): a reversal of the
 /// cancel gives it back, in the same database transaction.
 fn reservation(original: &TxnRow) -> Option<(&str, i64)> {
-    match (original.kind.as_str(), original.original_id.as_deref(), original.amount) {
-        ("cancel", Some(paid), Some(amount)) => Some((paid, amount)),
+    match (original.kind, original.original_id.as_deref(), original.amount) {
+        (TxnKind::Cancel, Some(paid), Some(amount)) => Some((paid, amount)),
         _ => None,
     }
 }

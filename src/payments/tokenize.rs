@@ -18,6 +18,8 @@ use std::time::Instant;
 use super::{IssuerAnswer, Payments, Reply, ResponseCode};
 use crate::iso8583::{Message, Mti};
 use crate::store::InstrumentKind;
+use crate::store::TxnKind;
+use crate::store::TxnStatus;
 use crate::store::{InstrumentRow, TokenRow, TxnRow};
 use crate::vault::{CardExpiry, Pan};
 
@@ -48,7 +50,7 @@ pub async fn tokenize(p: &Payments, req: &Message, started: Instant) -> crate::R
     use ResponseCode as C;
     let resp_mti = Mti::AUTHORIZATION_RESPONSE;
     let respond = |code: ResponseCode| p.respond(req, resp_mti, code);
-    let Some(mut txn) = p.new_txn(req, "verification", "01") else { return Ok(respond(C::FORMAT_ERROR)) };
+    let Some(mut txn) = p.new_txn(req, TxnKind::Verification, "01") else { return Ok(respond(C::FORMAT_ERROR)) };
     let Some(pan) = req.pan().and_then(|n| Pan::parse(n).ok()) else { return Ok(respond(C::UNKNOWN_CARD)) };
     txn.masked_pan = Some(pan.masked());
     if let Err(replay) = p.claim(req, &mut txn, resp_mti).await? {
@@ -68,9 +70,9 @@ pub async fn tokenize(p: &Payments, req: &Message, started: Instant) -> crate::R
             if let Some(auth) = txn.auth_code.as_deref() {
                 resp.set_authorization_code(auth);
             }
-            (resp, "approved")
+            (resp, TxnStatus::Approved)
         }
-        Outcome::Refused(code) => (respond(code), "declined"),
+        Outcome::Refused(code) => (respond(code), TxnStatus::Declined),
     };
     p.finish(&mut txn, &resp, status, started).await?;
     Ok(resp)
@@ -106,7 +108,8 @@ pub(super) async fn pay_with_pan(
         // The issuer may still approve late: the 0420 that undoes it is owed from now on.
         p.decline(&mut txn, &resp, started, None, true).await?;
     } else {
-        p.finish(&mut txn, &resp, if code.is_approved() { "approved" } else { "declined" }, started).await?;
+        p.finish(&mut txn, &resp, if code.is_approved() { TxnStatus::Approved } else { TxnStatus::Declined }, started)
+            .await?;
     }
     Ok(resp)
 }

@@ -204,12 +204,79 @@ pub enum Consume {
     Refused(TokenRow),
 }
 
+/// What a transaction is: the message it answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TxnKind {
+    /// A `0200` purchase (the default only so rows can be built field by field).
+    #[default]
+    Purchase,
+    /// A `0400`/`0420` reversal.
+    Reversal,
+    /// A `0200` cancellation (DE3 `20`).
+    Cancel,
+    /// A `0100` account verification (terminal tokenization).
+    Verification,
+}
+
+/// Where a transaction stands. Outcomes are written only over a pending row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TxnStatus {
+    /// Claimed, its outcome not yet written (at the issuer, or cut off by a crash).
+    #[default]
+    Pending,
+    Approved,
+    Declined,
+    /// An approved (or cut-off) payment undone by a reversal.
+    Reversed,
+}
+
+/// `as_str`, `FromStr`, `Display` and JSON for an enum stored as text.
+macro_rules! text_enum {
+    ($t:ident { $($v:ident => $s:literal),+ $(,)? }) => {
+        impl $t {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($t::$v => $s),+
+                }
+            }
+        }
+        impl std::str::FromStr for $t {
+            type Err = UnknownValue;
+            fn from_str(s: &str) -> Result<Self, UnknownValue> {
+                match s {
+                    $($s => Ok($t::$v),)+
+                    _ => Err(UnknownValue(stringify!($t))),
+                }
+            }
+        }
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+        stored_as_text!($t);
+    };
+}
+
+/// A stored value this version does not know (the enum's name).
+#[derive(Debug, thiserror::Error)]
+#[error("unknown stored {0} value")]
+pub struct UnknownValue(&'static str);
+
+text_enum!(TxnKind { Purchase => "purchase", Reversal => "reversal", Cancel => "cancel", Verification => "verification" });
+text_enum!(TxnStatus { Pending => "pending", Approved => "approved", Declined => "declined", Reversed => "reversed" });
+
 /// One ISO 8583 request and what became of it.
 #[derive(Debug, Clone, Default, sqlx::FromRow)]
 pub struct TxnRow {
     pub id: String,
-    pub kind: String,
-    pub status: String,
+    pub kind: TxnKind,
+    pub status: TxnStatus,
     pub mti: String,
     pub msg_class: String,
     pub terminal_id: String,

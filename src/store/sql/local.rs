@@ -1,0 +1,353 @@
+//! Local currency: regions, merchants, wallets and their atomic writes.
+//! Expanded by `sql_store!` (`sql.rs`) once per backend, inside that backend's module.
+
+macro_rules! sql_local {
+    (
+        $Store:ident,
+        $Conn:ty,
+        for_update = $for_update:literal,
+        snapshot = $snapshot:literal,
+        seed_indexes = $seed_indexes:literal,
+        audit_lock = $audit_lock:literal
+    ) => {
+        impl $Store {
+            // Local currency.
+
+            /// Adds a region, or updates its rules (existing wallets keep their grants; new rules apply from
+            /// the next operation). True when it was new.
+            pub async fn upsert_region(&self, r: &RegionRow) -> StoreResult<bool> {
+                let mut w = self.writer().await?;
+                let existed: Option<bool> =
+                    sqlx::query_scalar("SELECT TRUE FROM regions WHERE id = $1").bind(&r.id).fetch_optional(w.conn()).await?;
+                sqlx::query(
+                    "INSERT INTO regions (id, name, currency, incentive_rate, monthly_bonus_cap, bonus_lifetime_seconds, \
+                     cancel_restore, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                     ON CONFLICT (id) DO UPDATE SET name = excluded.name, incentive_rate = excluded.incentive_rate, \
+                     monthly_bonus_cap = excluded.monthly_bonus_cap, bonus_lifetime_seconds = excluded.bonus_lifetime_seconds, \
+                     cancel_restore = excluded.cancel_restore, updated_at = excluded.updated_at",
+                )
+                .bind(&r.id)
+                .bind(&r.name)
+                .bind(&r.currency)
+                .bind(&r.incentive_rate)
+                .bind(r.monthly_bonus_cap)
+                .bind(r.bonus_lifetime_seconds)
+                .bind(&r.cancel_restore)
+                .bind(r.created_at)
+                .bind(r.updated_at)
+                .execute(w.conn())
+                .await?;
+                w.done().await?;
+                Ok(existed.is_none())
+            }
+
+            pub async fn region(&self, id: &str) -> StoreResult<Option<RegionRow>> {
+                Ok(sqlx::query_as(concat!("SELECT ", region_cols!(), " FROM regions WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(&self.read)
+                    .await?)
+            }
+
+            pub async fn regions(&self) -> StoreResult<Vec<RegionRow>> {
+                Ok(sqlx::query_as(concat!("SELECT ", region_cols!(), " FROM regions ORDER BY id"))
+                    .fetch_all(&self.read)
+                    .await?)
+            }
+
+            /// Adds a merchant or moves it (name, region). True when it was new.
+            pub async fn upsert_merchant(&self, m: &MerchantRow) -> StoreResult<bool> {
+                let mut w = self.writer().await?;
+                let existed: Option<bool> =
+                    sqlx::query_scalar("SELECT TRUE FROM merchants WHERE id = $1").bind(&m.id).fetch_optional(w.conn()).await?;
+                sqlx::query(
+                    "INSERT INTO merchants (id, name, region_id, created_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (id) DO UPDATE SET name = excluded.name, region_id = excluded.region_id",
+                )
+                .bind(&m.id)
+                .bind(&m.name)
+                .bind(&m.region_id)
+                .bind(m.created_at)
+                .execute(w.conn())
+                .await?;
+                w.done().await?;
+                Ok(existed.is_none())
+            }
+
+            pub async fn merchant(&self, id: &str) -> StoreResult<Option<MerchantRow>> {
+                Ok(sqlx::query_as("SELECT id, name, region_id, created_at FROM merchants WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.read)
+                    .await?)
+            }
+
+            pub async fn merchants(&self, region: Option<&str>) -> StoreResult<Vec<MerchantRow>> {
+                Ok(sqlx::query_as(
+                    "SELECT id, name, region_id, created_at FROM merchants WHERE $1 IS NULL OR region_id = $1 ORDER BY id",
+                )
+                .bind(region)
+                .fetch_all(&self.read)
+                .await?)
+            }
+
+            /// Opens a wallet as a new instrument. None when the requestor already has one in the region
+            /// (its instrument id is returned instead, nothing written).
+            pub async fn insert_wallet(&self, i: &InstrumentRow, region_id: &str) -> StoreResult<Option<String>> {
+                let mut w = self.atomic_writer().await?;
+                let existing: Option<String> =
+                    sqlx::query_scalar(concat!(
+                        "SELECT instrument_id FROM local_wallets WHERE requestor_id = $1 AND region_id = $2",
+                        $for_update
+                    ))
+                        .bind(&i.requestor_id)
+                        .bind(region_id)
+                        .fetch_optional(w.conn())
+                        .await?;
+                if let Some(id) = existing {
+                    w.abort().await?;
+                    return Ok(Some(id));
+                }
+                sqlx::query("INSERT INTO instruments (id, requestor_id, kind, status, created_at, updated_at) VALUES ($1, $2, 'local', 'active', $3, $3)")
+                    .bind(&i.id)
+                    .bind(&i.requestor_id)
+                    .bind(i.created_at)
+                    .execute(w.conn())
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO local_wallets (instrument_id, requestor_id, region_id, created_at) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(&i.id)
+                .bind(&i.requestor_id)
+                .bind(region_id)
+                .bind(i.created_at)
+                .execute(w.conn())
+                .await?;
+                w.done().await?;
+                Ok(None)
+            }
+
+            pub async fn wallet_region(&self, instrument_id: &str) -> StoreResult<Option<String>> {
+                Ok(sqlx::query_scalar("SELECT region_id FROM local_wallets WHERE instrument_id = $1")
+                    .bind(instrument_id)
+                    .fetch_optional(&self.read)
+                    .await?)
+            }
+
+            /// A wallet, its two ledger balances and optionally one of its payments, read in one snapshot.
+            pub async fn wallet_snapshot(
+                &self,
+                instrument_id: &str,
+                accounts: [&str; 2],
+                payment: Option<&str>,
+            ) -> StoreResult<Option<WalletSnapshot>> {
+                let mut tx = self.read.begin().await?;
+                // One snapshot for every read below (PostgreSQL needs to be told; SQLite's WAL read
+                // transaction is one already).
+                if !$snapshot.is_empty() {
+                    sqlx::query($snapshot).execute(&mut *tx).await?;
+                }
+                let row = sqlx::query(
+                    "SELECT instrument_id, requestor_id, region_id, bonus_month, charged_in_month, next_grant_id, version, \
+                     created_at FROM local_wallets WHERE instrument_id = $1",
+                )
+                .bind(instrument_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(row) = row else { return Ok(None) };
+                let grants: Vec<GrantRow> = sqlx::query_as(
+                    "SELECT grant_id, granted_at, expires_at, amount, remaining FROM bonus_grants WHERE instrument_id = $1 \
+                     ORDER BY grant_id",
+                )
+                .bind(instrument_id)
+                .fetch_all(&mut *tx)
+                .await?;
+                let mut balances = [0i64; 2];
+                for (b, account) in balances.iter_mut().zip(accounts) {
+                    let v: Option<i64> = sqlx::query_scalar("SELECT balance FROM ledger_accounts WHERE id = $1")
+                        .bind(account)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    *b = v.unwrap_or(0);
+                }
+                let payment = match payment {
+                    Some(id) => local_payment_in(&mut tx, id).await?,
+                    None => None,
+                };
+                tx.commit().await?;
+                Ok(Some(WalletSnapshot {
+                    wallet: WalletRow {
+                        instrument_id: row.try_get("instrument_id")?,
+                        requestor_id: row.try_get("requestor_id")?,
+                        region_id: row.try_get("region_id")?,
+                        bonus_month: row.try_get("bonus_month")?,
+                        charged_in_month: row.try_get("charged_in_month")?,
+                        next_grant_id: row.try_get("next_grant_id")?,
+                        version: row.try_get("version")?,
+                        created_at: row.try_get("created_at")?,
+                        grants,
+                    },
+                    principal: balances[0],
+                    bonus: balances[1],
+                    payment,
+                }))
+            }
+
+            pub async fn local_payment(&self, transaction_id: &str) -> StoreResult<Option<LocalPaymentRow>> {
+                let mut conn = self.read.acquire().await?;
+                local_payment_in(&mut conn, transaction_id).await
+            }
+
+            /// Applies one change to a wallet, all of it or nothing (see [`WalletWrite`]).
+            pub async fn write_wallet(&self, change: &WalletWrite<'_>, now: i64) -> StoreResult<WalletOutcome> {
+                let mut w = self.atomic_writer().await?;
+                if let Some(wallet) = change.wallet {
+                    let r = sqlx::query(
+                        "UPDATE local_wallets SET bonus_month = $3, charged_in_month = $4, next_grant_id = $5, \
+                         version = version + 1 WHERE instrument_id = $1 AND version = $2",
+                    )
+                    .bind(&wallet.instrument_id)
+                    .bind(wallet.version)
+                    .bind(&wallet.bonus_month)
+                    .bind(wallet.charged_in_month)
+                    .bind(wallet.next_grant_id)
+                    .execute(w.conn())
+                    .await?;
+                    if r.rows_affected() != 1 {
+                        w.abort().await?;
+                        return Ok(WalletOutcome::Conflict);
+                    }
+                    let kept: Vec<i64> = wallet.grants.iter().map(|g| g.grant_id).collect();
+                    let stored: Vec<i64> = sqlx::query_scalar("SELECT grant_id FROM bonus_grants WHERE instrument_id = $1")
+                        .bind(&wallet.instrument_id)
+                        .fetch_all(w.conn())
+                        .await?;
+                    for gone in stored.iter().filter(|g| !kept.contains(g)) {
+                        sqlx::query("DELETE FROM bonus_grants WHERE instrument_id = $1 AND grant_id = $2")
+                            .bind(&wallet.instrument_id)
+                            .bind(gone)
+                            .execute(w.conn())
+                            .await?;
+                    }
+                    for g in &wallet.grants {
+                        sqlx::query(
+                            "INSERT INTO bonus_grants (instrument_id, grant_id, granted_at, expires_at, amount, remaining) \
+                             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (instrument_id, grant_id) DO UPDATE SET remaining = excluded.remaining",
+                        )
+                        .bind(&wallet.instrument_id)
+                        .bind(g.grant_id)
+                        .bind(g.granted_at)
+                        .bind(g.expires_at)
+                        .bind(g.amount)
+                        .bind(g.remaining)
+                        .execute(w.conn())
+                        .await?;
+                    }
+                }
+                if let Some(token_id) = change.consume_token {
+                    let r = sqlx::query(
+                        "UPDATE tokens SET state = 'consumed', consumed_at = $2 WHERE id = $1 AND state = 'active' AND expires_at > $2 \
+                         AND (lease_until IS NULL OR lease_until <= $2)",
+                    )
+                    .bind(token_id)
+                    .bind(now)
+                    .execute(w.conn())
+                    .await?;
+                    if r.rows_affected() != 1 {
+                        w.abort().await?;
+                        return Ok(WalletOutcome::TokenGone);
+                    }
+                }
+                if let Some(original) = change.reverse {
+                    let r = sqlx::query(
+                        "UPDATE transactions SET status = 'reversed', updated_at = $2 WHERE id = $1 AND status = 'approved'",
+                    )
+                    .bind(original)
+                    .bind(now)
+                    .execute(w.conn())
+                    .await?;
+                    if r.rows_affected() != 1 {
+                        w.abort().await?;
+                        return Ok(WalletOutcome::NotApproved);
+                    }
+                }
+                if let Some((original, amount)) = change.cancel {
+                    let r = sqlx::query(
+                        "UPDATE transactions SET cancelled_amount = cancelled_amount + $2, updated_at = $3 \
+                         WHERE id = $1 AND status = 'approved' AND amount IS NOT NULL AND cancelled_amount + $2 <= amount",
+                    )
+                    .bind(original)
+                    .bind(amount)
+                    .bind(now)
+                    .execute(w.conn())
+                    .await?;
+                    if r.rows_affected() != 1 {
+                        w.abort().await?;
+                        return Ok(WalletOutcome::ExceedsCancellable);
+                    }
+                }
+                for e in &change.entries {
+                    if !post_entry(w.conn(), e, change.transaction_id, now).await? {
+                        w.abort().await?;
+                        return Ok(WalletOutcome::Insufficient);
+                    }
+                }
+                if let Some(p) = change.new_payment {
+                    sqlx::query(
+                        "INSERT INTO local_payments (transaction_id, instrument_id, principal, bonus, cancelled_principal, \
+                         cancelled_bonus, forfeited_bonus) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(&p.transaction_id)
+                    .bind(&p.instrument_id)
+                    .bind(p.principal)
+                    .bind(p.bonus)
+                    .bind(p.cancelled_principal)
+                    .bind(p.cancelled_bonus)
+                    .bind(p.forfeited_bonus)
+                    .execute(w.conn())
+                    .await?;
+                    for (seq, t) in p.takes.iter().enumerate() {
+                        sqlx::query(
+                            "INSERT INTO local_payment_takes (transaction_id, seq, grant_id, expires_at, taken, returned) \
+                             VALUES ($1, $2, $3, $4, $5, $6)",
+                        )
+                        .bind(&p.transaction_id)
+                        .bind(seq as i64)
+                        .bind(t.grant_id)
+                        .bind(t.expires_at)
+                        .bind(t.taken)
+                        .bind(t.returned)
+                        .execute(w.conn())
+                        .await?;
+                    }
+                }
+                if let Some(p) = change.payment_update {
+                    sqlx::query(
+                        "UPDATE local_payments SET cancelled_principal = $2, cancelled_bonus = $3, forfeited_bonus = $4 \
+                         WHERE transaction_id = $1",
+                    )
+                    .bind(&p.transaction_id)
+                    .bind(p.cancelled_principal)
+                    .bind(p.cancelled_bonus)
+                    .bind(p.forfeited_bonus)
+                    .execute(w.conn())
+                    .await?;
+                    for t in &p.takes {
+                        sqlx::query("UPDATE local_payment_takes SET returned = $3 WHERE transaction_id = $1 AND grant_id = $2")
+                            .bind(&p.transaction_id)
+                            .bind(t.grant_id)
+                            .bind(t.returned)
+                            .execute(w.conn())
+                            .await?;
+                    }
+                }
+                if let Some(t) = change.txn
+                    && bind_txn!(sqlx::query(TXN_UPDATE), t).execute(w.conn()).await?.rows_affected() != 1
+                {
+                    w.abort().await?;
+                    return Ok(WalletOutcome::Superseded);
+                }
+                w.done().await?;
+                Ok(WalletOutcome::Done)
+            }
+        }
+    };
+}

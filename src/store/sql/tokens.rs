@@ -1,0 +1,288 @@
+//! Tokens: insertion under the database's uniqueness rules, the bulk seed, lookups, consumption, merchant tokens.
+//! Expanded by `sql_store!` (`sql.rs`) once per backend, inside that backend's module.
+
+macro_rules! sql_tokens {
+    (
+        $Store:ident,
+        $Conn:ty,
+        for_update = $for_update:literal,
+        snapshot = $snapshot:literal,
+        seed_indexes = $seed_indexes:literal,
+        audit_lock = $audit_lock:literal
+    ) => {
+        impl $Store {
+            /// Inserts a live token unless its number is taken by another live token or is a vaulted
+            /// card's number: `number_fingerprints` are the candidate number's fingerprints under the
+            /// fingerprint keys in use (two while a rotation is under way).
+            pub async fn insert_token(&self, t: &TokenRow, number_fingerprints: [&str; 2]) -> StoreResult<InsertToken> {
+                let mut w = self.writer().await?;
+                let r = sqlx::query(
+                    "INSERT INTO tokens (id, token, instrument_id, requestor_id, state, token_expiry, psn, merchant_id, \
+                     max_amount, currency, entry_modes, failed_attempts, created_at, expires_at, multi_use) \
+                     SELECT $1, $2, $3, $4, 'active', $5, $6, $7, $8, $9, $10, 0, $11, $12, $15 \
+                     WHERE EXISTS (SELECT 1 FROM instruments WHERE id = $3 AND status = 'active') \
+                       AND NOT EXISTS (SELECT 1 FROM instruments WHERE fingerprint IN ($13, $14)) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(&t.id)
+                .bind(&t.token)
+                .bind(&t.instrument_id)
+                .bind(&t.requestor_id)
+                .bind(&t.token_expiry)
+                .bind(&t.psn)
+                .bind(&t.merchant_id)
+                .bind(t.max_amount)
+                .bind(&t.currency)
+                .bind(&t.entry_modes)
+                .bind(t.created_at)
+                .bind(t.expires_at)
+                .bind(number_fingerprints[0])
+                .bind(number_fingerprints[1])
+                .bind(t.multi_use)
+                .execute(w.conn())
+                .await?;
+                if r.rows_affected() == 1 {
+                    w.done().await?;
+                    return Ok(InsertToken::Inserted);
+                }
+                let active: Option<String> = sqlx::query_scalar("SELECT status FROM instruments WHERE id = $1")
+                    .bind(&t.instrument_id)
+                    .fetch_optional(w.conn())
+                    .await?;
+                let taken: Option<bool> =
+                    sqlx::query_scalar("SELECT TRUE FROM tokens WHERE token = $1 AND state = 'active'")
+                        .bind(&t.token)
+                        .fetch_optional(w.conn())
+                        .await?;
+                w.abort().await?;
+                Ok(if active.as_deref() != Some("active") {
+                    InsertToken::InstrumentNotActive
+                } else if taken.is_some() {
+                    InsertToken::NumberTaken
+                } else {
+                    InsertToken::NumberIsPan
+                })
+            }
+
+            /// `tsp seed`'s bulk load, in one transaction: the secondary indexes of `instruments` and
+            /// `tokens` are dropped, every batch from `batches` is inserted, live token numbers drawn
+            /// twice get new ones from `redraw`, and the indexes are built again (a sort each, instead
+            /// of a random page write per row and index). If anything fails, the transaction rolls it
+            /// all back, indexes included. Returns the cards and tokens written.
+            pub async fn bulk_seed(
+                &self,
+                mut batches: tokio::sync::mpsc::Receiver<(Vec<InstrumentRow>, Vec<TokenRow>)>,
+                redraw: &(dyn Fn() -> Option<String> + Sync),
+            ) -> StoreResult<(u64, u64)> {
+                // 500 rows × 16 columns stays under both backends' bind-parameter limits.
+                const ROWS: usize = 500;
+                let mut w = self.atomic_writer().await?;
+                let indexes: Vec<(String, String)> = sqlx::query_as($seed_indexes).fetch_all(w.conn()).await?;
+                for (name, _) in &indexes {
+                    // (Names from the database's own catalogue, not from input.)
+                    sqlx::query(sqlx::AssertSqlSafe(format!("DROP INDEX \"{name}\""))).execute(w.conn()).await?;
+                }
+                let (mut n_cards, mut n_tokens) = (0, 0);
+                while let Some((cards, tokens)) = batches.recv().await {
+                    for chunk in cards.chunks(ROWS) {
+                        let mut q = sqlx::QueryBuilder::new(concat!("INSERT INTO instruments (", instrument_cols!(), ") "));
+                        q.push_values(chunk, |mut b, c| {
+                            b.push_bind(&c.id)
+                                .push_bind(&c.requestor_id)
+                                .push_bind(&c.kind)
+                                .push_bind(&c.status)
+                                .push_bind(&c.issuer_id)
+                                .push_bind(&c.bin)
+                                .push_bind(&c.last4)
+                                .push_bind(c.pan_len)
+                                .push_bind(&c.expiry)
+                                .push_bind(&c.par)
+                                .push_bind(&c.fingerprint)
+                                .push_bind(c.fp_version)
+                                .push_bind(&c.pan_sealed)
+                                .push_bind(c.dek_version)
+                                .push_bind(c.created_at)
+                                .push_bind(c.updated_at);
+                        });
+                        n_cards += q.build().execute(w.conn()).await?.rows_affected();
+                    }
+                    for chunk in tokens.chunks(ROWS) {
+                        let mut q = sqlx::QueryBuilder::new(
+                            "INSERT INTO tokens (id, token, instrument_id, requestor_id, state, token_expiry, psn, merchant_id, \
+                             max_amount, currency, entry_modes, failed_attempts, created_at, expires_at) ",
+                        );
+                        q.push_values(chunk, |mut b, t| {
+                            b.push_bind(&t.id)
+                                .push_bind(&t.token)
+                                .push_bind(&t.instrument_id)
+                                .push_bind(&t.requestor_id)
+                                .push_bind(&t.state)
+                                .push_bind(&t.token_expiry)
+                                .push_bind(&t.psn)
+                                .push_bind(&t.merchant_id)
+                                .push_bind(t.max_amount)
+                                .push_bind(&t.currency)
+                                .push_bind(&t.entry_modes)
+                                .push_bind(t.failed_attempts)
+                                .push_bind(t.created_at)
+                                .push_bind(t.expires_at);
+                        });
+                        n_tokens += q.build().execute(w.conn()).await?.rows_affected();
+                    }
+                }
+                // Live numbers drawn twice (the unique index is not there to refuse them): all but the
+                // first get new numbers, until none is left.
+                for _ in 0..100 {
+                    let twice: Vec<String> = sqlx::query_scalar(
+                        "SELECT id FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY token ORDER BY id) AS n \
+                         FROM tokens WHERE state = 'active') AS numbered WHERE n > 1",
+                    )
+                    .fetch_all(w.conn())
+                    .await?;
+                    if twice.is_empty() {
+                        break;
+                    }
+                    for id in twice {
+                        let number = redraw().ok_or_else(|| StoreError::Corrupt("no token number to draw".into()))?;
+                        sqlx::query("UPDATE tokens SET token = $2 WHERE id = $1").bind(id).bind(number).execute(w.conn()).await?;
+                    }
+                }
+                for (_, definition) in &indexes {
+                    sqlx::query(sqlx::AssertSqlSafe(definition.clone())).execute(w.conn()).await?;
+                }
+                w.done().await?;
+                Ok((n_cards, n_tokens))
+            }
+
+
+            pub async fn expire_token_number(&self, token: &str, now: i64) -> StoreResult<bool> {
+                let mut w = self.writer().await?;
+                let r = sqlx::query(
+                    "UPDATE tokens SET state = 'expired' WHERE token = $1 AND state = 'active' AND expires_at <= $2",
+                )
+                .bind(token)
+                .bind(now)
+                .execute(w.conn())
+                .await?;
+                w.done().await?;
+                Ok(r.rows_affected() > 0)
+            }
+
+            pub async fn token_by_number(&self, token: &str) -> StoreResult<Option<TokenRow>> {
+                Ok(sqlx::query_as(concat!(
+                    "SELECT ",
+                    token_cols!(),
+                    " FROM tokens WHERE token = $1 ORDER BY state = 'active' DESC, created_at DESC LIMIT 1"
+                ))
+                .bind(token)
+                .fetch_optional(&self.read)
+                .await?)
+            }
+
+            pub async fn merchant_token(&self, instrument_id: &str, merchant_id: &str) -> StoreResult<Option<TokenRow>> {
+                Ok(sqlx::query_as(concat!(
+                    "SELECT ",
+                    token_cols!(),
+                    " FROM tokens WHERE instrument_id = $1 AND merchant_id = $2 AND multi_use AND state = 'active'"
+                ))
+                .bind(instrument_id)
+                .bind(merchant_id)
+                .fetch_optional(&self.read)
+                .await?)
+            }
+
+            /// Ends a live token: `expired` when its TTL has passed by `now`, else `revoked` (when
+            /// `revoke`). True if it was live.
+            pub async fn end_token(&self, id: &str, revoke: bool, now: i64) -> StoreResult<bool> {
+                let mut w = self.writer().await?;
+                let r = sqlx::query(
+                    "UPDATE tokens SET state = CASE WHEN expires_at <= $2 THEN 'expired' ELSE 'revoked' END \
+                     WHERE id = $1 AND state = 'active' AND (expires_at <= $2 OR $3)",
+                )
+                .bind(id)
+                .bind(now)
+                .bind(revoke)
+                .execute(w.conn())
+                .await?;
+                w.done().await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            /// Binds merchants to a terminal requestor. Returns the merchants another requestor holds
+            /// (left as they are).
+            pub async fn bind_merchants(&self, requestor_id: &str, merchants: &[String], now: i64) -> StoreResult<Vec<String>> {
+                let mut w = self.atomic_writer().await?;
+                let mut taken = Vec::new();
+                for m in merchants {
+                    sqlx::query(
+                        "INSERT INTO merchant_requestors (merchant_id, requestor_id, created_at) VALUES ($1, $2, $3) \
+                         ON CONFLICT (merchant_id) DO NOTHING",
+                    )
+                    .bind(m)
+                    .bind(requestor_id)
+                    .bind(now)
+                    .execute(w.conn())
+                    .await?;
+                    let owner: Option<String> =
+                        sqlx::query_scalar("SELECT requestor_id FROM merchant_requestors WHERE merchant_id = $1")
+                            .bind(m)
+                            .fetch_optional(w.conn())
+                            .await?;
+                    if owner.as_deref() != Some(requestor_id) {
+                        taken.push(m.clone());
+                    }
+                }
+                if taken.is_empty() {
+                    w.done().await?;
+                } else {
+                    w.abort().await?;
+                }
+                Ok(taken)
+            }
+
+            pub async fn merchant_owner(&self, merchant_id: &str) -> StoreResult<Option<String>> {
+                Ok(sqlx::query_scalar("SELECT requestor_id FROM merchant_requestors WHERE merchant_id = $1")
+                    .bind(merchant_id)
+                    .fetch_optional(&self.read)
+                    .await?)
+            }
+
+            pub async fn token(&self, id: &str) -> StoreResult<Option<TokenRow>> {
+                Ok(sqlx::query_as(concat!("SELECT ", token_cols!(), " FROM tokens WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(&self.read)
+                    .await?)
+            }
+
+            pub async fn consume_token(&self, token: &str, now: i64) -> StoreResult<Consume> {
+                let mut w = self.writer().await?;
+                let consumed: Option<TokenRow> = sqlx::query_as(concat!(
+                    "UPDATE tokens SET state = 'consumed', consumed_at = $2 \
+                     WHERE token = $1 AND state = 'active' AND expires_at > $2 \
+                       AND (lease_until IS NULL OR lease_until <= $2) \
+                       AND EXISTS (SELECT 1 FROM instruments i WHERE i.id = tokens.instrument_id AND i.status = 'active') \
+                     RETURNING ",
+                    token_cols!()
+                ))
+                .bind(token)
+                .bind(now)
+                .fetch_optional(w.conn())
+                .await?;
+                if let Some(row) = consumed {
+                    w.done().await?;
+                    return Ok(Consume::Consumed(row));
+                }
+                let row: Option<TokenRow> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    token_cols!(),
+                    " FROM tokens WHERE token = $1 ORDER BY state = 'active' DESC, created_at DESC LIMIT 1"
+                ))
+                .bind(token)
+                .fetch_optional(w.conn())
+                .await?;
+                w.abort().await?;
+                Ok(row.map_or(Consume::Unknown, Consume::Refused))
+            }
+        }
+    };
+}

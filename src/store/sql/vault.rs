@@ -1,0 +1,292 @@
+//! Requestors and their API keys, the vault's data keys, and card instruments.
+//! Expanded by `sql_store!` (`sql.rs`) once per backend, inside that backend's module.
+
+macro_rules! sql_vault {
+    (
+        $Store:ident,
+        $Conn:ty,
+        for_update = $for_update:literal,
+        snapshot = $snapshot:literal,
+        seed_indexes = $seed_indexes:literal,
+        audit_lock = $audit_lock:literal
+    ) => {
+        impl $Store {
+            pub async fn insert_requestor(&self, r: &RequestorRow, key: &ApiKeyRow) -> StoreResult<()> {
+                let mut w = self.atomic_writer().await?;
+                sqlx::query("INSERT INTO requestors (id, trid, name, scopes, created_at) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(&r.id)
+                    .bind(&r.trid)
+                    .bind(&r.name)
+                    .bind(&r.scopes)
+                    .bind(r.created_at)
+                    .execute(w.conn())
+                    .await?;
+                sqlx::query("INSERT INTO api_keys (key_id, requestor_id, secret_hash, created_at) VALUES ($1, $2, $3, $4)")
+                    .bind(&key.key_id)
+                    .bind(&key.requestor_id)
+                    .bind(&key.secret_hash)
+                    .bind(key.created_at)
+                    .execute(w.conn())
+                    .await?;
+                w.done().await?;
+                Ok(())
+            }
+
+            pub async fn find_api_key(&self, key_id: &str) -> StoreResult<Option<(ApiKeyRow, RequestorRow)>> {
+                let row = sqlx::query(
+                    "SELECT k.key_id, k.requestor_id, k.secret_hash, k.created_at, k.revoked_at, \
+                            r.id, r.trid, r.name, r.scopes, r.created_at AS r_created_at \
+                     FROM api_keys k JOIN requestors r ON r.id = k.requestor_id WHERE k.key_id = $1",
+                )
+                .bind(key_id)
+                .fetch_optional(&self.read)
+                .await?;
+                let Some(row) = row else { return Ok(None) };
+                let key = ApiKeyRow {
+                    key_id: row.try_get("key_id")?,
+                    requestor_id: row.try_get("requestor_id")?,
+                    secret_hash: row.try_get("secret_hash")?,
+                    created_at: row.try_get("created_at")?,
+                    revoked_at: row.try_get("revoked_at")?,
+                };
+                let req = RequestorRow {
+                    id: row.try_get("id")?,
+                    trid: row.try_get("trid")?,
+                    name: row.try_get("name")?,
+                    scopes: row.try_get("scopes")?,
+                    created_at: row.try_get("r_created_at")?,
+                };
+                Ok(Some((key, req)))
+            }
+
+            pub async fn data_keys(&self) -> StoreResult<Vec<DataKeyRow>> {
+                Ok(sqlx::query_as(
+                    "SELECT version, kek_label, kek_version, wrapped, created_at, fp_version FROM data_keys ORDER BY version",
+                )
+                .fetch_all(&self.read)
+                .await?)
+            }
+
+            pub async fn insert_data_key(&self, k: &DataKeyRow) -> StoreResult<bool> {
+                let mut w = self.writer().await?;
+                let r = sqlx::query(
+                    "INSERT INTO data_keys (version, kek_label, kek_version, wrapped, created_at, fp_version) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (version) DO NOTHING",
+                )
+                .bind(k.version)
+                .bind(&k.kek_label)
+                .bind(k.kek_version)
+                .bind(&k.wrapped)
+                .bind(k.created_at)
+                .bind(k.fp_version)
+                .execute(w.conn())
+                .await?;
+                w.done().await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            pub async fn insert_card(&self, c: &InstrumentRow) -> StoreResult<InsertCard> {
+                let mut w = self.writer().await?;
+                let r = sqlx::query(
+                    "INSERT INTO instruments (id, requestor_id, kind, status, issuer_id, bin, last4, pan_len, expiry, par, \
+                     fingerprint, fp_version, pan_sealed, dek_version, created_at, updated_at) \
+                     SELECT $1, $2, 'card', 'active', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13 \
+                     WHERE $12 = (SELECT MAX(version) FROM data_keys) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(&c.id)
+                .bind(&c.requestor_id)
+                .bind(&c.issuer_id)
+                .bind(&c.bin)
+                .bind(&c.last4)
+                .bind(c.pan_len)
+                .bind(&c.expiry)
+                .bind(&c.par)
+                .bind(&c.fingerprint)
+                .bind(c.fp_version)
+                .bind(&c.pan_sealed)
+                .bind(c.dek_version)
+                .bind(c.created_at)
+                .execute(w.conn())
+                .await?;
+                if r.rows_affected() == 1 {
+                    w.done().await?;
+                    return Ok(InsertCard::Inserted);
+                }
+                // (No error to catch: on PostgreSQL a failed statement would end the transaction.)
+                // Read through the writer: the row that beat us may be in its uncommitted epoch.
+                let fp = c.fingerprint.as_deref().unwrap_or_default();
+                let existing = sqlx::query_as::<_, InstrumentRow>(concat!(
+                    "SELECT ",
+                    instrument_cols!(),
+                    " FROM instruments WHERE requestor_id = $1 AND fingerprint = $2 AND status <> 'deleted'"
+                ))
+                .bind(&c.requestor_id)
+                .bind(fp)
+                .fetch_optional(w.conn())
+                .await?;
+                let newest: Option<i64> =
+                    sqlx::query_scalar("SELECT MAX(version) FROM data_keys").fetch_one(w.conn()).await?;
+                w.abort().await?;
+                match existing {
+                    Some(row) => Ok(InsertCard::Duplicate(Box::new(row))),
+                    None if newest != c.dek_version => Ok(InsertCard::StaleKey),
+                    None => Err(StoreError::Corrupt("conflict without a matching instrument".into())),
+                }
+            }
+
+            /// Up to `limit` sealed cards under a data key older than `newest`, in id order from `after`.
+            pub async fn cards_sealed_before(
+                &self,
+                newest: i64,
+                after: &str,
+                limit: i64,
+            ) -> StoreResult<Vec<SealedCard>> {
+                Ok(sqlx::query_as(
+                    "SELECT id, dek_version, fp_version, pan_sealed FROM instruments \
+                     WHERE dek_version < $1 AND pan_sealed IS NOT NULL AND id > $2 ORDER BY id LIMIT $3",
+                )
+                .bind(newest)
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&self.read)
+                .await?)
+            }
+
+            /// Moves cards onto newer keys in one write. A card deleted or re-keyed since it was read
+            /// is left alone. Returns how many were moved.
+            pub async fn rekey_cards(&self, cards: &[Rekeyed]) -> StoreResult<u64> {
+                let mut w = self.atomic_writer().await?;
+                let mut moved = 0;
+                for c in cards {
+                    moved += sqlx::query(
+                        "UPDATE instruments SET pan_sealed = $2, dek_version = $3, fingerprint = $4, fp_version = $5 \
+                         WHERE id = $1 AND dek_version = $6 AND pan_sealed IS NOT NULL",
+                    )
+                    .bind(&c.id)
+                    .bind(&c.pan_sealed)
+                    .bind(c.dek_version)
+                    .bind(&c.fingerprint)
+                    .bind(c.fp_version)
+                    .bind(c.from_dek)
+                    .execute(w.conn())
+                    .await?
+                    .rows_affected();
+                }
+                w.done().await?;
+                Ok(moved)
+            }
+
+            /// Sealed cards per data-key and fingerprint-key version.
+            pub async fn key_usage(&self) -> StoreResult<Vec<KeyUsage>> {
+                Ok(sqlx::query_as(
+                    "SELECT dek_version, fp_version, COUNT(*) AS cards FROM instruments \
+                     WHERE dek_version IS NOT NULL GROUP BY dek_version, fp_version ORDER BY dek_version, fp_version",
+                )
+                .fetch_all(&self.read)
+                .await?)
+            }
+
+            /// Destroys a data key that is not the newest and seals no card. The foreign key from
+            /// `instruments.dek_version` stops the delete if a card still names it.
+            pub async fn destroy_data_key(&self, version: i64) -> StoreResult<bool> {
+                let mut w = self.writer().await?;
+                let r = sqlx::query(
+                    "DELETE FROM data_keys WHERE version = $1 AND version < (SELECT MAX(version) FROM data_keys) \
+                     AND NOT EXISTS (SELECT 1 FROM instruments WHERE dek_version = $1)",
+                )
+                .bind(version)
+                .execute(w.conn())
+                .await?;
+                w.done().await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            pub async fn instrument(&self, id: &str) -> StoreResult<Option<InstrumentRow>> {
+                Ok(sqlx::query_as(concat!("SELECT ", instrument_cols!(), " FROM instruments WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(&self.read)
+                    .await?)
+            }
+
+            pub async fn instrument_by_fingerprint(
+                &self,
+                requestor_id: &str,
+                fingerprint: &str,
+            ) -> StoreResult<Option<InstrumentRow>> {
+                Ok(sqlx::query_as(concat!(
+                    "SELECT ",
+                    instrument_cols!(),
+                    " FROM instruments WHERE requestor_id = $1 AND fingerprint = $2 AND status <> 'deleted'"
+                ))
+                .bind(requestor_id)
+                .bind(fingerprint)
+                .fetch_optional(&self.read)
+                .await?)
+            }
+
+            pub async fn instruments_of(&self, requestor_id: &str, include_deleted: bool) -> StoreResult<Vec<InstrumentRow>> {
+                Ok(sqlx::query_as(concat!(
+                    "SELECT ",
+                    instrument_cols!(),
+                    " FROM instruments WHERE requestor_id = $1 AND ($2 OR status <> 'deleted') \
+                     ORDER BY created_at, id"
+                ))
+                .bind(requestor_id)
+                .bind(include_deleted)
+                .fetch_all(&self.read)
+                .await?)
+            }
+
+            pub async fn update_card_expiry(&self, id: &str, expiry: &str, now: i64) -> StoreResult<()> {
+                let mut w = self.writer().await?;
+                sqlx::query("UPDATE instruments SET expiry = $2, updated_at = $3 WHERE id = $1")
+                    .bind(id)
+                    .bind(expiry)
+                    .bind(now)
+                    .execute(w.conn())
+                    .await?;
+                w.done().await
+            }
+
+            pub async fn set_instrument_status(
+                &self,
+                id: &str,
+                from: &[InstrumentStatus],
+                to: InstrumentStatus,
+                now: i64,
+            ) -> StoreResult<Option<InstrumentRow>> {
+                let mut w = self.atomic_writer().await?;
+                let current: Option<String> = sqlx::query_scalar(concat!("SELECT status FROM instruments WHERE id = $1", $for_update))
+                    .bind(id)
+                    .fetch_optional(w.conn())
+                    .await?;
+                let allowed = current.as_deref().and_then(InstrumentStatus::parse).is_some_and(|s| from.contains(&s));
+                if !allowed {
+                    w.abort().await?;
+                    return Ok(None);
+                }
+                // A deleted card keeps its masked facts for the transaction history; the sealed PAN is
+                // destroyed.
+                let sql = if to == InstrumentStatus::Deleted {
+                    "UPDATE instruments SET status = $2, updated_at = $3, pan_sealed = NULL, dek_version = NULL WHERE id = $1"
+                } else {
+                    "UPDATE instruments SET status = $2, updated_at = $3 WHERE id = $1"
+                };
+                sqlx::query(sql).bind(id).bind(to.as_str()).bind(now).execute(w.conn()).await?;
+                if to != InstrumentStatus::Active {
+                    sqlx::query("UPDATE tokens SET state = 'revoked' WHERE instrument_id = $1 AND state = 'active'")
+                        .bind(id)
+                        .execute(w.conn())
+                        .await?;
+                }
+                let row = sqlx::query_as(concat!("SELECT ", instrument_cols!(), " FROM instruments WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(w.conn())
+                    .await?;
+                w.done().await?;
+                Ok(row)
+            }
+        }
+    };
+}

@@ -53,10 +53,10 @@ fn bench(c: &mut Criterion) {
         let wallet =
             requestors::create(&state.store, "401", "bench", &[Scope::Instruments, Scope::Tokens], now).await.unwrap();
         let (card, _) = state.vault.register_card(&wallet.requestor, "4111111111111111", "3012").await.unwrap();
-        let g = tsp::vault::gift::issue(&state.store, &state.config, "900000000", "KRW", now + 86_400_000, now)
+        let g = tsp::stored_value::gift::issue(&state.store, &state.config, "900000000", "KRW", now + 86_400_000, now)
             .await
             .unwrap();
-        let (gift, _) = tsp::vault::gift::register(&state.store, &wallet.requestor, &g.code, now).await.unwrap();
+        let (gift, _) = tsp::stored_value::gift::register(&state.store, &wallet.requestor, &g.code, now).await.unwrap();
         (state, wallet.requestor, card.id, gift.id)
     });
     let stan = AtomicU32::new(0);

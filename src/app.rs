@@ -159,7 +159,7 @@ pub async fn build(opts: &ServeOptions) -> Result<AppState, StartError> {
     println!("tsp: {} database at migration {}", store.backend(), store.migrations().await?);
     let clock = Clock::system();
     let issuers = Arc::new(Issuers::from_config(&config));
-    crate::vault::local::seed(&store, &config, clock.now_ms()).await?;
+    crate::stored_value::wallet::seed(&store, &config, clock.now_ms()).await?;
     Tokens::load_keys(&hsm, &config).await?;
     let vault = Arc::new(
         Vault::new(store.clone(), hsm.clone(), issuers.clone(), config.platform.par_prefix.clone(), clock.clone())
@@ -202,8 +202,8 @@ pub async fn build(opts: &ServeOptions) -> Result<AppState, StartError> {
 }
 
 /// `tsp seed`: adds `count` cards with one live token each to the vault the options name (see
-/// [`crate::vault::seed`]), printing progress to stderr.
-pub async fn seed(opts: &ServeOptions, count: u64) -> Result<crate::vault::seed::Seeded, StartError> {
+/// [`crate::seed`]), printing progress to stderr.
+pub async fn seed(opts: &ServeOptions, count: u64) -> Result<crate::seed::Seeded, StartError> {
     let config = load_config(opts.config.as_deref())?;
     ensure_dir(&opts.data_dir)?;
     let hsm = open_hsm(&opts.data_dir, opts.hsm.as_deref())?;
@@ -213,7 +213,7 @@ pub async fn seed(opts: &ServeOptions, count: u64) -> Result<crate::vault::seed:
     let vault = Vault::new(store.clone(), hsm, issuers, config.platform.par_prefix.clone(), clock).await?;
     let started = std::time::Instant::now();
     let mut last = std::time::Instant::now();
-    let done = crate::vault::seed::seed(&vault, &store, &config.platform.trid_prefix, count, &mut |sealed| {
+    let done = crate::seed::seed(&vault, &store, &config.platform.trid_prefix, count, &mut |sealed| {
         if last.elapsed().as_secs() >= 5 {
             last = std::time::Instant::now();
             let rate = sealed as f64 / started.elapsed().as_secs_f64();

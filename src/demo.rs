@@ -55,7 +55,7 @@ async fn stored(state: &crate::api::AppState, m: &crate::iso8583::Message) -> Op
 }
 
 async fn cancel_type(state: &crate::api::AppState, m: &crate::iso8583::Message) -> String {
-    stored(state, m).await.and_then(|t| t.cancel_type).unwrap_or_else(|| "-".into())
+    stored(state, m).await.and_then(|t| t.cancel_type).map_or("-", |c| c.as_str()).to_string()
 }
 
 /// `(principal 8000 + bonus 2000)` as a stored-value transaction moved it.
@@ -72,14 +72,14 @@ async fn split(state: &crate::api::AppState, m: &crate::iso8583::Message) -> Str
 async fn gift_balance(state: &crate::api::AppState, instrument: &str) -> Result<String, String> {
     let g = state.store.gift_by_instrument(instrument).await.map_err(|x| x.to_string())?.ok_or("no gift")?;
     let (cur, principal, refundable) =
-        crate::vault::gift::balance(&state.store, &state.config, &g, state.clock.now_ms())
+        crate::stored_value::gift::balance(&state.store, &state.config, &g, state.clock.now_ms())
             .await
             .map_err(|x| x.to_string())?;
     Ok(format!("principal {principal} {}, refundable {refundable}", cur.code))
 }
 
 async fn local_balance(state: &crate::api::AppState, instrument: &str) -> Result<String, String> {
-    let b = crate::vault::local::balance(&state.store, &state.config, instrument, state.clock.now_ms())
+    let b = crate::stored_value::wallet::balance(&state.store, &state.config, instrument, state.clock.now_ms())
         .await
         .map_err(|x| x.to_string())?;
     Ok(format!("principal {} + bonus {} {}, refundable {}", b.principal, b.bonus, b.currency.code, b.refundable))
@@ -236,11 +236,13 @@ async fn story(out: &mut dyn Write, dir: &std::path::Path) -> Result<(), String>
 
     say!(out, "\n8. A gift certificate (금액형 상품권) of 50,000 KRW");
     let now = state.clock.now_ms();
-    let issued = crate::vault::gift::issue(&state.store, &state.config, "50000", "KRW", now + 365 * 86_400_000, now)
-        .await
-        .map_err(|x| e(&x))?;
+    let issued =
+        crate::stored_value::gift::issue(&state.store, &state.config, "50000", "KRW", now + 365 * 86_400_000, now)
+            .await
+            .map_err(|x| e(&x))?;
     say!(out, "   the operator issues {} (its code is shown once, to the buyer)", issued.row.id);
-    let (gift, _) = crate::vault::gift::register(&state.store, &wallet, &issued.code, now).await.map_err(|x| e(&x))?;
+    let (gift, _) =
+        crate::stored_value::gift::register(&state.store, &wallet, &issued.code, now).await.map_err(|x| e(&x))?;
     say!(out, "   the pay app registers it by its code: instrument {}", gift.id);
     let gift_token = state.tokens.issue(&wallet, &gift.id, &TokenOptions::default()).await.map_err(|x| e(&x))?;
     say!(out, "   token {}… from the platform's own range", &gift_token.row.token[..6]);
@@ -259,9 +261,10 @@ async fn story(out: &mut dyn Write, dir: &std::path::Path) -> Result<(), String>
     say!(out, "   pay 32,000: {}; balance {}", words(&ans), gift_balance(&state, &gift.id).await?);
 
     say!(out, "\n9. Local currency (지역화폐) in the region seoul-gangnam (10% bonus, bonus first)");
-    let (local, _) = crate::vault::local::open(&state.store, &wallet, "seoul-gangnam", now).await.map_err(|x| e(&x))?;
+    let (local, _) =
+        crate::stored_value::wallet::open(&state.store, &wallet, "seoul-gangnam", now).await.map_err(|x| e(&x))?;
     let clock = state.clock.clone();
-    let c = crate::vault::local::charge(&state.store, &state.config, move || clock.now_ms(), &local, "100000")
+    let c = crate::stored_value::wallet::charge(&state.store, &state.config, move || clock.now_ms(), &local, "100000")
         .await
         .map_err(|x| e(&x))?;
     say!(out, "   wallet {} charged 100,000: principal +{}, bonus +{}", local.id, c.principal, c.bonus);
@@ -324,7 +327,7 @@ async fn story(out: &mut dyn Write, dir: &std::path::Path) -> Result<(), String>
                 r.response_code.as_deref().unwrap_or("--"),
                 r.status,
                 r.masked_pan.as_deref().unwrap_or(""),
-                r.cancel_type.as_deref().unwrap_or("")
+                r.cancel_type.map_or("", |c| c.as_str())
             );
         }
         let pan = if c.id == hanbit.id { hanbit_pan } else { nuri_pan };

@@ -42,6 +42,18 @@ pub enum Error {
     Hsm(#[from] hsm_sim::HsmError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A fault of the platform, not of the request (a ledger entry that does not balance, a rule
+    /// refusing state the database holds): logged, answered 500 / `96`, its message never shown.
+    #[error("internal fault: {0}")]
+    Internal(String),
+}
+
+/// A journal entry the platform built from checked values that still does not balance is its own
+/// fault, never the caller's.
+impl From<crate::ledger::LedgerError> for Error {
+    fn from(e: crate::ledger::LedgerError) -> Self {
+        Error::Internal(format!("ledger: {e}"))
+    }
 }
 
 impl Error {

@@ -3,11 +3,13 @@
 //! Read top to bottom:
 //! - [`config`]: issuers, BIN and token ranges, currencies (the demo config is embedded).
 //! - [`vault`]: card instruments, PANs sealed under HSM-wrapped data keys, fingerprints and PARs.
+//! - [`stored_value`]: gift certificates and local-currency wallets, on the [`ledger`].
 //! - [`tokens`]: one-time tokens: issuance, lookup, atomic consumption.
 //! - [`requestors`]: token requestors, their scopes and API keys.
 //! - [`store`]: the database (SQLite embedded; the only module that speaks SQL).
 //! - [`hsm`]: the door to the HSM (`hsm-sim` in process).
 //! - [`audit`]: the hash-chained audit trail.
+//! - [`payments`]: the ISO 8583 flows, one module per instrument kind in `payments/funding`.
 //! - [`api`]: the REST API (axum).
 //! - [`web`]: the demo pages (wallet, console, terminal), embedded.
 //! - [`app`]: wiring it all together for `tsp serve`.
@@ -30,8 +32,10 @@ pub mod metrics;
 pub mod money;
 pub mod payments;
 pub mod requestors;
+pub mod seed;
 pub mod server;
 pub mod store;
+pub mod stored_value;
 pub mod terminal;
 pub mod tokens;
 pub mod vault;

@@ -22,11 +22,11 @@ use proptest::prelude::*;
 use sqlx::AnyPool;
 use tsp::app::{ServeOptions, build};
 use tsp::config::MerchantConfig;
+use tsp::config::RegionSpec;
 use tsp::iso8583::{Message, Mti, OriginalData};
 use tsp::payments::Answer;
 use tsp::requestors::{self, Requestor, Scope};
 use tsp::tokens::TokenOptions;
-use tsp::vault::local::RegionSpec;
 
 const DAY: i64 = 86_400;
 /// The bonus lifetime of both test regions: clock moves of up to a few hours let some expire.
@@ -131,11 +131,17 @@ impl Rig {
         let requestor = requestor.requestor;
         let (card, _) = state.vault.register_card(&requestor, "4111111111111111", "3012").await.unwrap();
         let gift_expires = now + 2 * DAY * 1000;
-        let issued =
-            tsp::vault::gift::issue(&state.store, &state.config, &GIFT_FACE.to_string(), "KRW", gift_expires, now)
-                .await
-                .unwrap();
-        let (gift, _) = tsp::vault::gift::register(&state.store, &requestor, &issued.code, now).await.unwrap();
+        let issued = tsp::stored_value::gift::issue(
+            &state.store,
+            &state.config,
+            &GIFT_FACE.to_string(),
+            "KRW",
+            gift_expires,
+            now,
+        )
+        .await
+        .unwrap();
+        let (gift, _) = tsp::stored_value::gift::register(&state.store, &requestor, &issued.code, now).await.unwrap();
         let mut wallets = Vec::new();
         let mut merchants = Vec::new();
         for (i, restore) in ["reverse", "pro_rata"].into_iter().enumerate() {
@@ -150,8 +156,8 @@ impl Rig {
                 cancel_restore: Some(restore.into()),
                 merchants: vec![MerchantConfig { id: merchant.clone(), name: "shop".into() }],
             };
-            tsp::vault::local::define_region(&state.store, &state.config, &spec, now).await.unwrap();
-            let (w, created) = tsp::vault::local::open(&state.store, &requestor, &spec.id, now).await.unwrap();
+            tsp::stored_value::wallet::define_region(&state.store, &state.config, &spec, now).await.unwrap();
+            let (w, created) = tsp::stored_value::wallet::open(&state.store, &requestor, &spec.id, now).await.unwrap();
             assert!(created);
             wallets.push(w.id);
             merchants.push(merchant);
@@ -217,7 +223,7 @@ impl Rig {
 
     /// Principal and live bonus of a wallet, as the balance view shows them.
     async fn wallet_view(&self, w: usize) -> (i64, i64) {
-        let b = tsp::vault::local::balance(&self.state.store, &self.state.config, &self.wallets[w], self.now())
+        let b = tsp::stored_value::wallet::balance(&self.state.store, &self.state.config, &self.wallets[w], self.now())
             .await
             .unwrap();
         (b.principal.to_minor().unwrap(), b.bonus.to_minor().unwrap())
@@ -229,7 +235,7 @@ impl Rig {
                 let instrument = self.state.store.instrument(&self.wallets[wallet]).await.unwrap().unwrap();
                 let clock = self.state.clock.clone();
                 let before = self.wallet_view(wallet).await;
-                let c = tsp::vault::local::charge(
+                let c = tsp::stored_value::wallet::charge(
                     &self.state.store,
                     &self.state.config,
                     move || clock.now_ms(),

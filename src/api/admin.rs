@@ -135,8 +135,9 @@ pub async fn issue_gift(
     let expires = time::OffsetDateTime::parse(&b.expires_at, &time::format_description::well_known::Rfc3339)
         .map_err(|_| ApiError::unprocessable("expires_at_invalid", "expires_at must be an RFC 3339 date-time"))?;
     let expires_ms = (expires.unix_timestamp_nanos() / 1_000_000) as i64;
-    let g = crate::vault::gift::issue(&s.store, &s.config, &b.face_value, &b.currency, expires_ms, s.clock.now_ms())
-        .await?;
+    let g =
+        crate::stored_value::gift::issue(&s.store, &s.config, &b.face_value, &b.currency, expires_ms, s.clock.now_ms())
+            .await?;
     tracing::info!(admin = %admin.id, gift = %g.row.id, "gift certificate issued");
     let face = crate::money::Amount::from_minor(g.row.face_value, &g.currency).to_string();
     s.audit(
@@ -182,10 +183,11 @@ fn merchant_view(m: &crate::store::MerchantRow) -> Value {
 pub async fn define_region(
     State(s): State<AppState>,
     caller: Caller,
-    JsonBody(b): JsonBody<crate::vault::local::RegionSpec>,
+    JsonBody(b): JsonBody<crate::config::RegionSpec>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let admin = caller.require(Scope::Admin)?;
-    let (r, merchants, created) = crate::vault::local::define_region(&s.store, &s.config, &b, s.clock.now_ms()).await?;
+    let (r, merchants, created) =
+        crate::stored_value::wallet::define_region(&s.store, &s.config, &b, s.clock.now_ms()).await?;
     tracing::info!(admin = %admin.id, region = %r.id, created, "region defined");
     s.audit(Event::new(&admin.id, "region.define", Some(r.id.clone())).detail(json!({ "created": created }))).await?;
     let merchants: Vec<Value> = merchants.iter().map(merchant_view).collect();
@@ -227,7 +229,7 @@ pub async fn define_merchant(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let admin = caller.require(Scope::Admin)?;
     let (m, created) =
-        crate::vault::local::define_merchant(&s.store, &b.id, &b.name, &b.region, s.clock.now_ms()).await?;
+        crate::stored_value::wallet::define_merchant(&s.store, &b.id, &b.name, &b.region, s.clock.now_ms()).await?;
     tracing::info!(admin = %admin.id, merchant = %m.id, region = %m.region_id, created, "merchant defined");
     s.audit(
         Event::new(&admin.id, "merchant.define", Some(m.id.clone()))

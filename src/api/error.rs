@@ -71,6 +71,10 @@ impl From<Error> for ApiError {
                 tracing::error!(error = %s, "database failure");
                 return ApiError::new(S::INTERNAL_SERVER_ERROR, "internal_error", "internal error");
             }
+            Error::Internal(m) => {
+                tracing::error!(error = %m, "internal fault");
+                return ApiError::new(S::INTERNAL_SERVER_ERROR, "internal_error", "internal error");
+            }
         };
         ApiError::new(status, code, e.to_string())
     }

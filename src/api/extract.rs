@@ -159,7 +159,7 @@ mod tests {
         assert!(!e.message.contains("4111"), "{}", e.message);
         let crash = b"{\"id\":\"suwon\",\"n333333333333ame\":\"Suwon Pay\",\",\"monthlycancel_restore\":\"revWerse\",\
                       \"merchants\":[{\"id\":\"SW-CAFE-0001\",\"nam6\t\t\"Cafe\"}]}";
-        let e = parse_json::<crate::vault::local::RegionSpec>(crash).unwrap_err();
+        let e = parse_json::<crate::config::RegionSpec>(crash).unwrap_err();
         assert!(!e.code.contains("3333") && !e.message.contains("3333"), "{e:?}");
         // The second: a key with a dot in it, which the path's text would split.
         let e = parse_json::<Strict>(b"{\"'''nnnn3003009970073333*.3/3/3'''\"\t\t").unwrap_err();

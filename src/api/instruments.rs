@@ -109,7 +109,7 @@ pub async fn create(
         Ok(InstrumentKind::Gift) => {
             let gift: NewGift = parse_json(bytes.as_bytes())?;
             let (row, created) =
-                crate::vault::gift::register(&s.store, requestor, &gift.code, s.clock.now_ms()).await?;
+                crate::stored_value::gift::register(&s.store, requestor, &gift.code, s.clock.now_ms()).await?;
             if created {
                 tracing::info!(instrument = %row.id, requestor = %requestor.id, "gift certificate registered");
                 s.audit(registered(requestor, &row)).await?;
@@ -119,7 +119,7 @@ pub async fn create(
         Ok(InstrumentKind::Local) => {
             let local: NewLocal = parse_json(bytes.as_bytes())?;
             let (row, created) =
-                crate::vault::local::open(&s.store, requestor, &local.region, s.clock.now_ms()).await?;
+                crate::stored_value::wallet::open(&s.store, requestor, &local.region, s.clock.now_ms()).await?;
             if created {
                 tracing::info!(instrument = %row.id, requestor = %requestor.id, region = %local.region, "wallet opened");
                 s.audit(registered(requestor, &row)).await?;
@@ -191,7 +191,7 @@ pub async fn balance(State(s): State<AppState>, caller: Caller, Path(id): Path<S
                 .map_err(crate::Error::from)?
                 .ok_or(crate::Error::InstrumentNotFound)?;
             let (cur, principal, refundable) =
-                crate::vault::gift::balance(&s.store, &s.config, &gift, s.clock.now_ms()).await?;
+                crate::stored_value::gift::balance(&s.store, &s.config, &gift, s.clock.now_ms()).await?;
             Ok(Json(json!({
                 "currency": cur.code,
                 "principal": principal.to_string(),
@@ -202,7 +202,7 @@ pub async fn balance(State(s): State<AppState>, caller: Caller, Path(id): Path<S
             })))
         }
         InstrumentKind::Local => {
-            let b = crate::vault::local::balance(&s.store, &s.config, &row.id, s.clock.now_ms()).await?;
+            let b = crate::stored_value::wallet::balance(&s.store, &s.config, &row.id, s.clock.now_ms()).await?;
             let grants: Vec<Value> = b
                 .grants
                 .iter()
@@ -244,9 +244,9 @@ pub async fn charge(
         ));
     }
     let clock = s.clock.clone();
-    let c = crate::vault::local::charge(&s.store, &s.config, move || clock.now_ms(), &row, &b.amount).await?;
+    let c = crate::stored_value::wallet::charge(&s.store, &s.config, move || clock.now_ms(), &row, &b.amount).await?;
     tracing::info!(instrument = %row.id, entry = %c.entry_id, "wallet charged");
-    let b = crate::vault::local::balance(&s.store, &s.config, &row.id, s.clock.now_ms()).await?;
+    let b = crate::stored_value::wallet::balance(&s.store, &s.config, &row.id, s.clock.now_ms()).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({

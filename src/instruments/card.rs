@@ -136,15 +136,8 @@ pub enum CancelType {
     Refund,
 }
 
-impl CancelType {
-    /// The word the transaction record and the REST API use (`void`, `refund`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CancelType::Void => "void",
-            CancelType::Refund => "refund",
-        }
-    }
-}
+// Stored and shown as `void` / `refund` (the words the transaction record and the REST API use):
+// `store::records` gives it its text form.
 
 /// One business day: `[opened_at_ms, closes_at_ms)`. A day opens at the later of the last daily cut-off
 /// and the last settlement at or before the instant, and closes at the earlier of the next cut-off and the

@@ -26,6 +26,15 @@ impl InstrumentKind {
             InstrumentKind::Local => "local",
         }
     }
+
+    /// True when a card issuer authorizes payments with it (and so is owed a `0420` when their
+    /// outcome is unknown); stored value is the platform's own ledger.
+    pub fn authorized_by_issuer(self) -> bool {
+        match self {
+            InstrumentKind::Card => true,
+            InstrumentKind::Gift | InstrumentKind::Local => false,
+        }
+    }
 }
 
 impl std::fmt::Display for InstrumentKind {

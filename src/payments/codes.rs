@@ -81,7 +81,9 @@ impl ResponseCode {
             Error::InstrumentNotFound => Self::UNKNOWN_CARD,
             Error::NotACard | Error::GiftTaken => Self::NOT_PERMITTED,
             Error::Invalid { .. } | Error::InstrumentActive => Self::INVALID_TRANSACTION,
-            Error::TokenRangeExhausted | Error::KeysChanged | Error::Hsm(_) | Error::Store(_) => Self::SYSTEM_ERROR,
+            Error::TokenRangeExhausted | Error::KeysChanged | Error::Hsm(_) | Error::Store(_) | Error::Internal(_) => {
+                Self::SYSTEM_ERROR
+            }
         }
     }
 }

@@ -1,19 +1,27 @@
-//! The payment flows behind the ISO 8583 front: one file per message (purchase, cancel, reversal,
-//! echo), the local-currency wallet flows they share (`local`), the response codes, and the reversal
-//! advices owed to issuers.
+//! The payment flows behind the ISO 8583 front. A message is parsed once into a [`Request`]
+//! (`request`), whose [`Command`] picks the flow: one file per message (`purchase`, `cancel`,
+//! `reversal`, `tokenize` for `0100` and card-number payments, `echo`). A flow makes the checks that
+//! hold for every instrument, then one `match` on the instrument's kind hands it to that kind's
+//! module in `funding/` (card, gift certificate, local-currency wallet), which owns its pay, cancel
+//! and reverse. Steps more than one flow takes live once: `issuer` (asking an issuer, one timeout
+//! policy), `chip` (ARQC in, ARPC out), `reply` (the one answer builder), `advice` (the `0420`s
+//! owed to issuers), `recovery` (transactions cut off by a crash).
 //!
-//! Every request is first recorded under its duplicate key (message class, DE41, DE11, DE7, DE32):
-//! a repeat gets the first answer again with no second effect, the same key with other content gets
-//! `94`. The answer is stored with the transaction before it is sent.
+//! Every recorded request is first claimed under its duplicate key (message class, DE41, DE11, DE7,
+//! DE32): a repeat gets the first answer again with no second effect, the same key with other
+//! content gets `94`. The answer is stored with the transaction before it is sent.
 
 pub mod advice;
 mod cancel;
+mod chip;
 pub mod codes;
 mod echo;
-mod local;
+mod funding;
+mod issuer;
 mod purchase;
 pub mod recovery;
 mod reply;
+mod request;
 mod reversal;
 pub mod tokenize;
 
@@ -31,8 +39,10 @@ use crate::issuer::host::IssuerHost;
 use crate::store::{Claim, LeaseEnd, Store, TxnKind, TxnRow, TxnStatus};
 use crate::tokens::Tokens;
 use crate::vault::Vault;
+use chip::Chip;
 pub use codes::ResponseCode;
 pub use reply::Reply;
+use request::{Command, Request};
 
 /// Failed attempts (bad cryptogram, wrong domain) after which a token locks.
 pub const MAX_FAILED_ATTEMPTS: i64 = 5;
@@ -46,15 +56,6 @@ pub struct Payments {
     pub(crate) clock: Clock,
     /// Authorization hosts by issuer id.
     pub(crate) hosts: HashMap<String, Arc<dyn IssuerHost>>,
-}
-
-/// What asking an issuer gave.
-enum IssuerAnswer {
-    Answered(Box<Message>),
-    /// Nothing was sent (no host, or it could not be reached): the issuer knows nothing of it.
-    Unavailable,
-    /// Sent, but no answer (in time, or readable): the issuer may have acted on it.
-    Unknown,
 }
 
 /// What the front should do with a frame.
@@ -79,36 +80,29 @@ impl Payments {
     }
 
     /// Handles one decoded request.
-    pub async fn handle(&self, req: Message) -> Answer {
+    pub async fn handle(&self, msg: Message) -> Answer {
         let started = Instant::now();
-        let mti = req.mti();
-        let Some(resp_mti) = mti.response() else { return Answer::Nothing };
+        let req = Request::parse(&msg);
+        let Some(resp_mti) = req.resp_mti else { return Answer::Nothing };
         let answer = self.answer(&req, resp_mti, started).await;
-        let code = answer.as_ref().and_then(|m| m.response_code().map(str::to_string));
-        crate::metrics::get().iso(mti.as_str(), code.as_deref().unwrap_or("none"), started.elapsed());
-        match answer {
-            Some(m) => encode(m),
-            None => Answer::Nothing,
-        }
+        let code = answer.response_code().unwrap_or("none");
+        crate::metrics::get().iso(msg.mti().as_str(), code, started.elapsed());
+        encode(answer)
     }
 
-    async fn answer(&self, req: &Message, resp_mti: Mti, started: Instant) -> Option<Reply> {
-        let mti = req.mti();
-        let result = match (mti.as_bytes(), req.processing_code().map(|p| p.get(..2).unwrap_or(""))) {
-            (b"0800", _) => return Some(echo::echo(req)),
-            (b"0100", Some("90")) => tokenize::tokenize(self, req, started).await,
-            (b"0200" | b"0201", Some("00")) => purchase::purchase(self, req, started).await,
-            (b"0200" | b"0201", Some("20")) => cancel::cancel(self, req, started).await,
-            (b"0400" | b"0401" | b"0420" | b"0421", _) => reversal::reversal(self, req, started).await,
-            _ => Ok(self.respond(req, resp_mti, ResponseCode::INVALID_TRANSACTION)),
+    async fn answer(&self, req: &Request<'_>, resp_mti: Mti, started: Instant) -> Reply {
+        let result = match req.command {
+            Command::Echo => return echo::echo(req.msg),
+            Command::Verify => tokenize::tokenize(self, req, started).await,
+            Command::Purchase => purchase::purchase(self, req, started).await,
+            Command::Cancel => cancel::cancel(self, req, started).await,
+            Command::Reversal => reversal::reversal(self, req, started).await,
+            Command::Unsupported => return Reply::to(req.msg, resp_mti, ResponseCode::INVALID_TRANSACTION),
         };
-        match result {
-            Ok(m) => Some(m),
-            Err(e) => {
-                tracing::error!(error = %e, mti = mti.as_str(), "payment failed");
-                Some(self.respond(req, resp_mti, ResponseCode::SYSTEM_ERROR))
-            }
-        }
+        result.unwrap_or_else(|e| {
+            tracing::error!(error = %e, mti = req.msg.mti().as_str(), "payment failed");
+            Reply::to(req.msg, resp_mti, ResponseCode::SYSTEM_ERROR)
+        })
     }
 
     /// The answer to a request over its connection's rate limit: `91` (the switch is not taking it
@@ -116,156 +110,23 @@ impl Payments {
     pub fn throttled(&self, req: &Message) -> Answer {
         let Some(resp_mti) = req.mti().response() else { return Answer::Nothing };
         crate::metrics::get().iso(req.mti().as_str(), ResponseCode::ISSUER_UNAVAILABLE.as_str(), Duration::ZERO);
-        encode(self.respond(req, resp_mti, ResponseCode::ISSUER_UNAVAILABLE))
+        encode(Reply::to(req, resp_mti, ResponseCode::ISSUER_UNAVAILABLE))
     }
 
     /// The answer to a request that could not be decoded but whose MTI could be read: `30`.
     pub fn format_error(&self, partial: &Message) -> Answer {
         match partial.mti().response() {
-            Some(m) => encode(self.respond(partial, m, ResponseCode::FORMAT_ERROR)),
+            Some(m) => encode(Reply::to(partial, m, ResponseCode::FORMAT_ERROR)),
             None => Answer::Nothing,
         }
     }
 
-    /// A response to `req` with `code`, echoing the fields that identify the request (never card
-    /// data: see [`Reply`]).
-    pub fn respond(&self, req: &Message, mti: Mti, code: ResponseCode) -> Reply {
-        Reply::to(req, mti, code)
-    }
-
-    /// A new transaction row for `req` under its duplicate key, or None when the key fields are
-    /// missing (then the request is answered `30` and not recorded).
-    fn new_txn(&self, req: &Message, kind: TxnKind, class: &str) -> Option<TxnRow> {
-        let now = self.clock.now_ms();
-        let acquirer = format!("{:0>11}", req.acquirer_id().unwrap_or(""));
-        Some(TxnRow {
-            id: format!("txn_{}", uuid::Uuid::now_v7().simple()),
-            kind,
-            status: TxnStatus::Pending,
-            mti: req.mti().as_str().into(),
-            msg_class: class.into(),
-            terminal_id: req.terminal_id()?.into(),
-            stan: req.stan()?.into(),
-            transmitted: req.transmission_date_time()?.into(),
-            acquirer_id: acquirer,
-            // Set by the claim: the keyed hash of the request.
-            content_hash: String::new(),
-            processing_code: req.processing_code().map(Into::into),
-            merchant_id: req.merchant_id().map(|m| m.trim_end().to_string()),
-            amount: req.amount().and_then(|a| i64::try_from(a).ok()),
-            currency: req.currency_code().map(Into::into),
-            entry_mode: req.pos_entry_mode().map(Into::into),
-            rrn: req.rrn().map(Into::into),
-            created_at: now,
-            updated_at: now,
-            ..Default::default()
-        })
-    }
-
-    /// Claims `txn`'s duplicate key, with the keyed hash of `req`'s content. `Err(answer)` when the key is
-    /// taken: the first answer again, or `94` when the content differs. A first request still in
-    /// flight is waited for; one cut off by a crash is resolved now (see `recovery`) — or, for a
-    /// reversal, which took no effect, taken over: `txn` becomes that row and this request carries
-    /// it out.
-    async fn claim(&self, req: &Message, txn: &mut TxnRow, resp_mti: Mti) -> crate::Result<Result<(), Reply>> {
-        txn.content_hash = keyed_hash(&self.hsm, &request_digest(req)).await?;
-        let existing = match self.store.claim_transaction(txn).await? {
-            Claim::New => return Ok(Ok(())),
-            Claim::Existing(e) => e,
-        };
-        if existing.content_hash != txn.content_hash {
-            return Ok(Err(self.respond(req, resp_mti, ResponseCode::DUPLICATE)));
-        }
-        let stale_ms = self.stale_after().as_millis() as i64;
-        // A pending row turns stale within `stale_ms` of its creation; the deadline only bounds a
-        // store that keeps failing to resolve it.
-        let deadline = Instant::now() + self.stale_after() + self.duplicate_wait();
-        let mut row = *existing;
-        loop {
-            if let Some(r) = row.response.as_deref().and_then(Reply::stored) {
-                return Ok(Err(r));
-            }
-            if row.status == TxnStatus::Pending && row.created_at + stale_ms <= self.clock.now_ms() {
-                if row.kind == TxnKind::Reversal {
-                    tracing::warn!(transaction = %row.id, "a repeat takes over a reversal cut off by a crash");
-                    txn.id = row.id;
-                    txn.created_at = row.created_at;
-                    return Ok(Ok(()));
-                }
-                if let Some(r) = recovery::resolve(self, &row).await? {
-                    return Ok(Err(r));
-                }
-            }
-            if Instant::now() > deadline {
-                return Ok(Err(self.respond(req, resp_mti, ResponseCode::SYSTEM_ERROR)));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            match self.store.transaction(&row.id).await? {
-                Some(r) => row = r,
-                None => return Ok(Err(self.respond(req, resp_mti, ResponseCode::SYSTEM_ERROR))),
-            }
-        }
-    }
-
-    /// Stores the outcome and answer of a transaction: the answer is durable before it is sent.
-    async fn finish(&self, txn: &mut TxnRow, resp: &Reply, status: TxnStatus, started: Instant) -> crate::Result<()> {
-        self.fill(txn, resp, status, started);
-        self.store.update_transaction(txn).await?;
-        Ok(())
-    }
-
-    /// Stores a declined outcome and its answer with what follows from it, in one database
-    /// transaction: the token leased to the payment given back, a cancel's reservation
-    /// (`release`: payment and amount) returned, and with `owe_advice` the issuer's `0420` owed.
-    async fn decline(
-        &self,
-        txn: &mut TxnRow,
-        resp: &Reply,
-        started: Instant,
-        release: Option<(&str, i64)>,
-        owe_advice: bool,
-    ) -> crate::Result<()> {
-        self.fill(txn, resp, TxnStatus::Declined, started);
-        let now = self.clock.now_ms();
-        let advice = owe_advice.then(|| advice::owed(txn, now));
-        self.store.finish_declined(txn, LeaseEnd::Release, release, advice.as_ref(), now).await?;
-        Ok(())
-    }
-
-    fn fill(&self, txn: &mut TxnRow, resp: &Reply, status: TxnStatus, started: Instant) {
-        txn.status = status;
-        txn.response_code = resp.response_code().map(Into::into);
-        txn.auth_code = resp.authorization_code().map(Into::into);
-        txn.response = resp.encode().ok();
-        txn.total_ms = Some(started.elapsed().as_millis() as i64);
-        txn.updated_at = self.clock.now_ms();
-    }
-
-    /// Asks an issuer, the one way every flow does: the issuer's host, under its configured
-    /// timeout (and a second more as a guard should the host itself not keep it). Records the
-    /// time at the issuer in `txn`.
-    async fn ask_issuer(&self, issuer_id: Option<&str>, msg: Message, txn: &mut TxnRow) -> IssuerAnswer {
-        let Some(id) = issuer_id else { return IssuerAnswer::Unavailable };
-        let Some(host) = self.hosts.get(id).cloned() else { return IssuerAnswer::Unavailable };
-        let ms = self.config.issuers.iter().find(|i| i.id == id).map_or(3000, |i| i.timeout_ms);
-        let asked = Instant::now();
-        let answer = tokio::time::timeout(Duration::from_millis(ms + 1000), host.send(msg)).await;
-        txn.issuer_ms = Some(asked.elapsed().as_millis() as i64);
-        match answer {
-            Ok(Ok(ans)) => IssuerAnswer::Answered(Box::new(ans)),
-            Ok(Err(e)) if !e.outcome_unknown() => {
-                tracing::warn!(issuer = id, error = %e, "issuer unavailable");
-                IssuerAnswer::Unavailable
-            }
-            Ok(Err(e)) => {
-                tracing::warn!(issuer = id, error = %e, "issuer did not answer");
-                IssuerAnswer::Unknown
-            }
-            Err(_) => {
-                tracing::warn!(issuer = id, "issuer did not answer in time");
-                IssuerAnswer::Unknown
-            }
-        }
+    /// Opens the transaction of a recorded request, not yet claimed; None when its duplicate key is
+    /// incomplete (it is answered `30`, see [`Request::refuse`], and not recorded).
+    fn open<'a>(&'a self, req: &'a Request<'a>, started: Instant) -> Option<InFlight<'a>> {
+        let resp_mti = req.resp_mti.unwrap_or(Mti::FINANCIAL_RESPONSE);
+        let txn = req.new_txn(self.clock.now_ms())?;
+        Some(InFlight { p: self, req, txn, resp_mti, started, chip: None })
     }
 
     /// How long a duplicate waits for the first request's answer.
@@ -281,6 +142,141 @@ impl Payments {
 
     fn longest_issuer_timeout_ms(&self) -> u64 {
         self.config.issuers.iter().map(|i| i.timeout_ms).max().unwrap_or(3000)
+    }
+}
+
+/// One recorded request being handled: the platform, the parsed request, its transaction row,
+/// the answer's MTI, when it arrived, and its verified chip cryptogram once there is one. The flows
+/// decide; this answers and stores.
+pub(crate) struct InFlight<'a> {
+    p: &'a Payments,
+    req: &'a Request<'a>,
+    txn: TxnRow,
+    resp_mti: Mti,
+    started: Instant,
+    chip: Option<Chip>,
+}
+
+impl InFlight<'_> {
+    /// Claims the transaction's duplicate key, with the keyed hash of the request's content.
+    /// `Err(answer)` when the key is taken: the first answer again, or `94` when the content
+    /// differs. A first request still in flight is waited for; one cut off by a crash is resolved
+    /// now (see `recovery`) — or, for a reversal, which took no effect, taken over: this
+    /// transaction becomes that row and this request carries it out.
+    async fn claim(&mut self) -> crate::Result<Result<(), Reply>> {
+        let p = self.p;
+        self.txn.content_hash = keyed_hash(&p.hsm, &request_digest(self.req.msg)).await?;
+        let existing = match p.store.claim_transaction(&self.txn).await? {
+            Claim::New => return Ok(Ok(())),
+            Claim::Existing(e) => e,
+        };
+        if existing.content_hash != self.txn.content_hash {
+            return Ok(Err(self.respond(ResponseCode::DUPLICATE)));
+        }
+        let stale_ms = p.stale_after().as_millis() as i64;
+        // A pending row turns stale within `stale_ms` of its creation; the deadline only bounds a
+        // store that keeps failing to resolve it.
+        let deadline = Instant::now() + p.stale_after() + p.duplicate_wait();
+        let mut row = *existing;
+        loop {
+            if let Some(r) = row.response.as_deref().and_then(Reply::stored) {
+                return Ok(Err(r));
+            }
+            if row.status == TxnStatus::Pending && row.created_at + stale_ms <= p.clock.now_ms() {
+                if row.kind == TxnKind::Reversal {
+                    tracing::warn!(transaction = %row.id, "a repeat takes over a reversal cut off by a crash");
+                    self.txn.id = row.id;
+                    self.txn.created_at = row.created_at;
+                    return Ok(Ok(()));
+                }
+                if let Some(r) = recovery::resolve(p, &row).await? {
+                    return Ok(Err(r));
+                }
+            }
+            if Instant::now() > deadline {
+                return Ok(Err(self.respond(ResponseCode::SYSTEM_ERROR)));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            match p.store.transaction(&row.id).await? {
+                Some(r) => row = r,
+                None => return Ok(Err(self.respond(ResponseCode::SYSTEM_ERROR))),
+            }
+        }
+    }
+
+    /// The bare answer with `code`, echoing the fields that identify the request (never card
+    /// data: see [`Reply`]).
+    fn respond(&self, code: ResponseCode) -> Reply {
+        Reply::to(self.req.msg, self.resp_mti, code)
+    }
+
+    /// The answer with `code`, the approval code the transaction holds (DE38) and, for a chip
+    /// payment, the ARPC (DE55).
+    async fn reply(&self, code: ResponseCode) -> crate::Result<Reply> {
+        let mut resp = self.respond(code);
+        if let Some(auth) = self.txn.auth_code.as_deref() {
+            resp.set_authorization_code(auth);
+        }
+        if let Some(c) = &self.chip
+            && let Some(de55) = c.arpc(&self.p.hsm, code).await?
+        {
+            resp.set_icc_data(&de55);
+        }
+        Ok(resp)
+    }
+
+    /// Answers `code` (approved or declined by it) and stores the outcome with the answer, for an
+    /// outcome that moves nothing and holds nothing.
+    async fn conclude(&mut self, code: ResponseCode) -> crate::Result<Reply> {
+        let resp = self.reply(code).await?;
+        let status = if code.is_approved() { TxnStatus::Approved } else { TxnStatus::Declined };
+        self.finish(&resp, status).await?;
+        Ok(resp)
+    }
+
+    /// Stores the outcome and answer of a transaction: the answer is durable before it is sent.
+    async fn finish(&mut self, resp: &Reply, status: TxnStatus) -> crate::Result<()> {
+        self.fill(resp, status);
+        self.p.store.update_transaction(&self.txn).await?;
+        Ok(())
+    }
+
+    /// Declines with `code` and stores it with what follows from it, in one database transaction:
+    /// the token leased to the payment given back, a cancel's reservation (`release`: payment and
+    /// amount) returned, and with `owe_advice` the issuer's `0420` owed.
+    async fn decline(
+        &mut self,
+        code: ResponseCode,
+        release: Option<(&str, i64)>,
+        owe_advice: bool,
+    ) -> crate::Result<Reply> {
+        let resp = self.reply(code).await?;
+        self.fill(&resp, TxnStatus::Declined);
+        let now = self.p.clock.now_ms();
+        let advice = owe_advice.then(|| advice::owed(&self.txn, now));
+        self.p.store.finish_declined(&self.txn, LeaseEnd::Release, release, advice.as_ref(), now).await?;
+        Ok(resp)
+    }
+
+    fn fill(&mut self, resp: &Reply, status: TxnStatus) {
+        let t = &mut self.txn;
+        t.status = status;
+        t.response_code = resp.response_code().map(Into::into);
+        t.auth_code = resp.authorization_code().map(Into::into);
+        t.response = resp.encode().ok();
+        t.total_ms = Some(self.started.elapsed().as_millis() as i64);
+        t.updated_at = self.p.clock.now_ms();
+    }
+
+    /// Records on this transaction the instrument of `original` (a cancel's or reversal's).
+    fn follow(&mut self, original: &TxnRow) {
+        let t = &mut self.txn;
+        t.original_id = Some(original.id.clone());
+        t.token_id = original.token_id.clone();
+        t.instrument_id = original.instrument_id.clone();
+        t.instrument_kind = original.instrument_kind;
+        t.masked_pan = original.masked_pan.clone();
+        t.issuer_id = original.issuer_id.clone();
     }
 }
 

@@ -15,11 +15,11 @@
 
 use std::time::Instant;
 
-use super::{IssuerAnswer, Payments, Reply, ResponseCode};
+use super::issuer::{IssuerAnswer, financial_request};
+use super::request::Request;
+use super::{InFlight, Payments, Reply, ResponseCode};
+use crate::instruments::InstrumentKind;
 use crate::iso8583::{Message, Mti};
-use crate::store::InstrumentKind;
-use crate::store::TxnKind;
-use crate::store::TxnStatus;
 use crate::store::{InstrumentRow, TokenRow, TxnRow};
 use crate::vault::{CardExpiry, Pan};
 
@@ -40,77 +40,58 @@ pub(super) fn is_card_number(p: &Payments, number: &str) -> bool {
     p.vault.issuer_for(number).is_some() && crate::luhn::is_valid(number)
 }
 
-/// The merchant id of DE42 as stored (trailing spaces of the fixed-length field dropped).
-fn merchant_of(req: &Message) -> Option<String> {
-    req.merchant_id().map(|m| m.trim_end().to_string()).filter(|m| !m.is_empty())
-}
-
 /// `0100` DE3 `90xxxx`.
-pub async fn tokenize(p: &Payments, req: &Message, started: Instant) -> crate::Result<Reply> {
+pub(super) async fn tokenize(p: &Payments, req: &Request<'_>, started: Instant) -> crate::Result<Reply> {
     use ResponseCode as C;
-    let resp_mti = Mti::AUTHORIZATION_RESPONSE;
-    let respond = |code: ResponseCode| p.respond(req, resp_mti, code);
-    let Some(mut txn) = p.new_txn(req, TxnKind::Verification, "01") else { return Ok(respond(C::FORMAT_ERROR)) };
-    let Some(pan) = req.pan().and_then(|n| Pan::parse(n).ok()) else { return Ok(respond(C::UNKNOWN_CARD)) };
-    txn.masked_pan = Some(pan.masked());
-    if let Err(replay) = p.claim(req, &mut txn, resp_mti).await? {
+    let Some(mut f) = p.open(req, started) else { return Ok(req.refuse(ResponseCode::FORMAT_ERROR)) };
+    let Some(pan) = req.number.and_then(|n| Pan::parse(n).ok()) else { return Ok(f.respond(C::UNKNOWN_CARD)) };
+    f.txn.masked_pan = Some(pan.masked());
+    if let Err(replay) = f.claim().await? {
         return Ok(replay);
     }
-    let outcome = match (merchant_of(req), req.expiry().and_then(CardExpiry::parse)) {
-        (Some(merchant), Some(expiry)) if req.amount().unwrap_or(0) == 0 => {
-            p.merchant_token(&pan, &expiry, &merchant, Some(req), &mut txn).await?
+    let outcome = match (req.merchant_named(), req.expiry.and_then(CardExpiry::parse)) {
+        (Some(merchant), Some(expiry)) if req.is_zero_amount() => {
+            p.merchant_token(&pan, &expiry, merchant, Some(req.msg), &mut f.txn).await?
         }
         (Some(_), Some(_)) => Outcome::Refused(C::INVALID_AMOUNT),
         _ => Outcome::Refused(C::FORMAT_ERROR),
     };
-    let (resp, status) = match outcome {
+    let code = match outcome {
         Outcome::Token { token, .. } => {
-            let mut resp = respond(C::APPROVED);
+            let mut resp = f.reply(C::APPROVED).await?;
             resp.set_merchant_token(&token.token);
-            if let Some(auth) = txn.auth_code.as_deref() {
-                resp.set_authorization_code(auth);
-            }
-            (resp, TxnStatus::Approved)
+            f.finish(&resp, crate::store::TxnStatus::Approved).await?;
+            return Ok(resp);
         }
-        Outcome::Refused(code) => (respond(code), TxnStatus::Declined),
+        Outcome::Refused(code) => code,
     };
-    p.finish(&mut txn, &resp, status, started).await?;
-    Ok(resp)
+    // Refused after the issuer approved the verification (the card is barred here): no approval code.
+    f.txn.auth_code = None;
+    f.conclude(code).await
 }
 
 /// A `0200` purchase whose DE2 is a card number: authorized by the card's issuer with that number,
-/// and, approved, answered with the card's merchant token in DE48. `txn` is new (not yet claimed).
-pub(super) async fn pay_with_pan(
-    p: &Payments,
-    req: &Message,
-    pan: &Pan,
-    mut txn: TxnRow,
-    started: Instant,
-) -> crate::Result<Reply> {
+/// and, approved, answered with the card's merchant token in DE48. `f` is not yet claimed.
+pub(super) async fn pay_with_pan(mut f: InFlight<'_>, pan: &Pan) -> crate::Result<Reply> {
     use ResponseCode as C;
-    let resp_mti = Mti::FINANCIAL_RESPONSE;
-    if let Err(replay) = p.claim(req, &mut txn, resp_mti).await? {
+    if let Err(replay) = f.claim().await? {
         return Ok(replay);
     }
-    let (code, timed_out, token) = match pay_decision(p, req, pan, &mut txn).await? {
+    let (code, timed_out, token) = match pay_decision(&mut f, pan).await? {
         Paid::Done(code) => (code, false, None),
         Paid::TimedOut => (C::ISSUER_UNAVAILABLE, true, None),
         Paid::Approved(token) => (C::APPROVED, false, token),
     };
-    let mut resp = p.respond(req, resp_mti, code);
-    if let Some(auth) = txn.auth_code.as_deref() {
-        resp.set_authorization_code(auth);
+    if timed_out {
+        // The issuer may still approve late: the 0420 that undoes it is owed from now on.
+        return f.decline(code, None, true).await;
     }
+    let mut resp = f.reply(code).await?;
     if let Some(t) = &token {
         resp.set_merchant_token(&t.token);
     }
-    if timed_out {
-        // The issuer may still approve late: the 0420 that undoes it is owed from now on.
-        p.decline(&mut txn, &resp, started, None, true).await?;
-    } else {
-        p.finish(&mut txn, &resp, if code.is_approved() { TxnStatus::Approved } else { TxnStatus::Declined }, started)
-            .await?;
-    }
+    let status = if code.is_approved() { crate::store::TxnStatus::Approved } else { crate::store::TxnStatus::Declined };
+    f.finish(&resp, status).await?;
     Ok(resp)
 }
 
@@ -122,29 +103,31 @@ enum Paid {
     Approved(Option<Box<TokenRow>>),
 }
 
-async fn pay_decision(p: &Payments, req: &Message, pan: &Pan, txn: &mut TxnRow) -> crate::Result<Paid> {
+async fn pay_decision(f: &mut InFlight<'_>, pan: &Pan) -> crate::Result<Paid> {
     use ResponseCode as C;
-    if p.store.reversal_waiting_for(&txn.key()).await?.is_some() {
+    let (p, req) = (f.p, f.req);
+    if p.store.reversal_waiting_for(&f.txn.key()).await?.is_some() {
         return Ok(Paid::Done(C::DO_NOT_HONOR));
     }
-    if txn.amount.filter(|a| *a > 0).is_none() {
+    if req.amount.filter(|a| *a > 0).is_none() {
         return Ok(Paid::Done(C::INVALID_AMOUNT));
     }
-    let known_currency = match req.currency_code() {
+    let known_currency = match req.currency {
         Some(c) => p.config.currency(c).is_some(),
         None => p.config.default_currency().is_some(),
     };
     if !known_currency {
         return Ok(Paid::Done(C::INVALID_TRANSACTION));
     }
-    let (Some(merchant), Some(expiry)) = (merchant_of(req), req.expiry().and_then(CardExpiry::parse)) else {
+    let (Some(merchant), Some(expiry)) = (req.merchant_named(), req.expiry.and_then(CardExpiry::parse)) else {
         return Ok(Paid::Done(C::FORMAT_ERROR));
     };
     // Registered first, so that a refund or a reversal advice can reach the issuer with the card.
-    let instrument = match register(p, pan, &expiry, &merchant).await? {
+    let instrument = match register(p, pan, &expiry, merchant).await? {
         Ok(i) => i,
         Err(code) => return Ok(Paid::Done(code)),
     };
+    let txn = &mut f.txn;
     txn.instrument_id = Some(instrument.id.clone());
     txn.instrument_kind = Some(InstrumentKind::Card);
     txn.issuer_id = instrument.issuer_id.clone();
@@ -152,19 +135,15 @@ async fn pay_decision(p: &Payments, req: &Message, pan: &Pan, txn: &mut TxnRow) 
     if !p.store.hold_for_issuer(txn, None, p.clock.now_ms()).await? {
         return Ok(Paid::Done(C::SYSTEM_ERROR));
     }
-    let issuer_req = super::purchase::issuer_request(req, pan.expose(), Some(&expiry.yymm()));
-    let answer = match p.ask_issuer(instrument.issuer_id.as_deref(), issuer_req, txn).await {
-        IssuerAnswer::Answered(ans) => ans,
+    let issuer_req = financial_request(req.msg, pan.expose(), Some(&expiry.yymm()));
+    let auth_code = match p.ask_issuer(instrument.issuer_id.as_deref(), issuer_req, txn).await {
+        IssuerAnswer::Answered { code, auth_code } if code.is_approved() => auth_code,
+        IssuerAnswer::Answered { code, .. } => return Ok(Paid::Done(code)),
         IssuerAnswer::Unavailable => return Ok(Paid::Done(C::ISSUER_UNAVAILABLE)),
         IssuerAnswer::Unknown => return Ok(Paid::TimedOut),
     };
-    let code = answer.response_code().and_then(ResponseCode::parse).unwrap_or(C::SYSTEM_ERROR);
-    txn.issuer_response = Some(code.as_str().to_string());
-    if !code.is_approved() {
-        return Ok(Paid::Done(code));
-    }
-    txn.auth_code = Some(answer.authorization_code().unwrap_or("000000").to_string());
-    match p.tokens.merchant_token(&instrument, &merchant).await {
+    txn.auth_code = Some(auth_code.unwrap_or_else(|| "000000".into()));
+    match p.tokens.merchant_token(&instrument, merchant).await {
         Ok(t) => {
             txn.token_id = Some(t.id.clone());
             Ok(Paid::Approved(Some(Box::new(t))))
@@ -220,15 +199,14 @@ impl Payments {
         txn.issuer_id = Some(issuer.id.clone());
         let verification = verification_request(req, pan, expiry, merchant, self.clock.now_ms());
         // A verification moves no money: an unanswered one is simply not a token.
-        let IssuerAnswer::Answered(answer) = self.ask_issuer(Some(&issuer.id), verification, txn).await else {
+        let IssuerAnswer::Answered { code, auth_code } = self.ask_issuer(Some(&issuer.id), verification, txn).await
+        else {
             return Ok(Outcome::Refused(C::ISSUER_UNAVAILABLE));
         };
-        let code = answer.response_code().and_then(ResponseCode::parse).unwrap_or(C::SYSTEM_ERROR);
-        txn.issuer_response = Some(code.as_str().to_string());
         if !code.is_approved() {
             return Ok(Outcome::Refused(code));
         }
-        txn.auth_code = answer.authorization_code().map(Into::into);
+        txn.auth_code = auth_code;
         let instrument = match register(self, pan, expiry, merchant).await? {
             Ok(i) => i,
             Err(code) => return Ok(Outcome::Refused(code)),

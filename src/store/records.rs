@@ -1,6 +1,7 @@
 //! Rows as the store reads and writes them: plain data, no behaviour.
 
 pub use crate::instruments::InstrumentKind;
+pub use crate::instruments::card::CancelType;
 
 /// A Rust enum stored as its text form (`as_str` / `FromStr`), on every backend: a stored value
 /// this version does not know fails the read instead of passing as a string.
@@ -269,6 +270,7 @@ macro_rules! text_enum {
 pub struct UnknownValue(&'static str);
 
 text_enum!(TxnKind { Purchase => "purchase", Reversal => "reversal", Cancel => "cancel", Verification => "verification" });
+text_enum!(CancelType { Void => "void", Refund => "refund" });
 text_enum!(TxnStatus { Pending => "pending", Approved => "approved", Declined => "declined", Reversed => "reversed" });
 
 /// One ISO 8583 request and what became of it.
@@ -308,7 +310,7 @@ pub struct TxnRow {
     /// For a payment: how much of it has been cancelled (reserved by pending cancels included).
     pub cancelled_amount: i64,
     /// For a cancel: `void` or `refund`.
-    pub cancel_type: Option<String>,
+    pub cancel_type: Option<CancelType>,
     /// Stored value: the split this transaction moved — for a payment what it took from principal
     /// and bonus, for a cancel or reversal what went back to each, with `forfeited` the bonus that had
     /// expired and went to the region instead. A gift certificate's balance is all principal.

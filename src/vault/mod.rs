@@ -6,12 +6,9 @@
 //! of the PAN under its own key, stable across requestors. What is stored in clear is only what
 //! PCI DSS allows: the first six and last four digits and the expiry.
 
-pub mod gift;
 pub mod keys;
-pub mod local;
 pub mod pan;
 pub mod rotation;
-pub mod seed;
 
 use std::sync::Arc;
 
@@ -77,6 +74,16 @@ impl Vault {
     /// The configured issuer whose BIN range holds this card number.
     pub fn issuer_for(&self, digits: &str) -> Option<&crate::config::IssuerConfig> {
         self.issuers.for_pan(digits)
+    }
+
+    /// The vault's clock (the bulk fill stamps rows with it).
+    pub(crate) fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// The configured issuers.
+    pub(crate) fn issuers(&self) -> &Issuers {
+        &self.issuers
     }
 
     /// The keys new cards are sealed under now.

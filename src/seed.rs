@@ -14,10 +14,10 @@
 
 use ring::rand::SecureRandom;
 
-use super::{CardExpiry, Pan, Vault};
 use crate::requestors::{self, Scope};
 use crate::store::{Store, TokenRow};
 use crate::tokens::TokenValue;
+use crate::vault::{CardExpiry, Pan, Vault};
 use crate::{Error, Result};
 
 /// Cards sealed per batch handed to the store.
@@ -39,9 +39,10 @@ pub async fn seed(
     count: u64,
     progress: &mut (dyn FnMut(u64) + Send),
 ) -> Result<Seeded> {
-    let now = vault.clock.now_ms();
+    let now = vault.clock().now_ms();
     let owner = requestors::create(store, trid_prefix, "seed", &[Scope::Instruments, Scope::Tokens], now).await?;
-    let issuer = vault.issuers.all().first().ok_or_else(|| Error::invalid("issuer_missing", "no issuer configured"))?;
+    let issuer =
+        vault.issuers().all().first().ok_or_else(|| Error::invalid("issuer_missing", "no issuer configured"))?;
     let (bin, token_prefix) = match (issuer.bin_prefixes.first(), issuer.token_bin_prefixes.first()) {
         (Some(b), Some(t)) => (b.clone(), t.clone()),
         _ => return Err(Error::invalid("issuer_ranges", "the first issuer needs a BIN and a token BIN")),

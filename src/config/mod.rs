@@ -1,12 +1,16 @@
 //! The service configuration: issuers and their BIN ranges, the platform's token range, currencies,
 //! token defaults. `config/default.toml` is embedded, so `tsp serve` runs without a file.
 
+mod region;
+
 use serde::Deserialize;
 
 use crate::money::Currency;
+pub use region::RegionSpec;
+pub(crate) use region::{check_id, region_row};
 
 /// The configuration every `tsp serve` without `--config` uses.
-pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -21,7 +25,7 @@ pub struct Config {
     /// Local-currency regions seeded into the database on start (an operator may add more or change
     /// them through `/v1/admin/regions`; the database then wins).
     #[serde(default)]
-    pub regions: Vec<crate::vault::local::RegionSpec>,
+    pub regions: Vec<RegionSpec>,
     #[serde(default)]
     pub limits: Limits,
     #[serde(default)]
@@ -234,8 +238,7 @@ impl Config {
         }
         self.business_day()?;
         for r in &self.regions {
-            crate::vault::local::region_row(r, self, 0)
-                .map_err(|e| ConfigError::Invalid(format!("region {}: {e}", r.id)))?;
+            region::region_row(r, self, 0).map_err(|e| ConfigError::Invalid(format!("region {}: {e}", r.id)))?;
         }
         if self.platform.par_prefix.len() != 4 || !self.platform.par_prefix.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return bad("platform.par_prefix must be 4 letters or digits".into());

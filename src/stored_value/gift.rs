@@ -1,4 +1,4 @@
-//! Gift certificates (금액형 상품권) in the vault: operator issuance, registration by code to one
+//! Gift certificates (금액형 상품권): operator issuance, registration by code to one
 //! wallet, and the balance view. The code is a bearer secret shown once; only its SHA-256 is kept
 //! (80 random bits: a plain hash is enough). The balance lives in the ledger (`gift:<id>`); the
 //! refund terms are `instruments::gift`'s.
@@ -73,8 +73,7 @@ pub async fn issue(
         instrument_id: None,
         created_at: now,
     };
-    let entry = ledger::gift_issuance(EntryId::fresh(), &cur, &id, face)
-        .map_err(|e| Error::invalid("ledger", e.to_string()))?;
+    let entry = ledger::gift_issuance(EntryId::fresh(), &cur, &id, face)?;
     store.insert_gift(&row, &entry, now).await?;
     Ok(IssuedGift { row, code, currency: cur })
 }
@@ -105,7 +104,7 @@ pub async fn certificate(store: &Store, config: &Config, gift: &GiftRow) -> Resu
     let cur = config
         .currency(&gift.currency)
         .cloned()
-        .ok_or_else(|| Error::invalid("currency_unknown", "unknown currency"))?;
+        .ok_or_else(|| Error::Internal(format!("gift {}: a currency not configured", gift.id)))?;
     let balance = store.account_balance(&balance_account(&gift.id)).await?;
     Ok(GiftCertificate {
         face_value: Amount::from_minor(gift.face_value, &cur),
@@ -119,6 +118,6 @@ pub async fn certificate(store: &Store, config: &Config, gift: &GiftRow) -> Resu
 pub async fn balance(store: &Store, config: &Config, gift: &GiftRow, now: i64) -> Result<(Currency, Amount, Amount)> {
     let c = certificate(store, config, gift).await?;
     let refundable =
-        c.refundable(&GiftRefundTerms::default(), now).map_err(|e| Error::invalid("gift_terms", e.to_string()))?;
+        c.refundable(&GiftRefundTerms::default(), now).map_err(|e| Error::Internal(format!("gift terms: {e}")))?;
     Ok((c.currency.clone(), c.balance, refundable))
 }

@@ -1,5 +1,5 @@
 //! Local-currency (지역화폐) payments, cancels and reversals over ISO 8583: the glue between the
-//! message handlers and the wallet (`vault::local`), whose rules are `instruments::local`'s.
+//! message handlers and the wallet (`stored_value::wallet`), whose rules are `instruments::local`'s.
 //!
 //! - A payment is accepted only at a merchant (DE42) registered in the wallet's region, else `57`; it
 //!   spends bonus first, then principal, `51` when both together are short. The split, the token's
@@ -9,20 +9,17 @@
 //! - A reversal (`0400`) of a payment restores what it still holds, so payment + reversal leave the
 //!   wallet as it was (less bonus that expired meanwhile).
 
-use std::time::Instant;
-
-use super::purchase::{Chip, arpc_tlv, auth_code};
-use super::{Payments, Reply, ResponseCode};
+use super::{InFlight, Paying, auth_code};
+use crate::instruments::InstrumentKind;
 use crate::instruments::card::RuleError;
-use crate::iso8583::{Message, Mti};
 use crate::ledger::{self, EntryId, LocalRestore, Split};
 use crate::money::Amount;
-use crate::store::TxnStatus;
-use crate::store::{TxnRow, WalletOutcome};
-use crate::vault::local::{self as wallet, Applied, Loaded, Plan, Step};
+use crate::payments::{Reply, ResponseCode};
+use crate::store::{TxnKind, TxnRow, TxnStatus, WalletOutcome};
+use crate::stored_value::wallet::{self, Applied, Loaded, Plan, Step};
 
 fn corrupt(m: impl std::fmt::Display) -> crate::Error {
-    crate::Error::Store(crate::store::StoreError::Corrupt(m.to_string()))
+    crate::Error::Internal(format!("wallet: {m}"))
 }
 
 /// What a wallet's database guards refusing a write means for the terminal.
@@ -47,7 +44,7 @@ fn restore_plan(
     let restore = LocalRestore { principal: r.principal, bonus: r.bonus, forfeited: r.forfeited };
     let wallet_id = &l.snapshot.wallet.instrument_id;
     let build = if reversal { ledger::local_reversal } else { ledger::local_cancel };
-    let entry = build(EntryId::fresh(), &l.currency, wallet_id, &l.region.id, merchant, restore).map_err(corrupt)?;
+    let entry = build(EntryId::fresh(), &l.currency, wallet_id, &l.region.id, merchant, restore)?;
     t.principal = r.principal.to_minor();
     t.bonus = r.bonus.to_minor();
     t.forfeited = r.forfeited.to_minor();
@@ -55,108 +52,76 @@ fn restore_plan(
 }
 
 /// A payment from a wallet at merchant DE42.
-#[allow(clippy::too_many_arguments)]
-pub(super) async fn pay(
-    p: &Payments,
-    req: &Message,
-    txn: &mut TxnRow,
-    chip: Option<&Chip>,
-    token_id: &str,
-    amount: i64,
-    started: Instant,
-) -> crate::Result<Reply> {
-    let resp_mti = Mti::FINANCIAL_RESPONSE;
-    let instrument_id = txn.instrument_id.clone().unwrap_or_default();
-    let merchant = txn.merchant_id.clone().unwrap_or_default();
+pub async fn pay(mut f: InFlight<'_>, paying: Paying) -> crate::Result<Reply> {
+    let p = f.p;
+    let instrument_id = paying.instrument.id.clone();
+    let merchant = f.txn.merchant_id.clone().unwrap_or_default();
     let region = p.store.wallet_region(&instrument_id).await?;
     let at_merchant = p.store.merchant(&merchant).await?.map(|m| m.region_id);
-    let code = if region.is_none() || at_merchant != region {
-        ResponseCode::NOT_PERMITTED
-    } else {
-        txn.auth_code = Some(auth_code());
-        let mut resp = p.respond(req, resp_mti, ResponseCode::APPROVED);
-        resp.set_authorization_code(txn.auth_code.as_deref().unwrap_or("000000"));
-        if let Some(c) = chip
-            && let Some(de55) = arpc_tlv(p, txn, c, ResponseCode::APPROVED).await?
-        {
-            resp.set_icc_data(&de55);
-        }
-        p.fill(txn, &resp, TxnStatus::Approved, started);
-        let approved: &TxnRow = txn;
-        // DE49 (numeric) or, absent, the platform's currency; the purchase checks already refused
-        // an unknown one.
-        let currency = match approved.currency.as_deref() {
-            Some(c) => p.config.currency(c),
-            None => p.config.default_currency(),
-        }
-        .map(|c| c.code.clone());
-        let applied = wallet::apply(
-            &p.store,
-            &p.config,
-            || p.clock.now_ms(),
-            &instrument_id,
-            None,
-            |l, at| {
-                if currency.as_deref() != Some(l.currency.code.as_str()) {
-                    return Ok(Step::Refuse(ResponseCode::NOT_PERMITTED));
-                }
-                let paid = match l.wallet.pay(Amount::from_minor(amount, &l.currency), at, &l.policy) {
-                    Ok(paid) => paid,
-                    Err(RuleError::InsufficientFunds { .. }) => {
-                        return Ok(Step::Refuse(ResponseCode::INSUFFICIENT_FUNDS));
-                    }
-                    Err(RuleError::InvalidAmount(_)) => return Ok(Step::Refuse(ResponseCode::INVALID_AMOUNT)),
-                    Err(e) => return Err(corrupt(e)),
-                };
-                let split = Split { principal: paid.principal, bonus: paid.bonus };
-                let entry = ledger::local_payment(EntryId::fresh(), &l.currency, &instrument_id, &merchant, split)
-                    .map_err(corrupt)?;
-                let mut t = approved.clone();
-                t.principal = paid.principal.to_minor();
-                t.bonus = paid.bonus.to_minor();
-                let plan = Plan {
-                    entries: vec![entry],
-                    transaction_id: Some(t.id.clone()),
-                    consume_token: Some(token_id.to_string()),
-                    new_payment: Some(l.payment_row(&t.id, &paid)?),
-                    txn: Some(t),
-                    ..Plan::default()
-                };
-                Ok(Step::Write(Box::new(plan), ResponseCode::APPROVED))
-            },
-        )
-        .await?;
-        match applied {
-            Applied::Done(ResponseCode::APPROVED) => {
-                crate::metrics::get().consumed(crate::store::InstrumentKind::Local);
-                return Ok(resp);
+    if region.is_none() || at_merchant != region {
+        return f.conclude(ResponseCode::NOT_PERMITTED).await;
+    }
+    f.txn.auth_code = Some(auth_code());
+    let resp = f.reply(ResponseCode::APPROVED).await?;
+    f.fill(&resp, TxnStatus::Approved);
+    let approved: &TxnRow = &f.txn;
+    let (currency, amount, token_id) = (&paying.currency.code, paying.amount, paying.token.id.as_str());
+    let applied = wallet::apply(
+        &p.store,
+        &p.config,
+        || p.clock.now_ms(),
+        &instrument_id,
+        None,
+        |l, at| {
+            if *currency != l.currency.code {
+                return Ok(Step::Refuse(ResponseCode::NOT_PERMITTED));
             }
-            Applied::Done(code) => code,
-            Applied::Refused(o) => refused(o),
+            let paid = match l.wallet.pay(Amount::from_minor(amount, &l.currency), at, &l.policy) {
+                Ok(paid) => paid,
+                Err(RuleError::InsufficientFunds { .. }) => {
+                    return Ok(Step::Refuse(ResponseCode::INSUFFICIENT_FUNDS));
+                }
+                Err(RuleError::InvalidAmount(_)) => return Ok(Step::Refuse(ResponseCode::INVALID_AMOUNT)),
+                Err(e) => return Err(corrupt(e)),
+            };
+            let split = Split { principal: paid.principal, bonus: paid.bonus };
+            let entry = ledger::local_payment(EntryId::fresh(), &l.currency, &instrument_id, &merchant, split)?;
+            let mut t = approved.clone();
+            t.principal = paid.principal.to_minor();
+            t.bonus = paid.bonus.to_minor();
+            let plan = Plan {
+                entries: vec![entry],
+                transaction_id: Some(t.id.clone()),
+                consume_token: Some(token_id.to_string()),
+                new_payment: Some(l.payment_row(&t.id, &paid)?),
+                txn: Some(t),
+                ..Plan::default()
+            };
+            Ok(Step::Write(Box::new(plan), ResponseCode::APPROVED))
+        },
+    )
+    .await?;
+    let code = match applied {
+        Applied::Done(ResponseCode::APPROVED) => {
+            crate::metrics::get().consumed(InstrumentKind::Local);
+            return Ok(resp);
         }
+        Applied::Done(code) => code,
+        Applied::Refused(o) => refused(o),
     };
-    txn.auth_code = None;
-    let resp = p.respond(req, resp_mti, code);
-    p.finish(txn, &resp, TxnStatus::Declined, started).await?;
-    Ok(resp)
+    f.txn.auth_code = None;
+    f.conclude(code).await
 }
 
 /// A (partial) cancel of `original`, a payment from a wallet.
-pub(super) async fn cancel(
-    p: &Payments,
-    req: &Message,
-    txn: &mut TxnRow,
-    original: &TxnRow,
-    amount: i64,
-    started: Instant,
-) -> crate::Result<Reply> {
-    let resp_mti = Mti::FINANCIAL_RESPONSE;
+pub async fn cancel(mut f: InFlight<'_>, original: &TxnRow, amount: i64) -> crate::Result<Reply> {
+    let p = f.p;
     let instrument_id = original.instrument_id.clone().unwrap_or_default();
     let merchant = original.merchant_id.clone().unwrap_or_default();
-    txn.cancel_type = Some(super::cancel::cancel_type(p, original).await?);
-    let resp = p.respond(req, resp_mti, ResponseCode::APPROVED);
-    p.fill(txn, &resp, TxnStatus::Approved, started);
-    let approved: &TxnRow = txn;
+    f.txn.cancel_type = Some(super::cancel_type(p, original).await?);
+    let resp = f.reply(ResponseCode::APPROVED).await?;
+    f.fill(&resp, TxnStatus::Approved);
+    let approved: &TxnRow = &f.txn;
     let applied = wallet::apply(
         &p.store,
         &p.config,
@@ -189,26 +154,39 @@ pub(super) async fn cancel(
     .await?;
     let code = match applied {
         Applied::Done((ResponseCode::APPROVED, Some(t))) => {
-            *txn = t;
+            f.txn = t;
             return Ok(resp);
         }
         Applied::Done((code, _)) => code,
         Applied::Refused(o) => refused(o),
     };
-    let resp = p.respond(req, resp_mti, code);
-    txn.cancel_type = None;
-    p.finish(txn, &resp, TxnStatus::Declined, started).await?;
-    Ok(resp)
+    f.txn.cancel_type = None;
+    f.conclude(code).await
 }
 
-/// Reverses `original`, an approved payment from a wallet: what it still holds (its amount less
-/// earlier cancels) goes back by the region's policy, which completes its exact split. The reversal
-/// row `txn` is recorded in the same transaction. False (nothing written) when the original was no
-/// longer approved.
-pub(super) async fn reverse(p: &Payments, original: &TxnRow, txn: &mut TxnRow) -> crate::Result<bool> {
+/// Reverses `original`, a decided wallet payment: what it still holds (its amount less earlier
+/// cancels) goes back by the region's policy, which completes its exact split; the reversal row is
+/// recorded in the same transaction. A cancel is final: its restore went by policy into grants that
+/// may since have been spent or have lapsed, so its reversal is `12` (pay again to undo it).
+/// Returns the code to answer.
+pub async fn reverse(f: &mut InFlight<'_>, original: &TxnRow) -> crate::Result<ResponseCode> {
+    if original.kind == TxnKind::Cancel {
+        return Ok(ResponseCode::INVALID_TRANSACTION);
+    }
+    let reversed = original.status == TxnStatus::Approved && reverse_payment(f, original).await?;
+    if !reversed {
+        f.p.store.update_transaction(&f.txn).await?;
+    }
+    tracing::info!(original = %original.id, reversed, "reversal");
+    Ok(ResponseCode::APPROVED)
+}
+
+/// Reverses an approved wallet payment; false (nothing written) when it was no longer approved.
+async fn reverse_payment(f: &mut InFlight<'_>, original: &TxnRow) -> crate::Result<bool> {
+    let p = f.p;
     let instrument_id = original.instrument_id.clone().unwrap_or_default();
     let merchant = original.merchant_id.clone().unwrap_or_default();
-    let reversal: &TxnRow = txn;
+    let reversal: &TxnRow = &f.txn;
     let applied = wallet::apply(
         &p.store,
         &p.config,
@@ -239,7 +217,7 @@ pub(super) async fn reverse(p: &Payments, original: &TxnRow, txn: &mut TxnRow) -
     .await?;
     match applied {
         Applied::Done(t) => {
-            *txn = t;
+            f.txn = t;
             Ok(true)
         }
         Applied::Refused(WalletOutcome::NotApproved) => Ok(false),

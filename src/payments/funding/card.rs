@@ -1,0 +1,146 @@
+//! Cards: the card's issuer decides, asked with the real PAN revealed from the vault for that one
+//! message.
+//!
+//! - Pay: before the issuer is asked, the claim records the token, instrument, kind and issuer (what
+//!   resolving it after a crash needs), and a one-time token is leased to the payment (a racing
+//!   payment with it gets `78`). An approval consumes the token with the approval in one write; a
+//!   decline gives the lease back; no answer in time is `91`, and the issuer is owed a `0420` so
+//!   that a late approval is undone. A merchant token is multi-use: payments with it run side by
+//!   side and none consumes it.
+//! - Cancel (`instruments::card`'s rule: partial and repeated cancels up to the payment, `64`
+//!   past it; void or refund by the business day): the amount is reserved on the payment by a
+//!   checked update (a trigger caps it in the database too), then refunded by the issuer. Its
+//!   approval commits the cancel; a decline gives the reservation back, and an unknown outcome gives
+//!   it back and owes the issuer a `0420` for the refund.
+//! - Reverse: the original is marked reversed and the issuer owed a `0420`; the token stays spent.
+
+use super::super::issuer::{IssuerAnswer, financial_request};
+use super::{InFlight, Paying, currency_of};
+use crate::instruments::InstrumentKind;
+use crate::instruments::card::{CardPayment, RuleError};
+use crate::iso8583::{Mti, OriginalData};
+use crate::money::Amount;
+use crate::payments::{Reply, ResponseCode};
+use crate::store::{TxnRow, TxnStatus};
+
+/// A one-time token held by one pending payment while its issuer answers; the lease is the
+/// payment's transaction id. The approval consumes it and a decline gives it back, each with the
+/// outcome in one database transaction; a crash leaves it to `recovery`, which spends it.
+#[must_use = "a leased token is consumed by the approval or released"]
+struct Lease {
+    token_id: String,
+}
+
+pub async fn pay(mut f: InFlight<'_>, paying: Paying) -> crate::Result<Reply> {
+    use ResponseCode as C;
+    let p = f.p;
+    let Paying { token, instrument, .. } = paying;
+    let lease = (!token.multi_use).then(|| Lease { token_id: token.id.clone() });
+    if !p.store.hold_for_issuer(&f.txn, lease.as_ref().map(|l| l.token_id.as_str()), p.clock.now_ms()).await? {
+        return f.decline(C::TOKEN_USED, None, false).await;
+    }
+    let pan = match p.vault.reveal_pan(&instrument).await {
+        Ok(pan) => pan,
+        Err(e) => {
+            if let Some(l) = lease {
+                p.store.release_token(&l.token_id, &f.txn.id).await?;
+            }
+            return Err(e);
+        }
+    };
+    let issuer_req = financial_request(f.req.msg, pan.expose(), instrument.expiry.as_deref());
+    drop(pan);
+    let (code, owe_advice) = match p.ask_issuer(instrument.issuer_id.as_deref(), issuer_req, &mut f.txn).await {
+        IssuerAnswer::Answered { code, auth_code } if code.is_approved() => {
+            f.txn.auth_code = Some(auth_code.unwrap_or_else(|| "000000".into()));
+            return match lease {
+                Some(lease) => approve(f, lease).await,
+                None => f.conclude(C::APPROVED).await,
+            };
+        }
+        IssuerAnswer::Answered { code, .. } => (code, false),
+        IssuerAnswer::Unavailable => (C::ISSUER_UNAVAILABLE, false),
+        // The issuer may have approved: the decline owes it a 0420 (recorded with the answer),
+        // which undoes a late approval, so the token may pay again.
+        IssuerAnswer::Unknown => (C::ISSUER_UNAVAILABLE, true),
+    };
+    // A decline gives back the token leased to this payment with the answer.
+    f.decline(code, None, owe_advice).await
+}
+
+/// The approval, the token's consumption and the stored answer commit together, before the answer
+/// is sent.
+async fn approve(mut f: InFlight<'_>, lease: Lease) -> crate::Result<Reply> {
+    let p = f.p;
+    let resp = f.reply(ResponseCode::APPROVED).await?;
+    f.fill(&resp, TxnStatus::Approved);
+    if p.store.approve_with_token(&f.txn, &lease.token_id, &f.txn.id, p.clock.now_ms()).await? {
+        crate::metrics::get().consumed(InstrumentKind::Card);
+        return Ok(resp);
+    }
+    // The payment was decided meanwhile (reversed by its terminal, or taken for cut off and
+    // resolved): the approval must not stand; whoever decided it owed the 0420 that undoes it.
+    f.txn.auth_code = None;
+    f.chip = None;
+    f.decline(ResponseCode::SYSTEM_ERROR, None, true).await
+}
+
+/// Cancels `amount` of `original`, an approved card purchase.
+pub async fn cancel(mut f: InFlight<'_>, original: &TxnRow, amount: i64) -> crate::Result<Reply> {
+    use ResponseCode as C;
+    let p = f.p;
+    let now = p.clock.now_ms();
+    let currency = currency_of(p, original)?;
+    let mut payment = CardPayment {
+        amount: Amount::from_minor(original.amount.unwrap_or(0), &currency),
+        cancelled: Amount::from_minor(original.cancelled_amount, &currency),
+        paid_at_ms: original.created_at,
+    };
+    let settlements = p.store.settlements().await?;
+    let rule = p.config.business_day().map_err(|e| crate::Error::Internal(e.to_string()))?;
+    let cancelled = match payment.cancel(Amount::from_minor(amount, &currency), now, &currency, &rule, &settlements) {
+        Ok(c) => c,
+        Err(RuleError::ExceedsCancellable { .. }) => return f.conclude(C::EXCEEDS_CANCELLABLE).await,
+        Err(RuleError::InvalidAmount(_)) => return f.conclude(C::INVALID_AMOUNT).await,
+        Err(e) => return Err(crate::Error::Internal(e.to_string())),
+    };
+    // The reservation (the database's guard against racing cancels) and what resolving this cancel
+    // after a crash needs commit together, before the issuer is asked.
+    if !p.store.reserve_cancel_for(&f.txn, &original.id, amount, now).await? {
+        return f.conclude(C::EXCEEDS_CANCELLABLE).await;
+    }
+    let release = Some((original.id.as_str(), amount));
+    let instrument = p.store.instrument(original.instrument_id.as_deref().unwrap_or("")).await?;
+    let pan = match instrument.as_ref() {
+        Some(i) => p.vault.reveal_pan(i).await.ok(),
+        None => None,
+    };
+    let (Some(instrument), Some(pan)) = (instrument, pan) else {
+        // The card was deleted and its PAN destroyed: the issuer can no longer be asked.
+        return f.decline(C::INSTRUMENT_BLOCKED, release, false).await;
+    };
+    // The refund as the issuer sees it: DE90 names the purchase as it was sent to the issuer.
+    let mut issuer_req = financial_request(f.req.msg, pan.expose(), instrument.expiry.as_deref());
+    drop(pan);
+    let acquirer = original.acquirer_id.trim_start_matches('0');
+    if let Ok(de90) = OriginalData::new(Mti::FINANCIAL_REQUEST, &original.stan, &original.transmitted, acquirer) {
+        let _ = issuer_req.set_original_data(&de90);
+    }
+    match p.ask_issuer(original.issuer_id.as_deref(), issuer_req, &mut f.txn).await {
+        IssuerAnswer::Answered { code, auth_code } if code.is_approved() => {
+            f.txn.cancel_type = Some(cancelled.cancel_type);
+            f.txn.auth_code = auth_code;
+            f.conclude(code).await
+        }
+        IssuerAnswer::Answered { code, .. } => f.decline(code, release, false).await,
+        IssuerAnswer::Unavailable => f.decline(C::ISSUER_UNAVAILABLE, release, false).await,
+        // The issuer may have refunded: the 0420 that undoes the refund is owed.
+        IssuerAnswer::Unknown => f.decline(C::ISSUER_UNAVAILABLE, release, true).await,
+    }
+}
+
+/// Reverses `original`, a decided card purchase or cancel: its issuer is owed a `0420`, and a
+/// reversed cancel's reservation goes back to its payment. Returns whether it was reversed now.
+pub async fn reverse(f: &mut InFlight<'_>, original: &TxnRow) -> crate::Result<bool> {
+    super::reverse_recorded(f, original, true).await
+}

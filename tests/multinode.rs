@@ -277,6 +277,41 @@ async fn a_node_killed_under_load_loses_nothing_and_applies_nothing_twice() {
     .await
     .unwrap();
     assert!(advices.is_empty(), "reversed card payments without exactly one 0420: {advices:?}");
+    // Every payment the claim recorded names its instrument kind whatever the kind (a payment whose
+    // node died must be recognisable as a card payment to be owed its 0420), and none is left
+    // pending once the sweep has had time to resolve the ones cut off by the kill.
+    let unkinded: Vec<(String,)> = sqlx::query_as(
+        "SELECT id FROM transactions WHERE kind IN ('purchase', 'cancel') AND token_id IS NOT NULL \
+         AND instrument_kind IS NULL",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(unkinded.is_empty(), "payments without their instrument kind: {unkinded:?}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (pending,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM transactions WHERE status = 'pending'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        if pending == 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{pending} transactions still pending after 30 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // A card payment resolved after the kill (declined 91 without its issuer's answer) owes its
+    // issuer exactly one 0420, as a reversed one does.
+    let unresolved: Vec<(String,)> = sqlx::query_as(
+        "SELECT o.id FROM transactions o WHERE o.kind = 'purchase' AND o.instrument_kind = 'card' \
+         AND o.status = 'declined' AND o.response_code = '91' AND o.issuer_response IS NULL \
+         AND o.issuer_id IS NOT NULL \
+         AND (SELECT COUNT(*) FROM issuer_advices a WHERE a.transaction_id = o.id) <> 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(unresolved.is_empty(), "card payments cut off by the kill without exactly one 0420: {unresolved:?}");
     // The gift certificate holds its face value less what stands approved.
     let (held,): (i64,) = sqlx::query_as(
         "SELECT CAST(COALESCE(SUM(amount - cancelled_amount), 0) AS BIGINT) FROM transactions \

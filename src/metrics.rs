@@ -17,7 +17,7 @@ use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
-    pub method: String,
+    pub method: &'static str,
     pub route: String,
     pub status: u16,
 }
@@ -29,13 +29,35 @@ pub struct RouteLabel {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct IsoLabels {
-    pub mti: String,
+    pub mti: &'static str,
     pub code: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct MtiLabel {
-    pub mti: String,
+    pub mti: &'static str,
+}
+
+/// The HTTP methods a label may name; any other (a client may send any token as its method) is
+/// counted as `other`, so no client chooses what `/metrics` shows.
+pub(crate) fn method_label(method: &str) -> &'static str {
+    const KNOWN: [&str; 7] = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"];
+    KNOWN.into_iter().find(|m| *m == method).unwrap_or("other")
+}
+
+/// The MTIs a label may name: the ones tsp answers or is answered with; any other is `other`.
+fn mti_label(mti: &str) -> &'static str {
+    const KNOWN: [&str; 16] = [
+        "0100", "0110", "0200", "0201", "0210", "0400", "0401", "0410", "0420", "0421", "0430", "0800", "0810", "0120",
+        "0220", "0230",
+    ];
+    KNOWN.into_iter().find(|m| *m == mti).unwrap_or("other")
+}
+
+/// A response code as a label: two characters tsp itself chose, or `none`; anything else is `other`.
+fn code_label(code: &str) -> String {
+    let ok = code == "none" || (code.len() == 2 && code.bytes().all(|b| b.is_ascii_alphanumeric()));
+    if ok { code.to_string() } else { "other".into() }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -131,15 +153,16 @@ impl Metrics {
 
     /// A REST request's outcome.
     pub fn http(&self, method: &str, route: &str, status: u16, took: Duration) {
-        let labels = HttpLabels { method: method.to_string(), route: route.to_string(), status };
+        let labels = HttpLabels { method: method_label(method), route: route.to_string(), status };
         self.http_requests.get_or_create(&labels).inc();
         self.http_seconds.get_or_create(&RouteLabel { route: route.to_string() }).observe(took.as_secs_f64());
     }
 
     /// An ISO 8583 request's outcome (`code` is DE39 of the answer, or `none`).
     pub fn iso(&self, mti: &str, code: &str, took: Duration) {
-        self.iso_requests.get_or_create(&IsoLabels { mti: mti.to_string(), code: code.to_string() }).inc();
-        self.iso_seconds.get_or_create(&MtiLabel { mti: mti.to_string() }).observe(took.as_secs_f64());
+        let mti = mti_label(mti);
+        self.iso_requests.get_or_create(&IsoLabels { mti, code: code_label(code) }).inc();
+        self.iso_seconds.get_or_create(&MtiLabel { mti }).observe(took.as_secs_f64());
     }
 
     /// One HSM call.
@@ -179,4 +202,22 @@ impl Metrics {
 pub fn get() -> &'static Metrics {
     static METRICS: OnceLock<Metrics> = OnceLock::new();
     METRICS.get_or_init(Metrics::new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_come_from_fixed_sets_whatever_the_client_sends() {
+        assert_eq!(method_label("POST"), "POST");
+        for odd in ["4242424242424242", "post", "PROPFIND", ""] {
+            assert_eq!(method_label(odd), "other", "{odd}");
+        }
+        assert_eq!(mti_label("0200"), "0200");
+        assert_eq!(mti_label("9999"), "other");
+        assert_eq!(code_label("00"), "00");
+        assert_eq!(code_label("none"), "none");
+        assert_eq!(code_label("4111111111111111"), "other");
+    }
 }

@@ -373,3 +373,32 @@ async fn concurrent_payments_and_cancels_on_one_wallet() {
     assert_eq!(balance(&s, &id).await, bal("10000", "1000"));
     audit_ledger(&s).await;
 }
+
+/// Closing a wallet does not bar its owner from the region: opening it again reopens the same wallet,
+/// with what it held and the month's charges toward the bonus cap (closing must not reset the cap);
+/// tokens issued before the close stay revoked.
+#[tokio::test]
+async fn a_deleted_wallet_reopens_as_the_same_wallet() {
+    let s = TestServer::start().await;
+    region(&s, "reopen-gu", "reverse", 86_400, &["RE-SHOP-0001"]).await;
+    let w = wallet(&s, "reopen-gu").await;
+    charge(&s, &w, "100000").await; // the whole month's 100,000 that earns bonus: 10,000 bonus
+    let old_token = token(&s, &w).await;
+    let (st, _) = s.delete(&s.keys.app, &format!("/v1/instruments/{w}")).await;
+    assert_eq!(st, 200);
+    let (st, again) = s.post(&s.keys.app, "/v1/instruments", json!({ "type": "local", "region": "reopen-gu" })).await;
+    assert_eq!(st, 201, "{again}");
+    assert_eq!((again["id"].as_str(), again["status"].as_str()), (Some(w.as_str()), Some("active")));
+    // Opening it once more is the live wallet again: 200, not a second reopening.
+    let (st, same) = s.post(&s.keys.app, "/v1/instruments", json!({ "type": "local", "region": "reopen-gu" })).await;
+    assert_eq!((st, same["id"].as_str()), (200, Some(w.as_str())));
+    assert_eq!(balance(&s, &w).await, ("100000".into(), "10000".into(), "100000".into()));
+    // The month's cap is spent: a new charge earns no more bonus.
+    let c = charge(&s, &w, "50000").await;
+    assert_eq!(c["bonus"].as_str(), Some("0"), "{c}");
+    // The token from before the close pays nothing; a new one pays.
+    let mut t = Terminal::connect(&s.iso).await;
+    t.merchant_id = de42("RE-SHOP-0001");
+    assert_eq!(code(&t.pay(&old_token, 1_000).await), "62");
+    assert_eq!(code(&t.pay(&token(&s, &w).await, 1_000).await), "00");
+}

@@ -83,3 +83,66 @@ async fn metrics_count_what_happened() {
     // ISO 8583 requests run in their own span too: the issuer call's lines carry it.
     assert!(log.lines().any(|l| l.contains("iso{id=")), "ISO request spans in the log");
 }
+
+/// Nothing a client chooses becomes a label or a kept request id: an HTTP method made of a card
+/// number, an MTI no one uses, a request id shaped like a card number. And API answers are never
+/// cached on the way (a detokenize answer holds a PAN).
+#[tokio::test]
+async fn clients_choose_no_label_and_no_request_id_that_could_be_a_card_number() {
+    let s = TestServer::start().await;
+    let pan = card("411111", 314_159_265, 16);
+    let method = reqwest::Method::from_bytes(pan.as_bytes()).unwrap();
+    let r = s.http.request(method, s.url("/v1/instruments")).send().await.unwrap();
+    assert!(r.status().is_client_error(), "{}", r.status());
+    let mut odd = Message::new(Mti::from_bytes(b"0900").unwrap());
+    odd.set(11, "000778").unwrap();
+    odd.set(41, "TERM0001").unwrap();
+    let mut term = common::iso::Terminal::connect(&s.iso).await;
+    assert_eq!(term.call(&odd).await.response_code(), Some("12"));
+
+    let r = s
+        .http
+        .get(s.url("/v1/instruments"))
+        .bearer_auth(&s.keys.app)
+        .header("X-Request-Id", &pan)
+        .send()
+        .await
+        .unwrap();
+    let echoed = r.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert_ne!(echoed, pan);
+    assert_eq!(echoed.len(), 32, "a fresh id instead");
+    let dashed = format!("{}-{}-{}-{}", &pan[..4], &pan[4..8], &pan[8..12], &pan[12..]);
+    let r = s
+        .http
+        .get(s.url("/v1/instruments"))
+        .bearer_auth(&s.keys.app)
+        .header("X-Request-Id", &dashed)
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(r.headers()["x-request-id"].to_str().unwrap(), dashed);
+
+    let text = s.http.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(!text.contains(&pan[..12]), "a client-chosen method is not a label");
+    assert!(sample(&text, "tsp_http_requests_total", &[("method", "other")]).is_some(), "{text}");
+    assert!(sample(&text, "tsp_iso_requests_total", &[("mti", "other"), ("code", "12")]).is_some(), "{text}");
+    assert!(!text.contains("mti=\"0900\""), "an unused MTI is not a label");
+    let log = std::fs::read_to_string(s.stderr_path()).unwrap();
+    assert!(!log.contains(&pan) && !log.contains(&dashed), "no card-shaped request id in the log");
+
+    // Detokenize, like every API answer, is not to be stored by a cache.
+    let (st, ins) =
+        s.post(&s.keys.app, "/v1/instruments", json!({ "type": "card", "pan": pan, "expiry": "3106" })).await;
+    assert_eq!(st, 201, "{ins}");
+    let (_, t) = s.post(&s.keys.app, "/v1/tokens", json!({ "instrument_id": ins["id"] })).await;
+    let r = s
+        .http
+        .post(s.url("/v1/detokenize"))
+        .bearer_auth(&s.keys.van)
+        .json(&json!({ "token": t["token"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+}

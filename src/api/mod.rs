@@ -101,6 +101,7 @@ pub fn router(state: AppState) -> Router {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this path")
         })
         .layer(middleware::from_fn(log_request))
+        .layer(middleware::from_fn(no_store))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             axum::response::IntoResponse::into_response(ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -118,23 +119,22 @@ pub fn router(state: AppState) -> Router {
 async fn log_request(req: Request, next: Next) -> Response {
     use tracing::Instrument;
     let started = Instant::now();
-    let method = req.method().clone();
+    // A client may send any token as its method: only a known one is logged or counted.
+    let method = crate::metrics::method_label(req.method().as_str());
     let route =
         req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string()).unwrap_or_else(|| "(unmatched)".into());
     let id = req
         .headers()
         .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
-        .filter(|v| {
-            !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-        })
+        .filter(|v| sane_request_id(v))
         .map_or_else(|| uuid::Uuid::now_v7().simple().to_string(), str::to_string);
     let span = tracing::info_span!("request", id = %id);
     let mut resp = next.run(req).instrument(span.clone()).await;
     let took = started.elapsed();
     let status = resp.status().as_u16();
     span.in_scope(|| tracing::info!(%method, route, status, micros = took.as_micros() as u64, "http"));
-    crate::metrics::get().http(method.as_str(), &route, status, took);
+    crate::metrics::get().http(method, &route, status, took);
     if let Ok(v) = axum::http::HeaderValue::from_str(&id) {
         resp.headers_mut().insert(REQUEST_ID, v);
     }
@@ -142,3 +142,45 @@ async fn log_request(req: Request, next: Next) -> Response {
 }
 
 const REQUEST_ID: &str = "x-request-id";
+
+/// A client's request id is kept (logged, echoed) only when it is short, plain and holds nothing
+/// that could be a card number; anything else is replaced by a fresh id.
+fn sane_request_id(v: &str) -> bool {
+    let plain = !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    plain && !holds_card_number(v)
+}
+
+/// True when `v`, read without its `.`, `_` and `-` separators, holds a run of 13 to 19 digits that
+/// passes the Luhn check (the shape of a card number), or a run of more than 19 digits (which could
+/// hide one).
+fn holds_card_number(v: &str) -> bool {
+    let digits_only: String = v.chars().filter(|c| !matches!(c, '.' | '_' | '-')).collect();
+    digits_only
+        .split(|c: char| !c.is_ascii_digit())
+        .any(|run| run.len() > 19 || ((13..=19).contains(&run.len()) && crate::luhn::is_valid(run)))
+}
+
+/// API answers are for their caller only: none may be kept by a cache on the way (a detokenize
+/// answer holds a card number, a new requestor's answer its API key).
+async fn no_store(req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    resp.headers_mut().insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_that_could_be_card_numbers_are_not_kept() {
+        assert!(sane_request_id("0190f1a2-7c3e-7d4b-9a61-3b0c2f4e5d6a"));
+        assert!(sane_request_id("req-20261204-000042"));
+        for pan_like in ["4111111111111111", "x4111-1111-1111-1111y", "4111.1111.1111.1111", "ab_5500000000000004"] {
+            assert!(!sane_request_id(pan_like), "{pan_like}");
+        }
+        // Digits that fail the Luhn check are not a card number; a long run could hide one.
+        assert!(sane_request_id("4111111111111112"));
+        assert!(!sane_request_id("0041111111111111111000"));
+    }
+}

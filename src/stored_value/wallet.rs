@@ -20,8 +20,8 @@ use crate::ledger::{self, Account, EntryId, JournalEntry};
 use crate::money::{Amount, Currency};
 use crate::requestors::Requestor;
 use crate::store::{
-    GrantRow, InstrumentKind, InstrumentRow, LocalPaymentRow, MerchantRow, RegionRow, Store, TakeRow, TxnRow,
-    WalletOutcome, WalletRow, WalletSnapshot, WalletWrite,
+    GrantRow, InstrumentKind, InstrumentRow, InstrumentStatus, LocalPaymentRow, MerchantRow, RegionRow, Store, TakeRow,
+    TxnRow, WalletOutcome, WalletRow, WalletSnapshot, WalletWrite,
 };
 use crate::{Error, Result};
 
@@ -123,7 +123,17 @@ pub async fn open(store: &Store, requestor: &Requestor, region: &str, now: i64) 
     match store.insert_wallet(&row, region).await? {
         None => Ok((row, true)),
         Some(existing) => match store.instrument(&existing).await? {
-            Some(i) if i.status == "deleted" => Err(Error::InstrumentDeleted),
+            Some(i) if i.status == InstrumentStatus::Deleted.as_str() => {
+                // Reopened as the same wallet: what it still held and the month's charges toward the
+                // bonus cap come back (the cap is per person and month: closing a wallet must not
+                // reset it); its old tokens stay revoked.
+                let from = [InstrumentStatus::Deleted];
+                match store.set_instrument_status(&existing, &from, InstrumentStatus::Active, now).await? {
+                    Some(row) => Ok((row, true)),
+                    // Reopened by a racing request meanwhile.
+                    None => store.instrument(&existing).await?.map(|i| (i, false)).ok_or(Error::InstrumentNotFound),
+                }
+            }
             Some(i) => Ok((i, false)),
             None => Err(Error::InstrumentNotFound),
         },

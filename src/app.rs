@@ -101,6 +101,13 @@ fn open_hsm_quietly(data_dir: &Path, url: Option<&str>, quiet: bool) -> Result<H
     ensure_dir(data_dir)?;
     let keystore = data_dir.join("hsm-keystore.json");
     let (sim, created) = hsm_sim::Hsm::open(&keystore)?;
+    // The simulator writes its key store 0600; one an older version or a copy left wider is narrowed.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&keystore, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| StartError::DataDir(keystore.clone(), e))?;
+    }
     if !quiet {
         println!("tsp: {}", hsm_sim::BANNER);
         if created {
@@ -246,6 +253,13 @@ async fn ensure_demo_keys(state: &AppState, data_dir: &Path) -> Result<(), Start
         Ok(taken.is_empty().then_some(t.api_key))
     };
     if let Ok(text) = std::fs::read_to_string(&path) {
+        // Its secrets are its owner's alone, also in a file a copy or an older version left wider.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| StartError::DataDir(path.clone(), e))?;
+        }
         let mut file: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
         if let Some(app) = file["app"].as_str()
             && requestors::authenticate(&state.store, app).await?.is_some()

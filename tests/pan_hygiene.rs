@@ -132,3 +132,40 @@ async fn no_clear_pan_in_database_or_logs() {
         assert!(files_under(&s.data_dir()).iter().any(|f| f.ends_with("tsp.db")));
     }
 }
+
+/// The data directory is its owner's alone: the directory `0700`, the database, its WAL and shared
+/// memory and the development key store `0600`, also when an older version left them wider.
+#[cfg(unix)]
+#[tokio::test]
+async fn data_files_are_readable_by_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut s = TestServer::start().await;
+    let pan = card("411111", 592_653_589, 16);
+    let (st, _) = s.post(&s.keys.app, "/v1/instruments", json!({ "type": "card", "pan": pan, "expiry": "3106" })).await;
+    assert_eq!(st, 201);
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let dir = s.data_dir();
+    let check = |dir: &std::path::Path| {
+        assert_eq!(mode(dir), 0o700, "{}", dir.display());
+        let files = files_under(dir);
+        assert!(files.iter().any(|f| f.ends_with("hsm-keystore.json")));
+        if !common::on_postgres() {
+            for name in ["tsp.db", "tsp.db-wal", "tsp.db-shm"] {
+                assert!(files.iter().any(|f| f.ends_with(name)), "{name} in {files:?}");
+            }
+        }
+        for f in files {
+            assert_eq!(mode(&f), 0o600, "{}", f.display());
+        }
+    };
+    check(&dir);
+    // Files an older version left readable to others are narrowed at the next start.
+    s.kill();
+    for f in files_under(&dir) {
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let s = s.restart().await;
+    let (st, _) = s.get(&s.keys.app, "/v1/instruments").await;
+    assert_eq!(st, 200);
+    check(&s.data_dir());
+}

@@ -27,6 +27,7 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     pub async fn open(path: &Path) -> StoreResult<Self> {
+        owner_only(path)?;
         let opts = SqliteConnectOptions::from_str("sqlite://")
             .map_err(|e| StoreError::Unavailable(e.to_string()))?
             .filename(path)
@@ -99,3 +100,27 @@ sql_store!(
     // (One writer already.)
     audit_lock = "SELECT 1"
 );
+
+/// Makes the database file (created empty here when new) and its `-wal` and `-shm` files readable
+/// and writable by their owner only: SQLite gives the files it creates the database file's mode, so
+/// the journal of a new database is `0600` from its first byte, and files an older version left
+/// wider are narrowed.
+fn owner_only(path: &Path) -> StoreResult<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let fail = |e: std::io::Error| StoreError::Unavailable(format!("{}: {e}", path.display()));
+        std::fs::OpenOptions::new().append(true).create(true).mode(0o600).open(path).map_err(fail)?;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.as_os_str().to_owned();
+            p.push(suffix);
+            match std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(fail(e)),
+                _ => {}
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}

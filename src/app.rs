@@ -324,6 +324,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), StartError> {
         frame_timeout: std::time::Duration::from_millis(l.iso_frame_timeout_ms),
         requests_per_second: l.iso_requests_per_second,
         burst: l.iso_burst,
+        max_connections: l.iso_max_connections.max(1),
         ..crate::server::Limits::default()
     };
     let iso_task = tokio::spawn(crate::server::serve(iso, state.payments.clone(), limits, stop_rx.clone()));
@@ -335,7 +336,11 @@ pub async fn serve(opts: ServeOptions) -> Result<(), StartError> {
         shutdown_signal().await;
         let _ = stop_tx.send(true);
     };
-    axum::serve(listener, api::router(state).merge(crate::web::router())).with_graceful_shutdown(stop).await?;
+    let listener = api::listener::CappedListener::new(listener, state.config.limits.http_max_connections);
+    let app = api::router(state).merge(crate::web::router());
+    axum::serve(listener, app.into_make_service_with_connect_info::<api::listener::Peer>())
+        .with_graceful_shutdown(stop)
+        .await?;
     // In-flight ISO 8583 requests finish before the database closes.
     let _ = iso_task.await;
     let _ = advice_task.await;

@@ -82,6 +82,11 @@ pub struct KindLabel {
     pub kind: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FrontLabel {
+    pub front: &'static str,
+}
+
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn latency() -> Histogram {
@@ -102,6 +107,8 @@ pub struct Metrics {
     pub db_writes_per_commit: Histogram,
     pub tokens_issued: Counter,
     pub tokens_consumed: Family<KindLabel, Counter>,
+    pub connections_refused: Family<FrontLabel, Counter>,
+    pub auth_refused: Counter,
 }
 
 impl Metrics {
@@ -119,6 +126,8 @@ impl Metrics {
             db_writes_per_commit: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
             tokens_issued: Counter::default(),
             tokens_consumed: Family::default(),
+            connections_refused: Family::default(),
+            auth_refused: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -147,6 +156,16 @@ impl Metrics {
             "tokens_consumed",
             "Tokens consumed by approved payments, by instrument kind",
             m.tokens_consumed.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "Connections refused at a front's connection cap, by front (http, iso)",
+            m.connections_refused.clone(),
+        );
+        registry.register(
+            "auth_refused",
+            "API keys refused (unknown, revoked or wrong secret)",
+            m.auth_refused.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -182,6 +201,16 @@ impl Metrics {
     pub fn pool(&self, pool: &'static str, open: u32, idle: usize) {
         self.db_connections.get_or_create(&PoolLabels { pool, state: "open" }).set(i64::from(open));
         self.db_connections.get_or_create(&PoolLabels { pool, state: "idle" }).set(idle as i64);
+    }
+
+    /// A connection refused at `front`'s cap.
+    pub fn connection_refused(&self, front: &'static str) {
+        self.connections_refused.get_or_create(&FrontLabel { front }).inc();
+    }
+
+    /// An API key refused.
+    pub fn auth_refused(&self) {
+        self.auth_refused.inc();
     }
 
     /// A token consumed by an approved payment.

@@ -36,21 +36,24 @@ async fn the_trail_records_chains_and_names_a_tampered_row() {
     let (st, _) =
         s.post(&s.keys.admin, "/v1/admin/requestors", json!({ "name": "audited", "scopes": ["tokens"] })).await;
     assert_eq!(st, 201);
-    let (st, _) = s.get("tsp_abcdefgh2345_wrongsecret", "/v1/instruments").await;
-    assert_eq!(st, 401);
 
     // Many appends at once still make one chain (one writer on SQLite, an advisory lock on PostgreSQL).
-    // (Forty different key ids: one id's refusals are limited, see tests/limits.rs.)
-    let refusals: Vec<_> = (0..40u8)
+    let creations: Vec<_> = (0..40u8)
         .map(|i| {
-            let (http, url) = (s.http.clone(), s.url("/v1/instruments"));
-            let key = format!("tsp_zzzzzzzzzz{}{}_x", char::from(b'a' + i / 26), char::from(b'a' + i % 26));
-            tokio::spawn(async move { http.get(url).bearer_auth(key).send().await.unwrap().status() })
+            let (http, url, admin) = (s.http.clone(), s.url("/v1/admin/requestors"), s.keys.admin.clone());
+            let body = json!({ "name": format!("zzzzzzzzzz{i:02}"), "scopes": ["tokens"] });
+            tokio::spawn(async move { http.post(url).bearer_auth(admin).json(&body).send().await.unwrap().status() })
         })
         .collect();
-    for r in refusals {
-        assert_eq!(r.await.unwrap().as_u16(), 401);
+    for r in creations {
+        assert_eq!(r.await.unwrap().as_u16(), 201);
     }
+    // Refused keys are counted, not each recorded: the source that spends its allowance (20 with the
+    // demo limits) is blocked, and the block is one row.
+    for _ in 0..21 {
+        assert_eq!(s.get("tsp_abcdefgh2345_wrongsecret", "/v1/instruments").await.0, 401);
+    }
+    assert_eq!(s.get("tsp_abcdefgh2345_wrongsecret", "/v1/instruments").await.0, 429);
     let (ok, out) = audit(&s, &["verify"]).await;
     assert!(ok && out.starts_with("audit trail intact: "), "{out}");
     let (ok, lines) = audit(&s, &["export"]).await;
@@ -69,7 +72,7 @@ async fn the_trail_records_chains_and_names_a_tampered_row() {
         ("instrument.suspend", "ok"),
         ("instrument.resume", "ok"),
         ("requestor.create", "ok"),
-        ("auth.refused", "ok"),
+        ("auth.blocked", "127.0.0.1"),
     ];
     let mut at = 0;
     for (action, outcome) in want {
@@ -82,10 +85,11 @@ async fn the_trail_records_chains_and_names_a_tampered_row() {
             assert_eq!(r["prev_hash"], rows[i - 1]["hash"], "row {} links to the one before", i + 1);
         }
     }
-    let refused = rows.iter().find(|r| r["action"] == "auth.refused").unwrap();
-    assert_eq!(refused["subject"], "abcdefgh2345");
-    let zs = rows.iter().filter(|r| r["subject"].as_str().is_some_and(|s| s.starts_with("zzzzzzzzzz"))).count();
-    assert_eq!(zs, 40);
+    let blocked: Vec<&Value> = rows.iter().filter(|r| r["action"] == "auth.blocked").collect();
+    assert_eq!(blocked.len(), 1, "one row for the block, none per refusal: {blocked:?}");
+    assert_eq!(blocked[0]["subject"], "abcdefgh2345");
+    let created = rows.iter().filter(|r| r["action"] == "requestor.create").count();
+    assert_eq!(created, 41);
     assert!(!lines.contains("wrongsecret"));
 
     // Append-only: the database itself refuses to change a row.

@@ -106,16 +106,69 @@ async fn rest_rates_answer_429_with_retry_after() {
     assert_eq!(r.status(), 429);
     assert!(r.headers().contains_key("retry-after"));
 
-    // A key id that keeps failing is refused with 429 without being looked up; others are unaffected.
-    // (Three refusals spend the allowance; the fourth finds it spent and blocks the key id.)
-    let bad = "tsp_abcdefghijkm_guess";
+    // A source that keeps sending wrong secrets is refused with 429 without being looked up — even
+    // for the real key id it names: its owner, elsewhere, is not locked out. (Three refusals spend
+    // the allowance; the fourth finds it spent and blocks the source.) The attacker is 127.0.0.2.
+    let attacker = reqwest::Client::builder().local_address("127.0.0.2".parse().ok()).build().unwrap();
+    let (key_id, _) = s.keys.app.strip_prefix("tsp_").unwrap().split_once('_').unwrap();
+    let bad = format!("tsp_{key_id}_{}", "A".repeat(32));
+    let attempt = || async { attacker.get(s.url("/v1/instruments")).bearer_auth(&bad).send().await.unwrap() };
     for _ in 0..4 {
-        assert_eq!(s.get(bad, "/v1/instruments").await.0, 401);
+        assert_eq!(attempt().await.status(), 401);
     }
-    let r = s.http.get(s.url("/v1/instruments")).bearer_auth(bad).send().await.unwrap();
-    assert_eq!(r.status(), 429);
-    assert!(r.headers().contains_key("retry-after"));
-    assert_eq!(s.get(&s.keys.app, "/v1/instruments").await.0, 200);
+    for _ in 0..20 {
+        let r = attempt().await;
+        assert_eq!(r.status(), 429);
+        assert!(r.headers().contains_key("retry-after"));
+        // The owner's right secret works throughout the flood.
+        assert_eq!(s.get(&s.keys.app, "/v1/instruments").await.0, 200);
+    }
+}
+
+#[tokio::test]
+async fn connections_past_the_caps_are_refused_clearly_and_the_rest_serve_on() {
+    let s = server_with_limits(&[("http_max_connections", "4"), ("iso_max_connections", "3")]).await;
+    // Three idle ISO 8583 connections fill the cap: a fourth is closed unread.
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        idle.push(tokio::net::TcpStream::connect(&s.iso).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut extra = tokio::net::TcpStream::connect(&s.iso).await.unwrap();
+    let frame = echo(1).encode().unwrap();
+    let mut framed = (frame.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&frame);
+    let _ = extra.write_all(&framed).await;
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(5), extra.read(&mut buf)).await.unwrap();
+    assert!(matches!(read, Ok(0) | Err(_)), "closed unread: {read:?}");
+    // Four idle HTTP connections fill that cap: a fifth is answered 503 and closed.
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let addr = s.url("/").trim_start_matches("http://").trim_end_matches('/').to_string();
+        held.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let fresh = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+    let r = fresh.get(s.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["retry-after"], "1");
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "connections_exhausted");
+    // Once the idle ones go, both fronts serve again, and the refusals were counted.
+    drop(idle);
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let r = fresh.get(s.url("/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    let refused = |front: &str| {
+        let series = format!("tsp_connections_refused_total{{front=\"{front}\"}} ");
+        text.lines().find_map(|l| l.strip_prefix(&series)).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
+    };
+    assert!(refused("iso") >= 1.0 && refused("http") >= 1.0, "{text}");
+    let mut term = common::iso::Terminal::connect(&s.iso).await;
+    assert_eq!(term.call(&echo(2)).await.response_code(), Some("00"));
 }
 
 #[tokio::test]

@@ -1,6 +1,6 @@
 //! Request extractors: who is calling ([`Caller`]) and what they sent ([`JsonBody`]).
 
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH};
 use axum::http::request::Parts;
@@ -9,6 +9,8 @@ use serde_path_to_error::Segment;
 
 use super::AppState;
 use super::error::ApiError;
+use super::limits::Source;
+use super::listener::Peer;
 use crate::requestors::{self, Requestor, Scope};
 
 /// Bodies larger than this are refused with 413.
@@ -49,19 +51,25 @@ impl FromRequestParts<AppState> for Caller {
             .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
             .map(str::trim)
             .ok_or_else(|| unauthorized("auth_invalid", "Authorization must be `Bearer <api key>`"))?;
-        // A key id that failed too often is not even looked up for a while (malformed keys share one
-        // allowance).
-        let key_id = requestors::key_id_of(key).map(str::to_string);
-        let bucket = key_id.as_deref().unwrap_or("(malformed)");
-        state.limits.key_may_try(bucket)?;
+        // A source that failed too often is not even looked up for a while; the key id it names does
+        // not matter (anyone may know one: see `limits`).
+        let peer = parts.extensions.get::<ConnectInfo<Peer>>().map(|c| c.0.0);
+        let source = Source::of(peer.map(|p| p.ip()));
+        state.limits.key_may_try(source)?;
         match requestors::authenticate(&state.store, key).await? {
             Some(r) => Ok(Caller(r)),
             None => {
-                tracing::warn!("API key refused");
-                state.limits.key_refused(bucket);
-                // The key id names which key was tried (it is not secret); the secret is never kept.
-                let event = crate::audit::Event::new("unknown", "auth.refused", key_id);
-                crate::audit::record_or_log(&state.store, &event, state.clock.now_ms()).await;
+                crate::metrics::get().auth_refused();
+                // Refusals are counted; only a source's block is written to the audit trail (one row
+                // per block, not per refusal: a flood must not grow the trail). The key id names
+                // which key was tried (it is not secret); the secret is never kept.
+                if state.limits.key_refused(source) {
+                    let key_id = requestors::key_id_of(key).map(str::to_string);
+                    let who = peer.map_or_else(|| "(unknown source)".to_string(), |p| p.ip().to_string());
+                    tracing::warn!(source = %who, "API keys refused too often: source blocked");
+                    let event = crate::audit::Event::new("unknown", "auth.blocked", key_id).outcome(who);
+                    crate::audit::record_or_log(&state.store, &event, state.clock.now_ms()).await;
+                }
                 Err(unauthorized("auth_invalid", "unknown or revoked API key"))
             }
         }

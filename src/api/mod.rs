@@ -9,6 +9,7 @@ pub mod extract;
 mod health;
 pub mod instruments;
 pub mod limits;
+pub mod listener;
 pub mod merchant_tokens;
 pub mod openapi;
 pub mod terminal;

@@ -63,11 +63,16 @@ pub struct Limits {
     /// `POST /v1/detokenize`, per requestor.
     pub detokenize_per_second: u32,
     pub detokenize_burst: u32,
-    /// Refused API keys, per key id (malformed keys share one allowance): each refusal spends one;
-    /// a refusal that finds the allowance spent blocks the key id — until a try is allowed again it
-    /// is answered 429 without being looked up.
+    /// Refused API keys, per source address (not per key id, which anyone may know: a flood of
+    /// wrong secrets for a key must not lock its owner out): each refusal spends one; a refusal
+    /// that finds the allowance spent blocks the source — until a try is allowed again its keys are
+    /// answered 429 without being looked up.
     pub auth_failures_per_second: u32,
     pub auth_failures_burst: u32,
+    /// REST connections served at once; one more is answered 503 `connections_exhausted`.
+    pub http_max_connections: usize,
+    /// ISO 8583 connections served at once; one more is closed unread.
+    pub iso_max_connections: usize,
     /// ISO 8583 requests per connection; past it a request is answered `91` unprocessed.
     pub iso_requests_per_second: u32,
     pub iso_burst: u32,
@@ -88,6 +93,8 @@ impl Default for Limits {
             detokenize_burst: 2_000,
             auth_failures_per_second: 2,
             auth_failures_burst: 20,
+            http_max_connections: 4096,
+            iso_max_connections: 4096,
             iso_requests_per_second: 5_000,
             iso_burst: 10_000,
             iso_max_in_flight: 64,

@@ -28,6 +28,9 @@ pub struct Limits {
     /// it a request is answered `91` without being processed.
     pub requests_per_second: u32,
     pub burst: u32,
+    /// Connections served at once; one past it is closed at once, unread (and counted in
+    /// `tsp_connections_refused_total{front="iso"}`).
+    pub max_connections: usize,
 }
 
 impl Default for Limits {
@@ -39,6 +42,7 @@ impl Default for Limits {
             frame_timeout: Duration::from_secs(5),
             requests_per_second: 0,
             burst: 0,
+            max_connections: 4096,
         }
     }
 }
@@ -55,7 +59,15 @@ pub async fn serve(
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((sock, _peer)) => {
+                Ok((sock, peer)) => {
+                    if conns.len() >= limits.max_connections {
+                        // Refused before anything is read: a flood of idle connections cannot take
+                        // the descriptors the served ones, the REST front and the database need.
+                        crate::metrics::get().connection_refused("iso");
+                        tracing::debug!(%peer, "ISO 8583 connection refused: at the connection cap");
+                        drop(sock);
+                        continue;
+                    }
                     let _ = sock.set_nodelay(true);
                     conns.spawn(connection::run(sock, payments.clone(), limits, shutdown.clone()));
                 }

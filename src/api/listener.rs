@@ -1,0 +1,135 @@
+//! The REST front's listener: at most a configured number of connections at once, and each
+//! connection's peer address for the handlers (the abuse limits count refused keys by source).
+//!
+//! A connection past the cap is answered `503 connections_exhausted` with `Retry-After` and closed
+//! at once, without being served: the service keeps its file descriptors for the connections it
+//! serves, its health check and its ISO 8583 front.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::extract::connect_info::Connected;
+use axum::serve::{IncomingStream, Listener};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// The answer to a connection past the cap.
+const EXHAUSTED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n\
+Cache-Control: no-store\r\nConnection: close\r\nContent-Length: 86\r\n\r\n\
+{\"error\":{\"code\":\"connections_exhausted\",\"message\":\"too many connections; try again\"}}";
+
+/// A TCP listener that serves at most `max` connections at once.
+pub struct CappedListener {
+    inner: TcpListener,
+    slots: Arc<Semaphore>,
+}
+
+impl CappedListener {
+    pub fn new(inner: TcpListener, max: usize) -> CappedListener {
+        CappedListener { inner, slots: Arc::new(Semaphore::new(max.max(1))) }
+    }
+}
+
+/// The peer of a connection, as the handlers see it (`ConnectInfo<Peer>`).
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub SocketAddr);
+
+/// A served connection; its slot is given back when it closes.
+pub struct Counted {
+    io: TcpStream,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl Listener for CappedListener {
+    type Io = Counted;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Counted, SocketAddr) {
+        loop {
+            let (mut io, peer) = match self.inner.accept().await {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of descriptors, say: wait a little rather than spin.
+                    tracing::warn!(error = %e, "HTTP accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            match self.slots.clone().try_acquire_owned() {
+                Ok(slot) => {
+                    let _ = io.set_nodelay(true);
+                    return (Counted { io, _slot: slot }, peer);
+                }
+                Err(_) => {
+                    crate::metrics::get().connection_refused("http");
+                    // Answered and closed off the accept loop, so a flood cannot stall accepting.
+                    tokio::spawn(async move {
+                        let _ = tokio::time::timeout(Duration::from_secs(1), io.write_all(EXHAUSTED)).await;
+                        let _ = io.shutdown().await;
+                    });
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+}
+
+impl Connected<IncomingStream<'_, CappedListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, CappedListener>) -> Peer {
+        Peer(*stream.remote_addr())
+    }
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EXHAUSTED;
+
+    #[test]
+    fn the_refusal_is_a_complete_http_answer() {
+        let text = std::str::from_utf8(EXHAUSTED).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        let declared: usize = head.lines().find_map(|l| l.strip_prefix("Content-Length: ")).unwrap().parse().unwrap();
+        assert_eq!(declared, body.len());
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(v["error"]["code"], "connections_exhausted");
+    }
+}

@@ -262,7 +262,7 @@ async fn ensure_demo_keys(state: &AppState, data_dir: &Path) -> Result<(), Start
         }
         let mut file: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
         if let Some(app) = file["app"].as_str()
-            && requestors::authenticate(&state.store, app).await?.is_some()
+            && requestors::authenticate(&state.store, app, now).await?.is_some()
         {
             if file["terminal"].is_null()
                 && let Some(key) = terminal_key().await?

@@ -31,6 +31,12 @@ pub enum Error {
     TokenRevoked,
     #[error("this gift certificate is registered to another wallet")]
     GiftTaken,
+    /// No API key has this key id.
+    #[error("unknown API key")]
+    ApiKeyNotFound,
+    /// The API key is revoked, or was already rotated (it works until its overlap ends).
+    #[error("the API key is revoked or was already rotated")]
+    ApiKeyEnded,
     #[error("this operation needs a card instrument")]
     NotACard,
     #[error("could not draw a free token number; the token range is too full")]

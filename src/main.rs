@@ -230,6 +230,23 @@ enum AdminCommand {
         #[arg(long, env = "TSP_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Revoke an API key now (by its key id, the part between `tsp_` and the next `_`); revoking a
+    /// revoked key changes nothing.
+    RevokeKey {
+        #[command(flatten)]
+        storage: Storage,
+        key_id: String,
+    },
+    /// Replace an API key with a new one of the same requestor, printed on stdout (shown this once);
+    /// the old key keeps working for the overlap, then stops.
+    RotateKey {
+        #[command(flatten)]
+        storage: Storage,
+        key_id: String,
+        /// How long the old key keeps working, in seconds (0 to 2592000).
+        #[arg(long, default_value_t = requestors::DEFAULT_OVERLAP_SECONDS, allow_negative_numbers = true)]
+        overlap_seconds: i64,
+    },
 }
 
 fn init_logging(json: bool) {
@@ -416,6 +433,64 @@ async fn run(cli: Cli) -> Result<(), String> {
             store.close().await;
             eprintln!("created requestor {} (TRID {})", created.requestor.id, created.requestor.trid);
             println!("{}", created.api_key);
+            Ok(())
+        }
+        Command::Admin { command: AdminCommand::RevokeKey { storage, key_id } } => {
+            let store =
+                app::open_store(&storage.data_dir, storage.database_url.as_deref()).await.map_err(|e| e.to_string())?;
+            let now = tsp::clock::Clock::system().now_ms();
+            let revoked = match requestors::revoke_key(&store, &key_id, now).await {
+                Ok(r) => r,
+                Err(e) => {
+                    store.close().await;
+                    return Err(e.to_string());
+                }
+            };
+            let at = tsp::clock::rfc3339(revoked.revoked_at);
+            let event = tsp::audit::Event::new("cli", "api_key.revoke", Some(revoked.key_id.clone())).detail(
+                serde_json::json!({ "requestor_id": revoked.requestor_id, "revoked_at": at, "already_revoked": revoked.already }),
+            );
+            let recorded = tsp::audit::record(&store, &event, now).await.map_err(|e| e.to_string());
+            store.close().await;
+            recorded?;
+            if revoked.already {
+                println!(
+                    "API key {} of requestor {} was already revoked at {at}",
+                    revoked.key_id, revoked.requestor_id
+                );
+            } else {
+                println!("API key {} of requestor {} revoked at {at}", revoked.key_id, revoked.requestor_id);
+            }
+            Ok(())
+        }
+        Command::Admin { command: AdminCommand::RotateKey { storage, key_id, overlap_seconds } } => {
+            let store =
+                app::open_store(&storage.data_dir, storage.database_url.as_deref()).await.map_err(|e| e.to_string())?;
+            let now = tsp::clock::Clock::system().now_ms();
+            let rotated = match requestors::rotate_key(&store, &key_id, overlap_seconds, now).await {
+                Ok(r) => r,
+                Err(e) => {
+                    store.close().await;
+                    return Err(e.to_string());
+                }
+            };
+            let until = tsp::clock::rfc3339(rotated.previous_revoked_at);
+            let event = tsp::audit::Event::new("cli", "api_key.rotate", Some(rotated.previous_key_id.clone())).detail(
+                serde_json::json!({
+                    "requestor_id": rotated.requestor_id,
+                    "new_key_id": rotated.key_id,
+                    "overlap_seconds": overlap_seconds,
+                    "previous_key_revoked_at": until,
+                }),
+            );
+            let recorded = tsp::audit::record(&store, &event, now).await.map_err(|e| e.to_string());
+            store.close().await;
+            recorded?;
+            eprintln!(
+                "API key {} of requestor {} replaced by {}; the old key works until {until}",
+                rotated.previous_key_id, rotated.requestor_id, rotated.key_id
+            );
+            println!("{}", rotated.api_key);
             Ok(())
         }
         Command::Load { mode, duration, count, connections, pipeline, iso, http, keys, json } => {

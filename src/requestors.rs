@@ -8,7 +8,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::store::{ApiKeyRow, RequestorRow, Store};
+use crate::store::{ApiKeyRow, KeyChange, RequestorRow, Store};
 use crate::{Error, Result};
 
 /// What a requestor may do.
@@ -143,18 +143,24 @@ pub async fn create(store: &Store, trid_prefix: &str, name: &str, scopes: &[Scop
     })
 }
 
-/// The requestor an API key belongs to, or None for a malformed, unknown or revoked key.
 /// The key id of a well-formed API key (`tsp_<key id>_<secret>`): public, unlike the secret.
 pub fn key_id_of(api_key: &str) -> Option<&str> {
     let (key_id, _) = api_key.strip_prefix("tsp_")?.split_once('_')?;
-    (key_id.len() == KEY_ID_LEN && key_id.bytes().all(|b| ALPHABET.contains(&b))).then_some(key_id)
+    well_formed_key_id(key_id).then_some(key_id)
 }
 
-pub async fn authenticate(store: &Store, api_key: &str) -> Result<Option<Requestor>> {
+/// Whether `key_id` has the shape of a key id this module makes.
+pub fn well_formed_key_id(key_id: &str) -> bool {
+    key_id.len() == KEY_ID_LEN && key_id.bytes().all(|b| ALPHABET.contains(&b))
+}
+
+/// The requestor an API key belongs to at `now` (Unix ms), or None for a malformed, unknown or
+/// revoked key. A rotated key works until its `revoked_at`, and not from then on.
+pub async fn authenticate(store: &Store, api_key: &str, now: i64) -> Result<Option<Requestor>> {
     let Some((key_id, secret)) = api_key.strip_prefix("tsp_").and_then(|k| k.split_once('_')) else {
         return Ok(None);
     };
-    if key_id.len() != KEY_ID_LEN || !key_id.bytes().all(|b| ALPHABET.contains(&b)) {
+    if !well_formed_key_id(key_id) {
         return Ok(None);
     }
     let Some((key, requestor)) = store.find_api_key(key_id).await? else {
@@ -162,8 +168,83 @@ pub async fn authenticate(store: &Store, api_key: &str) -> Result<Option<Request
     };
     let presented = Sha256::digest(secret.as_bytes());
     let matches: bool = presented.as_slice().ct_eq(&key.secret_hash).into();
-    if !matches || key.revoked_at.is_some() {
+    // A `revoked_at` still to come is a rotated key in its overlap: it works until then.
+    if !matches || key.revoked_at.is_some_and(|at| at <= now) {
         return Ok(None);
     }
     Requestor::from_row(requestor).map(Some)
+}
+
+/// How long a rotated key keeps working by default: a day.
+pub const DEFAULT_OVERLAP_SECONDS: i64 = 86_400;
+/// The longest overlap a rotation may give the old key: 30 days.
+pub const MAX_OVERLAP_SECONDS: i64 = 30 * 86_400;
+
+/// An API key revoked (or found revoked already).
+#[derive(Debug, Clone)]
+pub struct RevokedKey {
+    pub key_id: String,
+    pub requestor_id: String,
+    /// When it stopped working (Unix ms).
+    pub revoked_at: i64,
+    /// It was revoked before this call, which changed nothing.
+    pub already: bool,
+}
+
+/// Ends the API key `key_id` now, on every node at once (keys are looked up on every request; no
+/// cache holds them). A rotated key still in its overlap ends now too. Revoking a revoked key changes
+/// nothing and says so ([`RevokedKey::already`]). [`Error::ApiKeyNotFound`] for an unknown key id.
+pub async fn revoke_key(store: &Store, key_id: &str, now: i64) -> Result<RevokedKey> {
+    if !well_formed_key_id(key_id) {
+        return Err(Error::ApiKeyNotFound);
+    }
+    let (requestor_id, revoked_at, already) = match store.revoke_api_key(key_id, now).await? {
+        KeyChange::Unknown => return Err(Error::ApiKeyNotFound),
+        KeyChange::Changed { requestor_id, revoked_at } => (requestor_id, revoked_at, false),
+        KeyChange::AlreadyEnding { requestor_id, revoked_at } => (requestor_id, revoked_at, true),
+    };
+    Ok(RevokedKey { key_id: key_id.to_string(), requestor_id, revoked_at, already })
+}
+
+/// A rotation's outcome: the new key in clear (shown this once) and when the old one stops.
+#[derive(Debug)]
+pub struct RotatedKey {
+    pub key_id: String,
+    pub api_key: String,
+    pub requestor_id: String,
+    pub previous_key_id: String,
+    /// When the previous key stops working (Unix ms): now + the overlap.
+    pub previous_revoked_at: i64,
+}
+
+/// Replaces the live API key `key_id` with a new key of the same requestor (so the same scopes and
+/// merchants); the old key keeps working for `overlap_seconds` (0 to [`MAX_OVERLAP_SECONDS`]), then
+/// gets 401. [`Error::ApiKeyNotFound`] for an unknown key id, [`Error::ApiKeyEnded`] for a key that is
+/// revoked or was already rotated.
+pub async fn rotate_key(store: &Store, key_id: &str, overlap_seconds: i64, now: i64) -> Result<RotatedKey> {
+    if !(0..=MAX_OVERLAP_SECONDS).contains(&overlap_seconds) {
+        return Err(Error::invalid(
+            "overlap_seconds_invalid",
+            format!("overlap_seconds must be 0 to {MAX_OVERLAP_SECONDS}"),
+        ));
+    }
+    if !well_formed_key_id(key_id) {
+        return Err(Error::ApiKeyNotFound);
+    }
+    let rng = SystemRandom::new();
+    let new_key_id = random_text(&rng, KEY_ID_LEN)?;
+    let secret = zeroize::Zeroizing::new(random_text(&rng, 32)?);
+    let hash = Sha256::digest(secret.as_bytes());
+    let ends_at = now + overlap_seconds * 1000;
+    match store.rotate_api_key(key_id, &new_key_id, hash.as_slice(), ends_at, now).await? {
+        KeyChange::Unknown => Err(Error::ApiKeyNotFound),
+        KeyChange::AlreadyEnding { .. } => Err(Error::ApiKeyEnded),
+        KeyChange::Changed { requestor_id, revoked_at } => Ok(RotatedKey {
+            api_key: format!("tsp_{new_key_id}_{}", secret.as_str()),
+            key_id: new_key_id,
+            requestor_id,
+            previous_key_id: key_id.to_string(),
+            previous_revoked_at: revoked_at,
+        }),
+    }
 }

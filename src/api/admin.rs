@@ -2,14 +2,14 @@
 
 use crate::audit::Event;
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::{ApiError, ApiResult};
-use super::extract::{Caller, JsonBody};
+use super::extract::{Caller, JsonBody, OptionalJsonBody};
 use crate::requestors::{self, Scope};
 
 /// `GET /v1/admin/issuers`: the configured issuers with their BIN and token BIN prefixes.
@@ -101,6 +101,74 @@ pub async fn create_requestor(
             "scopes": r.scopes,
             "merchant_ids": b.merchant_ids,
             "api_key": created.api_key,
+        })),
+    ))
+}
+
+/// `POST /v1/admin/api-keys/{key_id}/revoke`: the key stops working now, on every route and node.
+/// Idempotent: revoking a revoked key answers 200 again, with its first `revoked_at` and
+/// `"already_revoked": true`. A rotated key still in its overlap ends now.
+#[utoipa::path(post, path = "/v1/admin/api-keys/{key_id}/revoke", tag = "admin", params(("key_id" = String, Path, description = "the key id: the part between `tsp_` and the next `_` of the key")), responses((status = 200, description = r#"{"key_id","requestor_id","revoked_at","already_revoked"}: revoked now, or already revoked (then nothing changed)"#), (status = 404, description = "`api_key_not_found`: no key has this id"), (status = 401, description = "missing, unknown or revoked API key"), (status = 403, description = "the key lacks the scope"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
+pub async fn revoke_key(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(key_id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let admin = caller.require(Scope::Admin)?;
+    let r = requestors::revoke_key(&s.store, &key_id, s.clock.now_ms()).await?;
+    tracing::info!(admin = %admin.id, key_id = %r.key_id, requestor = %r.requestor_id, already = r.already, "API key revoked");
+    let revoked_at = crate::clock::rfc3339(r.revoked_at);
+    s.audit(Event::new(&admin.id, "api_key.revoke", Some(r.key_id.clone())).detail(json!({
+        "requestor_id": r.requestor_id,
+        "revoked_at": revoked_at,
+        "already_revoked": r.already,
+    })))
+    .await?;
+    Ok(Json(json!({
+        "key_id": r.key_id,
+        "requestor_id": r.requestor_id,
+        "revoked_at": revoked_at,
+        "already_revoked": r.already,
+    })))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RotateKeyBody {
+    /// How long the old key keeps working, in seconds (0 to 2,592,000; default 86,400).
+    pub overlap_seconds: Option<i64>,
+}
+
+/// `POST /v1/admin/api-keys/{key_id}/rotate` `{"overlap_seconds"?}`: a new key for the same requestor
+/// (shown this once); the old key works until the overlap ends, then gets 401.
+#[utoipa::path(post, path = "/v1/admin/api-keys/{key_id}/rotate", tag = "admin", params(("key_id" = String, Path, description = "the key id: the part between `tsp_` and the next `_` of the key")), request_body(content = serde_json::Value, description = r#"optional {"overlap_seconds"}: how long the old key keeps working, 0 to 2592000 (30 days); default 86400"#), responses((status = 201, description = r#"{"key_id","api_key","requestor_id","previous_key_id","previous_key_revoked_at","overlap_seconds"} (the new key is shown this once)"#), (status = 404, description = "`api_key_not_found`: no key has this id"), (status = 409, description = "`api_key_revoked`: the key is revoked or was already rotated"), (status = 422, description = "`overlap_seconds_invalid`: negative, over 30 days, or not an integer"), (status = 401, description = "missing, unknown or revoked API key"), (status = 403, description = "the key lacks the scope"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
+pub async fn rotate_key(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(key_id): Path<String>,
+    OptionalJsonBody(b): OptionalJsonBody<RotateKeyBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let admin = caller.require(Scope::Admin)?;
+    let overlap = b.unwrap_or_default().overlap_seconds.unwrap_or(requestors::DEFAULT_OVERLAP_SECONDS);
+    let r = requestors::rotate_key(&s.store, &key_id, overlap, s.clock.now_ms()).await?;
+    tracing::info!(admin = %admin.id, key_id = %r.previous_key_id, new_key_id = %r.key_id, requestor = %r.requestor_id, overlap, "API key rotated");
+    let previous_revoked_at = crate::clock::rfc3339(r.previous_revoked_at);
+    s.audit(Event::new(&admin.id, "api_key.rotate", Some(r.previous_key_id.clone())).detail(json!({
+        "requestor_id": r.requestor_id,
+        "new_key_id": r.key_id,
+        "overlap_seconds": overlap,
+        "previous_key_revoked_at": previous_revoked_at,
+    })))
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "key_id": r.key_id,
+            "api_key": r.api_key,
+            "requestor_id": r.requestor_id,
+            "previous_key_id": r.previous_key_id,
+            "previous_key_revoked_at": previous_revoked_at,
+            "overlap_seconds": overlap,
         })),
     ))
 }

@@ -55,6 +55,8 @@ impl From<Error> for ApiError {
             Error::TokenUsed => (S::CONFLICT, "token_used"),
             Error::TokenLocked => (S::CONFLICT, "token_locked"),
             Error::TokenRevoked => (S::CONFLICT, "token_revoked"),
+            Error::ApiKeyNotFound => (S::NOT_FOUND, "api_key_not_found"),
+            Error::ApiKeyEnded => (S::CONFLICT, "api_key_revoked"),
             Error::NotACard => (S::CONFLICT, "not_a_card"),
             Error::GiftTaken => (S::CONFLICT, "gift_registered"),
             Error::TokenRangeExhausted => (S::SERVICE_UNAVAILABLE, "token_range_exhausted"),

@@ -56,7 +56,7 @@ impl FromRequestParts<AppState> for Caller {
         let peer = parts.extensions.get::<ConnectInfo<Peer>>().map(|c| c.0.0);
         let source = Source::of(peer.map(|p| p.ip()));
         state.limits.key_may_try(source)?;
-        match requestors::authenticate(&state.store, key).await? {
+        match requestors::authenticate(&state.store, key, state.clock.now_ms()).await? {
             Some(r) => Ok(Caller(r)),
             None => {
                 crate::metrics::get().auth_refused();
@@ -84,24 +84,40 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _state: &AppState) -> Result<Self, Self::Rejection> {
-        let too_large = || {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                format!("the body exceeds {BODY_LIMIT} bytes"),
-            )
-        };
-        let declared =
-            req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-        if let Some(n) = declared.filter(|n| *n > BODY_LIMIT as u64) {
-            if n <= DRAIN_LIMIT as u64 {
-                let _ = axum::body::to_bytes(req.into_body(), DRAIN_LIMIT).await;
-            }
-            return Err(too_large());
-        }
-        let bytes = axum::body::to_bytes(req.into_body(), BODY_LIMIT).await.map_err(|_| too_large())?;
+        let bytes = read_body(req).await?;
         parse_json(&bytes).map(JsonBody)
     }
+}
+
+/// A JSON body that may be left out: an empty (or all-whitespace) body is `None`; anything else is
+/// read as [`JsonBody`] reads it.
+pub struct OptionalJsonBody<T>(pub Option<T>);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for OptionalJsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &AppState) -> Result<Self, Self::Rejection> {
+        let bytes = read_body(req).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJsonBody(None));
+        }
+        parse_json(&bytes).map(|v| OptionalJsonBody(Some(v)))
+    }
+}
+
+/// The body, at most [`BODY_LIMIT`] bytes (413 past it).
+async fn read_body(req: Request) -> Result<axum::body::Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", format!("the body exceeds {BODY_LIMIT} bytes"))
+    };
+    let declared = req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if let Some(n) = declared.filter(|n| *n > BODY_LIMIT as u64) {
+        if n <= DRAIN_LIMIT as u64 {
+            let _ = axum::body::to_bytes(req.into_body(), DRAIN_LIMIT).await;
+        }
+        return Err(too_large());
+    }
+    axum::body::to_bytes(req.into_body(), BODY_LIMIT).await.map_err(|_| too_large())
 }
 
 /// Deserializes `bytes`, naming the offending field in the error code.

@@ -93,6 +93,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/transactions", get(transactions::list))
         .route("/v1/admin/issuers", get(admin::issuers))
         .route("/v1/admin/requestors", post(admin::create_requestor))
+        .route("/v1/admin/api-keys/{key_id}/revoke", post(admin::revoke_key))
+        .route("/v1/admin/api-keys/{key_id}/rotate", post(admin::rotate_key))
         .route("/v1/admin/settlements", post(admin::settle))
         .route("/v1/admin/gift-certificates", post(admin::issue_gift))
         .route("/v1/admin/regions", post(admin::define_region).get(admin::regions))

@@ -37,6 +37,8 @@ use super::{admin, barcodes, health, instruments, merchant_tokens, terminal, tok
         transactions::list,
         admin::issuers,
         admin::create_requestor,
+        admin::revoke_key,
+        admin::rotate_key,
         admin::settle,
         admin::issue_gift,
         admin::define_region,

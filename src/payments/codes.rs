@@ -80,7 +80,9 @@ impl ResponseCode {
             Error::TokenRevoked | Error::InstrumentSuspended | Error::InstrumentDeleted => Self::INSTRUMENT_BLOCKED,
             Error::InstrumentNotFound => Self::UNKNOWN_CARD,
             Error::NotACard | Error::GiftTaken => Self::NOT_PERMITTED,
-            Error::Invalid { .. } | Error::InstrumentActive => Self::INVALID_TRANSACTION,
+            Error::Invalid { .. } | Error::InstrumentActive | Error::ApiKeyNotFound | Error::ApiKeyEnded => {
+                Self::INVALID_TRANSACTION
+            }
             Error::TokenRangeExhausted | Error::KeysChanged | Error::Hsm(_) | Error::Store(_) | Error::Internal(_) => {
                 Self::SYSTEM_ERROR
             }

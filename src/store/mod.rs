@@ -123,6 +123,24 @@ impl Store {
         dispatch!(self, s => s.find_api_key(key_id).await)
     }
 
+    /// Ends an API key now (see [`KeyChange`]); a key in a rotation's overlap ends now too.
+    pub async fn revoke_api_key(&self, key_id: &str, now: i64) -> StoreResult<KeyChange> {
+        dispatch!(self, s => s.revoke_api_key(key_id, now).await)
+    }
+
+    /// Replaces a live API key by a new one of the same requestor, together: the old key works until
+    /// `old_ends_at`. A key that is revoked or already rotated is left alone.
+    pub async fn rotate_api_key(
+        &self,
+        key_id: &str,
+        new_key_id: &str,
+        secret_hash: &[u8],
+        old_ends_at: i64,
+        now: i64,
+    ) -> StoreResult<KeyChange> {
+        dispatch!(self, s => s.rotate_api_key(key_id, new_key_id, secret_hash, old_ends_at, now).await)
+    }
+
     // Data keys.
 
     pub async fn data_keys(&self) -> StoreResult<Vec<DataKeyRow>> {

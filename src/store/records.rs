@@ -63,6 +63,17 @@ pub struct ApiKeyRow {
     pub revoked_at: Option<i64>,
 }
 
+/// What revoking or rotating an API key found (`Store::revoke_api_key`, `Store::rotate_api_key`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyChange {
+    /// Done: the key belongs to `requestor_id` and stops working at `revoked_at` (Unix ms).
+    Changed { requestor_id: String, revoked_at: i64 },
+    /// No key has this id.
+    Unknown,
+    /// Nothing written: the key already ends at `revoked_at` (revoked, or rotated and in its overlap).
+    AlreadyEnding { requestor_id: String, revoked_at: i64 },
+}
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DataKeyRow {
     pub version: i64,

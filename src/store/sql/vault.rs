@@ -59,6 +59,77 @@ macro_rules! sql_vault {
                 Ok(Some((key, req)))
             }
 
+            /// Ends an API key now: sets `revoked_at` to `now` unless it is already at or before `now`.
+            /// A key in a rotation's overlap (`revoked_at` later than `now`) ends now.
+            pub async fn revoke_api_key(&self, key_id: &str, now: i64) -> StoreResult<KeyChange> {
+                let mut w = self.atomic_writer().await?;
+                let row: Option<(String, Option<i64>)> = sqlx::query_as(concat!(
+                    "SELECT requestor_id, revoked_at FROM api_keys WHERE key_id = $1",
+                    $for_update
+                ))
+                .bind(key_id)
+                .fetch_optional(w.conn())
+                .await?;
+                let Some((requestor_id, revoked_at)) = row else {
+                    w.abort().await?;
+                    return Ok(KeyChange::Unknown);
+                };
+                if let Some(at) = revoked_at.filter(|at| *at <= now) {
+                    w.abort().await?;
+                    return Ok(KeyChange::AlreadyEnding { requestor_id, revoked_at: at });
+                }
+                sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE key_id = $1")
+                    .bind(key_id)
+                    .bind(now)
+                    .execute(w.conn())
+                    .await?;
+                w.done().await?;
+                Ok(KeyChange::Changed { requestor_id, revoked_at: now })
+            }
+
+            /// Replaces a live API key (one without `revoked_at`): in one transaction, the old key
+            /// gets `revoked_at = old_ends_at` and a new key (`new_key_id`, `secret_hash`) is added for
+            /// the same requestor. A key that already has an end is left alone.
+            pub async fn rotate_api_key(
+                &self,
+                key_id: &str,
+                new_key_id: &str,
+                secret_hash: &[u8],
+                old_ends_at: i64,
+                now: i64,
+            ) -> StoreResult<KeyChange> {
+                let mut w = self.atomic_writer().await?;
+                let row: Option<(String, Option<i64>)> = sqlx::query_as(concat!(
+                    "SELECT requestor_id, revoked_at FROM api_keys WHERE key_id = $1",
+                    $for_update
+                ))
+                .bind(key_id)
+                .fetch_optional(w.conn())
+                .await?;
+                let Some((requestor_id, revoked_at)) = row else {
+                    w.abort().await?;
+                    return Ok(KeyChange::Unknown);
+                };
+                if let Some(at) = revoked_at {
+                    w.abort().await?;
+                    return Ok(KeyChange::AlreadyEnding { requestor_id, revoked_at: at });
+                }
+                sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE key_id = $1")
+                    .bind(key_id)
+                    .bind(old_ends_at)
+                    .execute(w.conn())
+                    .await?;
+                sqlx::query("INSERT INTO api_keys (key_id, requestor_id, secret_hash, created_at) VALUES ($1, $2, $3, $4)")
+                    .bind(new_key_id)
+                    .bind(&requestor_id)
+                    .bind(secret_hash)
+                    .bind(now)
+                    .execute(w.conn())
+                    .await?;
+                w.done().await?;
+                Ok(KeyChange::Changed { requestor_id, revoked_at: old_ends_at })
+            }
+
             pub async fn data_keys(&self) -> StoreResult<Vec<DataKeyRow>> {
                 Ok(sqlx::query_as(
                     "SELECT version, kek_label, kek_version, wrapped, created_at, fp_version FROM data_keys ORDER BY version",

@@ -46,6 +46,7 @@ fn bench(c: &mut Criterion) {
         http_addr: "127.0.0.1:0".parse().unwrap(),
         iso_addr: "127.0.0.1:0".parse().unwrap(),
         hsm: None,
+        seal: Default::default(),
     };
     let (state, wallet, card, gift) = rt.block_on(async {
         let state = build(&opts).await.unwrap();

@@ -29,7 +29,24 @@ pub struct ServeOptions {
     pub iso_addr: SocketAddr,
     /// `tcp://host:port` of a running `hsm-sim serve`; None for the in-process simulator.
     pub hsm: Option<String>,
+    /// Production mode and the custodians' shares given at start.
+    pub seal: SealOptions,
 }
+
+/// How a node treats its keys (docs/security.md "Sealed key store").
+#[derive(Debug, Clone, Default)]
+pub struct SealOptions {
+    /// Production mode: the in-process HSM's key store must be sealed, and nothing of the demo (demo
+    /// keys, demo IMKs, the development key store) is accepted.
+    pub production: bool,
+    /// Files each holding one custodian share; `TSP_UNSEAL_SHARES` may hold more (whitespace- or
+    /// comma-separated).
+    pub share_files: Vec<PathBuf>,
+}
+
+/// The token IMKs of the demo configuration: published, so never a production key.
+const DEMO_IMKS: [&str; 3] =
+    ["8A4A7C3E1F2D5B6C9E0A1B2C3D4E5F60", "0123456789ABCDEFFEDCBA9876543210", "89ABCDEF0123456776543210FEDCBA98"];
 
 /// Failures while starting; each message says what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +67,10 @@ pub enum StartError {
     Bind(SocketAddr, std::io::Error),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("the key store is sealed: {have} of the {need} custodian shares it needs were given")]
+    Sealed { have: usize, need: u8 },
+    #[error("production mode: {0}")]
+    Production(String),
 }
 
 pub fn load_config(path: Option<&Path>) -> Result<Config, StartError> {
@@ -84,14 +105,52 @@ pub async fn open_store(data_dir: &Path, database_url: Option<&str>) -> Result<S
     }
 }
 
-/// The HSM: a TCP client of `hsm-sim serve`, or the simulator in process with its development key
-/// store in the data directory.
-pub fn open_hsm(data_dir: &Path, url: Option<&str>) -> Result<Hsm, StartError> {
-    open_hsm_quietly(data_dir, url, false)
+/// The HSM: a TCP client of `hsm-sim serve`, or the simulator in process with its key store in the
+/// data directory (opened with the shares `seal` gives when it is sealed).
+pub fn open_hsm(data_dir: &Path, url: Option<&str>, seal: &SealOptions) -> Result<Hsm, StartError> {
+    open_hsm_quietly(data_dir, url, seal, false)
+}
+
+/// The in-process key store of a data directory.
+pub fn keystore_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("hsm-keystore.json")
+}
+
+/// The custodian shares given to this process: one per file of `seal.share_files`, and those in
+/// `TSP_UNSEAL_SHARES`.
+pub fn given_shares(seal: &SealOptions) -> Result<Vec<zeroize::Zeroizing<String>>, StartError> {
+    let mut out = Vec::new();
+    for f in &seal.share_files {
+        let text = zeroize::Zeroizing::new(std::fs::read_to_string(f).map_err(|e| StartError::DataDir(f.clone(), e))?);
+        out.push(zeroize::Zeroizing::new(text.trim().to_string()));
+    }
+    if let Ok(env) = std::env::var("TSP_UNSEAL_SHARES") {
+        let env = zeroize::Zeroizing::new(env);
+        let parts = env.split(|c: char| c.is_whitespace() || c == ',').filter(|p| !p.is_empty());
+        out.extend(parts.map(|p| zeroize::Zeroizing::new(p.to_string())));
+    }
+    Ok(out)
+}
+
+/// What the in-process key store of a data directory is.
+enum LocalStore {
+    Absent,
+    Development,
+    Sealed(hsm_sim::seal::Seal),
+}
+
+fn local_store(path: &Path) -> Result<LocalStore, StartError> {
+    if !path.exists() {
+        return Ok(LocalStore::Absent);
+    }
+    Ok(match hsm_sim::KeyStoreFile::seal_of(path)? {
+        Some(seal) => LocalStore::Sealed(seal),
+        None => LocalStore::Development,
+    })
 }
 
 /// [`open_hsm`], announcing what it opened on stdout unless `quiet` (commands whose stdout is data).
-fn open_hsm_quietly(data_dir: &Path, url: Option<&str>, quiet: bool) -> Result<Hsm, StartError> {
+fn open_hsm_quietly(data_dir: &Path, url: Option<&str>, seal: &SealOptions, quiet: bool) -> Result<Hsm, StartError> {
     if let Some(url) = url {
         if !quiet {
             println!("tsp: HSM at {url}");
@@ -99,7 +158,22 @@ fn open_hsm_quietly(data_dir: &Path, url: Option<&str>, quiet: bool) -> Result<H
         return Ok(Hsm::tcp(url)?);
     }
     ensure_dir(data_dir)?;
-    let keystore = data_dir.join("hsm-keystore.json");
+    let keystore = keystore_path(data_dir);
+    match local_store(&keystore)? {
+        LocalStore::Sealed(s) => {
+            let given = given_shares(seal)?;
+            let shares: Vec<&str> = given.iter().map(|s| s.as_str()).collect();
+            let sim = hsm_sim::Hsm::open_sealed(&keystore, &shares)?
+                .ok_or(StartError::Sealed { have: shares.len(), need: s.threshold })?;
+            if !quiet {
+                println!("tsp: sealed key store {} opened with its custodians' shares", keystore.display());
+            }
+            return Ok(Hsm::in_process(Arc::new(sim)));
+        }
+        LocalStore::Development if seal.production => return Err(development_store(&keystore)),
+        LocalStore::Absent if seal.production => return Err(no_store(&keystore)),
+        LocalStore::Development | LocalStore::Absent => {}
+    }
     let (sim, created) = hsm_sim::Hsm::open(&keystore)?;
     // The simulator writes its key store 0600; one an older version or a copy left wider is narrowed.
     #[cfg(unix)]
@@ -117,11 +191,61 @@ fn open_hsm_quietly(data_dir: &Path, url: Option<&str>, quiet: bool) -> Result<H
     Ok(Hsm::in_process(Arc::new(sim)))
 }
 
+fn development_store(path: &Path) -> StartError {
+    StartError::Production(format!(
+        "{} is a development key store (its master key is in clear); production needs a sealed one \
+         (`tsp keys init --custodians N --threshold M` in a fresh data directory)",
+        path.display()
+    ))
+}
+
+fn no_store(path: &Path) -> StartError {
+    StartError::Production(format!(
+        "no key store at {}: make a sealed one in a key ceremony (`tsp keys init --custodians N --threshold M`)",
+        path.display()
+    ))
+}
+
+/// Production mode refuses what only the demo may use: the published demo IMKs and the demo API keys.
+fn check_production(config: &Config, data_dir: &Path) -> Result<(), StartError> {
+    let imks = std::iter::once(&config.platform.token_imk_ac).chain(config.issuers.iter().map(|i| &i.token_imk_ac));
+    for imk in imks {
+        if DEMO_IMKS.iter().any(|d| d.eq_ignore_ascii_case(imk)) {
+            return Err(StartError::Production(
+                "the configuration holds a published demo token IMK; configure your own keys".into(),
+            ));
+        }
+    }
+    let demo_keys = data_dir.join("demo-keys.json");
+    if demo_keys.exists() {
+        return Err(StartError::Production(format!(
+            "{} holds demo API keys; production data directories have none (create requestors with `tsp admin create-requestor`)",
+            demo_keys.display()
+        )));
+    }
+    Ok(())
+}
+
+/// `tsp keys init`: the key ceremony. Creates the sealed key store of the data directory (refusing
+/// when a key store is there) and returns the shares, one per custodian.
+pub fn init_sealed_store(
+    data_dir: &Path,
+    threshold: u8,
+    custodians: u8,
+) -> Result<Vec<zeroize::Zeroizing<String>>, StartError> {
+    ensure_dir(data_dir)?;
+    let path = keystore_path(data_dir);
+    if path.exists() {
+        return Err(StartError::Production(format!("{} exists: a ceremony makes a new key store", path.display())));
+    }
+    Ok(hsm_sim::Hsm::create_sealed(&path, threshold, custodians)?)
+}
+
 /// The store, HSM and vault of the options, for the `tsp keys` commands (which run beside serving
 /// nodes or without them).
 async fn open_vault(opts: &ServeOptions) -> Result<(Store, Hsm, Vault), StartError> {
     let config = load_config(opts.config.as_deref())?;
-    let hsm = open_hsm_quietly(&opts.data_dir, opts.hsm.as_deref(), true)?;
+    let hsm = open_hsm_quietly(&opts.data_dir, opts.hsm.as_deref(), &opts.seal, true)?;
     let store = open_store(&opts.data_dir, opts.database_url.as_deref()).await?;
     let issuers = Arc::new(Issuers::from_config(&config));
     let vault =
@@ -159,9 +283,14 @@ pub async fn migrate_keys(opts: &ServeOptions) -> Result<crate::vault::rotation:
 
 /// Builds the whole service state.
 pub async fn build(opts: &ServeOptions) -> Result<AppState, StartError> {
+    let hsm = open_hsm(&opts.data_dir, opts.hsm.as_deref(), &opts.seal)?;
+    build_with(opts, hsm).await
+}
+
+/// Builds the whole service state around an opened HSM.
+pub async fn build_with(opts: &ServeOptions, hsm: Hsm) -> Result<AppState, StartError> {
     let config = Arc::new(load_config(opts.config.as_deref())?);
     ensure_dir(&opts.data_dir)?;
-    let hsm = open_hsm(&opts.data_dir, opts.hsm.as_deref())?;
     let store = open_store(&opts.data_dir, opts.database_url.as_deref()).await?;
     println!("tsp: {} database at migration {}", store.backend(), store.migrations().await?);
     let clock = Clock::system();
@@ -204,7 +333,15 @@ pub async fn build(opts: &ServeOptions) -> Result<AppState, StartError> {
     let limits = Arc::new(crate::api::limits::RestLimits::new(&config.limits));
     let iso_addr = Arc::new(std::sync::OnceLock::new());
     let state = AppState { store, vault, tokens, config, issuers, clock, payments, simulator, limits, iso_addr };
-    ensure_demo_keys(&state, &opts.data_dir).await?;
+    if opts.seal.production {
+        println!("tsp: PRODUCTION mode");
+    } else {
+        println!(
+            "tsp: DEVELOPMENT mode — demo keys, demo IMKs and a key store whose master key is in clear; \
+             never hold real cards here (`tsp serve --production`: docs/security.md)"
+        );
+        ensure_demo_keys(&state, &opts.data_dir).await?;
+    }
     Ok(state)
 }
 
@@ -213,7 +350,7 @@ pub async fn build(opts: &ServeOptions) -> Result<AppState, StartError> {
 pub async fn seed(opts: &ServeOptions, count: u64) -> Result<crate::seed::Seeded, StartError> {
     let config = load_config(opts.config.as_deref())?;
     ensure_dir(&opts.data_dir)?;
-    let hsm = open_hsm(&opts.data_dir, opts.hsm.as_deref())?;
+    let hsm = open_hsm(&opts.data_dir, opts.hsm.as_deref(), &opts.seal)?;
     let store = open_store(&opts.data_dir, opts.database_url.as_deref()).await?;
     let clock = Clock::system();
     let issuers = Arc::new(Issuers::from_config(&config));
@@ -308,11 +445,30 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// Runs the service until SIGINT or SIGTERM, then stops accepting, finishes in-flight requests
 /// and exits.
 pub async fn serve(opts: ServeOptions) -> Result<(), StartError> {
-    let state = build(&opts).await?;
+    if opts.seal.production {
+        check_production(&load_config(opts.config.as_deref())?, &opts.data_dir)?;
+    }
+    // Bound once: a sealed node answers on these sockets until its custodians open it, then the node
+    // proper serves on them.
+    let http_std = std::net::TcpListener::bind(opts.http_addr).map_err(|e| StartError::Bind(opts.http_addr, e))?;
+    let iso_std = std::net::TcpListener::bind(opts.iso_addr).map_err(|e| StartError::Bind(opts.iso_addr, e))?;
+    let hsm = match open_hsm(&opts.data_dir, opts.hsm.as_deref(), &opts.seal) {
+        Err(StartError::Sealed { .. }) => {
+            let keystore = keystore_path(&opts.data_dir);
+            let LocalStore::Sealed(seal) = local_store(&keystore)? else { return Err(no_store(&keystore)) };
+            println!("tsp: REST API (sealed) on http://{}", http_std.local_addr()?);
+            println!("tsp: ISO 8583 (sealed: every request 91) on {}", iso_std.local_addr()?);
+            let (h, i) = (http_std.try_clone()?, iso_std.try_clone()?);
+            crate::sealed::until_unsealed(h, i, keystore, seal, given_shares(&opts.seal)?).await?
+        }
+        other => other?,
+    };
+    let state = build_with(&opts, hsm).await?;
     let store = state.store.clone();
-    let listener =
-        tokio::net::TcpListener::bind(opts.http_addr).await.map_err(|e| StartError::Bind(opts.http_addr, e))?;
-    let iso = tokio::net::TcpListener::bind(opts.iso_addr).await.map_err(|e| StartError::Bind(opts.iso_addr, e))?;
+    http_std.set_nonblocking(true)?;
+    iso_std.set_nonblocking(true)?;
+    let listener = tokio::net::TcpListener::from_std(http_std)?;
+    let iso = tokio::net::TcpListener::from_std(iso_std)?;
     println!("tsp: REST API listening on http://{}", listener.local_addr()?);
     println!("tsp: ISO 8583 listening on {}", iso.local_addr()?);
     let _ = state.iso_addr.set(iso.local_addr()?);

@@ -106,6 +106,7 @@ async fn story(out: &mut dyn Write, dir: &std::path::Path) -> Result<(), String>
         http_addr: "127.0.0.1:0".parse().map_err(|x| e(&x))?,
         iso_addr: "127.0.0.1:0".parse().map_err(|x| e(&x))?,
         hsm: None,
+        seal: Default::default(),
     };
     say!(out, "== tsp demo: a fresh instance in {}", dir.display());
     let state = build(&opts).await.map_err(|x| e(&x))?;

@@ -32,6 +32,7 @@ pub mod metrics;
 pub mod money;
 pub mod payments;
 pub mod requestors;
+pub mod sealed;
 pub mod seed;
 pub mod server;
 pub mod store;

@@ -45,6 +45,8 @@ enum Command {
         /// `tcp://host:port` of a running `hsm-sim serve`; default: the simulator in process.
         #[arg(long, env = "TSP_HSM")]
         hsm: Option<String>,
+        #[command(flatten)]
+        seal: SealArgs,
     },
     /// Run the whole story once against a fresh temporary instance and print a transcript.
     Demo,
@@ -149,6 +151,24 @@ enum VectorsCommand {
     },
 }
 
+/// Production mode and the custodians' shares (docs/security.md "Sealed key store").
+#[derive(clap::Args, Clone)]
+struct SealArgs {
+    /// Production mode: refuse the development key store, demo IMKs and demo keys.
+    #[arg(long, env = "TSP_PRODUCTION")]
+    production: bool,
+    /// A file holding one custodian share of a sealed key store (repeat for each); shares may also
+    /// come in TSP_UNSEAL_SHARES, or later from `tsp keys unlock`.
+    #[arg(long = "unseal-share-file")]
+    share_files: Vec<PathBuf>,
+}
+
+impl SealArgs {
+    fn options(self) -> app::SealOptions {
+        app::SealOptions { production: self.production, share_files: self.share_files }
+    }
+}
+
 #[derive(clap::Args, Clone)]
 struct KeysArgs {
     #[command(flatten)]
@@ -158,6 +178,8 @@ struct KeysArgs {
     /// `tcp://host:port` of a running `hsm-sim serve`; default: the simulator in process.
     #[arg(long, env = "TSP_HSM")]
     hsm: Option<String>,
+    #[command(flatten)]
+    seal: SealArgs,
 }
 
 impl KeysArgs {
@@ -169,6 +191,7 @@ impl KeysArgs {
             http_addr: ([127, 0, 0, 1], 0).into(),
             iso_addr: ([127, 0, 0, 1], 0).into(),
             hsm: self.hsm,
+            seal: self.seal.options(),
         }
     }
 }
@@ -194,6 +217,29 @@ enum KeysCommand {
     Migrate {
         #[command(flatten)]
         args: KeysArgs,
+    },
+    /// The key ceremony: create the data directory's sealed key store; its master key opens only with
+    /// THRESHOLD of the CUSTODIANS shares printed (or written to --share-dir, one file each).
+    Init {
+        #[command(flatten)]
+        storage: Storage,
+        #[arg(long)]
+        custodians: u8,
+        #[arg(long)]
+        threshold: u8,
+        /// Write each share to DIR/custodian-N.share (mode 0600) instead of printing them.
+        #[arg(long)]
+        share_dir: Option<PathBuf>,
+    },
+    /// Hand custodian shares to a sealed node: one share per line on stdin (or --share-file), each
+    /// sent to URL's `POST /v1/sys/unseal`.
+    Unlock {
+        /// The sealed node's REST address.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// A file holding one share (repeatable); without it, shares are read from stdin.
+        #[arg(long = "share-file")]
+        share_files: Vec<PathBuf>,
     },
 }
 
@@ -264,7 +310,7 @@ fn init_logging(json: bool) {
 
 async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Serve { storage, config, http_addr, iso_addr, hsm } => {
+        Command::Serve { storage, config, http_addr, iso_addr, hsm, seal } => {
             let opts = ServeOptions {
                 data_dir: storage.data_dir,
                 config,
@@ -272,6 +318,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 http_addr,
                 iso_addr,
                 hsm,
+                seal: seal.options(),
             };
             app::serve(opts).await.map_err(|e| e.to_string())
         }
@@ -292,6 +339,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 http_addr: ([127, 0, 0, 1], 0).into(),
                 iso_addr: ([127, 0, 0, 1], 0).into(),
                 hsm,
+                seal: app::SealOptions::default(),
             };
             let started = std::time::Instant::now();
             let done = app::seed(&opts, count).await.map_err(|e| e.to_string())?;
@@ -303,6 +351,26 @@ async fn run(cli: Cli) -> Result<(), String> {
             );
             Ok(())
         }
+        Command::Keys { command: KeysCommand::Init { storage, custodians, threshold, share_dir } } => {
+            let shares = app::init_sealed_store(&storage.data_dir, threshold, custodians).map_err(|e| e.to_string())?;
+            eprintln!(
+                "tsp: sealed key store created in {}: {threshold} of these {custodians} shares open it; give one \
+                 to each custodian and keep no copy together",
+                storage.data_dir.display()
+            );
+            for (i, share) in shares.iter().enumerate() {
+                match &share_dir {
+                    Some(dir) => {
+                        let path = dir.join(format!("custodian-{}.share", i + 1));
+                        write_share(&path, share).map_err(|e| format!("{}: {e}", path.display()))?;
+                        println!("custodian {}: {}", i + 1, path.display());
+                    }
+                    None => println!("custodian {}: {}", i + 1, share.as_str()),
+                }
+            }
+            Ok(())
+        }
+        Command::Keys { command: KeysCommand::Unlock { url, share_files } } => unlock(&url, &share_files).await,
         Command::Keys { command: KeysCommand::Rotate { args } } => {
             let version = app::rotate_keys(&args.options()).await.map_err(|e| e.to_string())?;
             println!("data key version {version} is current; serving nodes move cards onto it");
@@ -517,4 +585,56 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Writes one share to a new file only its owner can read.
+fn write_share(path: &std::path::Path, share: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    std::fs::create_dir_all(path.parent().unwrap_or(std::path::Path::new(".")))?;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(path)?;
+    f.write_all(share.as_bytes())?;
+    f.write_all(b"\n")?;
+    f.sync_all()
+}
+
+/// `tsp keys unlock`: each share to the sealed node, printing its progress.
+async fn unlock(url: &str, share_files: &[PathBuf]) -> Result<(), String> {
+    let mut shares = Vec::new();
+    for f in share_files {
+        let text = std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
+        shares.push(zeroize::Zeroizing::new(text.trim().to_string()));
+    }
+    if share_files.is_empty() {
+        for line in std::io::stdin().lines() {
+            let line = zeroize::Zeroizing::new(line.map_err(|e| e.to_string())?);
+            if !line.trim().is_empty() {
+                shares.push(zeroize::Zeroizing::new(line.trim().to_string()));
+            }
+        }
+    }
+    let client = reqwest::Client::new();
+    let endpoint = format!("{}/v1/sys/unseal", url.trim_end_matches('/'));
+    for share in &shares {
+        let r = client
+            .post(&endpoint)
+            .json(&serde_json::json!({ "share": share.as_str() }))
+            .send()
+            .await
+            .map_err(|e| format!("{endpoint}: {e}"))?;
+        let status = r.status();
+        let body: serde_json::Value = r.json().await.unwrap_or_default();
+        if !status.is_success() {
+            return Err(format!("share refused ({status}): {}", body["error"]["message"].as_str().unwrap_or("")));
+        }
+        if body["sealed"] == false {
+            println!("unsealed: the node starts");
+            return Ok(());
+        }
+        println!("sealed: {} of {} shares", body["progress"], body["threshold"]);
+    }
+    Err("still sealed: more shares are needed".into())
 }

@@ -123,6 +123,7 @@ impl Rig {
             http_addr: "127.0.0.1:0".parse().unwrap(),
             iso_addr: "127.0.0.1:0".parse().unwrap(),
             hsm: None,
+            seal: Default::default(),
         };
         let state = build(&opts).await.unwrap();
         let now = state.clock.now_ms();

@@ -21,6 +21,7 @@ async fn setup() -> (tempfile::TempDir, tsp::api::AppState, Requestor, Option<St
         http_addr: "127.0.0.1:0".parse().unwrap(),
         iso_addr: "127.0.0.1:0".parse().unwrap(),
         hsm: None,
+        seal: Default::default(),
     };
     let state = build(&opts).await.unwrap();
     let created = requestors::create(

@@ -77,8 +77,9 @@ impl Hsm {
         Ok(Self::with_lmk(lmk, None, rng))
     }
 
-    /// Opens the key store at `path`, creating it (with a fresh master key) when absent.
-    /// Returns the HSM and whether this call created the store.
+    /// Opens the development key store at `path`, creating it (with a fresh master key in clear)
+    /// when absent. Returns the HSM and whether this call created the store. A sealed key store is
+    /// refused: it opens with [`Hsm::open_sealed`].
     pub fn open(path: &Path) -> Result<(Self, bool), HsmError> {
         let rng = SystemRandom::new();
         let mut created = false;
@@ -87,9 +88,45 @@ impl Hsm {
             created = KeyStoreFile::new(SecretBytes::new(lmk.to_vec())).create(path)?;
         }
         let file = KeyStoreFile::read(path)?;
-        let hsm = Self::with_lmk(Zeroizing::new(file.lmk.expose().to_vec()), Some(path.to_path_buf()), rng);
+        let Some(lmk) = &file.lmk else {
+            return Err(HsmError::auth(format!(
+                "key store {} is sealed: it opens with its custodians' shares",
+                path.display()
+            )));
+        };
+        let hsm = Self::with_lmk(Zeroizing::new(lmk.expose().to_vec()), Some(path.to_path_buf()), rng);
         hsm.load(&file)?;
         Ok((hsm, created))
+    }
+
+    /// Creates a sealed key store at `path` (refusing when one is there): a fresh master key, sealed
+    /// under a key-encryption key split into `custodians` shares of which `threshold` open it. Returns
+    /// the shares, one per custodian; they are not kept anywhere.
+    pub fn create_sealed(path: &Path, threshold: u8, custodians: u8) -> Result<Vec<Zeroizing<String>>, HsmError> {
+        let lmk = random(&SystemRandom::new(), 32)?;
+        let ceremony = crate::seal::ceremony(&lmk, threshold, custodians)?;
+        if !KeyStoreFile::sealed(ceremony.seal).create(path)? {
+            return Err(HsmError::key(format!("key store {} already exists", path.display())));
+        }
+        Ok(ceremony.shares)
+    }
+
+    /// Opens the sealed key store at `path` with custodian shares (text, as the ceremony gave them).
+    /// `Ok(None)` when fewer distinct shares than the threshold were given.
+    pub fn open_sealed(path: &Path, shares: &[&str]) -> Result<Option<Self>, HsmError> {
+        let file = KeyStoreFile::read(path)?;
+        let Some(seal) = &file.seal else {
+            return Err(HsmError::format(format!("key store {} is not sealed", path.display())));
+        };
+        let parsed = shares.iter().map(|s| crate::seal::parse_share(seal, s)).collect::<Result<Vec<_>, _>>()?;
+        match crate::seal::open(seal, &parsed)? {
+            crate::seal::Opened::NeedMore { .. } => Ok(None),
+            crate::seal::Opened::Lmk(lmk) => {
+                let hsm = Self::with_lmk(lmk, Some(path.to_path_buf()), SystemRandom::new());
+                hsm.load(&file)?;
+                Ok(Some(hsm))
+            }
+        }
     }
 
     fn with_lmk(lmk: Zeroizing<Vec<u8>>, path: Option<PathBuf>, rng: SystemRandom) -> Self {

@@ -1,9 +1,13 @@
-//! The development key store: the local master key (LMK) and every stored key, wrapped under the LMK,
-//! in one JSON file (mode 0600).
+//! The key store: the local master key (LMK) and every stored key, wrapped under the LMK, in one JSON
+//! file (mode 0600), in one of two forms:
 //!
-//! The LMK sits in the file in clear. That is what makes this a *development* key store: a real HSM
-//! keeps its master key in tamper-responsive hardware. Several processes may open the same file
-//! (nodes sharing a data directory); creation is atomic, so they all end up with the same keys.
+//! - **development** (`hsm-sim-keystore/1`): the LMK sits in the file in clear — whoever copies the
+//!   file has every key;
+//! - **sealed** (`hsm-sim-keystore/2`): the LMK is in the file only sealed under a key-encryption key
+//!   held as M-of-N custodian shares (`seal`); opening it takes M shares.
+//!
+//! Several processes may open the same file (nodes sharing a data directory); creation is atomic, so
+//! they all end up with the same keys.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -12,17 +16,25 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::HsmError;
 use crate::keys::{Algorithm, KeyUsage};
+use crate::seal::Seal;
 use crate::secret::{Bytes, SecretBytes};
 
 const FORMAT: &str = "hsm-sim-keystore/1";
+const SEALED_FORMAT: &str = "hsm-sim-keystore/2";
 const WARNING: &str =
     "development key store of hsm-sim: the master key below is in clear; never use for production keys";
+const SEALED_NOTE: &str = "sealed key store of hsm-sim: the master key opens only with the custodians' shares";
 
 #[derive(Serialize, Deserialize)]
 pub struct KeyStoreFile {
     format: String,
     warning: String,
-    pub(crate) lmk: SecretBytes,
+    /// The LMK in clear (development form only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) lmk: Option<SecretBytes>,
+    /// The sealed LMK (sealed form only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) seal: Option<Seal>,
     pub(crate) keys: Vec<StoredKeyRecord>,
 }
 
@@ -42,7 +54,22 @@ pub(crate) struct StoredKeyRecord {
 
 impl KeyStoreFile {
     pub(crate) fn new(lmk: SecretBytes) -> Self {
-        KeyStoreFile { format: FORMAT.into(), warning: WARNING.into(), lmk, keys: Vec::new() }
+        KeyStoreFile { format: FORMAT.into(), warning: WARNING.into(), lmk: Some(lmk), seal: None, keys: Vec::new() }
+    }
+
+    pub(crate) fn sealed(seal: Seal) -> Self {
+        KeyStoreFile {
+            format: SEALED_FORMAT.into(),
+            warning: SEALED_NOTE.into(),
+            lmk: None,
+            seal: Some(seal),
+            keys: Vec::new(),
+        }
+    }
+
+    /// The seal of the key store at `path`: None for a development key store.
+    pub fn seal_of(path: &Path) -> Result<Option<Seal>, HsmError> {
+        Ok(Self::read(path)?.seal)
     }
 
     pub(crate) fn read(path: &Path) -> Result<Self, HsmError> {
@@ -52,11 +79,16 @@ impl KeyStoreFile {
         );
         let file: KeyStoreFile = serde_json::from_str(&text)
             .map_err(|e| HsmError::format(format!("key store {} is not valid: {e}", path.display())))?;
-        if file.format != FORMAT {
-            return Err(HsmError::format(format!("key store {}: unknown format {:?}", path.display(), file.format)));
-        }
-        if file.lmk.len() != 32 {
-            return Err(HsmError::key("key store master key must be 32 bytes"));
+        let form_ok = match (file.format.as_str(), &file.lmk, &file.seal) {
+            (FORMAT, Some(lmk), None) => lmk.len() == 32,
+            (SEALED_FORMAT, None, Some(_)) => true,
+            _ => false,
+        };
+        if !form_ok {
+            return Err(HsmError::format(format!(
+                "key store {}: not a valid {FORMAT} or {SEALED_FORMAT} file",
+                path.display()
+            )));
         }
         Ok(file)
     }

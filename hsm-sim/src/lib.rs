@@ -19,6 +19,7 @@ pub mod keys;
 mod keystore;
 mod ops;
 mod protocol;
+pub mod seal;
 mod secret;
 pub mod server;
 pub mod wire;

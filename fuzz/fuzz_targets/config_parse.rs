@@ -76,10 +76,10 @@ fn loaded(cfg: &Config) {
         assert!(t.as_str().starts_with(p.as_str()) && tsp::luhn::is_valid(t.as_str()));
     }
 
-    // Regions, as `vault::local::seed` stores them on start and `vault::local::policy` reads them.
+    // Regions, as `stored_value::wallet::seed` stores them on start and `stored_value::wallet::policy` reads them.
     for r in &cfg.regions {
-        let row = tsp::vault::local::region_row(r, cfg, 0).expect("a loaded region is valid");
-        tsp::vault::local::policy(&row, cfg).expect("a stored region gives its policy");
+        let row = tsp::config::region_row(r, cfg, 0).expect("a loaded region is valid");
+        tsp::stored_value::wallet::policy(&row, cfg).expect("a stored region gives its policy");
     }
 
     // Token IMKs, as `Tokens::load_keys` imports them into the HSM. An error here (a label the HSM

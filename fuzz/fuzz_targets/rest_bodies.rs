@@ -16,7 +16,7 @@ use tsp::config::Config;
 use tsp::money::{Amount, Currency};
 use tsp::requestors::Scope;
 use tsp::tokens::TokenValue;
-use tsp::vault::local::RegionSpec;
+use tsp::config::RegionSpec;
 use tsp::vault::{CardExpiry, Pan};
 
 /// The body types, by selector: `'0'` + the index.
@@ -127,7 +127,7 @@ fuzz_target!(|data: &[u8]| {
                 }
                 "gift" => {
                     if let Some(g) = body::<instruments::NewGift>(text.as_bytes()) {
-                        assert_eq!(tsp::vault::gift::code_hash(&g.code).len(), 64);
+                        assert_eq!(tsp::stored_value::gift::code_hash(&g.code).len(), 64);
                     }
                 }
                 "local" => {
@@ -187,9 +187,9 @@ fuzz_target!(|data: &[u8]| {
         }
         8 => {
             let Some(spec) = body::<RegionSpec>(bytes) else { return };
-            match tsp::vault::local::region_row(&spec, &CONFIG, 0) {
+            match tsp::config::region_row(&spec, &CONFIG, 0) {
                 Ok(row) => {
-                    tsp::vault::local::policy(&row, &CONFIG).expect("a valid region row gives its policy");
+                    tsp::stored_value::wallet::policy(&row, &CONFIG).expect("a valid region row gives its policy");
                 }
                 Err(e) => check_domain_error(e),
             }

@@ -7,7 +7,8 @@ use serde::Deserialize;
 
 use crate::money::Currency;
 pub use region::RegionSpec;
-pub(crate) use region::{check_id, region_row};
+pub(crate) use region::check_id;
+pub use region::region_row;
 
 /// The configuration every `tsp serve` without `--config` uses.
 pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");

@@ -399,8 +399,15 @@ async fn ensure_demo_keys(state: &AppState, data_dir: &Path) -> Result<(), Start
         }
         let mut file: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
         if let Some(app) = file["app"].as_str()
-            && requestors::authenticate(&state.store, app, now).await?.is_some()
+            && let Some(app) = requestors::authenticate(&state.store, app, now).await?
         {
+            // The demo VAN detokenizes the demo app's tokens (a data directory from before VANs were
+            // scoped gets that now).
+            if let Some(van) = file["van"].as_str()
+                && let Some(van) = requestors::authenticate(&state.store, van, now).await?
+            {
+                state.store.serve_requestors(&van.id, std::slice::from_ref(&app.id), now).await?;
+            }
             if file["terminal"].is_null()
                 && let Some(key) = terminal_key().await?
             {
@@ -415,6 +422,7 @@ async fn ensure_demo_keys(state: &AppState, data_dir: &Path) -> Result<(), Start
     let app =
         requestors::create(&state.store, prefix, "demo pay app", &[Scope::Instruments, Scope::Tokens], now).await?;
     let van = requestors::create(&state.store, prefix, "demo VAN", &[Scope::Detokenize], now).await?;
+    state.store.serve_requestors(&van.requestor.id, std::slice::from_ref(&app.requestor.id), now).await?;
     let admin = requestors::create(&state.store, prefix, "demo operator", &[Scope::Admin], now).await?;
     let terminal = terminal_key().await?;
     let body =

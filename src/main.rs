@@ -273,6 +273,9 @@ enum AdminCommand {
         /// Comma-separated merchant ids (DE42) a `terminal` requestor acts for.
         #[arg(long, default_value = "")]
         merchants: String,
+        /// Comma-separated requestor ids whose tokens a `detokenize` requestor (a VAN) may detokenize.
+        #[arg(long, default_value = "")]
+        serves: String,
         #[arg(long, env = "TSP_CONFIG")]
         config: Option<PathBuf>,
     },
@@ -473,7 +476,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             report.print(&mut std::io::stdout()).map_err(|e| e.to_string())?;
             std::process::exit(report.exit_code());
         }
-        Command::Admin { command: AdminCommand::CreateRequestor { storage, name, scopes, merchants, config } } => {
+        Command::Admin {
+            command: AdminCommand::CreateRequestor { storage, name, scopes, merchants, serves, config },
+        } => {
             let scopes = Scope::parse_list(&scopes)
                 .ok_or("--scopes must list instruments, tokens, terminal, detokenize or admin")?;
             let merchants: Vec<String> =
@@ -483,9 +488,19 @@ async fn run(cli: Cli) -> Result<(), String> {
             {
                 return Err("--merchants lists the merchant ids of a terminal requestor, and only of one".into());
             }
+            let serves: Vec<String> =
+                serves.split(',').map(str::trim).filter(|m| !m.is_empty()).map(String::from).collect();
+            if !serves.is_empty() && !scopes.contains(&Scope::Detokenize) {
+                return Err("--serves lists the requestors of a detokenize requestor".into());
+            }
             let cfg = app::load_config(config.as_deref()).map_err(|e| e.to_string())?;
             let store =
                 app::open_store(&storage.data_dir, storage.database_url.as_deref()).await.map_err(|e| e.to_string())?;
+            for id in &serves {
+                if store.requestor(id).await.map_err(|e| e.to_string())?.is_none() {
+                    return Err(format!("--serves: no requestor {id}"));
+                }
+            }
             let now = tsp::clock::Clock::system().now_ms();
             let created = requestors::create(&store, &cfg.platform.trid_prefix, &name, &scopes, now)
                 .await
@@ -495,8 +510,10 @@ async fn run(cli: Cli) -> Result<(), String> {
             if !taken.is_empty() {
                 return Err(format!("merchants already bound to another requestor: {}", taken.join(", ")));
             }
-            let event = tsp::audit::Event::new("cli", "requestor.create", Some(created.requestor.id.clone()))
-                .detail(serde_json::json!({ "scopes": created.requestor.scopes, "merchant_ids": merchants }));
+            store.serve_requestors(&created.requestor.id, &serves, now).await.map_err(|e| e.to_string())?;
+            let event = tsp::audit::Event::new("cli", "requestor.create", Some(created.requestor.id.clone())).detail(
+                serde_json::json!({ "scopes": created.requestor.scopes, "merchant_ids": merchants, "serves": serves }),
+            );
             tsp::audit::record(&store, &event, now).await.map_err(|e| e.to_string())?;
             store.close().await;
             eprintln!("created requestor {} (TRID {})", created.requestor.id, created.requestor.trid);

@@ -80,17 +80,26 @@ async fn ttl_expiry_and_consumption_rules() {
     assert!(t.row.token.starts_with("522000"));
     assert_eq!(t.row.expires_at - t.row.created_at, 60_000);
 
+    // A VAN detokenizes the tokens of the requestors it serves, and to any other VAN the token is
+    // unknown.
+    let now = state.clock.now_ms();
+    let van = requestors::create(&state.store, "401", "van", &[Scope::Detokenize], now).await.unwrap().requestor;
+    let stranger =
+        requestors::create(&state.store, "401", "other van", &[Scope::Detokenize], now).await.unwrap().requestor;
+    state.store.serve_requestors(&van.id, std::slice::from_ref(&req.id), now).await.unwrap();
+    assert!(matches!(state.tokens.detokenize(&stranger, &t.row.token).await, Err(tsp::Error::TokenUnknown)));
+
     // Reads do not consume; the first consume does; the second is refused as used.
-    let (pan, expiry) = state.tokens.detokenize(&t.row.token).await.unwrap();
+    let (pan, expiry) = state.tokens.detokenize(&van, &t.row.token).await.unwrap();
     assert_eq!((pan.expose(), expiry.as_str()), ("5555555555554444", "2912"));
     state.tokens.consume(&t.row.token).await.unwrap();
     assert!(matches!(state.tokens.consume(&t.row.token).await, Err(tsp::Error::TokenUsed)));
-    assert!(matches!(state.tokens.detokenize(&t.row.token).await, Err(tsp::Error::TokenUsed)));
+    assert!(matches!(state.tokens.detokenize(&van, &t.row.token).await, Err(tsp::Error::TokenUsed)));
 
     // Past its TTL a token is expired for every use.
     let t2 = state.tokens.issue(&req, &card.id, &opts).await.unwrap();
     state.clock.advance(61_000);
-    assert!(matches!(state.tokens.detokenize(&t2.row.token).await, Err(tsp::Error::TokenExpired)));
+    assert!(matches!(state.tokens.detokenize(&van, &t2.row.token).await, Err(tsp::Error::TokenExpired)));
     assert!(matches!(state.tokens.consume(&t2.row.token).await, Err(tsp::Error::TokenExpired)));
     assert!(matches!(state.tokens.consume("4610000000000009").await, Err(tsp::Error::TokenUnknown)));
 }

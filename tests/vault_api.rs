@@ -345,3 +345,62 @@ async fn restart_keeps_instruments_and_keys() {
     let (st, again) = register(&s, &s.keys.app, HANBIT_PAN, "2912").await;
     assert_eq!((st, again["id"].as_str()), (200, ins["id"].as_str()));
 }
+
+/// A VAN detokenizes the tokens of the requestors it serves and no others: another's token is, to
+/// it, unknown (404, as a token that does not exist).
+#[tokio::test]
+async fn a_van_detokenizes_only_for_the_requestors_it_serves() {
+    let s = TestServer::start().await;
+    let admin = s.keys.admin.clone();
+    let (st, wallet) = s
+        .post(&admin, "/v1/admin/requestors", json!({ "name": "wallet two", "scopes": ["instruments", "tokens"] }))
+        .await;
+    assert_eq!(st, 201, "{wallet}");
+    let wallet_key = wallet["api_key"].as_str().unwrap().to_string();
+    let body = json!({ "name": "van two", "scopes": ["detokenize"], "serves": [wallet["id"]] });
+    let (st, van) = s.post(&admin, "/v1/admin/requestors", body).await;
+    assert_eq!(st, 201, "{van}");
+    let van_key = van["api_key"].as_str().unwrap().to_string();
+    // `serves` belongs to a detokenize requestor, and names requestors that exist.
+    let (st, e) = s
+        .post(&admin, "/v1/admin/requestors", json!({ "name": "x", "scopes": ["tokens"], "serves": [wallet["id"]] }))
+        .await;
+    assert_eq!((st, e["error"]["code"].as_str()), (422, Some("serves_invalid")));
+    let (st, e) = s
+        .post(
+            &admin,
+            "/v1/admin/requestors",
+            json!({ "name": "x", "scopes": ["detokenize"], "serves": ["req_nobody"] }),
+        )
+        .await;
+    assert_eq!((st, e["error"]["code"].as_str()), (422, Some("serves_invalid")));
+
+    let token_of = |key: String, pan: String| {
+        let s = &s;
+        async move {
+            let (st, ins) =
+                s.post(&key, "/v1/instruments", json!({ "type": "card", "pan": pan, "expiry": "3106" })).await;
+            assert_eq!(st, 201, "{ins}");
+            let (st, t) = s.post(&key, "/v1/tokens", json!({ "instrument_id": ins["id"] })).await;
+            assert_eq!(st, 201, "{t}");
+            t["token"].as_str().unwrap().to_string()
+        }
+    };
+    let wallet_pan = card("411111", 271_913_457, 16);
+    let demo_pan = card("555555", 318_264_597, 16);
+    let theirs = token_of(wallet_key, wallet_pan.clone()).await;
+    let demo = token_of(s.keys.app.clone(), demo_pan.clone()).await;
+    let detokenize = |key: &str, token: &str| {
+        let (key, token) = (key.to_string(), token.to_string());
+        let s = &s;
+        async move { s.post(&key, "/v1/detokenize", json!({ "token": token })).await }
+    };
+    let (st, got) = detokenize(&van_key, &theirs).await;
+    assert_eq!((st, got["pan"].as_str()), (200, Some(wallet_pan.as_str())));
+    let (st, e) = detokenize(&van_key, &demo).await;
+    assert_eq!((st, e["error"]["code"].as_str()), (404, Some("token_unknown")));
+    let (st, e) = detokenize(&s.keys.van, &theirs).await;
+    assert_eq!((st, e["error"]["code"].as_str()), (404, Some("token_unknown")));
+    let (st, got) = detokenize(&s.keys.van, &demo).await;
+    assert_eq!((st, got["pan"].as_str()), (200, Some(demo_pan.as_str())));
+}

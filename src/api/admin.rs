@@ -32,10 +32,14 @@ pub struct NewRequestorBody {
     /// The merchants (DE42) a `terminal` requestor acts for: required with that scope.
     #[serde(default)]
     pub merchant_ids: Vec<String>,
+    /// The requestors whose tokens a `detokenize` requestor (a VAN) may detokenize: only with that
+    /// scope; a VAN that serves nobody detokenizes nothing.
+    #[serde(default)]
+    pub serves: Vec<String>,
 }
 
 /// `POST /v1/admin/requestors`: a new requestor and its API key, shown this once.
-#[utoipa::path(post, path = "/v1/admin/requestors", tag = "admin", request_body(content = serde_json::Value, description = r#"{"name","scopes":[…],"merchant_ids":[…] (terminal scope only)}"#), responses((status = 201, description = "{id, trid, api_key} (the key is shown this once)"), (status = 409, description = "a merchant is bound to another requestor"), (status = 422, description = "invalid name, scopes or merchant ids"), (status = 401, description = "missing, unknown or revoked API key"), (status = 403, description = "the key lacks the scope"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/v1/admin/requestors", tag = "admin", request_body(content = serde_json::Value, description = r#"{"name","scopes":[…],"merchant_ids":[…] (terminal scope only),"serves":[requestor ids] (detokenize scope only)}"#), responses((status = 201, description = "{id, trid, api_key} (the key is shown this once)"), (status = 409, description = "a merchant is bound to another requestor"), (status = 422, description = "invalid name, scopes or merchant ids"), (status = 401, description = "missing, unknown or revoked API key"), (status = 403, description = "the key lacks the scope"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
 pub async fn create_requestor(
     State(s): State<AppState>,
     caller: Caller,
@@ -62,6 +66,14 @@ pub async fn create_requestor(
             "a merchant id is 1 to 15 printable ASCII characters without trailing spaces",
         ));
     }
+    if !b.serves.is_empty() && !scopes.contains(&Scope::Detokenize) {
+        return Err(ApiError::unprocessable("serves_invalid", "serves lists the requestors of a detokenize requestor"));
+    }
+    for id in &b.serves {
+        if s.store.requestor(id).await?.is_none() {
+            return Err(ApiError::unprocessable("serves_invalid", format!("no requestor {id}")));
+        }
+    }
     let taken_already = |taken: Vec<String>| {
         ApiError::new(
             StatusCode::CONFLICT,
@@ -86,10 +98,11 @@ pub async fn create_requestor(
     if !taken.is_empty() {
         return Err(taken_already(taken));
     }
+    s.store.serve_requestors(&r.id, &b.serves, s.clock.now_ms()).await?;
     tracing::info!(admin = %admin.id, requestor = %r.id, "requestor created");
     s.audit(
         Event::new(&admin.id, "requestor.create", Some(r.id.clone()))
-            .detail(json!({ "scopes": r.scopes, "merchant_ids": b.merchant_ids })),
+            .detail(json!({ "scopes": r.scopes, "merchant_ids": b.merchant_ids, "serves": b.serves })),
     )
     .await?;
     Ok((
@@ -100,6 +113,7 @@ pub async fn create_requestor(
             "name": r.name,
             "scopes": r.scopes,
             "merchant_ids": b.merchant_ids,
+            "serves": b.serves,
             "api_key": created.api_key,
         })),
     ))

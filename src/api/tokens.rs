@@ -99,7 +99,7 @@ pub async fn detokenize(
 ) -> ApiResult<Json<Value>> {
     let requestor = caller.require(Scope::Detokenize)?;
     s.limits.detokenize(&requestor.id)?;
-    let result = s.tokens.detokenize(&b.token).await.map_err(super::error::ApiError::from);
+    let result = s.tokens.detokenize(requestor, &b.token).await.map_err(super::error::ApiError::from);
     // Every call is recorded, whatever its outcome; the token is shown masked.
     let masked =
         crate::tokens::TokenValue::parse(&b.token).map(|t| format!("{t:?}")).unwrap_or_else(|| "(malformed)".into());

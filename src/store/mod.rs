@@ -119,6 +119,11 @@ impl Store {
         dispatch!(self, s => s.insert_requestor(r, key).await)
     }
 
+    /// A requestor by id.
+    pub async fn requestor(&self, id: &str) -> StoreResult<Option<RequestorRow>> {
+        dispatch!(self, s => s.requestor(id).await)
+    }
+
     pub async fn find_api_key(&self, key_id: &str) -> StoreResult<Option<(ApiKeyRow, RequestorRow)>> {
         dispatch!(self, s => s.find_api_key(key_id).await)
     }
@@ -228,6 +233,16 @@ impl Store {
     /// Binds merchants to a terminal requestor, all or none; returns those another requestor holds.
     pub async fn bind_merchants(&self, requestor_id: &str, merchants: &[String], now: i64) -> StoreResult<Vec<String>> {
         dispatch!(self, s => s.bind_merchants(requestor_id, merchants, now).await)
+    }
+
+    /// Lets VAN `van_id` detokenize the tokens of `requestors`.
+    pub async fn serve_requestors(&self, van_id: &str, requestors: &[String], now: i64) -> StoreResult<()> {
+        dispatch!(self, s => s.serve_requestors(van_id, requestors, now).await)
+    }
+
+    /// Whether VAN `van_id` serves requestor `requestor_id`.
+    pub async fn van_serves(&self, van_id: &str, requestor_id: &str) -> StoreResult<bool> {
+        dispatch!(self, s => s.van_serves(van_id, requestor_id).await)
     }
 
     /// The terminal requestor a merchant belongs to.

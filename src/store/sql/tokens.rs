@@ -240,6 +240,33 @@ macro_rules! sql_tokens {
                 Ok(taken)
             }
 
+            /// Lets VAN `van_id` detokenize the tokens of `requestors` (already served ones stay).
+            pub async fn serve_requestors(&self, van_id: &str, requestors: &[String], now: i64) -> StoreResult<()> {
+                let mut w = self.atomic_writer().await?;
+                for r in requestors {
+                    sqlx::query(
+                        "INSERT INTO van_requestors (van_id, requestor_id, created_at) VALUES ($1, $2, $3) \
+                         ON CONFLICT (van_id, requestor_id) DO NOTHING",
+                    )
+                    .bind(van_id)
+                    .bind(r)
+                    .bind(now)
+                    .execute(w.conn())
+                    .await?;
+                }
+                w.done().await
+            }
+
+            pub async fn van_serves(&self, van_id: &str, requestor_id: &str) -> StoreResult<bool> {
+                let found: Option<String> =
+                    sqlx::query_scalar("SELECT van_id FROM van_requestors WHERE van_id = $1 AND requestor_id = $2")
+                        .bind(van_id)
+                        .bind(requestor_id)
+                        .fetch_optional(&self.read)
+                        .await?;
+                Ok(found.is_some())
+            }
+
             pub async fn merchant_owner(&self, merchant_id: &str) -> StoreResult<Option<String>> {
                 Ok(sqlx::query_scalar("SELECT requestor_id FROM merchant_requestors WHERE merchant_id = $1")
                     .bind(merchant_id)

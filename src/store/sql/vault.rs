@@ -32,6 +32,13 @@ macro_rules! sql_vault {
                 Ok(())
             }
 
+            pub async fn requestor(&self, id: &str) -> StoreResult<Option<RequestorRow>> {
+                Ok(sqlx::query_as("SELECT id, trid, name, scopes, created_at FROM requestors WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.read)
+                    .await?)
+            }
+
             pub async fn find_api_key(&self, key_id: &str) -> StoreResult<Option<(ApiKeyRow, RequestorRow)>> {
                 let row = sqlx::query(
                     "SELECT k.key_id, k.requestor_id, k.secret_hash, k.created_at, k.revoked_at, \

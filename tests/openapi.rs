@@ -52,3 +52,57 @@ async fn the_document_lists_every_route() {
     let documented: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
     assert_eq!(documented, routes.len());
 }
+
+/// Every route that reads a body refuses a key without its scope first: an invalid body (not JSON,
+/// the wrong shape, too large) gets 403 `scope_missing`, not the 400/413/422 that would tell such a
+/// key the body's shape.
+#[tokio::test]
+async fn a_key_without_the_scope_learns_nothing_of_the_body() {
+    let s = TestServer::start().await;
+    let (app, van) = (s.keys.app.as_str(), s.keys.van.as_str());
+    // (path, a key that lacks the route's scope): the app holds instruments and tokens, the VAN
+    // detokenize.
+    let routes = [
+        ("/v1/instruments", van),
+        ("/v1/instruments/ins_x/charge", van),
+        ("/v1/tokens", van),
+        ("/v1/detokenize", app),
+        ("/v1/merchant-tokens", app),
+        ("/v1/terminal/payments", van),
+        ("/v1/admin/requestors", app),
+        ("/v1/admin/api-keys/abc/rotate", app),
+        ("/v1/admin/gift-certificates", van),
+        ("/v1/admin/regions", app),
+        ("/v1/admin/merchants", van),
+    ];
+    // Every operation of the document that has a body is in the table.
+    let doc: Value = s.http.get(s.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            if op.get("requestBody").is_some() {
+                let known = routes.iter().any(|(p, _)| {
+                    p.split('/').zip(path.split('/')).all(|(a, b)| a == b || b.starts_with('{'))
+                        && p.split('/').count() == path.split('/').count()
+                });
+                assert!(known && method == "post", "{method} {path} takes a body: add it to the table");
+            }
+        }
+    }
+    let too_large = vec![b'x'; 70 * 1024];
+    for (path, key) in routes {
+        for body in
+            [b"{not json".to_vec(), b"{}".to_vec(), b"[1,2]".to_vec(), br#"{"bogus":1}"#.to_vec(), too_large.clone()]
+        {
+            let (st, e) = s.post_raw(Some(key), path, body).await;
+            assert_eq!((st, e["error"]["code"].as_str()), (403, Some("scope_missing")), "{path}: {e}");
+        }
+        // And without a key at all, 401 first.
+        let (st, e) = s.post_raw(None, path, b"{not json".to_vec()).await;
+        assert_eq!((st, e["error"]["code"].as_str()), (401, Some("auth_missing")), "{path}: {e}");
+    }
+    // A key that holds the scope still gets the body's own errors.
+    let (st, e) = s.post_raw(Some(app), "/v1/tokens", b"{not json".to_vec()).await;
+    assert_eq!((st, e["error"]["code"].as_str()), (400, Some("invalid_json")), "{e}");
+    let (st, e) = s.post_raw(Some(app), "/v1/tokens", b"{}".to_vec()).await;
+    assert_eq!((st, e["error"]["code"].as_str()), (422, Some("instrument_id_missing")), "{e}");
+}

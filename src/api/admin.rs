@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::{ApiError, ApiResult};
-use super::extract::{Caller, JsonBody, OptionalJsonBody};
+use super::extract::{Caller, JsonBody, OptionalJsonBody, Scoped, scope};
 use crate::requestors::{self, Scope};
 
 /// `GET /v1/admin/issuers`: the configured issuers with their BIN and token BIN prefixes.
@@ -38,10 +38,9 @@ pub struct NewRequestorBody {
 #[utoipa::path(post, path = "/v1/admin/requestors", tag = "admin", request_body(content = serde_json::Value, description = r#"{"name","scopes":[…],"merchant_ids":[…] (terminal scope only)}"#), responses((status = 201, description = "{id, trid, api_key} (the key is shown this once)"), (status = 409, description = "a merchant is bound to another requestor"), (status = 422, description = "invalid name, scopes or merchant ids"), (status = 401, description = "missing, unknown or revoked API key"), (status = 403, description = "the key lacks the scope"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
 pub async fn create_requestor(
     State(s): State<AppState>,
-    caller: Caller,
-    JsonBody(b): JsonBody<NewRequestorBody>,
+    Scoped(auth, JsonBody(b), _): Scoped<scope::Admin, JsonBody<NewRequestorBody>>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let admin = caller.require(Scope::Admin)?;
+    let admin = &auth;
     let scopes: Option<Vec<Scope>> = b.scopes.iter().map(|x| Scope::parse(x)).collect();
     let scopes = scopes.filter(|v| !v.is_empty()).ok_or_else(|| {
         ApiError::unprocessable(
@@ -144,11 +143,10 @@ pub struct RotateKeyBody {
 #[utoipa::path(post, path = "/v1/admin/api-keys/{key_id}/rotate", tag = "admin", params(("key_id" = String, Path, description = "the key id: the part between `tsp_` and the next `_` of the key")), request_body(content = serde_json::Value, description = r#"optional {"overlap_seconds"}: how long the old key keeps working, 0 to 2592000 (30 days); default 86400"#), responses((status = 201, description = r#"{"key_id","api_key","requestor_id","previous_key_id","previous_key_revoked_at","overlap_seconds"} (the new key is shown this once)"#), (status = 404, description = "`api_key_not_found`: no key has this id"), (status = 409, description = "`api_key_revoked`: the key is revoked or was already rotated"), (status = 422, description = "`overlap_seconds_invalid`: negative, over 30 days, or not an integer"), (status = 401, description = "missing, unknown or revoked API key"), (status = 403, description = "the key lacks the scope"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
 pub async fn rotate_key(
     State(s): State<AppState>,
-    caller: Caller,
     Path(key_id): Path<String>,
-    OptionalJsonBody(b): OptionalJsonBody<RotateKeyBody>,
+    Scoped(auth, OptionalJsonBody(b), _): Scoped<scope::Admin, OptionalJsonBody<RotateKeyBody>>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let admin = caller.require(Scope::Admin)?;
+    let admin = &auth;
     let overlap = b.unwrap_or_default().overlap_seconds.unwrap_or(requestors::DEFAULT_OVERLAP_SECONDS);
     let r = requestors::rotate_key(&s.store, &key_id, overlap, s.clock.now_ms()).await?;
     tracing::info!(admin = %admin.id, key_id = %r.previous_key_id, new_key_id = %r.key_id, requestor = %r.requestor_id, overlap, "API key rotated");
@@ -196,10 +194,9 @@ pub struct NewGiftBody {
 #[utoipa::path(post, path = "/v1/admin/gift-certificates", tag = "admin", request_body(content = serde_json::Value, description = r#"{"face_value","currency","expires_at"}"#), responses((status = 201, description = "issued; its code is shown this once"), (status = 422, description = "invalid field"), (status = 401, description = "missing, unknown or revoked API key"), (status = 403, description = "the key lacks the scope"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
 pub async fn issue_gift(
     State(s): State<AppState>,
-    caller: Caller,
-    JsonBody(b): JsonBody<NewGiftBody>,
+    Scoped(auth, JsonBody(b), _): Scoped<scope::Admin, JsonBody<NewGiftBody>>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let admin = caller.require(Scope::Admin)?;
+    let admin = &auth;
     let expires = time::OffsetDateTime::parse(&b.expires_at, &time::format_description::well_known::Rfc3339)
         .map_err(|_| ApiError::unprocessable("expires_at_invalid", "expires_at must be an RFC 3339 date-time"))?;
     let expires_ms = (expires.unix_timestamp_nanos() / 1_000_000) as i64;
@@ -250,10 +247,9 @@ fn merchant_view(m: &crate::store::MerchantRow) -> Value {
 #[utoipa::path(post, path = "/v1/admin/regions", tag = "admin", request_body(content = serde_json::Value, description = r#"{"id","name","currency","incentive_rate","monthly_bonus_cap","bonus_lifetime_seconds","cancel_restore","merchants"?}"#), responses((status = 201, description = "a new region"), (status = 200, description = "rules updated"), (status = 422, description = "invalid field"), (status = 401, description = "missing, unknown or revoked API key"), (status = 403, description = "the key lacks the scope"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
 pub async fn define_region(
     State(s): State<AppState>,
-    caller: Caller,
-    JsonBody(b): JsonBody<crate::config::RegionSpec>,
+    Scoped(auth, JsonBody(b), _): Scoped<scope::Admin, JsonBody<crate::config::RegionSpec>>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let admin = caller.require(Scope::Admin)?;
+    let admin = &auth;
     let (r, merchants, created) =
         crate::stored_value::wallet::define_region(&s.store, &s.config, &b, s.clock.now_ms()).await?;
     tracing::info!(admin = %admin.id, region = %r.id, created, "region defined");
@@ -292,10 +288,9 @@ pub struct NewMerchantBody {
 #[utoipa::path(post, path = "/v1/admin/merchants", tag = "admin", request_body(content = serde_json::Value, description = r#"{"id","name","region"}"#), responses((status = 201, description = "a new merchant"), (status = 200, description = "moved or renamed"), (status = 422, description = "invalid field or unknown region"), (status = 401, description = "missing, unknown or revoked API key"), (status = 403, description = "the key lacks the scope"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
 pub async fn define_merchant(
     State(s): State<AppState>,
-    caller: Caller,
-    JsonBody(b): JsonBody<NewMerchantBody>,
+    Scoped(auth, JsonBody(b), _): Scoped<scope::Admin, JsonBody<NewMerchantBody>>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let admin = caller.require(Scope::Admin)?;
+    let admin = &auth;
     let (m, created) =
         crate::stored_value::wallet::define_merchant(&s.store, &b.id, &b.name, &b.region, s.clock.now_ms()).await?;
     tracing::info!(admin = %admin.id, merchant = %m.id, region = %m.region_id, created, "merchant defined");

@@ -1,4 +1,5 @@
-//! Request extractors: who is calling ([`Caller`]) and what they sent ([`JsonBody`]).
+//! Request extractors: who is calling ([`Caller`]) and what they sent ([`JsonBody`]; both at once,
+//! the scope checked first, with [`Scoped`]).
 
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
@@ -73,6 +74,67 @@ impl FromRequestParts<AppState> for Caller {
                 Err(unauthorized("auth_invalid", "unknown or revoked API key"))
             }
         }
+    }
+}
+
+/// A scope a route requires, as a type: [`Scoped`] checks it before the body is read.
+pub trait RequiredScope {
+    const SCOPE: Scope;
+}
+
+/// The scopes as types, for [`Scoped`].
+pub mod scope {
+    use super::{RequiredScope, Scope};
+
+    macro_rules! scopes {
+        ($($name:ident),*) => {$(
+            #[doc = concat!("The `", stringify!($name), "` scope.")]
+            pub struct $name;
+            impl RequiredScope for $name {
+                const SCOPE: Scope = Scope::$name;
+            }
+        )*};
+    }
+    scopes!(Instruments, Tokens, Terminal, Detokenize, Admin);
+}
+
+/// A caller holding the scope `S` (`.0`), and the body `B` (`.1`: a [`JsonBody`] or an
+/// [`OptionalJsonBody`]) it sent. The key and its scope are checked first: a key without the scope
+/// is refused (401, then 403 `scope_missing`) before the body is looked at, so it learns nothing
+/// about the body's shape. The refused body is still read, up to the drain limit, and dropped unread,
+/// so a client that is still sending sees the answer instead of a reset connection.
+pub struct Scoped<S, B>(pub Requestor, pub B, pub std::marker::PhantomData<S>);
+
+impl<S, B> FromRequest<AppState> for Scoped<S, B>
+where
+    S: RequiredScope + Send + Sync,
+    B: FromRequest<AppState, Rejection = ApiError> + Send,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = req.into_parts();
+        let allowed = match Caller::from_request_parts(&mut parts, state).await {
+            Ok(caller) => caller.require(S::SCOPE).map(|_| ()).map(|()| caller.0),
+            Err(e) => Err(e),
+        };
+        let req = Request::from_parts(parts, body);
+        match allowed {
+            Ok(requestor) => Ok(Scoped(requestor, B::from_request(req, state).await?, std::marker::PhantomData)),
+            Err(refusal) => {
+                drain(req).await;
+                Err(refusal)
+            }
+        }
+    }
+}
+
+/// Reads and drops a body nobody will look at (at most [`DRAIN_LIMIT`] bytes; a longer one is left,
+/// and the connection closes).
+async fn drain(req: Request) {
+    let declared = req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_none_or(|n| n <= DRAIN_LIMIT as u64) {
+        let _ = axum::body::to_bytes(req.into_body(), DRAIN_LIMIT).await;
     }
 }
 

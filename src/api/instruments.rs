@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::{ApiError, ApiResult};
-use super::extract::{Caller, JsonBody, parse_json};
+use super::extract::{Caller, JsonBody, Scoped, parse_json, scope};
 use crate::clock::rfc3339;
 use crate::requestors::Scope;
 use crate::store::InstrumentRow;
@@ -90,10 +90,9 @@ fn registered(requestor: &crate::requestors::Requestor, row: &crate::store::Inst
 #[utoipa::path(post, path = "/v1/instruments", tag = "instruments", request_body(content = serde_json::Value, description = r#"{"type":"card","pan","expiry":"YYMM"} | {"type":"gift","code"} | {"type":"local","region"}"#), responses((status = 201, description = "a new instrument"), (status = 200, description = "already registered: the same instrument"), (status = 409, description = "gift certificate registered elsewhere"), (status = 422, description = "an invalid field; the code names it"), (status = 401, description = "missing, unknown or revoked API key"), (status = 403, description = "the key lacks the scope"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
 pub async fn create(
     State(s): State<AppState>,
-    caller: Caller,
-    JsonBody(body): JsonBody<Value>,
+    Scoped(auth, JsonBody(body), _): Scoped<scope::Instruments, JsonBody<Value>>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let requestor = caller.require(Scope::Instruments)?;
+    let requestor = &auth;
     let bytes = body.to_string();
     let Kind { kind } = parse_json(bytes.as_bytes())?;
     match kind.parse::<InstrumentKind>() {
@@ -230,11 +229,10 @@ pub async fn balance(State(s): State<AppState>, caller: Caller, Path(id): Path<S
 #[utoipa::path(post, path = "/v1/instruments/{id}/charge", tag = "instruments", params(("id" = String, Path, description = "instrument id (ins_…)")), request_body(content = serde_json::Value, description = r#"{"amount"}"#), responses((status = 201, description = "charged: principal and the bonus granted"), (status = 404, description = "unknown"), (status = 409, description = "not a local-currency wallet"), (status = 422, description = "invalid amount"), (status = 401, description = "missing, unknown or revoked API key"), (status = 403, description = "the key lacks the scope"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
 pub async fn charge(
     State(s): State<AppState>,
-    caller: Caller,
     Path(id): Path<String>,
-    JsonBody(b): JsonBody<ChargeBody>,
+    Scoped(auth, JsonBody(b), _): Scoped<scope::Instruments, JsonBody<ChargeBody>>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let requestor = caller.require(Scope::Instruments)?;
+    let requestor = &auth;
     let row = s.vault.instrument(requestor, &id).await?;
     if row.kind != InstrumentKind::Local {
         return Err(ApiError::new(

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::{ApiError, ApiResult};
-use super::extract::{Caller, JsonBody};
+use super::extract::{Caller, JsonBody, Scoped, scope};
 use crate::audit::Event;
 use crate::clock::rfc3339;
 use crate::payments::ResponseCode;
@@ -59,10 +59,9 @@ fn refused(code: ResponseCode) -> ApiError {
 #[utoipa::path(post, path = "/v1/merchant-tokens", tag = "terminals", request_body(content = serde_json::Value, description = r#"{"pan","expiry":"YYMM","merchant_id"}"#), responses((status = 201, description = "the card's merchant token at that merchant"), (status = 403, description = "the key lacks the scope or is not bound to the merchant"), (status = 409, description = "the card is suspended"), (status = 422, description = "invalid card, or the issuer declined (`issuer_declined`, its response code in the message)"), (status = 503, description = "the issuer did not answer"), (status = 401, description = "missing, unknown or revoked API key"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
 pub async fn create(
     State(s): State<AppState>,
-    caller: Caller,
-    JsonBody(b): JsonBody<MerchantTokenBody>,
+    Scoped(auth, JsonBody(b), _): Scoped<scope::Terminal, JsonBody<MerchantTokenBody>>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let requestor = caller.require(Scope::Terminal)?;
+    let requestor = &auth;
     s.limits.token(&requestor.id)?;
     require_merchant(&s, requestor, &b.merchant_id).await?;
     let pan = Pan::parse(&b.pan).map_err(|e| match e {

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::ApiResult;
-use super::extract::{Caller, JsonBody};
+use super::extract::{Caller, JsonBody, Scoped, scope};
 use crate::clock::rfc3339;
 use crate::money::Amount;
 use crate::requestors::Scope;
@@ -37,10 +37,9 @@ fn restrictions(s: &AppState, t: &TokenRow, v: &mut Value) {
 #[utoipa::path(post, path = "/v1/tokens", tag = "tokens", request_body(content = serde_json::Value, description = r#"{"instrument_id", "ttl_seconds"?, "merchant_id"?, "max_amount"?, "currency"?, "entry_modes"?}"#), responses((status = 201, description = "a one-time token"), (status = 404, description = "unknown instrument"), (status = 409, description = "instrument suspended or deleted"), (status = 422, description = "an invalid option"), (status = 401, description = "missing, unknown or revoked API key"), (status = 403, description = "the key lacks the scope"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
 pub async fn issue(
     State(s): State<AppState>,
-    caller: Caller,
-    JsonBody(b): JsonBody<IssueBody>,
+    Scoped(auth, JsonBody(b), _): Scoped<scope::Tokens, JsonBody<IssueBody>>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let requestor = caller.require(Scope::Tokens)?;
+    let requestor = &auth;
     s.limits.token(&requestor.id)?;
     let opts = TokenOptions {
         merchant_id: b.merchant_id,
@@ -94,10 +93,9 @@ pub struct DetokenizeBody {
 #[utoipa::path(post, path = "/v1/detokenize", tag = "tokens", request_body(content = serde_json::Value, description = r#"{"token"}"#), responses((status = 200, description = "{pan, expiry}"), (status = 404, description = "unknown token"), (status = 409, description = "token used, expired, revoked or locked; instrument suspended or deleted"), (status = 401, description = "missing, unknown or revoked API key"), (status = 403, description = "the key lacks the scope"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
 pub async fn detokenize(
     State(s): State<AppState>,
-    caller: Caller,
-    JsonBody(b): JsonBody<DetokenizeBody>,
+    Scoped(auth, JsonBody(b), _): Scoped<scope::Detokenize, JsonBody<DetokenizeBody>>,
 ) -> ApiResult<Json<Value>> {
-    let requestor = caller.require(Scope::Detokenize)?;
+    let requestor = &auth;
     s.limits.detokenize(&requestor.id)?;
     let result = s.tokens.detokenize(&b.token).await.map_err(super::error::ApiError::from);
     // Every call is recorded, whatever its outcome; the token is shown masked.

@@ -51,6 +51,57 @@ async fn the_document_lists_every_route() {
     // And nothing the router does not serve.
     let documented: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
     assert_eq!(documented, routes.len());
+
+    // Complete: every body and every answer has a schema, every status a route can give is listed.
+    let error = &doc["components"]["schemas"]["Error"];
+    assert_eq!(error["required"], serde_json::json!(["error"]), "{error}");
+    let mut operation_ids = std::collections::HashSet::new();
+    for (path, item) in paths {
+        for (method, op) in item.as_object().unwrap() {
+            let at = format!("{method} {path}");
+            assert!(operation_ids.insert(op["operationId"].as_str().unwrap().to_string()), "{at}: operationId taken");
+            let responses = op["responses"].as_object().unwrap();
+            for (status, r) in responses {
+                let content = r["content"].as_object().unwrap_or_else(|| panic!("{at} {status}: no content"));
+                for (media, c) in content {
+                    let schema = &c["schema"];
+                    assert!(
+                        schema.as_object().is_some_and(|o| !o.is_empty())
+                            || media != "application/json"
+                            || path == "/openapi.json",
+                        "{at} {status}: no schema"
+                    );
+                }
+                if status.as_str() >= "400" && path != "/healthz" {
+                    assert_eq!(
+                        content["application/json"]["schema"]["$ref"], "#/components/schemas/Error",
+                        "{at} {status}"
+                    );
+                }
+            }
+            let mut expected = vec!["500", "503"];
+            if op["security"].is_array() {
+                expected.extend(["401", "403", "429"]);
+                assert!(responses["429"]["headers"]["Retry-After"].is_object(), "{at}: 429 names Retry-After");
+            }
+            if let Some(body) = op.get("requestBody") {
+                let schema = &body["content"]["application/json"]["schema"];
+                assert!(schema.as_object().is_some_and(|o| !o.is_empty()), "{at}: the body has no schema");
+                expected.extend(["400", "413", "422"]);
+            }
+            if path.contains('{') {
+                expected.push("404");
+            }
+            for status in expected {
+                assert!(responses.contains_key(status), "{at} does not list {status}");
+            }
+            assert!(responses.keys().any(|s| s.starts_with('2')), "{at}: no success answer");
+        }
+    }
+    // POST /v1/instruments: one of the three shapes, by `type`.
+    let create = &paths["/v1/instruments"]["post"]["requestBody"]["content"]["application/json"]["schema"];
+    let name = create["$ref"].as_str().unwrap().rsplit('/').next().unwrap();
+    assert_eq!(doc["components"]["schemas"][name]["oneOf"].as_array().map(Vec::len), Some(3), "{create}");
 }
 
 /// Every route that reads a body refuses a key without its scope first: an invalid body (not JSON,

@@ -13,7 +13,15 @@ use super::extract::{Caller, JsonBody, OptionalJsonBody, Scoped, scope};
 use crate::requestors::{self, Scope};
 
 /// `GET /v1/admin/issuers`: the configured issuers with their BIN and token BIN prefixes.
-#[utoipa::path(get, path = "/v1/admin/issuers", tag = "admin", responses((status = 200, description = "issuers with bin_prefixes and token_bin_prefixes"), (status = 401, description = "missing, unknown or revoked API key"), (status = 403, description = "the key lacks the scope"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
+#[utoipa::path(
+    get,
+    path = "/v1/admin/issuers",
+    tag = "admin",
+    responses(
+        (status = 200, description = "issuers with their BIN and token BIN prefixes", body = super::schemas::IssuerList)
+    ),
+    security(("api_key" = []))
+)]
 pub async fn issuers(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
     caller.require(Scope::Admin)?;
     let items: Vec<Value> = s
@@ -25,7 +33,7 @@ pub async fn issuers(State(s): State<AppState>, caller: Caller) -> ApiResult<Jso
     Ok(Json(json!({ "items": items, "platform_token_bin_prefixes": s.config.platform.token_bin_prefixes })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct NewRequestorBody {
     pub name: String,
     pub scopes: Vec<String>,
@@ -35,7 +43,18 @@ pub struct NewRequestorBody {
 }
 
 /// `POST /v1/admin/requestors`: a new requestor and its API key, shown this once.
-#[utoipa::path(post, path = "/v1/admin/requestors", tag = "admin", request_body(content = serde_json::Value, description = r#"{"name","scopes":[…],"merchant_ids":[…] (terminal scope only)}"#), responses((status = 201, description = "{id, trid, api_key} (the key is shown this once)"), (status = 409, description = "a merchant is bound to another requestor"), (status = 422, description = "invalid name, scopes or merchant ids"), (status = 401, description = "missing, unknown or revoked API key"), (status = 403, description = "the key lacks the scope"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
+#[utoipa::path(
+    post,
+    path = "/v1/admin/requestors",
+    tag = "admin",
+    request_body(content = NewRequestorBody, description = r#"`merchant_ids`: the merchants of a terminal requestor (required with that scope, only with it)"#),
+    responses(
+        (status = 201, description = "the new requestor and its API key (shown this once)", body = super::schemas::NewRequestor),
+        (status = 409, description = "`merchant_taken`: a merchant is bound to another requestor"),
+        (status = 422, description = "invalid name, scopes or merchant ids")
+    ),
+    security(("api_key" = []))
+)]
 pub async fn create_requestor(
     State(s): State<AppState>,
     Scoped(auth, JsonBody(b), _): Scoped<scope::Admin, JsonBody<NewRequestorBody>>,
@@ -107,7 +126,17 @@ pub async fn create_requestor(
 /// `POST /v1/admin/api-keys/{key_id}/revoke`: the key stops working now, on every route and node.
 /// Idempotent: revoking a revoked key answers 200 again, with its first `revoked_at` and
 /// `"already_revoked": true`. A rotated key still in its overlap ends now.
-#[utoipa::path(post, path = "/v1/admin/api-keys/{key_id}/revoke", tag = "admin", params(("key_id" = String, Path, description = "the key id: the part between `tsp_` and the next `_` of the key")), responses((status = 200, description = r#"{"key_id","requestor_id","revoked_at","already_revoked"}: revoked now, or already revoked (then nothing changed)"#), (status = 404, description = "`api_key_not_found`: no key has this id"), (status = 401, description = "missing, unknown or revoked API key"), (status = 403, description = "the key lacks the scope"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
+#[utoipa::path(
+    post,
+    path = "/v1/admin/api-keys/{key_id}/revoke",
+    tag = "admin",
+    params(("key_id" = String, Path, description = "the key id: the part between `tsp_` and the next `_` of the key")),
+    responses(
+        (status = 200, description = "revoked now, or already revoked (then nothing changed)", body = super::schemas::KeyRevoked),
+        (status = 404, description = "`api_key_not_found`: no key has this id")
+    ),
+    security(("api_key" = []))
+)]
 pub async fn revoke_key(
     State(s): State<AppState>,
     caller: Caller,
@@ -131,7 +160,7 @@ pub async fn revoke_key(
     })))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotateKeyBody {
     /// How long the old key keeps working, in seconds (0 to 2,592,000; default 86,400).
@@ -140,7 +169,20 @@ pub struct RotateKeyBody {
 
 /// `POST /v1/admin/api-keys/{key_id}/rotate` `{"overlap_seconds"?}`: a new key for the same requestor
 /// (shown this once); the old key works until the overlap ends, then gets 401.
-#[utoipa::path(post, path = "/v1/admin/api-keys/{key_id}/rotate", tag = "admin", params(("key_id" = String, Path, description = "the key id: the part between `tsp_` and the next `_` of the key")), request_body(content = serde_json::Value, description = r#"optional {"overlap_seconds"}: how long the old key keeps working, 0 to 2592000 (30 days); default 86400"#), responses((status = 201, description = r#"{"key_id","api_key","requestor_id","previous_key_id","previous_key_revoked_at","overlap_seconds"} (the new key is shown this once)"#), (status = 404, description = "`api_key_not_found`: no key has this id"), (status = 409, description = "`api_key_revoked`: the key is revoked or was already rotated"), (status = 422, description = "`overlap_seconds_invalid`: negative, over 30 days, or not an integer"), (status = 401, description = "missing, unknown or revoked API key"), (status = 403, description = "the key lacks the scope"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
+#[utoipa::path(
+    post,
+    path = "/v1/admin/api-keys/{key_id}/rotate",
+    tag = "admin",
+    params(("key_id" = String, Path, description = "the key id: the part between `tsp_` and the next `_` of the key")),
+    request_body(content = Option<RotateKeyBody>, description = r#"optional (an empty body is the defaults): how long the old key keeps working, 0 to 2592000 seconds (30 days); default 86400"#),
+    responses(
+        (status = 201, description = "a new key (shown this once); the old one works until the overlap ends", body = super::schemas::KeyRotated),
+        (status = 404, description = "`api_key_not_found`: no key has this id"),
+        (status = 409, description = "`api_key_revoked`: the key is revoked or was already rotated"),
+        (status = 422, description = "`overlap_seconds_invalid`: negative, over 30 days, or not an integer")
+    ),
+    security(("api_key" = []))
+)]
 pub async fn rotate_key(
     State(s): State<AppState>,
     Path(key_id): Path<String>,
@@ -173,7 +215,15 @@ pub async fn rotate_key(
 
 /// `POST /v1/admin/settlements`: closes the current business day now (the same as `tsp settle`).
 /// Card cancels of payments made before this instant are refunds from now on, not voids.
-#[utoipa::path(post, path = "/v1/admin/settlements", tag = "admin", responses((status = 201, description = "the business day is closed"), (status = 401, description = "missing, unknown or revoked API key"), (status = 403, description = "the key lacks the scope"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
+#[utoipa::path(
+    post,
+    path = "/v1/admin/settlements",
+    tag = "admin",
+    responses(
+        (status = 201, description = "the business day is closed", body = super::schemas::Settlement)
+    ),
+    security(("api_key" = []))
+)]
 pub async fn settle(State(s): State<AppState>, caller: Caller) -> ApiResult<(StatusCode, Json<Value>)> {
     let admin = caller.require(Scope::Admin)?;
     let (id, closed_at) = crate::payments::settle(&s.store, &s.clock).await?;
@@ -182,7 +232,7 @@ pub async fn settle(State(s): State<AppState>, caller: Caller) -> ApiResult<(Sta
     Ok((StatusCode::CREATED, Json(json!({ "id": id, "closed_at": crate::clock::rfc3339(closed_at) }))))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct NewGiftBody {
     pub face_value: String,
     pub currency: String,
@@ -191,7 +241,17 @@ pub struct NewGiftBody {
 }
 
 /// `POST /v1/admin/gift-certificates`: issues a certificate; its code is shown this once.
-#[utoipa::path(post, path = "/v1/admin/gift-certificates", tag = "admin", request_body(content = serde_json::Value, description = r#"{"face_value","currency","expires_at"}"#), responses((status = 201, description = "issued; its code is shown this once"), (status = 422, description = "invalid field"), (status = 401, description = "missing, unknown or revoked API key"), (status = 403, description = "the key lacks the scope"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
+#[utoipa::path(
+    post,
+    path = "/v1/admin/gift-certificates",
+    tag = "admin",
+    request_body(content = NewGiftBody, description = r#"face value (decimal text), currency and expiry (RFC 3339)"#),
+    responses(
+        (status = 201, description = "issued; its code is shown this once", body = super::schemas::IssuedGift),
+        (status = 422, description = "invalid field")
+    ),
+    security(("api_key" = []))
+)]
 pub async fn issue_gift(
     State(s): State<AppState>,
     Scoped(auth, JsonBody(b), _): Scoped<scope::Admin, JsonBody<NewGiftBody>>,
@@ -244,7 +304,19 @@ fn merchant_view(m: &crate::store::MerchantRow) -> Value {
 
 /// `POST /v1/admin/regions`: defines a local-currency region (201), or updates its rules (200);
 /// merchants listed with it are registered in it.
-#[utoipa::path(post, path = "/v1/admin/regions", tag = "admin", request_body(content = serde_json::Value, description = r#"{"id","name","currency","incentive_rate","monthly_bonus_cap","bonus_lifetime_seconds","cancel_restore","merchants"?}"#), responses((status = 201, description = "a new region"), (status = 200, description = "rules updated"), (status = 422, description = "invalid field"), (status = 401, description = "missing, unknown or revoked API key"), (status = 403, description = "the key lacks the scope"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
+#[utoipa::path(
+    post,
+    path = "/v1/admin/regions",
+    tag = "admin",
+    request_body(content = crate::config::RegionSpec, description = r#"the region's rules, and merchants to register in it"#),
+    responses(
+        (status = 201, description = "a new region", body = super::schemas::Region),
+        (status = 200, description = "rules updated", body = super::schemas::Region),
+        (status = 409, description = "a merchant belongs to another region"),
+        (status = 422, description = "invalid field")
+    ),
+    security(("api_key" = []))
+)]
 pub async fn define_region(
     State(s): State<AppState>,
     Scoped(auth, JsonBody(b), _): Scoped<scope::Admin, JsonBody<crate::config::RegionSpec>>,
@@ -260,7 +332,15 @@ pub async fn define_region(
 }
 
 /// `GET /v1/admin/regions`: every region with its merchants.
-#[utoipa::path(get, path = "/v1/admin/regions", tag = "admin", responses((status = 200, description = "every region with its merchants"), (status = 401, description = "missing, unknown or revoked API key"), (status = 403, description = "the key lacks the scope"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
+#[utoipa::path(
+    get,
+    path = "/v1/admin/regions",
+    tag = "admin",
+    responses(
+        (status = 200, description = "every region with its merchants", body = super::schemas::RegionList)
+    ),
+    security(("api_key" = []))
+)]
 pub async fn regions(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
     caller.require(Scope::Admin)?;
     let regions = s.store.regions().await.map_err(crate::Error::from)?;
@@ -275,7 +355,7 @@ pub async fn regions(State(s): State<AppState>, caller: Caller) -> ApiResult<Jso
     Ok(Json(json!({ "items": items })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewMerchantBody {
     pub id: String,
@@ -285,7 +365,18 @@ pub struct NewMerchantBody {
 
 /// `POST /v1/admin/merchants` `{"id","name","region"}`: registers a merchant (201) or moves it (200).
 /// The id is what its terminals send in DE42.
-#[utoipa::path(post, path = "/v1/admin/merchants", tag = "admin", request_body(content = serde_json::Value, description = r#"{"id","name","region"}"#), responses((status = 201, description = "a new merchant"), (status = 200, description = "moved or renamed"), (status = 422, description = "invalid field or unknown region"), (status = 401, description = "missing, unknown or revoked API key"), (status = 403, description = "the key lacks the scope"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
+#[utoipa::path(
+    post,
+    path = "/v1/admin/merchants",
+    tag = "admin",
+    request_body(content = NewMerchantBody, description = r#"a merchant: the id its terminals send in DE42, its name, its region"#),
+    responses(
+        (status = 201, description = "a new merchant", body = super::schemas::Merchant),
+        (status = 200, description = "moved or renamed", body = super::schemas::Merchant),
+        (status = 422, description = "invalid field or unknown region")
+    ),
+    security(("api_key" = []))
+)]
 pub async fn define_merchant(
     State(s): State<AppState>,
     Scoped(auth, JsonBody(b), _): Scoped<scope::Admin, JsonBody<NewMerchantBody>>,
@@ -303,7 +394,16 @@ pub async fn define_merchant(
 }
 
 /// `GET /v1/admin/merchants[?region=…]`.
-#[utoipa::path(get, path = "/v1/admin/merchants", tag = "admin", params(("region" = Option<String>, Query, description = "only this region's")), responses((status = 200, description = "merchants"), (status = 401, description = "missing, unknown or revoked API key"), (status = 403, description = "the key lacks the scope"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
+#[utoipa::path(
+    get,
+    path = "/v1/admin/merchants",
+    tag = "admin",
+    params(("region" = Option<String>, Query, description = "only this region's")),
+    responses(
+        (status = 200, description = "merchants", body = super::schemas::MerchantList)
+    ),
+    security(("api_key" = []))
+)]
 pub async fn merchants(
     State(s): State<AppState>,
     caller: Caller,

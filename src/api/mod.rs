@@ -12,6 +12,7 @@ pub mod limits;
 pub mod listener;
 pub mod merchant_tokens;
 pub mod openapi;
+pub mod schemas;
 pub mod terminal;
 pub mod tokens;
 mod transactions;
@@ -53,7 +54,12 @@ pub struct AppState {
 
 /// `GET /metrics`: the Prometheus text format (no authentication: scrape it from the internal
 /// network; it holds counts and timings, no field values).
-#[utoipa::path(get, path = "/metrics", tag = "health", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "health",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"))
+)]
 pub async fn metrics(axum::extract::State(s): axum::extract::State<AppState>) -> Response {
     s.store.sample_pools();
     let body = crate::metrics::get().render();

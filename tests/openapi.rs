@@ -6,7 +6,7 @@
 mod common;
 
 use common::TestServer;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// (method, path) of every `.route(…)` in the router's source.
 fn routes_in_router() -> Vec<(String, String)> {
@@ -156,4 +156,42 @@ async fn a_key_without_the_scope_learns_nothing_of_the_body() {
     assert_eq!((st, e["error"]["code"].as_str()), (400, Some("invalid_json")), "{e}");
     let (st, e) = s.post_raw(Some(app), "/v1/tokens", b"{}".to_vec()).await;
     assert_eq!((st, e["error"]["code"].as_str()), (422, Some("instrument_id_missing")), "{e}");
+}
+
+/// Two 500s found probing the inputs schemathesis may generate (NUL characters, extreme integers):
+/// on PostgreSQL a NUL character in a path or a body field reached the database, whose query failed;
+/// a region whose bonus lifetime overflowed the grants' expiry was accepted, and every charge in it
+/// failed. Now 404 and 422, on both stores.
+#[tokio::test]
+async fn nul_characters_and_endless_bonuses_are_refused() {
+    let s = TestServer::start().await;
+    let (app, admin) = (s.keys.app.as_str(), s.keys.admin.as_str());
+    for path in ["/v1/instruments/%00", "/v1/instruments/ins_%00x/balance", "/v1/tokens/tok_%00"] {
+        let (st, e) = s.get(app, path).await;
+        assert_eq!((st, e["error"]["code"].as_str()), (404, Some("not_found")), "{path}: {e}");
+    }
+    let (st, e) = s.post_raw(Some(app), "/v1/instruments/%00/suspend", b"".to_vec()).await;
+    assert_eq!(st, 404, "{e}");
+    let (st, e) = s.post_raw(Some(app), "/v1/instruments", br#"{"type":"local","region":"a\u0000"}"#.to_vec()).await;
+    assert_eq!((st, e["error"]["code"].as_str()), (422, Some("region_invalid")), "{e}");
+    let (st, e) = s.post_raw(Some(app), "/v1/tokens", br#"{"instrument_id":"ins_\u0000"}"#.to_vec()).await;
+    assert_eq!((st, e["error"]["code"].as_str()), (422, Some("instrument_id_invalid")), "{e}");
+    let (st, e) = s.post(admin, "/v1/admin/requestors", json!({ "name": "x\u{0}", "scopes": ["admin"] })).await;
+    assert_eq!((st, e["error"]["code"].as_str()), (422, Some("name_invalid")), "{e}");
+
+    let region = |lifetime: i64| {
+        json!({
+            "id": "endless", "name": "Endless", "currency": "KRW", "incentive_rate": "0.10",
+            "monthly_bonus_cap": "100000", "bonus_lifetime_seconds": lifetime,
+        })
+    };
+    let (st, e) = s.post(admin, "/v1/admin/regions", region(i64::MAX)).await;
+    assert_eq!((st, e["error"]["code"].as_str()), (422, Some("bonus_lifetime_seconds_invalid")), "{e}");
+    let (st, r) = s.post(admin, "/v1/admin/regions", region(10 * 365 * 86_400)).await;
+    assert_eq!(st, 201, "ten years is the longest: {r}");
+    let (st, w) = s.post(app, "/v1/instruments", json!({ "type": "local", "region": "endless" })).await;
+    assert_eq!(st, 201, "{w}");
+    let charge = format!("/v1/instruments/{}/charge", w["id"].as_str().unwrap());
+    let (st, c) = s.post(app, &charge, json!({ "amount": "10000" })).await;
+    assert_eq!((st, c["bonus"].as_str()), (201, Some("1000")), "{c}");
 }

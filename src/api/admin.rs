@@ -9,11 +9,19 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::{ApiError, ApiResult};
-use super::extract::{Caller, JsonBody, OptionalJsonBody};
+use super::extract::{Caller, JsonBody, OptionalJsonBody, Scoped, scope};
 use crate::requestors::{self, Scope};
 
 /// `GET /v1/admin/issuers`: the configured issuers with their BIN and token BIN prefixes.
-#[utoipa::path(get, path = "/v1/admin/issuers", tag = "admin", responses((status = 200, description = "issuers with bin_prefixes and token_bin_prefixes"), (status = 401, description = "missing, unknown or revoked API key"), (status = 403, description = "the key lacks the scope"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
+#[utoipa::path(
+    get,
+    path = "/v1/admin/issuers",
+    tag = "admin",
+    responses(
+        (status = 200, description = "issuers with their BIN and token BIN prefixes", body = super::schemas::IssuerList)
+    ),
+    security(("api_key" = []))
+)]
 pub async fn issuers(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
     caller.require(Scope::Admin)?;
     let items: Vec<Value> = s
@@ -25,7 +33,7 @@ pub async fn issuers(State(s): State<AppState>, caller: Caller) -> ApiResult<Jso
     Ok(Json(json!({ "items": items, "platform_token_bin_prefixes": s.config.platform.token_bin_prefixes })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct NewRequestorBody {
     pub name: String,
     pub scopes: Vec<String>,
@@ -39,13 +47,23 @@ pub struct NewRequestorBody {
 }
 
 /// `POST /v1/admin/requestors`: a new requestor and its API key, shown this once.
-#[utoipa::path(post, path = "/v1/admin/requestors", tag = "admin", request_body(content = serde_json::Value, description = r#"{"name","scopes":[…],"merchant_ids":[…] (terminal scope only),"serves":[requestor ids] (detokenize scope only)}"#), responses((status = 201, description = "{id, trid, api_key} (the key is shown this once)"), (status = 409, description = "a merchant is bound to another requestor"), (status = 422, description = "invalid name, scopes or merchant ids"), (status = 401, description = "missing, unknown or revoked API key"), (status = 403, description = "the key lacks the scope"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
+#[utoipa::path(
+    post,
+    path = "/v1/admin/requestors",
+    tag = "admin",
+    request_body(content = NewRequestorBody, description = r#"`merchant_ids`: the merchants of a terminal requestor (required with that scope, only with it); `serves`: the requestors a detokenize requestor (a VAN) detokenizes for"#),
+    responses(
+        (status = 201, description = "the new requestor and its API key (shown this once)", body = super::schemas::NewRequestor),
+        (status = 409, description = "`merchant_taken`: a merchant is bound to another requestor"),
+        (status = 422, description = "invalid name, scopes, merchant ids or served requestors (`serves_invalid`)")
+    ),
+    security(("api_key" = []))
+)]
 pub async fn create_requestor(
     State(s): State<AppState>,
-    caller: Caller,
-    JsonBody(b): JsonBody<NewRequestorBody>,
+    Scoped(auth, JsonBody(b), _): Scoped<scope::Admin, JsonBody<NewRequestorBody>>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let admin = caller.require(Scope::Admin)?;
+    let admin = &auth;
     let scopes: Option<Vec<Scope>> = b.scopes.iter().map(|x| Scope::parse(x)).collect();
     let scopes = scopes.filter(|v| !v.is_empty()).ok_or_else(|| {
         ApiError::unprocessable(
@@ -122,7 +140,17 @@ pub async fn create_requestor(
 /// `POST /v1/admin/api-keys/{key_id}/revoke`: the key stops working now, on every route and node.
 /// Idempotent: revoking a revoked key answers 200 again, with its first `revoked_at` and
 /// `"already_revoked": true`. A rotated key still in its overlap ends now.
-#[utoipa::path(post, path = "/v1/admin/api-keys/{key_id}/revoke", tag = "admin", params(("key_id" = String, Path, description = "the key id: the part between `tsp_` and the next `_` of the key")), responses((status = 200, description = r#"{"key_id","requestor_id","revoked_at","already_revoked"}: revoked now, or already revoked (then nothing changed)"#), (status = 404, description = "`api_key_not_found`: no key has this id"), (status = 401, description = "missing, unknown or revoked API key"), (status = 403, description = "the key lacks the scope"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
+#[utoipa::path(
+    post,
+    path = "/v1/admin/api-keys/{key_id}/revoke",
+    tag = "admin",
+    params(("key_id" = String, Path, description = "the key id: the part between `tsp_` and the next `_` of the key")),
+    responses(
+        (status = 200, description = "revoked now, or already revoked (then nothing changed)", body = super::schemas::KeyRevoked),
+        (status = 404, description = "`api_key_not_found`: no key has this id")
+    ),
+    security(("api_key" = []))
+)]
 pub async fn revoke_key(
     State(s): State<AppState>,
     caller: Caller,
@@ -146,7 +174,7 @@ pub async fn revoke_key(
     })))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotateKeyBody {
     /// How long the old key keeps working, in seconds (0 to 2,592,000; default 86,400).
@@ -155,14 +183,26 @@ pub struct RotateKeyBody {
 
 /// `POST /v1/admin/api-keys/{key_id}/rotate` `{"overlap_seconds"?}`: a new key for the same requestor
 /// (shown this once); the old key works until the overlap ends, then gets 401.
-#[utoipa::path(post, path = "/v1/admin/api-keys/{key_id}/rotate", tag = "admin", params(("key_id" = String, Path, description = "the key id: the part between `tsp_` and the next `_` of the key")), request_body(content = serde_json::Value, description = r#"optional {"overlap_seconds"}: how long the old key keeps working, 0 to 2592000 (30 days); default 86400"#), responses((status = 201, description = r#"{"key_id","api_key","requestor_id","previous_key_id","previous_key_revoked_at","overlap_seconds"} (the new key is shown this once)"#), (status = 404, description = "`api_key_not_found`: no key has this id"), (status = 409, description = "`api_key_revoked`: the key is revoked or was already rotated"), (status = 422, description = "`overlap_seconds_invalid`: negative, over 30 days, or not an integer"), (status = 401, description = "missing, unknown or revoked API key"), (status = 403, description = "the key lacks the scope"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
+#[utoipa::path(
+    post,
+    path = "/v1/admin/api-keys/{key_id}/rotate",
+    tag = "admin",
+    params(("key_id" = String, Path, description = "the key id: the part between `tsp_` and the next `_` of the key")),
+    request_body(content = Option<RotateKeyBody>, description = r#"optional (an empty body is the defaults): how long the old key keeps working, 0 to 2592000 seconds (30 days); default 86400"#),
+    responses(
+        (status = 201, description = "a new key (shown this once); the old one works until the overlap ends", body = super::schemas::KeyRotated),
+        (status = 404, description = "`api_key_not_found`: no key has this id"),
+        (status = 409, description = "`api_key_revoked`: the key is revoked or was already rotated"),
+        (status = 422, description = "`overlap_seconds_invalid`: negative, over 30 days, or not an integer")
+    ),
+    security(("api_key" = []))
+)]
 pub async fn rotate_key(
     State(s): State<AppState>,
-    caller: Caller,
     Path(key_id): Path<String>,
-    OptionalJsonBody(b): OptionalJsonBody<RotateKeyBody>,
+    Scoped(auth, OptionalJsonBody(b), _): Scoped<scope::Admin, OptionalJsonBody<RotateKeyBody>>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let admin = caller.require(Scope::Admin)?;
+    let admin = &auth;
     let overlap = b.unwrap_or_default().overlap_seconds.unwrap_or(requestors::DEFAULT_OVERLAP_SECONDS);
     let r = requestors::rotate_key(&s.store, &key_id, overlap, s.clock.now_ms()).await?;
     tracing::info!(admin = %admin.id, key_id = %r.previous_key_id, new_key_id = %r.key_id, requestor = %r.requestor_id, overlap, "API key rotated");
@@ -189,7 +229,15 @@ pub async fn rotate_key(
 
 /// `POST /v1/admin/settlements`: closes the current business day now (the same as `tsp settle`).
 /// Card cancels of payments made before this instant are refunds from now on, not voids.
-#[utoipa::path(post, path = "/v1/admin/settlements", tag = "admin", responses((status = 201, description = "the business day is closed"), (status = 401, description = "missing, unknown or revoked API key"), (status = 403, description = "the key lacks the scope"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
+#[utoipa::path(
+    post,
+    path = "/v1/admin/settlements",
+    tag = "admin",
+    responses(
+        (status = 201, description = "the business day is closed", body = super::schemas::Settlement)
+    ),
+    security(("api_key" = []))
+)]
 pub async fn settle(State(s): State<AppState>, caller: Caller) -> ApiResult<(StatusCode, Json<Value>)> {
     let admin = caller.require(Scope::Admin)?;
     let (id, closed_at) = crate::payments::settle(&s.store, &s.clock).await?;
@@ -198,7 +246,7 @@ pub async fn settle(State(s): State<AppState>, caller: Caller) -> ApiResult<(Sta
     Ok((StatusCode::CREATED, Json(json!({ "id": id, "closed_at": crate::clock::rfc3339(closed_at) }))))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct NewGiftBody {
     pub face_value: String,
     pub currency: String,
@@ -207,13 +255,22 @@ pub struct NewGiftBody {
 }
 
 /// `POST /v1/admin/gift-certificates`: issues a certificate; its code is shown this once.
-#[utoipa::path(post, path = "/v1/admin/gift-certificates", tag = "admin", request_body(content = serde_json::Value, description = r#"{"face_value","currency","expires_at"}"#), responses((status = 201, description = "issued; its code is shown this once"), (status = 422, description = "invalid field"), (status = 401, description = "missing, unknown or revoked API key"), (status = 403, description = "the key lacks the scope"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
+#[utoipa::path(
+    post,
+    path = "/v1/admin/gift-certificates",
+    tag = "admin",
+    request_body(content = NewGiftBody, description = r#"face value (decimal text), currency and expiry (RFC 3339)"#),
+    responses(
+        (status = 201, description = "issued; its code is shown this once", body = super::schemas::IssuedGift),
+        (status = 422, description = "invalid field")
+    ),
+    security(("api_key" = []))
+)]
 pub async fn issue_gift(
     State(s): State<AppState>,
-    caller: Caller,
-    JsonBody(b): JsonBody<NewGiftBody>,
+    Scoped(auth, JsonBody(b), _): Scoped<scope::Admin, JsonBody<NewGiftBody>>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let admin = caller.require(Scope::Admin)?;
+    let admin = &auth;
     let expires = time::OffsetDateTime::parse(&b.expires_at, &time::format_description::well_known::Rfc3339)
         .map_err(|_| ApiError::unprocessable("expires_at_invalid", "expires_at must be an RFC 3339 date-time"))?;
     let expires_ms = (expires.unix_timestamp_nanos() / 1_000_000) as i64;
@@ -261,13 +318,24 @@ fn merchant_view(m: &crate::store::MerchantRow) -> Value {
 
 /// `POST /v1/admin/regions`: defines a local-currency region (201), or updates its rules (200);
 /// merchants listed with it are registered in it.
-#[utoipa::path(post, path = "/v1/admin/regions", tag = "admin", request_body(content = serde_json::Value, description = r#"{"id","name","currency","incentive_rate","monthly_bonus_cap","bonus_lifetime_seconds","cancel_restore","merchants"?}"#), responses((status = 201, description = "a new region"), (status = 200, description = "rules updated"), (status = 422, description = "invalid field"), (status = 401, description = "missing, unknown or revoked API key"), (status = 403, description = "the key lacks the scope"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
+#[utoipa::path(
+    post,
+    path = "/v1/admin/regions",
+    tag = "admin",
+    request_body(content = crate::config::RegionSpec, description = r#"the region's rules, and merchants to register in it"#),
+    responses(
+        (status = 201, description = "a new region", body = super::schemas::Region),
+        (status = 200, description = "rules updated", body = super::schemas::Region),
+        (status = 409, description = "a merchant belongs to another region"),
+        (status = 422, description = "invalid field")
+    ),
+    security(("api_key" = []))
+)]
 pub async fn define_region(
     State(s): State<AppState>,
-    caller: Caller,
-    JsonBody(b): JsonBody<crate::config::RegionSpec>,
+    Scoped(auth, JsonBody(b), _): Scoped<scope::Admin, JsonBody<crate::config::RegionSpec>>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let admin = caller.require(Scope::Admin)?;
+    let admin = &auth;
     let (r, merchants, created) =
         crate::stored_value::wallet::define_region(&s.store, &s.config, &b, s.clock.now_ms()).await?;
     tracing::info!(admin = %admin.id, region = %r.id, created, "region defined");
@@ -278,7 +346,15 @@ pub async fn define_region(
 }
 
 /// `GET /v1/admin/regions`: every region with its merchants.
-#[utoipa::path(get, path = "/v1/admin/regions", tag = "admin", responses((status = 200, description = "every region with its merchants"), (status = 401, description = "missing, unknown or revoked API key"), (status = 403, description = "the key lacks the scope"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
+#[utoipa::path(
+    get,
+    path = "/v1/admin/regions",
+    tag = "admin",
+    responses(
+        (status = 200, description = "every region with its merchants", body = super::schemas::RegionList)
+    ),
+    security(("api_key" = []))
+)]
 pub async fn regions(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
     caller.require(Scope::Admin)?;
     let regions = s.store.regions().await.map_err(crate::Error::from)?;
@@ -293,7 +369,7 @@ pub async fn regions(State(s): State<AppState>, caller: Caller) -> ApiResult<Jso
     Ok(Json(json!({ "items": items })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewMerchantBody {
     pub id: String,
@@ -303,13 +379,23 @@ pub struct NewMerchantBody {
 
 /// `POST /v1/admin/merchants` `{"id","name","region"}`: registers a merchant (201) or moves it (200).
 /// The id is what its terminals send in DE42.
-#[utoipa::path(post, path = "/v1/admin/merchants", tag = "admin", request_body(content = serde_json::Value, description = r#"{"id","name","region"}"#), responses((status = 201, description = "a new merchant"), (status = 200, description = "moved or renamed"), (status = 422, description = "invalid field or unknown region"), (status = 401, description = "missing, unknown or revoked API key"), (status = 403, description = "the key lacks the scope"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
+#[utoipa::path(
+    post,
+    path = "/v1/admin/merchants",
+    tag = "admin",
+    request_body(content = NewMerchantBody, description = r#"a merchant: the id its terminals send in DE42, its name, its region"#),
+    responses(
+        (status = 201, description = "a new merchant", body = super::schemas::Merchant),
+        (status = 200, description = "moved or renamed", body = super::schemas::Merchant),
+        (status = 422, description = "invalid field or unknown region")
+    ),
+    security(("api_key" = []))
+)]
 pub async fn define_merchant(
     State(s): State<AppState>,
-    caller: Caller,
-    JsonBody(b): JsonBody<NewMerchantBody>,
+    Scoped(auth, JsonBody(b), _): Scoped<scope::Admin, JsonBody<NewMerchantBody>>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let admin = caller.require(Scope::Admin)?;
+    let admin = &auth;
     let (m, created) =
         crate::stored_value::wallet::define_merchant(&s.store, &b.id, &b.name, &b.region, s.clock.now_ms()).await?;
     tracing::info!(admin = %admin.id, merchant = %m.id, region = %m.region_id, created, "merchant defined");
@@ -322,7 +408,16 @@ pub async fn define_merchant(
 }
 
 /// `GET /v1/admin/merchants[?region=…]`.
-#[utoipa::path(get, path = "/v1/admin/merchants", tag = "admin", params(("region" = Option<String>, Query, description = "only this region's")), responses((status = 200, description = "merchants"), (status = 401, description = "missing, unknown or revoked API key"), (status = 403, description = "the key lacks the scope"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
+#[utoipa::path(
+    get,
+    path = "/v1/admin/merchants",
+    tag = "admin",
+    params(("region" = Option<String>, Query, description = "only this region's")),
+    responses(
+        (status = 200, description = "merchants", body = super::schemas::MerchantList)
+    ),
+    security(("api_key" = []))
+)]
 pub async fn merchants(
     State(s): State<AppState>,
     caller: Caller,

@@ -56,7 +56,19 @@ fn bars_svg(modules: &[u8]) -> String {
 }
 
 /// `GET /v1/tokens/{token_ref}/code?format=qr|code128`.
-#[utoipa::path(get, path = "/v1/tokens/{token_ref}/code", tag = "tokens", params(("token_ref" = String, Path, description = "the token's reference"), ("format" = Option<String>, Query, description = "qr (default) or code128")), responses((status = 200, description = "image/svg+xml"), (status = 404, description = "not one of the caller's tokens"), (status = 409, description = "the token is no longer live"), (status = 422, description = "unknown format"), (status = 401, description = "missing, unknown or revoked API key"), (status = 403, description = "the key lacks the scope"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
+#[utoipa::path(
+    get,
+    path = "/v1/tokens/{token_ref}/code",
+    tag = "tokens",
+    params(("token_ref" = String, Path, description = "the token's reference"), ("format" = Option<String>, Query, description = "qr (default) or code128")),
+    responses(
+        (status = 200, description = "the token as an SVG picture", body = String, content_type = "image/svg+xml"),
+        (status = 404, description = "`token_unknown`: not one of the caller's tokens"),
+        (status = 409, description = "the token is no longer live"),
+        (status = 422, description = "`format_invalid`: unknown format")
+    ),
+    security(("api_key" = []))
+)]
 pub async fn code(
     State(s): State<AppState>,
     caller: Caller,

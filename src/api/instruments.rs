@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::{ApiError, ApiResult};
-use super::extract::{Caller, JsonBody, parse_json};
+use super::extract::{Caller, JsonBody, Scoped, parse_json, scope};
 use crate::clock::rfc3339;
 use crate::requestors::Scope;
 use crate::store::InstrumentRow;
@@ -55,7 +55,7 @@ pub struct NewLocal {
     pub region: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChargeBody {
     pub amount: String,
@@ -87,13 +87,25 @@ fn registered(requestor: &crate::requestors::Requestor, row: &crate::store::Inst
 }
 
 /// `POST /v1/instruments`: 201 with a new instrument, 200 with the one already registered.
-#[utoipa::path(post, path = "/v1/instruments", tag = "instruments", request_body(content = serde_json::Value, description = r#"{"type":"card","pan","expiry":"YYMM"} | {"type":"gift","code"} | {"type":"local","region"}"#), responses((status = 201, description = "a new instrument"), (status = 200, description = "already registered: the same instrument"), (status = 409, description = "gift certificate registered elsewhere"), (status = 422, description = "an invalid field; the code names it"), (status = 401, description = "missing, unknown or revoked API key"), (status = 403, description = "the key lacks the scope"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
+#[utoipa::path(
+    post,
+    path = "/v1/instruments",
+    operation_id = "create_instrument",
+    tag = "instruments",
+    request_body(content = super::schemas::NewInstrument, description = r#"one of three shapes, by `type`: a card `{"type":"card","pan","expiry":"YYMM"}`, a gift certificate `{"type":"gift","code"}` or a local-currency wallet `{"type":"local","region"}`"#),
+    responses(
+        (status = 201, description = "a new instrument", body = super::schemas::Instrument),
+        (status = 200, description = "already registered: the same instrument", body = super::schemas::Instrument),
+        (status = 409, description = "`gift_registered`: the gift certificate is registered by another requestor; `instrument_*`: the instrument is in the wrong state"),
+        (status = 422, description = "an invalid field, the code names it: `type_invalid`, `pan_missing`, `pan_format`, `pan_luhn`, `pan_unknown_bin`, `expiry_format`, `expiry_past`, `code_invalid`, `region_unknown`, …")
+    ),
+    security(("api_key" = []))
+)]
 pub async fn create(
     State(s): State<AppState>,
-    caller: Caller,
-    JsonBody(body): JsonBody<Value>,
+    Scoped(auth, JsonBody(body), _): Scoped<scope::Instruments, JsonBody<Value>>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let requestor = caller.require(Scope::Instruments)?;
+    let requestor = &auth;
     let bytes = body.to_string();
     let Kind { kind } = parse_json(bytes.as_bytes())?;
     match kind.parse::<InstrumentKind>() {
@@ -131,7 +143,17 @@ pub async fn create(
 }
 
 /// `GET /v1/instruments`: the caller's instruments (deleted ones with `?include_deleted=true`).
-#[utoipa::path(get, path = "/v1/instruments", tag = "instruments", params(("include_deleted" = Option<bool>, Query, description = "also deleted instruments")), responses((status = 200, description = "{\"items\":[…]}, masked"), (status = 401, description = "missing, unknown or revoked API key"), (status = 403, description = "the key lacks the scope"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
+#[utoipa::path(
+    get,
+    path = "/v1/instruments",
+    operation_id = "list_instruments",
+    tag = "instruments",
+    params(("include_deleted" = Option<bool>, Query, description = "also deleted instruments")),
+    responses(
+        (status = 200, description = "the caller's instruments, masked", body = super::schemas::InstrumentList)
+    ),
+    security(("api_key" = []))
+)]
 pub async fn list(State(s): State<AppState>, caller: Caller, RawQuery(q): RawQuery) -> ApiResult<Json<Value>> {
     let requestor = caller.require(Scope::Instruments)?;
     let include_deleted = q.is_some_and(|q| q.split('&').any(|kv| kv == "include_deleted=true"));
@@ -143,13 +165,35 @@ pub async fn list(State(s): State<AppState>, caller: Caller, RawQuery(q): RawQue
     Ok(Json(json!({ "items": items })))
 }
 
-#[utoipa::path(get, path = "/v1/instruments/{id}", tag = "instruments", params(("id" = String, Path, description = "instrument id (ins_…)")), responses((status = 200, description = "the instrument"), (status = 404, description = "unknown or another requestor's"), (status = 401, description = "missing, unknown or revoked API key"), (status = 403, description = "the key lacks the scope"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
+#[utoipa::path(
+    get,
+    path = "/v1/instruments/{id}",
+    operation_id = "get_instrument",
+    tag = "instruments",
+    params(("id" = String, Path, description = "instrument id (ins_…)")),
+    responses(
+        (status = 200, description = "the instrument", body = super::schemas::Instrument),
+        (status = 404, description = "`instrument_not_found`: unknown or another requestor's")
+    ),
+    security(("api_key" = []))
+)]
 pub async fn get_one(State(s): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let requestor = caller.require(Scope::Instruments)?;
     Ok(Json(view_of(&s, &s.vault.instrument(requestor, &id).await?).await?))
 }
 
-#[utoipa::path(post, path = "/v1/instruments/{id}/suspend", tag = "instruments", params(("id" = String, Path, description = "instrument id (ins_…)")), responses((status = 200, description = "suspended: live tokens revoked"), (status = 404, description = "unknown"), (status = 409, description = "wrong state"), (status = 401, description = "missing, unknown or revoked API key"), (status = 403, description = "the key lacks the scope"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
+#[utoipa::path(
+    post,
+    path = "/v1/instruments/{id}/suspend",
+    tag = "instruments",
+    params(("id" = String, Path, description = "instrument id (ins_…)")),
+    responses(
+        (status = 200, description = "suspended: live tokens revoked", body = super::schemas::Instrument),
+        (status = 404, description = "`instrument_not_found`"),
+        (status = 409, description = "wrong state (`instrument_suspended`, `instrument_deleted`, …)")
+    ),
+    security(("api_key" = []))
+)]
 pub async fn suspend(State(s): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let requestor = caller.require(Scope::Instruments)?;
     let row = s.vault.suspend(requestor, &id).await?;
@@ -158,7 +202,18 @@ pub async fn suspend(State(s): State<AppState>, caller: Caller, Path(id): Path<S
     Ok(Json(view(&row)))
 }
 
-#[utoipa::path(post, path = "/v1/instruments/{id}/resume", tag = "instruments", params(("id" = String, Path, description = "instrument id (ins_…)")), responses((status = 200, description = "active again"), (status = 404, description = "unknown"), (status = 409, description = "wrong state"), (status = 401, description = "missing, unknown or revoked API key"), (status = 403, description = "the key lacks the scope"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
+#[utoipa::path(
+    post,
+    path = "/v1/instruments/{id}/resume",
+    tag = "instruments",
+    params(("id" = String, Path, description = "instrument id (ins_…)")),
+    responses(
+        (status = 200, description = "active again", body = super::schemas::Instrument),
+        (status = 404, description = "`instrument_not_found`"),
+        (status = 409, description = "wrong state (`instrument_active`, `instrument_deleted`, `instrument_expired`, …)")
+    ),
+    security(("api_key" = []))
+)]
 pub async fn resume(State(s): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let requestor = caller.require(Scope::Instruments)?;
     let row = s.vault.resume(requestor, &id).await?;
@@ -167,7 +222,19 @@ pub async fn resume(State(s): State<AppState>, caller: Caller, Path(id): Path<St
     Ok(Json(view(&row)))
 }
 
-#[utoipa::path(delete, path = "/v1/instruments/{id}", tag = "instruments", params(("id" = String, Path, description = "instrument id (ins_…)")), responses((status = 200, description = "deleted: live tokens revoked, sealed PAN destroyed"), (status = 404, description = "unknown"), (status = 409, description = "already deleted"), (status = 401, description = "missing, unknown or revoked API key"), (status = 403, description = "the key lacks the scope"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
+#[utoipa::path(
+    delete,
+    path = "/v1/instruments/{id}",
+    operation_id = "delete_instrument",
+    tag = "instruments",
+    params(("id" = String, Path, description = "instrument id (ins_…)")),
+    responses(
+        (status = 200, description = "deleted: live tokens revoked, sealed PAN destroyed", body = super::schemas::Instrument),
+        (status = 404, description = "`instrument_not_found`"),
+        (status = 409, description = "`instrument_deleted`: already deleted")
+    ),
+    security(("api_key" = []))
+)]
 pub async fn delete(State(s): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let requestor = caller.require(Scope::Instruments)?;
     let row = s.vault.delete(requestor, &id).await?;
@@ -178,7 +245,18 @@ pub async fn delete(State(s): State<AppState>, caller: Caller, Path(id): Path<St
 
 /// `GET /v1/instruments/{id}/balance`: `{"currency","principal","bonus","refundable"}` of stored
 /// value (a gift certificate's balance is its principal).
-#[utoipa::path(get, path = "/v1/instruments/{id}/balance", tag = "instruments", params(("id" = String, Path, description = "instrument id (ins_…)")), responses((status = 200, description = "{currency, principal, bonus, refundable, …}"), (status = 404, description = "unknown"), (status = 409, description = "not stored value"), (status = 401, description = "missing, unknown or revoked API key"), (status = 403, description = "the key lacks the scope"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
+#[utoipa::path(
+    get,
+    path = "/v1/instruments/{id}/balance",
+    tag = "instruments",
+    params(("id" = String, Path, description = "instrument id (ins_…)")),
+    responses(
+        (status = 200, description = "the stored value's balance", body = super::schemas::Balance),
+        (status = 404, description = "`instrument_not_found`"),
+        (status = 409, description = "`not_stored_value`: a card has no balance")
+    ),
+    security(("api_key" = []))
+)]
 pub async fn balance(State(s): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let requestor = caller.require(Scope::Instruments)?;
     let row = s.vault.instrument(requestor, &id).await?;
@@ -227,14 +305,26 @@ pub async fn balance(State(s): State<AppState>, caller: Caller, Path(id): Path<S
 
 /// `POST /v1/instruments/{id}/charge` `{"amount"}`: charges a local-currency wallet; the principal is
 /// the amount, the bonus the region's incentive on the part within this month's cap.
-#[utoipa::path(post, path = "/v1/instruments/{id}/charge", tag = "instruments", params(("id" = String, Path, description = "instrument id (ins_…)")), request_body(content = serde_json::Value, description = r#"{"amount"}"#), responses((status = 201, description = "charged: principal and the bonus granted"), (status = 404, description = "unknown"), (status = 409, description = "not a local-currency wallet"), (status = 422, description = "invalid amount"), (status = 401, description = "missing, unknown or revoked API key"), (status = 403, description = "the key lacks the scope"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
+#[utoipa::path(
+    post,
+    path = "/v1/instruments/{id}/charge",
+    tag = "instruments",
+    params(("id" = String, Path, description = "instrument id (ins_…)")),
+    request_body(content = ChargeBody, description = r#"the amount to charge, decimal text in the wallet's currency"#),
+    responses(
+        (status = 201, description = "charged: principal and the bonus granted", body = super::schemas::Charge),
+        (status = 404, description = "`instrument_not_found`"),
+        (status = 409, description = "`not_local_currency`, or the wallet is suspended or deleted"),
+        (status = 422, description = "`amount_invalid`, `amount_missing`, …")
+    ),
+    security(("api_key" = []))
+)]
 pub async fn charge(
     State(s): State<AppState>,
-    caller: Caller,
     Path(id): Path<String>,
-    JsonBody(b): JsonBody<ChargeBody>,
+    Scoped(auth, JsonBody(b), _): Scoped<scope::Instruments, JsonBody<ChargeBody>>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let requestor = caller.require(Scope::Instruments)?;
+    let requestor = &auth;
     let row = s.vault.instrument(requestor, &id).await?;
     if row.kind != InstrumentKind::Local {
         return Err(ApiError::new(

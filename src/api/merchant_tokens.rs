@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::{ApiError, ApiResult};
-use super::extract::{Caller, JsonBody};
+use super::extract::{Caller, JsonBody, Scoped, scope};
 use crate::audit::Event;
 use crate::clock::rfc3339;
 use crate::payments::ResponseCode;
@@ -18,7 +18,7 @@ use crate::requestors::{Requestor, Scope};
 use crate::store::TxnRow;
 use crate::vault::{CardExpiry, Pan, PanError};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MerchantTokenBody {
     pub pan: String,
@@ -56,13 +56,26 @@ fn refused(code: ResponseCode) -> ApiError {
 
 /// `POST /v1/merchant-tokens`: verifies the card with its issuer and gives its merchant token at
 /// `merchant_id` (the same one every time for the same card and merchant).
-#[utoipa::path(post, path = "/v1/merchant-tokens", tag = "terminals", request_body(content = serde_json::Value, description = r#"{"pan","expiry":"YYMM","merchant_id"}"#), responses((status = 201, description = "the card's merchant token at that merchant"), (status = 403, description = "the key lacks the scope or is not bound to the merchant"), (status = 409, description = "the card is suspended"), (status = 422, description = "invalid card, or the issuer declined (`issuer_declined`, its response code in the message)"), (status = 503, description = "the issuer did not answer"), (status = 401, description = "missing, unknown or revoked API key"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
+#[utoipa::path(
+    post,
+    path = "/v1/merchant-tokens",
+    operation_id = "create_merchant_token",
+    tag = "terminals",
+    request_body(content = MerchantTokenBody, description = r#"the card a terminal read and the merchant"#),
+    responses(
+        (status = 201, description = "the card's merchant token at that merchant", body = super::schemas::MerchantToken),
+        (status = 403, description = "`scope_missing`, or `merchant_not_bound`: the key is not bound to the merchant"),
+        (status = 409, description = "`instrument_suspended`: the card is suspended"),
+        (status = 422, description = "invalid card (`pan_format`, `pan_luhn`, `expiry_format`, `pan_unknown_bin`, `expiry_past`), or `issuer_declined` (its response code in the message)"),
+        (status = 503, description = "`issuer_unavailable`: the issuer did not answer")
+    ),
+    security(("api_key" = []))
+)]
 pub async fn create(
     State(s): State<AppState>,
-    caller: Caller,
-    JsonBody(b): JsonBody<MerchantTokenBody>,
+    Scoped(auth, JsonBody(b), _): Scoped<scope::Terminal, JsonBody<MerchantTokenBody>>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let requestor = caller.require(Scope::Terminal)?;
+    let requestor = &auth;
     s.limits.token(&requestor.id)?;
     require_merchant(&s, requestor, &b.merchant_id).await?;
     let pan = Pan::parse(&b.pan).map_err(|e| match e {
@@ -98,7 +111,18 @@ pub async fn create(
 }
 
 /// `DELETE /v1/merchant-tokens/{token}`: ends a merchant token of one of the caller's merchants.
-#[utoipa::path(delete, path = "/v1/merchant-tokens/{token}", tag = "terminals", params(("token" = String, Path, description = "the merchant token number")), responses((status = 200, description = "the token is revoked"), (status = 404, description = "no live merchant token of the caller's merchants"), (status = 401, description = "missing, unknown or revoked API key"), (status = 403, description = "the key lacks the scope"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
+#[utoipa::path(
+    delete,
+    path = "/v1/merchant-tokens/{token}",
+    operation_id = "delete_merchant_token",
+    tag = "terminals",
+    params(("token" = String, Path, description = "the merchant token number")),
+    responses(
+        (status = 200, description = "the token is revoked", body = super::schemas::MerchantTokenRevoked),
+        (status = 404, description = "`not_found`: no live merchant token of the caller's merchants")
+    ),
+    security(("api_key" = []))
+)]
 pub async fn delete(State(s): State<AppState>, caller: Caller, Path(number): Path<String>) -> ApiResult<Json<Value>> {
     let requestor = caller.require(Scope::Terminal)?;
     let token = s.store.token_by_number(&number).await?.filter(|t| t.multi_use).ok_or_else(ApiError::not_found)?;

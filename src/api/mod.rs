@@ -12,6 +12,7 @@ pub mod limits;
 pub mod listener;
 pub mod merchant_tokens;
 pub mod openapi;
+pub mod schemas;
 pub mod terminal;
 pub mod tokens;
 mod transactions;
@@ -53,7 +54,12 @@ pub struct AppState {
 
 /// `GET /metrics`: the Prometheus text format (no authentication: scrape it from the internal
 /// network; it holds counts and timings, no field values).
-#[utoipa::path(get, path = "/metrics", tag = "health", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "health",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"))
+)]
 pub async fn metrics(axum::extract::State(s): axum::extract::State<AppState>) -> Response {
     s.store.sample_pools();
     let body = crate::metrics::get().render();
@@ -103,6 +109,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this path")
         })
+        .layer(middleware::from_fn(refuse_nul_path))
         .layer(middleware::from_fn(log_request))
         .layer(middleware::from_fn(no_store))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
@@ -145,6 +152,15 @@ async fn log_request(req: Request, next: Next) -> Response {
 }
 
 const REQUEST_ID: &str = "x-request-id";
+
+/// A path holding an encoded NUL (`%00`) names nothing: 404 before any handler sees it. (No id holds
+/// one, and PostgreSQL cannot even compare text holding one: the lookup failed, which was a 500.)
+async fn refuse_nul_path(req: Request, next: Next) -> Response {
+    if req.uri().path().contains("%00") {
+        return axum::response::IntoResponse::into_response(ApiError::not_found());
+    }
+    next.run(req).await
+}
 
 /// A client's request id is kept (logged, echoed) only when it is short, plain and holds nothing
 /// that could be a card number; anything else is replaced by a fresh id.

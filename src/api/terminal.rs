@@ -10,10 +10,9 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::{ApiError, ApiResult};
-use super::extract::{Caller, JsonBody};
+use super::extract::{JsonBody, Scoped, scope};
 use crate::money::Amount;
 use crate::payments::ResponseCode;
-use crate::requestors::Scope;
 
 /// The demo terminal's STANs, counted from this process's start (seeded from the clock so a restart
 /// within the same second does not reuse one).
@@ -22,7 +21,7 @@ static NEXT_STAN: std::sync::LazyLock<std::sync::atomic::AtomicU32> = std::sync:
     std::sync::atomic::AtomicU32::new((secs % 900_000) as u32)
 });
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TerminalPaymentBody {
     /// A one-time or merchant token (never a card number: the page is for tokens).
@@ -33,13 +32,24 @@ pub struct TerminalPaymentBody {
 }
 
 /// `POST /v1/terminal/payments`: pays `amount` with `token` at one of the caller's merchants.
-#[utoipa::path(post, path = "/v1/terminal/payments", tag = "terminals", request_body(content = serde_json::Value, description = r#"{"token","amount","merchant_id"}"#), responses((status = 200, description = "{response_code, meaning, approved, auth_code, stan}: the 0210's answer"), (status = 403, description = "the key lacks the scope or is not bound to the merchant"), (status = 422, description = "invalid token or amount"), (status = 503, description = "the ISO 8583 front did not answer"), (status = 401, description = "missing, unknown or revoked API key"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
+#[utoipa::path(
+    post,
+    path = "/v1/terminal/payments",
+    tag = "terminals",
+    request_body(content = TerminalPaymentBody, description = r#"a payment with a token at one of the caller's merchants"#),
+    responses(
+        (status = 200, description = "the 0210's answer (approved or declined)", body = super::schemas::TerminalPayment),
+        (status = 403, description = "`scope_missing`, or `merchant_not_bound`"),
+        (status = 422, description = "`token_invalid`, `amount_invalid`, …"),
+        (status = 503, description = "`iso_unavailable`: the ISO 8583 front did not answer")
+    ),
+    security(("api_key" = []))
+)]
 pub async fn pay(
     State(s): State<AppState>,
-    caller: Caller,
-    JsonBody(b): JsonBody<TerminalPaymentBody>,
+    Scoped(auth, JsonBody(b), _): Scoped<scope::Terminal, JsonBody<TerminalPaymentBody>>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let requestor = caller.require(Scope::Terminal)?;
+    let requestor = &auth;
     if s.store.merchant_owner(&b.merchant_id).await?.as_deref() != Some(requestor.id.as_str()) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,

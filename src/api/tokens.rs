@@ -8,14 +8,14 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::ApiResult;
-use super::extract::{Caller, JsonBody};
+use super::extract::{Caller, JsonBody, Scoped, scope};
 use crate::clock::rfc3339;
 use crate::money::Amount;
 use crate::requestors::Scope;
 use crate::store::TokenRow;
 use crate::tokens::TokenOptions;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct IssueBody {
     pub instrument_id: String,
     pub merchant_id: Option<String>,
@@ -34,13 +34,24 @@ fn restrictions(s: &AppState, t: &TokenRow, v: &mut Value) {
 }
 
 /// `POST /v1/tokens`: a one-time token for one of the caller's instruments.
-#[utoipa::path(post, path = "/v1/tokens", tag = "tokens", request_body(content = serde_json::Value, description = r#"{"instrument_id", "ttl_seconds"?, "merchant_id"?, "max_amount"?, "currency"?, "entry_modes"?}"#), responses((status = 201, description = "a one-time token"), (status = 404, description = "unknown instrument"), (status = 409, description = "instrument suspended or deleted"), (status = 422, description = "an invalid option"), (status = 401, description = "missing, unknown or revoked API key"), (status = 403, description = "the key lacks the scope"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
+#[utoipa::path(
+    post,
+    path = "/v1/tokens",
+    tag = "tokens",
+    request_body(content = IssueBody, description = r#"the instrument and the token's optional restrictions"#),
+    responses(
+        (status = 201, description = "a one-time token", body = super::schemas::IssuedToken),
+        (status = 404, description = "`instrument_not_found`"),
+        (status = 409, description = "instrument suspended, expired or deleted"),
+        (status = 422, description = "an invalid option; the code names it")
+    ),
+    security(("api_key" = []))
+)]
 pub async fn issue(
     State(s): State<AppState>,
-    caller: Caller,
-    JsonBody(b): JsonBody<IssueBody>,
+    Scoped(auth, JsonBody(b), _): Scoped<scope::Tokens, JsonBody<IssueBody>>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let requestor = caller.require(Scope::Tokens)?;
+    let requestor = &auth;
     s.limits.token(&requestor.id)?;
     let opts = TokenOptions {
         merchant_id: b.merchant_id,
@@ -65,7 +76,17 @@ pub async fn issue(
 }
 
 /// `GET /v1/tokens/{token_ref}`: whether the caller's token is still usable.
-#[utoipa::path(get, path = "/v1/tokens/{token_ref}", tag = "tokens", params(("token_ref" = String, Path, description = "the token reference (tok_…)")), responses((status = 200, description = "its state: active, consumed, expired, revoked or locked"), (status = 404, description = "unknown"), (status = 401, description = "missing, unknown or revoked API key"), (status = 403, description = "the key lacks the scope"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
+#[utoipa::path(
+    get,
+    path = "/v1/tokens/{token_ref}",
+    tag = "tokens",
+    params(("token_ref" = String, Path, description = "the token reference (tok_…)")),
+    responses(
+        (status = 200, description = "its state: active, consumed, expired, revoked or locked", body = super::schemas::TokenState),
+        (status = 404, description = "`token_unknown`")
+    ),
+    security(("api_key" = []))
+)]
 pub async fn status(
     State(s): State<AppState>,
     caller: Caller,
@@ -85,19 +106,30 @@ pub async fn status(
     Ok(Json(v))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct DetokenizeBody {
     pub token: String,
 }
 
 /// `POST /v1/detokenize`: the PAN and expiry behind a live token. A read: the token stays usable.
-#[utoipa::path(post, path = "/v1/detokenize", tag = "tokens", request_body(content = serde_json::Value, description = r#"{"token"}"#), responses((status = 200, description = "{pan, expiry}"), (status = 404, description = "unknown token"), (status = 409, description = "token used, expired, revoked or locked; instrument suspended or deleted"), (status = 401, description = "missing, unknown or revoked API key"), (status = 403, description = "the key lacks the scope"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
+#[utoipa::path(
+    post,
+    path = "/v1/detokenize",
+    tag = "tokens",
+    request_body(content = DetokenizeBody, description = r#"the token number"#),
+    responses(
+        (status = 200, description = "the PAN and expiry behind the token", body = super::schemas::Detokenized),
+        (status = 404, description = "`token_unknown`"),
+        (status = 409, description = "token used, expired, revoked or locked; instrument suspended or deleted"),
+        (status = 422, description = "`token_missing`, `token_invalid`")
+    ),
+    security(("api_key" = []))
+)]
 pub async fn detokenize(
     State(s): State<AppState>,
-    caller: Caller,
-    JsonBody(b): JsonBody<DetokenizeBody>,
+    Scoped(auth, JsonBody(b), _): Scoped<scope::Detokenize, JsonBody<DetokenizeBody>>,
 ) -> ApiResult<Json<Value>> {
-    let requestor = caller.require(Scope::Detokenize)?;
+    let requestor = &auth;
     s.limits.detokenize(&requestor.id)?;
     let result = s.tokens.detokenize(requestor, &b.token).await.map_err(super::error::ApiError::from);
     // Every call is recorded, whatever its outcome; the token is shown masked.

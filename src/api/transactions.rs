@@ -55,7 +55,20 @@ pub fn view(s: &AppState, t: &TxnRow) -> Value {
     })
 }
 
-#[utoipa::path(get, path = "/v1/transactions", tag = "transactions", params(("instrument_id" = Option<String>, Query, description = "one instrument's (required without admin scope)"), ("limit" = Option<i64>, Query, description = "at most this many, newest first")), responses((status = 200, description = "{\"items\":[…]} with ledger splits"), (status = 401, description = "missing, unknown or revoked API key"), (status = 403, description = "the key lacks the scope"), (status = 429, description = "rate limited (Retry-After)")), security(("api_key" = [])))]
+#[utoipa::path(
+    get,
+    path = "/v1/transactions",
+    operation_id = "list_transactions",
+    tag = "transactions",
+    params(("instrument_id" = Option<String>, Query, description = "one instrument's (required without admin scope)"), ("limit" = Option<i64>, Query, description = "at most this many, newest first (1 to 1000, default 100)")),
+    responses(
+        (status = 200, description = "payments, reversals and cancellations with ledger splits", body = super::schemas::TransactionList),
+        (status = 403, description = "`scope_missing`: neither instruments nor admin"),
+        (status = 404, description = "`instrument_not_found`: not one of the caller's instruments"),
+        (status = 422, description = "`instrument_id_missing`: required without the admin scope")
+    ),
+    security(("api_key" = []))
+)]
 pub async fn list(State(s): State<AppState>, caller: Caller, RawQuery(q): RawQuery) -> ApiResult<Json<Value>> {
     let q = q.unwrap_or_default();
     let instrument = param(&q, "instrument_id");

@@ -106,7 +106,7 @@ impl Default for Limits {
 }
 
 /// A merchant listed under a region (config or `POST /v1/admin/regions`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MerchantConfig {
     pub id: String,

@@ -12,7 +12,7 @@ use crate::store::RegionRow;
 use crate::{Error, Result};
 
 /// A region as the admin API and the config describe it (amounts as major-unit decimal text).
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegionSpec {
     pub id: String,

@@ -90,17 +90,25 @@ impl RegionPolicy {
     }
 
     /// The rate lies in `[0, 1]` (a bonus larger than the charge is a typo), the lifetime is positive (a
-    /// bonus expiring at birth could never be spent), the cap is at the currency's scale.
+    /// bonus expiring at birth could never be spent) and at most [`MAX_BONUS_LIFETIME_SECONDS`] (a
+    /// longer one overflowed the grant's expiry: every charge in the region failed), the cap is at the
+    /// currency's scale.
     pub fn validate(&self) -> Result<(), RuleError> {
         check_ratio(self.incentive_rate, "incentive_rate must be within 0..=1")?;
         if self.bonus_lifetime_seconds <= 0 {
             return Err(RuleError::InvalidConfig("bonus_lifetime_seconds must be positive"));
+        }
+        if self.bonus_lifetime_seconds > MAX_BONUS_LIFETIME_SECONDS {
+            return Err(RuleError::InvalidConfig("bonus_lifetime_seconds must be at most 315360000 (10 years)"));
         }
         units(self.monthly_bonus_cap, &self.currency)
             .map_err(|_| RuleError::InvalidConfig("monthly_bonus_cap must be at the currency's scale"))?;
         Ok(())
     }
 }
+
+/// The longest a bonus may live: ten years (of 365 days).
+pub const MAX_BONUS_LIFETIME_SECONDS: i64 = 10 * 365 * 86_400;
 
 /// A wallet-local identifier of a bonus grant, assigned in charge order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -207,6 +207,13 @@ fn policy_is_validated_and_named() {
     assert!(RegionPolicy::new(krw(), "1.5".parse().unwrap(), won(1), 60, CancelRestore::Reverse).is_err());
     assert!(RegionPolicy::new(krw(), "-0.1".parse().unwrap(), won(1), 60, CancelRestore::Reverse).is_err());
     assert!(RegionPolicy::new(krw(), "0.1".parse().unwrap(), won(1), 0, CancelRestore::Reverse).is_err());
+    // A region of `i64::MAX` seconds was accepted (`POST /v1/admin/regions`), then every charge in it
+    // was a 500.
+    let max = MAX_BONUS_LIFETIME_SECONDS;
+    assert!(RegionPolicy::new(krw(), "0.1".parse().unwrap(), won(1), max, CancelRestore::Reverse).is_ok());
+    for too_long in [max + 1, i64::MAX] {
+        assert!(RegionPolicy::new(krw(), "0.1".parse().unwrap(), won(1), too_long, CancelRestore::Reverse).is_err());
+    }
     let cents = Amount::from_minor(1, &usd());
     assert!(RegionPolicy::new(krw(), "0.1".parse().unwrap(), cents, 60, CancelRestore::Reverse).is_err());
     let r: CancelRestore = serde_json::from_str("\"pro_rata\"").unwrap();

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::api::{self, AppState};
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{ClientTlsConfig, Config};
 use crate::hsm::Hsm;
 use crate::issuer::Issuers;
 use crate::issuer::sim::{SimConfig, Simulator};
@@ -27,7 +27,8 @@ pub struct ServeOptions {
     pub database_url: Option<String>,
     pub http_addr: SocketAddr,
     pub iso_addr: SocketAddr,
-    /// `tcp://host:port` of a running `hsm-sim serve`; None for the in-process simulator.
+    /// `tcp://host:port` of a running `hsm-sim serve` (`tls://host:port` with `[tls.hsm]`); None for
+    /// the in-process simulator.
     pub hsm: Option<String>,
 }
 
@@ -46,6 +47,8 @@ pub enum StartError {
     Domain(#[from] crate::Error),
     #[error("issuer {0}: {1}")]
     Issuer(String, String),
+    #[error("{0}")]
+    Tls(#[from] crate::tls::TlsError),
     #[error("cannot listen on {0}: {1}")]
     Bind(SocketAddr, std::io::Error),
     #[error("{0}")]
@@ -84,19 +87,27 @@ pub async fn open_store(data_dir: &Path, database_url: Option<&str>) -> Result<S
     }
 }
 
-/// The HSM: a TCP client of `hsm-sim serve`, or the simulator in process with its development key
-/// store in the data directory.
-pub fn open_hsm(data_dir: &Path, url: Option<&str>) -> Result<Hsm, StartError> {
-    open_hsm_quietly(data_dir, url, false)
+/// The HSM: a TCP client of `hsm-sim serve` (over TLS for `tls://`, with `tls`: `[tls.hsm]`), or the
+/// simulator in process with its development key store in the data directory.
+pub fn open_hsm(data_dir: &Path, url: Option<&str>, tls: Option<&ClientTlsConfig>) -> Result<Hsm, StartError> {
+    open_hsm_quietly(data_dir, url, tls, false)
 }
 
 /// [`open_hsm`], announcing what it opened on stdout unless `quiet` (commands whose stdout is data).
-fn open_hsm_quietly(data_dir: &Path, url: Option<&str>, quiet: bool) -> Result<Hsm, StartError> {
+fn open_hsm_quietly(
+    data_dir: &Path,
+    url: Option<&str>,
+    tls: Option<&ClientTlsConfig>,
+    quiet: bool,
+) -> Result<Hsm, StartError> {
     if let Some(url) = url {
         if !quiet {
             println!("tsp: HSM at {url}");
         }
-        return Ok(Hsm::tcp(url)?);
+        return Ok(Hsm::tcp_with_tls(url, tls)?);
+    }
+    if tls.is_some() {
+        return Err(hsm_sim::HsmError::format("[tls.hsm] is configured but no --hsm tls://host:port is given").into());
     }
     ensure_dir(data_dir)?;
     let keystore = data_dir.join("hsm-keystore.json");
@@ -121,7 +132,7 @@ fn open_hsm_quietly(data_dir: &Path, url: Option<&str>, quiet: bool) -> Result<H
 /// nodes or without them).
 async fn open_vault(opts: &ServeOptions) -> Result<(Store, Hsm, Vault), StartError> {
     let config = load_config(opts.config.as_deref())?;
-    let hsm = open_hsm_quietly(&opts.data_dir, opts.hsm.as_deref(), true)?;
+    let hsm = open_hsm_quietly(&opts.data_dir, opts.hsm.as_deref(), config.tls.hsm.as_ref(), true)?;
     let store = open_store(&opts.data_dir, opts.database_url.as_deref()).await?;
     let issuers = Arc::new(Issuers::from_config(&config));
     let vault =
@@ -161,7 +172,7 @@ pub async fn migrate_keys(opts: &ServeOptions) -> Result<crate::vault::rotation:
 pub async fn build(opts: &ServeOptions) -> Result<AppState, StartError> {
     let config = Arc::new(load_config(opts.config.as_deref())?);
     ensure_dir(&opts.data_dir)?;
-    let hsm = open_hsm(&opts.data_dir, opts.hsm.as_deref())?;
+    let hsm = open_hsm(&opts.data_dir, opts.hsm.as_deref(), config.tls.hsm.as_ref())?;
     let store = open_store(&opts.data_dir, opts.database_url.as_deref()).await?;
     println!("tsp: {} database at migration {}", store.backend(), store.migrations().await?);
     let clock = Clock::system();
@@ -184,8 +195,13 @@ pub async fn build(opts: &ServeOptions) -> Result<AppState, StartError> {
     let simulator = Arc::new(Simulator::new(SimConfig::default()));
     let mut hosts = HashMap::new();
     for i in &config.issuers {
-        let host = crate::issuer::host::connect(&i.host, Duration::from_millis(i.timeout_ms), simulator.clone())
-            .map_err(|e| StartError::Issuer(i.id.clone(), e.to_string()))?;
+        let host = crate::issuer::host::connect(
+            &i.host,
+            Duration::from_millis(i.timeout_ms),
+            i.tls.as_ref(),
+            simulator.clone(),
+        )
+        .map_err(|e| StartError::Issuer(i.id.clone(), e.to_string()))?;
         hosts.insert(i.id.clone(), host);
     }
     let scrubbed = crate::payments::scrub_stored(&store, &hsm).await?;
@@ -213,7 +229,7 @@ pub async fn build(opts: &ServeOptions) -> Result<AppState, StartError> {
 pub async fn seed(opts: &ServeOptions, count: u64) -> Result<crate::seed::Seeded, StartError> {
     let config = load_config(opts.config.as_deref())?;
     ensure_dir(&opts.data_dir)?;
-    let hsm = open_hsm(&opts.data_dir, opts.hsm.as_deref())?;
+    let hsm = open_hsm(&opts.data_dir, opts.hsm.as_deref(), config.tls.hsm.as_ref())?;
     let store = open_store(&opts.data_dir, opts.database_url.as_deref()).await?;
     let clock = Clock::system();
     let issuers = Arc::new(Issuers::from_config(&config));
@@ -308,13 +324,23 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// Runs the service until SIGINT or SIGTERM, then stops accepting, finishes in-flight requests
 /// and exits.
 pub async fn serve(opts: ServeOptions) -> Result<(), StartError> {
+    // Certificates and keys are read first: a bad file stops the start before anything is opened.
+    let tls = load_config(opts.config.as_deref())?.tls;
+    let rest_tls = tls.rest.as_ref().map(crate::tls::acceptor).transpose()?;
+    let iso_tls = tls.iso.as_ref().map(crate::tls::acceptor).transpose()?;
     let state = build(&opts).await?;
     let store = state.store.clone();
     let listener =
         tokio::net::TcpListener::bind(opts.http_addr).await.map_err(|e| StartError::Bind(opts.http_addr, e))?;
     let iso = tokio::net::TcpListener::bind(opts.iso_addr).await.map_err(|e| StartError::Bind(opts.iso_addr, e))?;
-    println!("tsp: REST API listening on http://{}", listener.local_addr()?);
-    println!("tsp: ISO 8583 listening on {}", iso.local_addr()?);
+    let scheme = if rest_tls.is_some() { "https" } else { "http" };
+    println!("tsp: REST API listening on {scheme}://{}", listener.local_addr()?);
+    let iso_mode = match tls.iso.as_ref() {
+        None => "",
+        Some(t) if t.client_ca.is_some() => " (TLS, client certificates required)",
+        Some(_) => " (TLS)",
+    };
+    println!("tsp: ISO 8583 listening on {}{iso_mode}", iso.local_addr()?);
     let _ = state.iso_addr.set(iso.local_addr()?);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let l = &state.config.limits;
@@ -327,7 +353,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), StartError> {
         max_connections: l.iso_max_connections.max(1),
         ..crate::server::Limits::default()
     };
-    let iso_task = tokio::spawn(crate::server::serve(iso, state.payments.clone(), limits, stop_rx.clone()));
+    let iso_task = tokio::spawn(crate::server::serve(iso, state.payments.clone(), limits, iso_tls, stop_rx.clone()));
     let keys_task =
         tokio::spawn(crate::vault::rotation::run(state.vault.clone(), state.config.keys.clone(), stop_rx.clone()));
     let recovery_task = tokio::spawn(crate::payments::recovery::run(state.payments.clone(), stop_rx.clone()));
@@ -336,7 +362,8 @@ pub async fn serve(opts: ServeOptions) -> Result<(), StartError> {
         shutdown_signal().await;
         let _ = stop_tx.send(true);
     };
-    let listener = api::listener::CappedListener::new(listener, state.config.limits.http_max_connections);
+    let listener =
+        api::listener::CappedListener::with_tls(listener, state.config.limits.http_max_connections, rest_tls);
     let app = api::router(state).merge(crate::web::router());
     axum::serve(listener, app.into_make_service_with_connect_info::<api::listener::Peer>())
         .with_graceful_shutdown(stop)

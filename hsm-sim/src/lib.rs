@@ -21,6 +21,7 @@ mod ops;
 mod protocol;
 mod secret;
 pub mod server;
+pub mod tls;
 pub mod wire;
 
 pub use error::{ErrorKind, HsmError};

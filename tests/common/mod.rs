@@ -242,9 +242,11 @@ impl TestServer {
         loop {
             let out = std::fs::read_to_string(server.stdout_path()).unwrap_or_default();
             let iso = out.lines().find(|l| l.contains("ISO 8583 listening on "));
-            if let (Some(line), Some(iso)) = (out.lines().find(|l| l.contains("REST API listening on http://")), iso) {
-                server.base = line.rsplit(' ').next().unwrap_or_default().to_string();
-                server.iso = iso.rsplit(' ').next().unwrap_or_default().to_string();
+            // `http://` or `https://`; the ISO 8583 line may end with its TLS mode in parentheses.
+            let after = |l: &str| l.split("listening on ").nth(1).and_then(|r| r.split(' ').next()).map(str::to_string);
+            if let (Some(line), Some(iso)) = (out.lines().find(|l| l.contains("REST API listening on ")), iso) {
+                server.base = after(line).unwrap_or_default();
+                server.iso = after(iso).unwrap_or_default();
                 break;
             }
             if let Some(status) = server.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {

@@ -341,7 +341,11 @@ pub async fn serve(opts: ServeOptions) -> Result<(), StartError> {
         Some(_) => " (TLS)",
     };
     println!("tsp: ISO 8583 listening on {}{iso_mode}", iso.local_addr()?);
-    let _ = state.iso_addr.set(iso.local_addr()?);
+    // The terminal page pays through this front as a clear-text terminal: not over TLS (it holds no
+    // client certificate), so it answers `iso_unavailable` then.
+    if iso_tls.is_none() {
+        let _ = state.iso_addr.set(iso.local_addr()?);
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let l = &state.config.limits;
     let limits = crate::server::Limits {

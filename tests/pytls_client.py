@@ -42,7 +42,7 @@ def main():
     if a.cert:
         ctx.load_cert_chain(a.cert, a.key)
     try:
-        with socket.create_connection((a.host, a.port), timeout=10) as raw:
+        with socket.create_connection((a.host, a.port), timeout=5) as raw:
             with ctx.wrap_socket(raw, server_hostname=a.host) as s:
                 if a.mode == "iso":
                     body = bytes.fromhex(a.arg)

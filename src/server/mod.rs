@@ -114,8 +114,7 @@ async fn open(
     shutdown: watch::Receiver<bool>,
 ) {
     let Some(tls) = tls else {
-        let stream: BoxedIo = Box::new(sock);
-        return connection::run(stream, ConnectionPeer { addr, identity: None }, payments, limits, shutdown).await;
+        return connection::run(sock, ConnectionPeer { addr, identity: None }, payments, limits, shutdown).await;
     };
     let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(sock)).await {
         Ok(Ok(s)) => s,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::api::{self, AppState};
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{ClientTlsConfig, Config};
 use crate::hsm::Hsm;
 use crate::issuer::Issuers;
 use crate::issuer::sim::{SimConfig, Simulator};
@@ -27,7 +27,8 @@ pub struct ServeOptions {
     pub database_url: Option<String>,
     pub http_addr: SocketAddr,
     pub iso_addr: SocketAddr,
-    /// `tcp://host:port` of a running `hsm-sim serve`; None for the in-process simulator.
+    /// `tcp://host:port` of a running `hsm-sim serve` (`tls://host:port` with `[tls.hsm]`); None for
+    /// the in-process simulator.
     pub hsm: Option<String>,
     /// Production mode and the custodians' shares given at start.
     pub seal: SealOptions,
@@ -63,6 +64,8 @@ pub enum StartError {
     Domain(#[from] crate::Error),
     #[error("issuer {0}: {1}")]
     Issuer(String, String),
+    #[error("{0}")]
+    Tls(#[from] crate::tls::TlsError),
     #[error("cannot listen on {0}: {1}")]
     Bind(SocketAddr, std::io::Error),
     #[error("{0}")]
@@ -105,10 +108,16 @@ pub async fn open_store(data_dir: &Path, database_url: Option<&str>) -> Result<S
     }
 }
 
-/// The HSM: a TCP client of `hsm-sim serve`, or the simulator in process with its key store in the
-/// data directory (opened with the shares `seal` gives when it is sealed).
-pub fn open_hsm(data_dir: &Path, url: Option<&str>, seal: &SealOptions) -> Result<Hsm, StartError> {
-    open_hsm_quietly(data_dir, url, seal, false)
+/// The HSM: a TCP client of `hsm-sim serve` (over TLS for `tls://`, with `tls`: `[tls.hsm]`), or the
+/// simulator in process with its key store in the data directory (opened with the shares `seal`
+/// gives when it is sealed).
+pub fn open_hsm(
+    data_dir: &Path,
+    url: Option<&str>,
+    tls: Option<&ClientTlsConfig>,
+    seal: &SealOptions,
+) -> Result<Hsm, StartError> {
+    open_hsm_quietly(data_dir, url, tls, seal, false)
 }
 
 /// The in-process key store of a data directory.
@@ -150,12 +159,21 @@ fn local_store(path: &Path) -> Result<LocalStore, StartError> {
 }
 
 /// [`open_hsm`], announcing what it opened on stdout unless `quiet` (commands whose stdout is data).
-fn open_hsm_quietly(data_dir: &Path, url: Option<&str>, seal: &SealOptions, quiet: bool) -> Result<Hsm, StartError> {
+fn open_hsm_quietly(
+    data_dir: &Path,
+    url: Option<&str>,
+    tls: Option<&ClientTlsConfig>,
+    seal: &SealOptions,
+    quiet: bool,
+) -> Result<Hsm, StartError> {
     if let Some(url) = url {
         if !quiet {
             println!("tsp: HSM at {url}");
         }
-        return Ok(Hsm::tcp(url)?);
+        return Ok(Hsm::tcp_with_tls(url, tls)?);
+    }
+    if tls.is_some() {
+        return Err(hsm_sim::HsmError::format("[tls.hsm] is configured but no --hsm tls://host:port is given").into());
     }
     ensure_dir(data_dir)?;
     let keystore = keystore_path(data_dir);
@@ -245,7 +263,7 @@ pub fn init_sealed_store(
 /// nodes or without them).
 async fn open_vault(opts: &ServeOptions) -> Result<(Store, Hsm, Vault), StartError> {
     let config = load_config(opts.config.as_deref())?;
-    let hsm = open_hsm_quietly(&opts.data_dir, opts.hsm.as_deref(), &opts.seal, true)?;
+    let hsm = open_hsm_quietly(&opts.data_dir, opts.hsm.as_deref(), config.tls.hsm.as_ref(), &opts.seal, true)?;
     let store = open_store(&opts.data_dir, opts.database_url.as_deref()).await?;
     let issuers = Arc::new(Issuers::from_config(&config));
     let vault =
@@ -283,7 +301,8 @@ pub async fn migrate_keys(opts: &ServeOptions) -> Result<crate::vault::rotation:
 
 /// Builds the whole service state.
 pub async fn build(opts: &ServeOptions) -> Result<AppState, StartError> {
-    let hsm = open_hsm(&opts.data_dir, opts.hsm.as_deref(), &opts.seal)?;
+    let config = load_config(opts.config.as_deref())?;
+    let hsm = open_hsm(&opts.data_dir, opts.hsm.as_deref(), config.tls.hsm.as_ref(), &opts.seal)?;
     build_with(opts, hsm).await
 }
 
@@ -313,8 +332,13 @@ pub async fn build_with(opts: &ServeOptions, hsm: Hsm) -> Result<AppState, Start
     let simulator = Arc::new(Simulator::new(SimConfig::default()));
     let mut hosts = HashMap::new();
     for i in &config.issuers {
-        let host = crate::issuer::host::connect(&i.host, Duration::from_millis(i.timeout_ms), simulator.clone())
-            .map_err(|e| StartError::Issuer(i.id.clone(), e.to_string()))?;
+        let host = crate::issuer::host::connect(
+            &i.host,
+            Duration::from_millis(i.timeout_ms),
+            i.tls.as_ref(),
+            simulator.clone(),
+        )
+        .map_err(|e| StartError::Issuer(i.id.clone(), e.to_string()))?;
         hosts.insert(i.id.clone(), host);
     }
     let scrubbed = crate::payments::scrub_stored(&store, &hsm).await?;
@@ -350,7 +374,7 @@ pub async fn build_with(opts: &ServeOptions, hsm: Hsm) -> Result<AppState, Start
 pub async fn seed(opts: &ServeOptions, count: u64) -> Result<crate::seed::Seeded, StartError> {
     let config = load_config(opts.config.as_deref())?;
     ensure_dir(&opts.data_dir)?;
-    let hsm = open_hsm(&opts.data_dir, opts.hsm.as_deref(), &opts.seal)?;
+    let hsm = open_hsm(&opts.data_dir, opts.hsm.as_deref(), config.tls.hsm.as_ref(), &opts.seal)?;
     let store = open_store(&opts.data_dir, opts.database_url.as_deref()).await?;
     let clock = Clock::system();
     let issuers = Arc::new(Issuers::from_config(&config));
@@ -453,21 +477,32 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// Runs the service until SIGINT or SIGTERM, then stops accepting, finishes in-flight requests
 /// and exits.
 pub async fn serve(opts: ServeOptions) -> Result<(), StartError> {
+    // Certificates and keys are read first: a bad file stops the start before anything is opened.
+    let config = load_config(opts.config.as_deref())?;
     if opts.seal.production {
-        check_production(&load_config(opts.config.as_deref())?, &opts.data_dir)?;
+        check_production(&config, &opts.data_dir)?;
     }
+    let tls = config.tls;
+    let rest_tls = tls.rest.as_ref().map(crate::tls::acceptor).transpose()?;
+    let iso_tls = tls.iso.as_ref().map(crate::tls::acceptor).transpose()?;
     // Bound once: a sealed node answers on these sockets until its custodians open it, then the node
     // proper serves on them.
     let http_std = std::net::TcpListener::bind(opts.http_addr).map_err(|e| StartError::Bind(opts.http_addr, e))?;
     let iso_std = std::net::TcpListener::bind(opts.iso_addr).map_err(|e| StartError::Bind(opts.iso_addr, e))?;
-    let hsm = match open_hsm(&opts.data_dir, opts.hsm.as_deref(), &opts.seal) {
+    let scheme = if rest_tls.is_some() { "https" } else { "http" };
+    let hsm = match open_hsm(&opts.data_dir, opts.hsm.as_deref(), tls.hsm.as_ref(), &opts.seal) {
         Err(StartError::Sealed { .. }) => {
             let keystore = keystore_path(&opts.data_dir);
             let LocalStore::Sealed(seal) = local_store(&keystore)? else { return Err(no_store(&keystore)) };
-            println!("tsp: REST API (sealed) on http://{}", http_std.local_addr()?);
+            println!("tsp: REST API (sealed) on {scheme}://{}", http_std.local_addr()?);
             println!("tsp: ISO 8583 (sealed: every request 91) on {}", iso_std.local_addr()?);
-            let (h, i) = (http_std.try_clone()?, iso_std.try_clone()?);
-            crate::sealed::until_unsealed(h, i, keystore, seal, given_shares(&opts.seal)?).await?
+            let fronts = crate::sealed::Fronts {
+                http: http_std.try_clone()?,
+                iso: iso_std.try_clone()?,
+                rest_tls: rest_tls.clone(),
+                iso_tls: iso_tls.clone(),
+            };
+            crate::sealed::until_unsealed(fronts, keystore, seal, given_shares(&opts.seal)?).await?
         }
         other => other?,
     };
@@ -477,9 +512,18 @@ pub async fn serve(opts: ServeOptions) -> Result<(), StartError> {
     iso_std.set_nonblocking(true)?;
     let listener = tokio::net::TcpListener::from_std(http_std)?;
     let iso = tokio::net::TcpListener::from_std(iso_std)?;
-    println!("tsp: REST API listening on http://{}", listener.local_addr()?);
-    println!("tsp: ISO 8583 listening on {}", iso.local_addr()?);
-    let _ = state.iso_addr.set(iso.local_addr()?);
+    println!("tsp: REST API listening on {scheme}://{}", listener.local_addr()?);
+    let iso_mode = match tls.iso.as_ref() {
+        None => "",
+        Some(t) if t.client_ca.is_some() => " (TLS, client certificates required)",
+        Some(_) => " (TLS)",
+    };
+    println!("tsp: ISO 8583 listening on {}{iso_mode}", iso.local_addr()?);
+    // The terminal page pays through this front as a clear-text terminal: not over TLS (it holds no
+    // client certificate), so it answers `iso_unavailable` then.
+    if iso_tls.is_none() {
+        let _ = state.iso_addr.set(iso.local_addr()?);
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let l = &state.config.limits;
     let limits = crate::server::Limits {
@@ -491,7 +535,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), StartError> {
         max_connections: l.iso_max_connections.max(1),
         ..crate::server::Limits::default()
     };
-    let iso_task = tokio::spawn(crate::server::serve(iso, state.payments.clone(), limits, stop_rx.clone()));
+    let iso_task = tokio::spawn(crate::server::serve(iso, state.payments.clone(), limits, iso_tls, stop_rx.clone()));
     let keys_task =
         tokio::spawn(crate::vault::rotation::run(state.vault.clone(), state.config.keys.clone(), stop_rx.clone()));
     let recovery_task = tokio::spawn(crate::payments::recovery::run(state.payments.clone(), stop_rx.clone()));
@@ -500,7 +544,8 @@ pub async fn serve(opts: ServeOptions) -> Result<(), StartError> {
         shutdown_signal().await;
         let _ = stop_tx.send(true);
     };
-    let listener = api::listener::CappedListener::new(listener, state.config.limits.http_max_connections);
+    let listener =
+        api::listener::CappedListener::with_tls(listener, state.config.limits.http_max_connections, rest_tls);
     let app = api::router(state).merge(crate::web::router());
     axum::serve(listener, app.into_make_service_with_connect_info::<api::listener::Peer>())
         .with_graceful_shutdown(stop)

@@ -38,6 +38,7 @@ pub mod server;
 pub mod store;
 pub mod stored_value;
 pub mod terminal;
+pub mod tls;
 pub mod tokens;
 pub mod vault;
 pub mod vectors;

@@ -84,6 +84,15 @@ enum Command {
         /// Share of requests (0.0–1.0) never answered, to exercise timeouts.
         #[arg(long, default_value_t = 0.0)]
         failure_rate: f64,
+        /// Serve TLS with this certificate chain (PEM); needs --tls-key.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The private key (PEM) of --tls-cert.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Require client certificates signed by these CA certificates (PEM).
+        #[arg(long, requires = "tls_cert")]
+        client_ca: Option<PathBuf>,
     },
     /// Data-key and fingerprint-key rotation (docs/operations.md "Key rotation").
     Keys {
@@ -448,7 +457,14 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!("closed the business day: settlement {id} at {}", tsp::clock::rfc3339(at));
             Ok(())
         }
-        Command::IssuerSim { listen, limit, latency_ms, failure_rate } => {
+        Command::IssuerSim { listen, limit, latency_ms, failure_rate, tls_cert, tls_key, client_ca } => {
+            let tls = match (tls_cert, tls_key) {
+                (Some(cert), Some(key)) => Some(
+                    tsp::tls::acceptor(&tsp::config::ServerTlsConfig { cert, key, client_ca })
+                        .map_err(|e| e.to_string())?,
+                ),
+                _ => None,
+            };
             let cfg = tsp::issuer::sim::SimConfig {
                 default_limit_minor: limit,
                 latency_ms,
@@ -458,9 +474,10 @@ async fn run(cli: Cli) -> Result<(), String> {
             let sim = std::sync::Arc::new(tsp::issuer::sim::Simulator::new(cfg));
             let listener =
                 tokio::net::TcpListener::bind(&listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-            println!("tsp issuer-sim: listening on {}", listener.local_addr().map_err(|e| e.to_string())?);
+            let mode = if tls.is_some() { " (TLS)" } else { "" };
+            println!("tsp issuer-sim: listening on {}{mode}", listener.local_addr().map_err(|e| e.to_string())?);
             tokio::select! {
-                r = tsp::issuer::tcp::serve(listener, sim) => r.map_err(|e| e.to_string()),
+                r = tsp::issuer::tcp::serve_with(listener, sim, tls) => r.map_err(|e| e.to_string()),
                 _ = tokio::signal::ctrl_c() => Ok(()),
             }
         }

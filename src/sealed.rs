@@ -25,6 +25,7 @@ use crate::hsm::Hsm;
 use crate::iso8583::Message;
 use crate::iso8583::frame::{read_frame, write_frame};
 use crate::payments::{Reply, ResponseCode};
+use crate::tls::{BoxedIo, HANDSHAKE_TIMEOUT, TlsAcceptor};
 
 /// What a sealed node knows: its key store and the shares handed to it so far.
 struct Unsealer {
@@ -75,15 +76,27 @@ impl Unsealer {
     }
 }
 
-/// Serves as a sealed node on `http` and `iso` until the key store at `keystore` opens (with
-/// `given` shares first, then those handed in over REST); returns the opened HSM.
+/// The sockets a sealed node answers on, and their TLS when configured (shares are secrets: over
+/// TLS wherever the node itself would be).
+pub struct Fronts {
+    pub http: std::net::TcpListener,
+    pub iso: std::net::TcpListener,
+    pub rest_tls: Option<TlsAcceptor>,
+    pub iso_tls: Option<TlsAcceptor>,
+}
+
+/// Connections a sealed node serves at once on each front.
+const SEALED_CONNECTIONS: usize = 64;
+
+/// Serves as a sealed node on `fronts` until the key store at `keystore` opens (with `given` shares
+/// first, then those handed in over REST); returns the opened HSM.
 pub async fn until_unsealed(
-    http: std::net::TcpListener,
-    iso: std::net::TcpListener,
+    fronts: Fronts,
     keystore: PathBuf,
     seal: hsm_sim::seal::Seal,
     given: Vec<Zeroizing<String>>,
 ) -> std::io::Result<Hsm> {
+    let Fronts { http, iso, rest_tls, iso_tls } = fronts;
     let (threshold, custodians) = (seal.threshold, seal.custodians);
     let mut u = Unsealer { keystore, seal, shares: Vec::new(), opened: None };
     for s in &given {
@@ -112,7 +125,8 @@ pub async fn until_unsealed(
     let http = tokio::net::TcpListener::from_std(http)?;
     let iso = tokio::net::TcpListener::from_std(iso)?;
     let mut stop = open_rx.clone();
-    let iso_task = tokio::spawn(iso_91(iso, open_rx.clone()));
+    let iso_task = tokio::spawn(iso_91(iso, iso_tls, open_rx.clone()));
+    let http = crate::api::listener::CappedListener::with_tls(http, SEALED_CONNECTIONS, rest_tls);
     axum::serve(http, app)
         .with_graceful_shutdown(async move {
             let _ = stop.wait_for(|open| *open).await;
@@ -171,22 +185,36 @@ async fn unseal(
 }
 
 /// The ISO 8583 front of a sealed node: each request is answered `91`, nothing is processed.
-async fn iso_91(listener: tokio::net::TcpListener, open: watch::Receiver<bool>) {
+async fn iso_91(listener: tokio::net::TcpListener, tls: Option<TlsAcceptor>, open: watch::Receiver<bool>) {
     let mut conns = tokio::task::JoinSet::new();
     let mut stop = open.clone();
     loop {
         tokio::select! {
             accepted = listener.accept() => if let Ok((sock, _)) = accepted {
-                conns.spawn(answer_91(sock, open.clone()));
+                if conns.len() >= SEALED_CONNECTIONS {
+                    continue;
+                }
+                let (tls, open) = (tls.clone(), open.clone());
+                conns.spawn(async move {
+                    let io: BoxedIo = match tls {
+                        None => Box::new(sock),
+                        Some(t) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, t.accept(sock)).await {
+                            Ok(Ok(s)) => Box::new(s),
+                            _ => return,
+                        },
+                    };
+                    answer_91(io, open).await
+                });
             },
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
             _ = stop.wait_for(|o| *o) => break,
         }
     }
     conns.abort_all();
 }
 
-async fn answer_91(sock: tokio::net::TcpStream, mut open: watch::Receiver<bool>) {
-    let (mut rd, mut wr) = sock.into_split();
+async fn answer_91(io: BoxedIo, mut open: watch::Receiver<bool>) {
+    let (mut rd, mut wr) = tokio::io::split(io);
     loop {
         let frame = tokio::select! {
             f = read_frame(&mut rd, 8 * 1024) => f,

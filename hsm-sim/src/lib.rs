@@ -22,6 +22,7 @@ mod protocol;
 pub mod seal;
 mod secret;
 pub mod server;
+pub mod tls;
 pub mod wire;
 
 pub use error::{ErrorKind, HsmError};

@@ -1,4 +1,5 @@
-//! `hsm-sim serve --listen ADDR`: the HSM simulator as a TCP service.
+//! `hsm-sim serve --listen ADDR`: the HSM simulator as a TCP service; with `--tls-cert`, `--tls-key`
+//! and `--client-ca`, over TLS accepting only clients with a certificate of that CA.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,11 +26,25 @@ enum Command {
         /// Keep keys in memory only: nothing is written, everything is lost on exit.
         #[arg(long)]
         ephemeral: bool,
+        /// Serve TLS with this certificate chain (PEM); needs --tls-key and --client-ca.
+        #[arg(long, requires_all = ["tls_key", "client_ca"])]
+        tls_cert: Option<PathBuf>,
+        /// The private key (PEM) of --tls-cert.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// CA certificates (PEM) of the clients: one without a certificate they signed is refused.
+        #[arg(long, requires = "tls_cert")]
+        client_ca: Option<PathBuf>,
     },
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
-    let Command::Serve { listen, keystore, ephemeral } = cli.command;
+    let Command::Serve { listen, keystore, ephemeral, tls_cert, tls_key, client_ca } = cli.command;
+    // Certificates first: a bad file stops the start before any key is touched.
+    let tls = match (tls_cert, tls_key, client_ca) {
+        (Some(cert), Some(key), Some(ca)) => Some(hsm_sim::tls::acceptor(&cert, &key, &ca)?),
+        _ => None,
+    };
     eprintln!("{}", hsm_sim::BANNER);
     let hsm = if ephemeral {
         hsm_sim::Hsm::ephemeral().map_err(|e| e.to_string())?
@@ -46,9 +61,21 @@ async fn run(cli: Cli) -> Result<(), String> {
     let listener =
         tokio::net::TcpListener::bind(&listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    println!("hsm-sim: listening on {addr}");
+    let hsm = Arc::new(hsm);
+    let served = async {
+        match tls {
+            Some(tls) => {
+                println!("hsm-sim: listening on {addr} (TLS, client certificates required)");
+                hsm_sim::server::serve_tls(listener, hsm, tls).await
+            }
+            None => {
+                println!("hsm-sim: listening on {addr}");
+                hsm_sim::server::serve(listener, hsm).await
+            }
+        }
+    };
     tokio::select! {
-        r = hsm_sim::server::serve(listener, Arc::new(hsm)) => r.map_err(|e| e.to_string()),
+        r = served => r.map_err(|e| e.to_string()),
         _ = tokio::signal::ctrl_c() => Ok(()),
     }
 }

@@ -1,15 +1,23 @@
 //! `hsm-sim serve`: the HSM's operations over TCP ([`crate::wire`]), one task per connection, many
 //! connections at once. A malformed request gets an error answer and the connection lives on; only an
 //! oversize length prefix (after which the stream cannot be trusted) closes it.
+//!
+//! [`serve_tls`] is the same over TLS with required client certificates ([`crate::tls`]).
 
 use std::sync::Arc;
 
-use tokio::net::{TcpListener, TcpStream};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
 
 use crate::error::HsmError;
 use crate::hsm::Hsm;
 use crate::protocol::Request;
 use crate::wire::{Frame, MAX_FRAME, Reply, read_frame, write_frame};
+
+/// How long a client may take over its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Accepts connections until the listener fails.
 pub async fn serve(listener: TcpListener, hsm: Arc<Hsm>) -> std::io::Result<()> {
@@ -23,7 +31,26 @@ pub async fn serve(listener: TcpListener, hsm: Arc<Hsm>) -> std::io::Result<()> 
     }
 }
 
-async fn connection(mut sock: TcpStream, hsm: Arc<Hsm>) -> std::io::Result<()> {
+/// [`serve`] over TLS: each connection's handshake on its own task; a client without a certificate
+/// the acceptor's client CA signed is refused there, before any request is read.
+pub async fn serve_tls(listener: TcpListener, hsm: Arc<Hsm>, tls: crate::tls::TlsAcceptor) -> std::io::Result<()> {
+    loop {
+        let (sock, peer) = listener.accept().await?;
+        let _ = sock.set_nodelay(true);
+        let (hsm, tls) = (hsm.clone(), tls.clone());
+        tokio::spawn(async move {
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(sock)).await {
+                Ok(Ok(stream)) => {
+                    let _ = connection(stream, hsm).await;
+                }
+                Ok(Err(e)) => eprintln!("hsm-sim: TLS handshake with {peer} failed: {e}"),
+                Err(_) => eprintln!("hsm-sim: TLS handshake with {peer} timed out"),
+            }
+        });
+    }
+}
+
+async fn connection<S: AsyncRead + AsyncWrite + Unpin>(mut sock: S, hsm: Arc<Hsm>) -> std::io::Result<()> {
     loop {
         let reply: Reply = match read_frame(&mut sock).await? {
             Frame::Closed => return Ok(()),

@@ -4,6 +4,13 @@
 //! A connection past the cap is answered `503 connections_exhausted` with `Retry-After` and closed
 //! at once, without being served: the service keeps its file descriptors for the connections it
 //! serves, its health check and its ISO 8583 front.
+//!
+//! With a TLS acceptor (`[tls.rest]`) each connection's handshake runs on its own task, within
+//! [`HANDSHAKE_TIMEOUT`], and finished connections come back to `accept` through a channel: a slow or
+//! failed handshake never stalls accepting others. A connection holds its slot from accept on, so
+//! handshakes in progress count against the cap. Over TLS a connection past the cap is closed at once,
+//! without a handshake (a clear-text 503 would be noise to a TLS client, and a handshake is the work a
+//! flood should not get).
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -14,23 +21,35 @@ use std::time::Duration;
 use axum::extract::connect_info::Connected;
 use axum::serve::{IncomingStream, Listener};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+
+use crate::tls::{BoxedIo, HANDSHAKE_TIMEOUT, TlsAcceptor};
 
 /// The answer to a connection past the cap.
 const EXHAUSTED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n\
 Cache-Control: no-store\r\nConnection: close\r\nContent-Length: 86\r\n\r\n\
 {\"error\":{\"code\":\"connections_exhausted\",\"message\":\"too many connections; try again\"}}";
 
-/// A TCP listener that serves at most `max` connections at once.
+/// A TCP listener that serves at most `max` connections at once, over TLS when it has an acceptor.
 pub struct CappedListener {
     inner: TcpListener,
     slots: Arc<Semaphore>,
+    tls: Option<TlsAcceptor>,
+    /// Connections whose TLS handshake has completed, sent by their handshake tasks.
+    ready_tx: mpsc::Sender<(Counted, SocketAddr)>,
+    ready_rx: mpsc::Receiver<(Counted, SocketAddr)>,
 }
 
 impl CappedListener {
     pub fn new(inner: TcpListener, max: usize) -> CappedListener {
-        CappedListener { inner, slots: Arc::new(Semaphore::new(max.max(1))) }
+        CappedListener::with_tls(inner, max, None)
+    }
+
+    /// [`CappedListener::new`], serving TLS when `tls` is set.
+    pub fn with_tls(inner: TcpListener, max: usize, tls: Option<TlsAcceptor>) -> CappedListener {
+        let (ready_tx, ready_rx) = mpsc::channel(64);
+        CappedListener { inner, slots: Arc::new(Semaphore::new(max.max(1))), tls, ready_tx, ready_rx }
     }
 }
 
@@ -40,7 +59,7 @@ pub struct Peer(pub SocketAddr);
 
 /// A served connection; its slot is given back when it closes.
 pub struct Counted {
-    io: TcpStream,
+    io: BoxedIo,
     _slot: OwnedSemaphorePermit,
 }
 
@@ -50,7 +69,12 @@ impl Listener for CappedListener {
 
     async fn accept(&mut self) -> (Counted, SocketAddr) {
         loop {
-            let (mut io, peer) = match self.inner.accept().await {
+            let accepted = tokio::select! {
+                // Never None: the listener holds a sender.
+                Some(ready) = self.ready_rx.recv() => return ready,
+                accepted = self.inner.accept() => accepted,
+            };
+            let (mut io, peer) = match accepted {
                 Ok(c) => c,
                 Err(e) => {
                     // Out of descriptors, say: wait a little rather than spin.
@@ -62,10 +86,26 @@ impl Listener for CappedListener {
             match self.slots.clone().try_acquire_owned() {
                 Ok(slot) => {
                     let _ = io.set_nodelay(true);
-                    return (Counted { io, _slot: slot }, peer);
+                    let Some(tls) = &self.tls else {
+                        return (Counted { io: Box::new(io), _slot: slot }, peer);
+                    };
+                    let (tls, ready) = (tls.clone(), self.ready_tx.clone());
+                    tokio::spawn(async move {
+                        match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(io)).await {
+                            Ok(Ok(s)) => {
+                                let _ = ready.send((Counted { io: Box::new(s), _slot: slot }, peer)).await;
+                            }
+                            Ok(Err(e)) => tracing::debug!(%peer, error = %e, "HTTPS handshake failed"),
+                            Err(_) => tracing::debug!(%peer, "HTTPS handshake timed out"),
+                        }
+                    });
                 }
                 Err(_) => {
                     crate::metrics::get().connection_refused("http");
+                    if self.tls.is_some() {
+                        drop(io);
+                        continue;
+                    }
                     // Answered and closed off the accept loop, so a flood cannot stall accepting.
                     tokio::spawn(async move {
                         let _ = tokio::time::timeout(Duration::from_secs(1), io.write_all(EXHAUSTED)).await;

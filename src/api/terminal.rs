@@ -74,7 +74,7 @@ pub async fn pay(
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "iso_unavailable",
-            "the ISO 8583 front is not listening",
+            "the ISO 8583 front is not listening in clear text",
         ));
     };
     let unavailable = |e: crate::terminal::TerminalError| {

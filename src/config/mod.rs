@@ -31,6 +31,53 @@ pub struct Config {
     pub limits: Limits,
     #[serde(default)]
     pub keys: KeysConfig,
+    /// TLS on the fronts and the HSM link; absent, everything is clear text as in the demo.
+    #[serde(default)]
+    pub tls: TlsConfig,
+}
+
+/// `[tls]`: TLS on the REST and ISO 8583 fronts and on the HSM link (docs/operations.md "TLS"). Each
+/// part absent is clear text. Paths are read at start, relative to the working directory.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// `[tls.rest]`: HTTPS on the REST address.
+    pub rest: Option<ServerTlsConfig>,
+    /// `[tls.iso]`: TLS on the ISO 8583 address; with `client_ca`, mutual TLS.
+    pub iso: Option<ServerTlsConfig>,
+    /// `[tls.hsm]`: the client side of `--hsm tls://host:port`.
+    pub hsm: Option<ClientTlsConfig>,
+}
+
+/// A front served over TLS.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerTlsConfig {
+    /// The certificate chain (PEM, leaf first).
+    pub cert: std::path::PathBuf,
+    /// Its private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key: std::path::PathBuf,
+    /// CA certificates (PEM) for client certificates: when set, a client without a certificate
+    /// signed by one of them is refused at the handshake (mutual TLS).
+    #[serde(default)]
+    pub client_ca: Option<std::path::PathBuf>,
+}
+
+/// A link the service opens over TLS (the HSM, an issuer host).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientTlsConfig {
+    /// CA certificates (PEM) the server's certificate must chain to (the system roots are not used).
+    pub ca: std::path::PathBuf,
+    /// The service's client certificate chain (PEM) and key, for servers that require one; both or
+    /// neither.
+    #[serde(default)]
+    pub cert: Option<std::path::PathBuf>,
+    #[serde(default)]
+    pub key: Option<std::path::PathBuf>,
+    /// The name the server's certificate must carry; default: the host of the link's address.
+    #[serde(default)]
+    pub server_name: Option<String>,
 }
 
 /// Key rotation: how a serving node notices a new key version and moves cards onto it
@@ -177,13 +224,16 @@ pub struct IssuerConfig {
     pub token_bin_prefixes: Vec<String>,
     /// The issuer's token IMK-AC (2-key TDES, hex). A test key: a real deployment keeps it in the HSM.
     pub token_imk_ac: String,
-    /// The authorization host: `sim` (the in-process issuer simulator) or `tcp://host:port` of a
-    /// running `tsp issuer-sim`.
+    /// The authorization host: `sim` (the in-process issuer simulator), `tcp://host:port` of a
+    /// running `tsp issuer-sim`, or `tls://host:port` for the same over TLS (settings in `tls`).
     #[serde(default = "default_host")]
     pub host: String,
     /// How long to wait for the issuer's answer before answering `91`.
     #[serde(default = "default_issuer_timeout_ms")]
     pub timeout_ms: u64,
+    /// `[issuers.tls]`: the TLS settings of a `tls://` host (its CA, an optional client certificate).
+    #[serde(default)]
+    pub tls: Option<ClientTlsConfig>,
 }
 
 fn default_host() -> String {

@@ -46,7 +46,13 @@ impl Hsm {
 
     /// A client of `hsm-sim serve` at `tcp://host:port`.
     pub fn tcp(url: &str) -> Result<Self, HsmError> {
-        Ok(Self::new(tcp::TcpBackend::new(url)?))
+        Self::tcp_with_tls(url, None)
+    }
+
+    /// A client of `hsm-sim serve` at `tcp://host:port`, or at `tls://host:port` with `tls`
+    /// (`[tls.hsm]`: the HSM's CA and this service's client certificate).
+    pub fn tcp_with_tls(url: &str, tls: Option<&crate::config::ClientTlsConfig>) -> Result<Self, HsmError> {
+        Ok(Self::new(tcp::TcpBackend::new(url, tls)?))
     }
 
     pub async fn call(&self, req: Request) -> Result<Response, HsmError> {

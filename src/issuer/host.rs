@@ -10,7 +10,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::ClientTlsConfig;
 use crate::iso8583::Message;
+use crate::tls::Connector;
 
 use super::sim::Simulator;
 
@@ -77,17 +79,44 @@ impl IssuerHost for InProcessHost {
     }
 }
 
-/// The host an issuer's `host` setting names: `sim` (the shared in-process `sim`) or
-/// `tcp://host:port` of a running `tsp issuer-sim`. Connects lazily, on the first request.
-pub fn connect(url: &str, timeout: Duration, sim: Arc<Simulator>) -> Result<Arc<dyn IssuerHost>, IssuerError> {
+/// The host an issuer's `host` setting names: `sim` (the shared in-process `sim`),
+/// `tcp://host:port` of a running `tsp issuer-sim`, or `tls://host:port` for the same over TLS with
+/// the issuer's `tls` settings (required then, and refused with any other host: a `tls` table never
+/// silently goes unused). Connects lazily, on the first request.
+pub fn connect(
+    url: &str,
+    timeout: Duration,
+    tls: Option<&ClientTlsConfig>,
+    sim: Arc<Simulator>,
+) -> Result<Arc<dyn IssuerHost>, IssuerError> {
+    let unavailable = IssuerError::Unavailable;
     if url == "sim" {
+        if tls.is_some() {
+            return Err(unavailable("a `tls` table needs a `tls://host:port` host".into()));
+        }
         return Ok(Arc::new(InProcessHost::new(sim, timeout)));
     }
-    let bad = || IssuerError::Unavailable(format!("issuer host {url:?} is neither `sim` nor `tcp://host:port`"));
-    let addr = url.strip_prefix("tcp://").ok_or_else(bad)?;
+    let bad = || {
+        IssuerError::Unavailable(format!(
+            "issuer host {url:?} is neither `sim`, `tcp://host:port` nor `tls://host:port`"
+        ))
+    };
+    let (addr, secure) = match (url.strip_prefix("tcp://"), url.strip_prefix("tls://")) {
+        (Some(a), _) => (a, false),
+        (None, Some(a)) => (a, true),
+        (None, None) => return Err(bad()),
+    };
     match addr.rsplit_once(':') {
         Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0) => {
-            Ok(Arc::new(TcpHost::new(addr, timeout)))
+            let connector = match (secure, tls) {
+                (false, None) => None,
+                (true, Some(cfg)) => Some(Connector::new(cfg, host).map_err(|e| unavailable(e.to_string()))?),
+                (true, None) => {
+                    return Err(unavailable(format!("{url}: a `tls://` host needs the issuer's `tls` table")));
+                }
+                (false, Some(_)) => return Err(unavailable(format!("{url}: a `tls` table needs a `tls://` host"))),
+            };
+            Ok(Arc::new(TcpHost::with_tls(addr, connector, timeout)))
         }
         _ => Err(bad()),
     }
@@ -102,7 +131,7 @@ mod tests {
     #[tokio::test]
     async fn in_process_and_timeouts() {
         let sim = Arc::new(Simulator::new(SimConfig::default()));
-        let host = connect("sim", Duration::from_millis(100), sim.clone()).unwrap();
+        let host = connect("sim", Duration::from_millis(100), None, sim.clone()).unwrap();
         let resp = host.send(purchase("000001", 500)).await.unwrap();
         assert_eq!(resp.response_code(), Some("00"));
 
@@ -122,10 +151,20 @@ mod tests {
     fn urls() {
         let sim = Arc::new(Simulator::new(SimConfig::default()));
         let t = Duration::from_secs(1);
-        assert!(connect("tcp://127.0.0.1:9000", t, sim.clone()).is_ok());
-        assert!(connect("tcp://issuer.example:9000", t, sim.clone()).is_ok());
-        for bad in ["", "simulator", "tcp://", "tcp://host", "tcp://:80", "tcp://h:0", "tcp://h:99999", "http://h:1"] {
-            assert!(matches!(connect(bad, t, sim.clone()), Err(IssuerError::Unavailable(_))), "{bad}");
+        assert!(connect("tcp://127.0.0.1:9000", t, None, sim.clone()).is_ok());
+        assert!(connect("tcp://issuer.example:9000", t, None, sim.clone()).is_ok());
+        for bad in [
+            "",
+            "simulator",
+            "tcp://",
+            "tcp://host",
+            "tcp://:80",
+            "tcp://h:0",
+            "tcp://h:99999",
+            "http://h:1",
+            "tls://h:1",
+        ] {
+            assert!(matches!(connect(bad, t, None, sim.clone()), Err(IssuerError::Unavailable(_))), "{bad}");
         }
     }
 }

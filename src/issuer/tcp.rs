@@ -11,8 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::tcp::OwnedReadHalf;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::time::{Instant, timeout_at};
@@ -20,6 +19,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::iso8583::frame::{FrameError, encode_frame, read_frame};
 use crate::iso8583::{MAX_MESSAGE_LEN, Message, Mti};
+use crate::tls::{BoxedIo, Connector, HANDSHAKE_TIMEOUT, TlsAcceptor};
 
 use super::host::{IssuerError, IssuerFuture, IssuerHost};
 use super::sim::Simulator;
@@ -176,9 +176,10 @@ struct Conn {
 }
 
 /// A remote issuer host at `host:port`, over one persistent, pipelined connection that is opened
-/// on first use and again after it drops.
+/// on first use and again after it drops; over TLS when it has a [`Connector`].
 pub struct TcpHost {
     addr: String,
+    tls: Option<Connector>,
     timeout: Duration,
     conn: tokio::sync::Mutex<Option<Arc<Conn>>>,
     next_id: AtomicU64,
@@ -187,7 +188,19 @@ pub struct TcpHost {
 impl TcpHost {
     /// `addr` is `host:port`; `timeout` bounds each request, connecting included. Does no I/O.
     pub fn new(addr: &str, timeout: Duration) -> TcpHost {
-        TcpHost { addr: addr.to_string(), timeout, conn: tokio::sync::Mutex::new(None), next_id: AtomicU64::new(0) }
+        TcpHost::with_tls(addr, None, timeout)
+    }
+
+    /// [`TcpHost::new`], over TLS when `tls` is set (the handshake is part of connecting, under the
+    /// same timeout).
+    pub fn with_tls(addr: &str, tls: Option<Connector>, timeout: Duration) -> TcpHost {
+        TcpHost {
+            addr: addr.to_string(),
+            tls,
+            timeout,
+            conn: tokio::sync::Mutex::new(None),
+            next_id: AtomicU64::new(0),
+        }
     }
 
     /// The live connection, opening one if there is none.
@@ -204,7 +217,14 @@ impl TcpHost {
             .await
             .map_err(|e| IssuerError::Unavailable(format!("issuer host {}: {e}", self.addr)))?;
         let _ = stream.set_nodelay(true);
-        let (rd, wr) = stream.into_split();
+        let stream: BoxedIo = match &self.tls {
+            None => Box::new(stream),
+            Some(tls) => tls
+                .connect(stream)
+                .await
+                .map_err(|e| IssuerError::Unavailable(format!("issuer host {}: {e}", self.addr)))?,
+        };
+        let (rd, wr) = tokio::io::split(stream);
         let pending = Arc::new(Pending::open());
         let reader = tokio::spawn(read_answers(rd, pending.clone()));
         let (tx, rx) = mpsc::channel(QUEUE);
@@ -265,7 +285,7 @@ impl IssuerHost for TcpHost {
 }
 
 /// Reads answers and hands each to the request waiting for it, until the connection ends.
-async fn read_answers(mut rd: OwnedReadHalf, pending: Arc<Pending>) {
+async fn read_answers<R: AsyncRead + Unpin>(mut rd: R, pending: Arc<Pending>) {
     loop {
         let bytes = match read_frame(&mut rd, MAX_MESSAGE_LEN).await {
             Ok(Some(b)) => Zeroizing::new(b),
@@ -302,11 +322,32 @@ async fn read_answers(mut rd: OwnedReadHalf, pending: Arc<Pending>) {
 /// Serves the simulator on `listener` until the task is dropped: each connection on its own task,
 /// so that one bad client never affects another.
 pub async fn serve(listener: TcpListener, sim: Arc<Simulator>) -> io::Result<()> {
+    serve_with(listener, sim, None).await
+}
+
+/// [`serve`], over TLS when `tls` is set (`tsp issuer-sim --tls-cert … --tls-key …`): each
+/// connection's handshake on its own task, so a slow one stalls no other.
+pub async fn serve_with(listener: TcpListener, sim: Arc<Simulator>, tls: Option<TlsAcceptor>) -> io::Result<()> {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
                 tracing::debug!(%peer, "issuer-sim connection");
-                tokio::spawn(serve_connection(stream, sim.clone()));
+                let _ = stream.set_nodelay(true);
+                let (sim, tls) = (sim.clone(), tls.clone());
+                tokio::spawn(async move {
+                    let stream: BoxedIo = match tls {
+                        None => Box::new(stream),
+                        Some(tls) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
+                            Ok(Ok(s)) => Box::new(s),
+                            Ok(Err(e)) => {
+                                tracing::info!(%peer, error = %e, "issuer-sim TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => return,
+                        },
+                    };
+                    serve_connection(stream, sim).await;
+                });
             }
             Err(e) => {
                 // Out of descriptors and the like: pass, rather than spin.
@@ -318,9 +359,8 @@ pub async fn serve(listener: TcpListener, sim: Arc<Simulator>) -> io::Result<()>
 }
 
 /// Answers one connection's requests, each on its own task, through one writer.
-async fn serve_connection(stream: TcpStream, sim: Arc<Simulator>) {
-    let _ = stream.set_nodelay(true);
-    let (mut rd, wr) = stream.into_split();
+async fn serve_connection(stream: BoxedIo, sim: Arc<Simulator>) {
+    let (mut rd, wr) = tokio::io::split(stream);
     let (tx, rx) = mpsc::channel::<Frame>(QUEUE);
     let writer = tokio::spawn(write_loop(rx, wr));
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
@@ -379,7 +419,7 @@ async fn serve_connection(stream: TcpStream, sim: Arc<Simulator>) {
 
 /// Skips a frame over [`MAX_REQUEST`] and returns its first `MAX_REQUEST` bytes, so that it can
 /// still be answered `30` from what they identify, and the stream stays in step.
-async fn read_oversized(rd: &mut OwnedReadHalf, len: usize) -> io::Result<Frame> {
+async fn read_oversized<R: AsyncRead + Unpin>(rd: &mut R, len: usize) -> io::Result<Frame> {
     let mut head = Zeroizing::new(vec![0u8; MAX_REQUEST.min(len)]);
     rd.read_exact(&mut head).await?;
     let rest = (len - head.len()) as u64;
@@ -410,7 +450,8 @@ mod tests {
     async fn pipelined_requests_match_their_callers() {
         let sim = Arc::new(Simulator::new(SimConfig { latency_ms: 5, ..SimConfig::default() }));
         let addr = server(sim.clone()).await;
-        let host: Arc<dyn IssuerHost> = connect(&format!("tcp://{addr}"), Duration::from_secs(5), sim.clone()).unwrap();
+        let host: Arc<dyn IssuerHost> =
+            connect(&format!("tcp://{addr}"), Duration::from_secs(5), None, sim.clone()).unwrap();
         let mut set = JoinSet::new();
         for i in 1..=300u64 {
             let host = host.clone();

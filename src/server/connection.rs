@@ -9,11 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use governor::{Quota, RateLimiter};
-use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::sync::{Semaphore, mpsc, watch};
 
-use super::Limits;
+use super::{ConnectionPeer, Limits};
 use crate::iso8583::Message;
 use crate::iso8583::frame::write_frame;
 use crate::payments::{Answer, Payments};
@@ -60,8 +59,19 @@ async fn next_frame<R: AsyncRead + Unpin>(
     }
 }
 
-pub async fn run(sock: TcpStream, payments: Arc<Payments>, limits: Limits, mut shutdown: watch::Receiver<bool>) {
-    let (mut rd, mut wr) = sock.into_split();
+/// Serves one connection, clear or TLS, until it closes, idles out or `shutdown`; `peer` is who is on
+/// the other end (its certificate's names over mutual TLS), carried on every request's span.
+pub async fn run<S>(
+    sock: S,
+    peer: ConnectionPeer,
+    payments: Arc<Payments>,
+    limits: Limits,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let client: Option<Arc<str>> = peer.identity.as_ref().and_then(|id| id.name()).map(Arc::from);
+    let (mut rd, mut wr) = tokio::io::split(sock);
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(limits.max_in_flight);
     let writer = tokio::spawn(async move {
         while let Some(msg) = rx.recv().await {
@@ -102,7 +112,7 @@ pub async fn run(sock: TcpStream, payments: Arc<Payments>, limits: Limits, mut s
         let over_rate = rate.as_ref().is_some_and(|r| r.check().is_err());
         let (p, tx) = (payments.clone(), tx.clone());
         // Every line this request causes, down to the issuer call, carries its id.
-        let span = tracing::info_span!("iso", id = %uuid::Uuid::now_v7().simple());
+        let span = tracing::info_span!("iso", id = %uuid::Uuid::now_v7().simple(), client = client.as_deref());
         let task = async move {
             let answer = match Message::decode(&bytes) {
                 Ok(m) if over_rate => p.throttled(&m),

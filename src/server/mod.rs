@@ -1,16 +1,34 @@
 //! The ISO 8583 front (docs/iso8583.md "Connecting"): a TCP listener for terminals and VANs. Frames
 //! are a 2-byte big-endian length and a message; requests on one connection are handled concurrently
 //! and answered as they complete (terminals match answers by DE11 + DE41).
+//!
+//! Over TLS when `[tls.iso]` is configured; with its `client_ca`, mutual TLS: a client is refused at
+//! the handshake unless its certificate chains to that CA, and the certificate's names become the
+//! connection's [`PeerIdentity`] (its [`ConnectionPeer`]), logged on every request's span. Handshakes
+//! run on the connection's own task, never on the accept loop, and count against the connection cap.
 
 mod connection;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::payments::Payments;
+pub use crate::tls::PeerIdentity;
+use crate::tls::{BoxedIo, HANDSHAKE_TIMEOUT, TlsAcceptor};
+
+/// Who is on the other end of an ISO 8583 connection: its address and, over mutual TLS, the names of
+/// its verified client certificate (the acquirer, merchant or VAN it was issued to). Not yet matched
+/// against a terminal registry: for now it is recorded and logged.
+#[derive(Debug, Clone)]
+pub struct ConnectionPeer {
+    pub addr: SocketAddr,
+    /// None in clear text, over TLS without client certificates, or for a certificate without names.
+    pub identity: Option<PeerIdentity>,
+}
 
 /// Limits of one connection.
 #[derive(Debug, Clone, Copy)]
@@ -48,11 +66,13 @@ impl Default for Limits {
 }
 
 /// Accepts connections until `shutdown` turns true; each connection then stops reading, finishes
-/// what it has in flight, and closes.
+/// what it has in flight, and closes. With `tls`, each connection first completes a TLS handshake
+/// (within [`HANDSHAKE_TIMEOUT`]) on its own task.
 pub async fn serve(
     listener: TcpListener,
     payments: Arc<Payments>,
     limits: Limits,
+    tls: Option<TlsAcceptor>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut conns = tokio::task::JoinSet::new();
@@ -69,7 +89,7 @@ pub async fn serve(
                         continue;
                     }
                     let _ = sock.set_nodelay(true);
-                    conns.spawn(connection::run(sock, payments.clone(), limits, shutdown.clone()));
+                    conns.spawn(open(sock, peer, tls.clone(), payments.clone(), limits, shutdown.clone()));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "ISO 8583 accept failed");
@@ -82,4 +102,38 @@ pub async fn serve(
     }
     drop(listener);
     while conns.join_next().await.is_some() {}
+}
+
+/// One accepted connection: its TLS handshake, if any, then [`connection::run`].
+async fn open(
+    sock: TcpStream,
+    addr: SocketAddr,
+    tls: Option<TlsAcceptor>,
+    payments: Arc<Payments>,
+    limits: Limits,
+    shutdown: watch::Receiver<bool>,
+) {
+    let Some(tls) = tls else {
+        return connection::run(sock, ConnectionPeer { addr, identity: None }, payments, limits, shutdown).await;
+    };
+    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(sock)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            // A client without a certificate of the client CA ends here, before any message is read.
+            tracing::info!(peer = %addr, error = %e, "ISO 8583 TLS handshake failed; connection refused");
+            return;
+        }
+        Err(_) => {
+            tracing::info!(peer = %addr, "ISO 8583 TLS handshake timed out; connection refused");
+            return;
+        }
+    };
+    let identity = PeerIdentity::of(stream.get_ref().1);
+    let peer = ConnectionPeer { addr, identity };
+    match &peer.identity {
+        Some(id) => tracing::info!(peer = %addr, client = %id, "ISO 8583 TLS connection from a certified client"),
+        None => tracing::debug!(peer = %addr, "ISO 8583 TLS connection"),
+    }
+    let stream: BoxedIo = Box::new(stream);
+    connection::run(stream, peer, payments, limits, shutdown).await;
 }

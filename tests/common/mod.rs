@@ -247,13 +247,19 @@ impl TestServer {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let out = std::fs::read_to_string(server.stdout_path()).unwrap_or_default();
-            // A sealed node (production, waiting for its custodians) answers on the same addresses.
-            let iso = out.lines().find(|l| l.contains("ISO 8583 listening on ") || l.contains("ISO 8583 (sealed"));
-            let rest =
-                out.lines().find(|l| l.contains("REST API listening on http://") || l.contains("REST API (sealed) on"));
-            if let (Some(line), Some(iso)) = (rest, iso) {
-                server.base = line.rsplit(' ').next().unwrap_or_default().to_string();
-                server.iso = iso.rsplit(' ').next().unwrap_or_default().to_string();
+            // `http://` or `https://`; the ISO 8583 line may end with its TLS mode in parentheses. A sealed
+            // node (production, waiting for its custodians) answers on the same addresses.
+            let after =
+                |l: &str, marker: &str| l.split(marker).nth(1).and_then(|r| r.split(' ').next()).map(str::to_string);
+            let iso = out.lines().find_map(|l| {
+                after(l, "ISO 8583 listening on ").or_else(|| after(l, "(sealed: every request 91) on "))
+            });
+            let rest = out
+                .lines()
+                .find_map(|l| after(l, "REST API listening on ").or_else(|| after(l, "REST API (sealed) on ")));
+            if let (Some(rest), Some(iso)) = (rest, iso) {
+                server.base = rest;
+                server.iso = iso;
                 break;
             }
             if let Some(status) = server.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {

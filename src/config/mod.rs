@@ -278,6 +278,15 @@ impl Config {
         self.currency(&self.platform.default_currency)
     }
 
+    /// The currency of a message's DE49: that one when present (None when unknown), the platform's
+    /// when absent (a domestic terminal may leave it out).
+    pub fn currency_of_de49(&self, de49: Option<&str>) -> Option<&Currency> {
+        match de49 {
+            Some(c) => self.currency(c),
+            None => self.default_currency(),
+        }
+    }
+
     /// The business-day rule of `[settlement]`.
     pub fn business_day(&self) -> Result<crate::instruments::card::BusinessDayRule, ConfigError> {
         crate::instruments::card::BusinessDayRule::parse(&self.settlement.utc_offset, &self.settlement.cutoff)

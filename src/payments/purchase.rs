@@ -50,11 +50,9 @@ async fn check(f: &mut InFlight<'_>) -> crate::Result<Result<Paying, ResponseCod
     }
     let Some(amount) = req.amount.filter(|a| *a > 0) else { return Ok(Err(C::INVALID_AMOUNT)) };
     // DE49 absent: the platform's currency (a domestic terminal may leave it out); unknown: 12.
-    let currency = match req.currency {
-        Some(c) => p.config.currency(c),
-        None => p.config.default_currency(),
+    let Some(currency) = p.config.currency_of_de49(req.currency).cloned() else {
+        return Ok(Err(C::INVALID_TRANSACTION));
     };
-    let Some(currency) = currency.cloned() else { return Ok(Err(C::INVALID_TRANSACTION)) };
     let Some(number) = req.number else { return Ok(Err(C::FORMAT_ERROR)) };
     let Some(token) = p.store.token_by_number(number).await? else { return Ok(Err(C::UNKNOWN_CARD)) };
     f.txn.token_id = Some(token.id.clone());

@@ -112,11 +112,7 @@ async fn pay_decision(f: &mut InFlight<'_>, pan: &Pan) -> crate::Result<Paid> {
     if req.amount.filter(|a| *a > 0).is_none() {
         return Ok(Paid::Done(C::INVALID_AMOUNT));
     }
-    let known_currency = match req.currency {
-        Some(c) => p.config.currency(c).is_some(),
-        None => p.config.default_currency().is_some(),
-    };
-    if !known_currency {
+    if p.config.currency_of_de49(req.currency).is_none() {
         return Ok(Paid::Done(C::INVALID_TRANSACTION));
     }
     let (Some(merchant), Some(expiry)) = (req.merchant_named(), req.expiry.and_then(CardExpiry::parse)) else {

@@ -47,11 +47,10 @@ async fn cancel_type(p: &Payments, original: &TxnRow) -> crate::Result<CancelTyp
 
 /// The currency a stored transaction was made in: its DE49, or the platform's.
 fn currency_of(p: &Payments, t: &TxnRow) -> crate::Result<Currency> {
-    let c = match t.currency.as_deref() {
-        Some(code) => p.config.currency(code),
-        None => p.config.default_currency(),
-    };
-    c.cloned().ok_or_else(|| crate::Error::Internal(format!("transaction {}: unknown currency", t.id)))
+    p.config
+        .currency_of_de49(t.currency.as_deref())
+        .cloned()
+        .ok_or_else(|| crate::Error::Internal(format!("transaction {}: unknown currency", t.id)))
 }
 
 /// For a cancel, what it holds of the payment it cancelled (payment id, amount): a reversal of the

@@ -58,6 +58,9 @@ fn bench(c: &mut Criterion) {
             .await
             .unwrap();
         let (gift, _) = tsp::stored_value::gift::register(&state.store, &wallet.requestor, &g.code, now).await.unwrap();
+        // Only registered terminals may pay.
+        let spec = tsp::config::TerminalSpec { id: "BENCH001".into(), merchant_id: "BENCH-SHOP".into(), van: None };
+        state.terminals.register(&spec, now).await.unwrap();
         (state, wallet.requestor, card.id, gift.id)
     });
     let stan = AtomicU32::new(0);
@@ -71,7 +74,7 @@ fn bench(c: &mut Criterion) {
                     purchase(&t.row.token, stan.fetch_add(1, Ordering::Relaxed) + 1, "BENCH-SHOP")
                 },
                 |req| {
-                    let answer = rt.block_on(state.payments.handle(req));
+                    let answer = rt.block_on(state.payments.handle(req, None));
                     match answer {
                         Answer::Send(bytes) => {
                             let m = Message::decode(&bytes).unwrap();

@@ -354,9 +354,12 @@ pub async fn build_with(opts: &ServeOptions, hsm: Hsm) -> Result<AppState, Start
         clock.clone(),
         hosts,
     ));
+    let terminals = payments.terminals();
+    terminals.seed(&config.terminals, clock.now_ms()).await?;
     let limits = Arc::new(crate::api::limits::RestLimits::new(&config.limits));
     let iso_addr = Arc::new(std::sync::OnceLock::new());
-    let state = AppState { store, vault, tokens, config, issuers, clock, payments, simulator, limits, iso_addr };
+    let state =
+        AppState { store, vault, tokens, config, issuers, clock, payments, terminals, simulator, limits, iso_addr };
     if opts.seal.production {
         println!("tsp: PRODUCTION mode");
     } else {

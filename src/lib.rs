@@ -9,6 +9,7 @@
 //! - [`store`]: the database (SQLite embedded; the only module that speaks SQL).
 //! - [`hsm`]: the door to the HSM (`hsm-sim` in process).
 //! - [`audit`]: the hash-chained audit trail.
+//! - [`terminals`]: the terminal registry: which terminals may pay, for which merchant, via which VAN.
 //! - [`payments`]: the ISO 8583 flows, one module per instrument kind in `payments/funding`.
 //! - [`api`]: the REST API (axum).
 //! - [`web`]: the demo pages (wallet, console, terminal), embedded.
@@ -38,6 +39,7 @@ pub mod server;
 pub mod store;
 pub mod stored_value;
 pub mod terminal;
+pub mod terminals;
 pub mod tls;
 pub mod tokens;
 pub mod vault;

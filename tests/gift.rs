@@ -149,6 +149,9 @@ async fn concurrent_payments_and_cancels_on_one_certificate() {
     }
     // 24 payments of 1,000 at once on 8 connections: at most 10 fit.
     let mut tasks = Vec::new();
+    for i in 0..tokens.chunks(3).len() {
+        s.register_terminal(&format!("CONC{i:04}"), "MERCHANT000001").await;
+    }
     for (i, chunk) in tokens.chunks(3).enumerate() {
         let (addr, chunk) = (s.iso.clone(), chunk.to_vec());
         tasks.push(tokio::spawn(async move {

@@ -23,6 +23,7 @@ use sqlx::AnyPool;
 use tsp::app::{ServeOptions, build};
 use tsp::config::MerchantConfig;
 use tsp::config::RegionSpec;
+use tsp::config::TerminalSpec;
 use tsp::iso8583::{Message, Mti, OriginalData};
 use tsp::payments::Answer;
 use tsp::requestors::{self, Requestor, Scope};
@@ -163,6 +164,11 @@ impl Rig {
             wallets.push(w.id);
             merchants.push(merchant);
         }
+        for (id, merchant) in [("PROPTRM0", "PROP-SHOP-0"), ("PROPTRM1", "PROP-SHOP-1"), ("PROPTRMA", "PROP-ANY-SHOP")]
+        {
+            let spec = TerminalSpec { id: id.into(), merchant_id: merchant.into(), van: None };
+            state.terminals.register(&spec, now).await.unwrap();
+        }
         let pool = common::database(&dir.path().join("data"), database_url.as_deref()).await;
         Rig {
             _dir: dir,
@@ -185,7 +191,7 @@ impl Rig {
     }
 
     async fn send(&self, m: Message) -> Message {
-        match self.state.payments.handle(m).await {
+        match self.state.payments.handle(m, None).await {
             Answer::Send(bytes) => Message::decode(&bytes).unwrap(),
             Answer::Nothing => panic!("no answer"),
         }
@@ -206,7 +212,13 @@ impl Rig {
         m.set_pos_condition_code("00").unwrap();
         m.set_acquirer_id("12345").unwrap();
         m.set_rrn(&format!("RRN{stan:0>9}")).unwrap();
-        m.set_terminal_id("PROPTERM").unwrap();
+        // One registered terminal per merchant (see `Rig::new`).
+        let terminal = match merchant {
+            "PROP-SHOP-0" => "PROPTRM0",
+            "PROP-SHOP-1" => "PROPTRM1",
+            _ => "PROPTRMA",
+        };
+        m.set_terminal_id(terminal).unwrap();
         m.set_merchant_id(&de42(merchant)).unwrap();
         m.set_currency_code("410").unwrap();
         m

@@ -190,16 +190,15 @@ async fn pay_cancel_reverse_with_the_reverse_policy() {
     charge(&s, &id, "50000").await;
     assert_eq!(balance(&s, &id).await, bal("50000", "5000"));
 
-    let mut term = Terminal::connect(&s.iso).await;
-    // Elsewhere: 57, and nothing moves (an unknown merchant too).
-    term.merchant_id = de42("FAR-SHOP-1");
-    assert_eq!(code(&term.pay(&token(&s, &id).await, 1_000).await), "57");
-    term.merchant_id = de42("NOWHERE");
-    assert_eq!(code(&term.pay(&token(&s, &id).await, 1_000).await), "57");
+    // Elsewhere: 57, and nothing moves (a merchant of no region too).
+    let mut far = s.terminal_as("FAR00001", "FAR-SHOP-1").await;
+    assert_eq!(code(&far.pay(&token(&s, &id).await, 1_000).await), "57");
+    let mut nowhere = s.terminal_as("NOWHERE1", "NOWHERE").await;
+    assert_eq!(code(&nowhere.pay(&token(&s, &id).await, 1_000).await), "57");
     assert_eq!(balance(&s, &id).await, bal("50000", "5000"));
 
     // Bonus first, then principal; the payment records its split.
-    term.merchant_id = de42("REV-SHOP-1");
+    let mut term = s.terminal_as("REV00001", "REV-SHOP-1").await;
     let tok = token(&s, &id).await;
     assert!(tok.starts_with("990001"), "{tok}");
     let pay = term.purchase(&tok, 12_000);
@@ -286,8 +285,7 @@ async fn pro_rata_cancels_and_expired_bonus_is_forfeited() {
     let id = wallet(&s, "pro").await;
     charge(&s, &id, "10000").await;
     assert_eq!(balance(&s, &id).await, bal("10000", "1000"));
-    let mut term = Terminal::connect(&s.iso).await;
-    term.merchant_id = de42("PRO-SHOP-1");
+    let mut term = s.terminal_as("PRO00001", "PRO-SHOP-1").await;
     let pay = term.purchase(&token(&s, &id).await, 3_000);
     assert_eq!(code(&term.call(&pay).await), "00");
     assert_eq!(balance(&s, &id).await, bal("8000", "0"));
@@ -323,6 +321,9 @@ async fn concurrent_payments_and_cancels_on_one_wallet() {
         tokens.push(token(&s, &id).await);
     }
     let mut tasks = Vec::new();
+    for i in 0..tokens.chunks(3).len() {
+        s.register_terminal(&format!("LOCL{i:04}"), "BUSY-SHOP-1").await;
+    }
     for (i, chunk) in tokens.chunks(3).enumerate() {
         let (addr, chunk) = (s.iso.clone(), chunk.to_vec());
         tasks.push(tokio::spawn(async move {
@@ -397,8 +398,7 @@ async fn a_deleted_wallet_reopens_as_the_same_wallet() {
     let c = charge(&s, &w, "50000").await;
     assert_eq!(c["bonus"].as_str(), Some("0"), "{c}");
     // The token from before the close pays nothing; a new one pays.
-    let mut t = Terminal::connect(&s.iso).await;
-    t.merchant_id = de42("RE-SHOP-0001");
+    let mut t = s.terminal_as("RESHOP01", "RE-SHOP-0001").await;
     assert_eq!(code(&t.pay(&old_token, 1_000).await), "62");
     assert_eq!(code(&t.pay(&token(&s, &w).await, 1_000).await), "00");
 }

@@ -38,6 +38,8 @@ async fn two_nodes_one_token_exactly_one_approval_per_round() {
     let (st, seen) = b.get(&b.keys.app, &format!("/v1/instruments/{ins}")).await;
     assert_eq!((st, seen["last4"].as_str()), (200, Some("1111")));
 
+    a.register_terminal("NODEA001", "MERCHANT000001").await;
+    a.register_terminal("NODEB001", "MERCHANT000001").await;
     let mut ta = Terminal::connect(&a.iso).await;
     let mut tb = Terminal::connect(&b.iso).await;
     ta.terminal_id = "NODEA001".into();
@@ -193,6 +195,10 @@ async fn a_node_killed_under_load_loses_nothing_and_applies_nothing_twice() {
     let a = Arc::new(a);
     let progress = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut tasks = Vec::new();
+    for n in 0..6 {
+        a.register_terminal(&format!("LOAD{n:04}"), "GN-CAFE-0001").await;
+    }
+    a.register_terminal("AFTER001", "GN-CAFE-0001").await;
     for n in 0..6 {
         tasks.push(tokio::spawn(terminal_load(n, a.clone(), b.iso.clone(), tokens.clone(), progress.clone())));
     }

@@ -126,10 +126,9 @@ async fn declines_and_domain_controls() {
     let t = r.token(&ins, json!({ "merchant_id": "OTHERSHOP", "max_amount": "3000" })).await;
     let tok = t["token"].as_str().unwrap();
     assert_eq!(code(&term.pay(tok, 1000).await), "57");
-    term.merchant_id = "OTHERSHOP      ".into();
-    assert_eq!(code(&term.pay(tok, 3001).await), "61");
-    assert_eq!(code(&term.pay(tok, 3000).await), "00");
-    term.merchant_id = "MERCHANT000001 ".into();
+    let mut other = r.s.terminal_as("OTHER001", "OTHERSHOP").await;
+    assert_eq!(code(&other.pay(tok, 3001).await), "61");
+    assert_eq!(code(&other.pay(tok, 3000).await), "00");
 
     // Bound to another currency: 57.
     let t = r.token(&ins, json!({ "currency": "USD" })).await;
@@ -360,6 +359,7 @@ use tokio::io::AsyncWriteExt;
 #[tokio::test]
 async fn an_independent_pyiso8583_terminal_pays_and_reverses() {
     let s = TestServer::start().await;
+    s.register_terminal("PYTERM01", "PYMERCHANT00001").await;
     let (_, ins) =
         s.post(&s.keys.app, "/v1/instruments", json!({ "type": "card", "pan": PAN, "expiry": "3012" })).await;
     let (_, t) = s.post(&s.keys.app, "/v1/tokens", json!({ "instrument_id": ins["id"] })).await;

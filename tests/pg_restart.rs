@@ -134,6 +134,7 @@ async fn database_restart_under_load_never_a_wrong_approval() {
 
     // A second node on the same database.
     let s2 = s.another_node().await;
+    s2.register_terminal("NODE2001", "MERCHANT000001").await;
     let mut term2 = Terminal::connect(&s2.iso).await;
     term2.terminal_id = "NODE2001".into();
 

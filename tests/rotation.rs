@@ -97,9 +97,7 @@ async fn token(s: &TestServer, instrument: &str) -> String {
 
 /// A terminal of its own: duplicate detection keys on terminal id and STAN.
 async fn terminal(s: &TestServer, n: usize) -> Terminal {
-    let mut t = Terminal::connect(&s.iso).await;
-    t.terminal_id = format!("ROT{n:05}");
-    t
+    s.terminal_as(&format!("ROT{n:05}"), "MERCHANT000001").await
 }
 
 /// What the load saw: per phase of issue, (paid, not paid) with the codes of the failures.

@@ -29,10 +29,7 @@ async fn rig() -> Rig {
 }
 
 async fn terminal(s: &TestServer, id: &str, merchant: &str) -> Terminal {
-    let mut t = Terminal::connect(&s.iso).await;
-    t.terminal_id = id.to_string();
-    t.merchant_id = format!("{merchant:<15}");
-    t
+    s.terminal_as(id, merchant).await
 }
 
 /// A `0100` tokenization request for the card `pan`.
@@ -278,6 +275,7 @@ async fn rest_merchant_tokens_are_the_iso_ones_bound_to_the_callers_merchants() 
 #[tokio::test]
 async fn an_independent_pyiso8583_terminal_tokenizes_and_pays_with_the_token() {
     let s = TestServer::start().await;
+    s.register_terminal("PYTERM02", "PYMERCHANT00002").await;
     let (host, port) = s.iso.rsplit_once(':').unwrap();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/pyiso_tokenize.py");
     let (host, port) = (host.to_string(), port.to_string());

@@ -41,6 +41,7 @@ impl Pki {
         let other = pki.ca("another CA", "other-ca");
         pki.leaf(&ca, "server", "tsp test server", &["127.0.0.1", "localhost"], ExtendedKeyUsagePurpose::ServerAuth);
         pki.leaf(&ca, "client", "VAN-KICC-0001", &["van.kicc.example"], ExtendedKeyUsagePurpose::ClientAuth);
+        pki.leaf(&ca, "client-b", "VAN-NICE-0002", &[], ExtendedKeyUsagePurpose::ClientAuth);
         pki.leaf(&other, "stranger", "VAN-ROGUE-0001", &[], ExtendedKeyUsagePurpose::ClientAuth);
         pki
     }
@@ -219,6 +220,51 @@ async fn iso_8583_over_mutual_tls_serves_only_certified_clients() {
     echo.set(11, "000302").unwrap();
     echo.set(70, "301").unwrap();
     assert!(term.try_call(&echo).await.is_none(), "a clear-text terminal was answered");
+}
+
+#[tokio::test]
+async fn over_mutual_tls_a_terminal_is_served_only_through_its_vans_certificate() {
+    let pki = Pki::new();
+    let server = pki.pair("server");
+    // Terminals of the VAN whose certificate says CN VAN-KICC-0001 (and DNS van.kicc.example).
+    let s = server_with(
+        &format!(
+            "[tls.iso]\ncert = {:?}\nkey = {:?}\nclient_ca = {:?}\n\n\
+             [[terminals]]\nid = \"KICC0001\"\nmerchant_id = \"MERCHANT000001\"\nvan = \"VAN-KICC-0001\"\n\n\
+             [[terminals]]\nid = \"KICC0002\"\nmerchant_id = \"MERCHANT000001\"\nvan = \"van.kicc.example\"\n",
+            p(&server.cert),
+            p(&server.key),
+            p(&pki.path("ca.pem"))
+        ),
+        &[],
+    )
+    .await;
+    let (port, ca) = (port_of(&s.iso), pki.path("ca.pem"));
+    let (_, ins) =
+        s.post(&s.keys.app, "/v1/instruments", json!({ "type": "card", "pan": PAN, "expiry": "3012" })).await;
+    let mut stan = 0;
+    // One purchase with a fresh token from `terminal` for `merchant`, sent by `client`: its DE39.
+    let mut pay = async |client: &str, terminal: &str, merchant: &str| {
+        let (_, t) = s.post(&s.keys.app, "/v1/tokens", json!({ "instrument_id": ins["id"] })).await;
+        let mut msg =
+            tsp::terminal::Requests::new(terminal, merchant).purchase(t["token"].as_str().unwrap(), 1_000).unwrap();
+        stan += 1;
+        msg.set_stan(&format!("{stan:06}")).unwrap();
+        let (code, out) = python(&port, &ca, Some(&pki.pair(client)), "iso", &hex::encode(msg.encode().unwrap()));
+        assert_eq!(code, 0, "{out}");
+        let answer = out.lines().find_map(|l| l.strip_prefix("answer ")).expect("an answer");
+        Message::decode(&hex::decode(answer).unwrap()).unwrap().get(39).unwrap().to_string()
+    };
+    // Its VAN's certificate, matched by CN or by a DNS name: paid.
+    assert_eq!(pay("client", "KICC0001", "MERCHANT000001").await, "00");
+    assert_eq!(pay("client", "KICC0002", "MERCHANT000001").await, "00");
+    // Another VAN's certificate of the same CA: 58.
+    assert_eq!(pay("client-b", "KICC0001", "MERCHANT000001").await, "58");
+    // A terminal registered to connect without a VAN: 58 through one. An unknown terminal: 58.
+    assert_eq!(pay("client", "TERM0001", "MERCHANT000001").await, "58");
+    assert_eq!(pay("client", "NOPE0001", "MERCHANT000001").await, "58");
+    // The right VAN, another merchant: 03.
+    assert_eq!(pay("client", "KICC0001", "OTHERSHOP").await, "03");
 }
 
 fn hsm_tls_section(pki: &Pki, client: Option<&str>) -> String {

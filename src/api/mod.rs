@@ -14,6 +14,7 @@ pub mod merchant_tokens;
 pub mod openapi;
 pub mod schemas;
 pub mod terminal;
+pub mod terminals;
 pub mod tokens;
 mod transactions;
 
@@ -45,6 +46,8 @@ pub struct AppState {
     pub issuers: Arc<Issuers>,
     pub clock: Clock,
     pub payments: Arc<crate::payments::Payments>,
+    /// The terminal registry the ISO 8583 front checks (`/v1/admin/terminals` changes it).
+    pub terminals: Arc<crate::terminals::Registry>,
     /// The in-process issuer simulator that issuers configured with `host = "sim"` use.
     pub simulator: Arc<crate::issuer::sim::Simulator>,
     pub limits: Arc<limits::RestLimits>,
@@ -105,6 +108,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/admin/gift-certificates", post(admin::issue_gift))
         .route("/v1/admin/regions", post(admin::define_region).get(admin::regions))
         .route("/v1/admin/merchants", post(admin::define_merchant).get(admin::merchants))
+        .route("/v1/admin/terminals", post(terminals::register).get(terminals::list))
+        .route("/v1/admin/terminals/{id}", get(terminals::get_one).delete(terminals::remove))
+        .route("/v1/admin/terminals/{id}/suspend", post(terminals::suspend))
+        .route("/v1/admin/terminals/{id}/resume", post(terminals::resume))
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this path")

@@ -16,7 +16,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::extract::BODY_LIMIT;
 use super::schemas::ErrorBody;
-use super::{admin, barcodes, health, instruments, merchant_tokens, terminal, tokens, transactions};
+use super::{admin, barcodes, health, instruments, merchant_tokens, terminal, terminals, tokens, transactions};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -61,6 +61,12 @@ use super::{admin, barcodes, health, instruments, merchant_tokens, terminal, tok
         admin::regions,
         admin::define_merchant,
         admin::merchants,
+        terminals::register,
+        terminals::list,
+        terminals::get_one,
+        terminals::suspend,
+        terminals::resume,
+        terminals::remove,
     ),
     modifiers(&ApiKey)
 )]

@@ -324,6 +324,26 @@ pub struct MerchantList {
     pub items: Vec<Merchant>,
 }
 
+/// A registered terminal.
+#[derive(ToSchema)]
+pub struct Terminal {
+    /// DE41.
+    pub id: String,
+    /// DE42: the one merchant it pays for.
+    pub merchant_id: String,
+    /// The VAN whose client certificate it comes through; null: it connects without one.
+    pub van: Option<String>,
+    /// `active` or `suspended`
+    pub status: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(ToSchema)]
+pub struct TerminalList {
+    pub items: Vec<Terminal>,
+}
+
 #[derive(ToSchema)]
 pub struct Health {
     /// `ok` or `unavailable`

@@ -13,6 +13,7 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{JsonBody, Scoped, scope};
 use crate::money::Amount;
 use crate::payments::ResponseCode;
+use crate::store::TerminalStatus;
 
 /// The demo terminal's STANs, counted from this process's start (seeded from the clock so a restart
 /// within the same second does not reuse one).
@@ -40,6 +41,7 @@ pub struct TerminalPaymentBody {
     responses(
         (status = 200, description = "the 0210's answer (approved or declined)", body = super::schemas::TerminalPayment),
         (status = 403, description = "`scope_missing`, or `merchant_not_bound`"),
+        (status = 409, description = "`terminal_not_registered`: the merchant has no active terminal without a VAN"),
         (status = 422, description = "`token_invalid`, `amount_invalid`, …"),
         (status = 503, description = "`iso_unavailable`: the ISO 8583 front did not answer")
     ),
@@ -81,9 +83,19 @@ pub async fn pay(
         tracing::warn!(error = %e, "terminal page payment");
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "iso_unavailable", "the ISO 8583 front did not answer")
     };
+    // The page pays as the merchant's first registered terminal that connects without a VAN's
+    // certificate: the registry checks it as it checks any terminal.
+    let registered = s.store.terminals(Some(&b.merchant_id)).await?;
+    let Some(term) = registered.iter().find(|t| t.status == TerminalStatus::Active && t.van.is_none()) else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "terminal_not_registered",
+            "no active terminal of this merchant is registered to connect without a VAN",
+        ));
+    };
     let mut terminal =
-        crate::terminal::Terminal::connect(&addr.to_string(), "WEBTERM1", &b.merchant_id).await.map_err(unavailable)?;
-    // One terminal (`WEBTERM1`) across requests: its STAN counter is this process's.
+        crate::terminal::Terminal::connect(&addr.to_string(), &term.id, &b.merchant_id).await.map_err(unavailable)?;
+    // STANs from one counter across requests and terminals: this process's.
     terminal.continue_stan_after(NEXT_STAN.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
     let answer = terminal.pay(token.as_str(), minor).await.map_err(unavailable)?;
     let code = answer.response_code().and_then(ResponseCode::parse).unwrap_or(ResponseCode::SYSTEM_ERROR);

@@ -2,6 +2,7 @@
 //! token defaults. `config/default.toml` is embedded, so `tsp serve` runs without a file.
 
 mod region;
+mod terminal;
 
 use serde::Deserialize;
 
@@ -9,6 +10,7 @@ use crate::money::Currency;
 pub use region::RegionSpec;
 pub(crate) use region::check_id;
 pub use region::region_row;
+pub use terminal::TerminalSpec;
 
 /// The configuration every `tsp serve` without `--config` uses.
 pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
@@ -27,6 +29,10 @@ pub struct Config {
     /// them through `/v1/admin/regions`; the database then wins).
     #[serde(default)]
     pub regions: Vec<RegionSpec>,
+    /// Terminals registered on start when the database does not have them yet (`/v1/admin/terminals`
+    /// registers more; the database then wins). Only registered terminals may send requests.
+    #[serde(default)]
+    pub terminals: Vec<TerminalSpec>,
     #[serde(default)]
     pub limits: Limits,
     #[serde(default)]
@@ -306,6 +312,13 @@ impl Config {
         self.business_day()?;
         for r in &self.regions {
             region::region_row(r, self, 0).map_err(|e| ConfigError::Invalid(format!("region {}: {e}", r.id)))?;
+        }
+        let mut terminal_ids = std::collections::HashSet::new();
+        for t in &self.terminals {
+            t.row(0).map_err(|e| ConfigError::Invalid(format!("terminal {}: {e}", t.id)))?;
+            if !terminal_ids.insert(t.id.as_str()) {
+                return bad(format!("terminal {} is registered twice", t.id));
+            }
         }
         if self.platform.par_prefix.len() != 4 || !self.platform.par_prefix.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return bad("platform.par_prefix must be 4 letters or digits".into());

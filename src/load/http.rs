@@ -107,6 +107,34 @@ impl Rest {
         Ok(id)
     }
 
+    /// Registers terminal `id` (DE41) for `merchant` (DE42) in the terminal registry (201, or 200
+    /// when it was already).
+    pub async fn terminal(&self, id: &str, merchant: &str) -> Result<(), LoadError> {
+        let body = json!({ "id": id, "merchant_id": merchant });
+        self.expect(&self.keys.admin, "/v1/admin/terminals", &body, &[200, 201]).await.map(|_| ())
+    }
+
+    /// Registers every terminal of `terminals` (id, merchant), `parallel` requests at a time.
+    pub async fn terminals(&self, terminals: Vec<(String, &'static str)>, parallel: usize) -> Result<(), LoadError> {
+        let terminals = Arc::new(terminals);
+        let next = Arc::new(AtomicUsize::new(0));
+        let mut tasks = tokio::task::JoinSet::<Result<(), LoadError>>::new();
+        for _ in 0..parallel.max(1) {
+            let (rest, terminals, next) = (self.clone(), terminals.clone(), next.clone());
+            tasks.spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((id, merchant)) = terminals.get(i) else { return Ok(()) };
+                    rest.terminal(id, merchant).await?;
+                }
+            });
+        }
+        while let Some(r) = tasks.join_next().await {
+            r.map_err(|e| LoadError::Setup(format!("terminal registration task: {e}")))??;
+        }
+        Ok(())
+    }
+
     /// A one-time token of `instrument`.
     pub async fn token(&self, instrument: &str) -> Result<String, LoadError> {
         let v = self.expect(&self.keys.app, "/v1/tokens", &json!({ "instrument_id": instrument }), &[201]).await?;

@@ -97,6 +97,12 @@ struct Expect {
     code: &'static str,
 }
 
+/// What an answer is matched to its request by: DE41 and DE11 (a connection may carry several
+/// terminals, each with its own STANs).
+fn key_of(msg: &Message) -> Option<String> {
+    Some(format!("{}/{}", msg.terminal_id().unwrap_or(""), msg.stan()?))
+}
+
 struct Pending {
     sent: Instant,
     op: &'static str,
@@ -107,8 +113,9 @@ struct Pending {
 /// The state the writer, the reader and the driver share on one connection.
 #[derive(Default)]
 pub struct Shared {
+    /// Outstanding requests by [`key_of`].
     pending: HashMap<String, Pending>,
-    /// STANs already counted as timed out, so that their late answers are not counted again.
+    /// Keys already counted as timed out, so that their late answers are not counted again.
     timed_out: HashSet<String>,
     /// Approved payments not yet followed up, oldest first.
     pub approved: VecDeque<Paid>,
@@ -119,9 +126,9 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// Removes `stan` from the outstanding requests, keeping `payments_in_flight` in step.
-    fn take(&mut self, stan: &str) -> Option<Pending> {
-        let p = self.pending.remove(stan)?;
+    /// Removes `key` from the outstanding requests, keeping `payments_in_flight` in step.
+    fn take(&mut self, key: &str) -> Option<Pending> {
+        let p = self.pending.remove(key)?;
         if p.paid.is_some() {
             self.payments_in_flight = self.payments_in_flight.saturating_sub(1);
         }
@@ -134,9 +141,8 @@ impl Shared {
         let msg = match Message::decode(bytes) {
             Ok(m) => m,
             Err(e) => {
-                // Attribute it to its request when its DE11 can still be read.
-                let stan = e.partial().and_then(|p| p.stan()).map(str::to_string);
-                match stan.and_then(|s| self.take(&s)) {
+                // Attribute it to its request when its DE41 and DE11 can still be read.
+                match e.partial().and_then(key_of).and_then(|k| self.take(&k)) {
                     Some(p) => {
                         let op = self.stats.op(p.op);
                         op.answered("--", micros(now - p.sent));
@@ -147,8 +153,9 @@ impl Shared {
                 return;
             }
         };
-        let Some(p) = msg.stan().and_then(|s| self.take(s)) else {
-            if msg.stan().is_some_and(|s| self.timed_out.remove(s)) {
+        let key = key_of(&msg);
+        let Some(p) = key.as_deref().and_then(|k| self.take(k)) else {
+            if key.is_some_and(|k| self.timed_out.remove(&k)) {
                 self.stats.late += 1;
             } else {
                 self.stats.stray(Wrong::Unmatched);
@@ -174,19 +181,19 @@ impl Shared {
     fn sweep(&mut self, now: Instant) {
         let expired: Vec<String> =
             self.pending.iter().filter(|(_, p)| now >= p.sent + REQUEST_TIMEOUT).map(|(k, _)| k.clone()).collect();
-        for stan in expired {
-            if let Some(p) = self.take(&stan) {
+        for key in expired {
+            if let Some(p) = self.take(&key) {
                 self.stats.op(p.op).wrong(Wrong::Timeout);
-                self.timed_out.insert(stan);
+                self.timed_out.insert(key);
             }
         }
     }
 
     /// The connection broke: every outstanding request is wrong, and nothing more is sent.
     fn fail_all(&mut self) {
-        let stans: Vec<String> = self.pending.keys().cloned().collect();
-        for stan in stans {
-            if let Some(p) = self.take(&stan) {
+        let keys: Vec<String> = self.pending.keys().cloned().collect();
+        for key in keys {
+            if let Some(p) = self.take(&key) {
                 self.stats.op(p.op).wrong(Wrong::Connection);
             }
         }
@@ -279,7 +286,7 @@ pub async fn run_connection<D: Driver>(
             }
         };
         let Outgoing { msg, op, code, paid } = *out;
-        let (Some(stan), Ok(frame)) = (msg.stan().map(str::to_string), msg.encode().map(|b| encode_frame(&b))) else {
+        let (Some(key), Ok(frame)) = (key_of(&msg), msg.encode().map(|b| encode_frame(&b))) else {
             lock(&shared).stats.stray(Wrong::Build);
             break;
         };
@@ -300,7 +307,7 @@ pub async fn run_connection<D: Driver>(
             if paid.is_some() {
                 sh.payments_in_flight += 1;
             }
-            sh.pending.insert(stan, Pending { sent: Instant::now(), op, expect, paid });
+            sh.pending.insert(key, Pending { sent: Instant::now(), op, expect, paid });
         }
         if wr.write_all(&frame).await.is_err() {
             lock(&shared).fail_all();

@@ -157,12 +157,18 @@ fn run_nonce() -> Result<u32, LoadError> {
     Ok(u32::from_be_bytes(bytes))
 }
 
-/// DE41 of connection `i`: `L`, three base-36 characters of the run, four digits.
+/// DE41 of connection `i`: `L`, three base-36 characters of the run, four digits. Its local-currency
+/// payments (another merchant, so another terminal) go as `M…` with the same characters.
 fn terminal_id(nonce: u32, i: usize) -> String {
     const B36: &[u8; 36] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
     let n = nonce as usize;
     let c = |k: usize| char::from(B36[(n / 36usize.pow(k as u32)) % 36]);
     format!("L{}{}{}{:04}", c(2), c(1), c(0), i % 10_000)
+}
+
+/// DE41 of connection `i`'s local-currency payments (see [`terminal_id`]).
+fn local_terminal_id(nonce: u32, i: usize) -> String {
+    format!("M{}", &terminal_id(nonce, i)[1..])
 }
 
 /// Test card `i` of this run: BIN 411111 (issuer `hanbit`) or 555555 (`nuri`) in turn, a serial
@@ -249,6 +255,14 @@ pub async fn run(opts: &LoadOptions) -> Result<Report, LoadError> {
     }
 
     let terminal = |i: usize| Requests::new(&terminal_id(nonce, i), modes::MERCHANT);
+    // Only registered terminals may pay: this run's, each for its one merchant.
+    let mut terminals: Vec<(String, &'static str)> =
+        (0..conns).map(|i| (terminal_id(nonce, i), modes::MERCHANT)).collect();
+    if opts.mode == Mode::Mixed {
+        terminals.extend((0..conns).map(|i| (local_terminal_id(nonce, i), modes::LOCAL_MERCHANT)));
+    }
+    eprintln!("tsp load: registering {} terminals", terminals.len());
+    rest.terminals(terminals, SETUP_PARALLEL).await?;
 
     if opts.mode == Mode::Pay {
         let per: Vec<usize> = (0..conns).map(|i| quota(i).unwrap_or(0) as usize).collect();
@@ -294,7 +308,8 @@ pub async fn run(opts: &LoadOptions) -> Result<Report, LoadError> {
             per_kind[k.index()] = tokens.by_ref().take(n[k.index()]).collect();
             per_kind[k.index()].reverse();
         }
-        drivers.push(modes::Mixed::new(terminal(i), steps, per_kind));
+        let local = Requests::new(&local_terminal_id(nonce, i), modes::LOCAL_MERCHANT);
+        drivers.push(modes::Mixed::new(terminal(i), local, steps, per_kind));
     }
     report.setup_seconds = setup_started.elapsed().as_secs_f64();
     let (secs, results) = drive(&opts.iso, drivers, opts.pipeline, duration).await;
@@ -362,6 +377,7 @@ mod tests {
         assert_eq!(parts, [3, 3, 2, 2]);
         assert_eq!(terminal_id(0, 7), "L0000007");
         assert_eq!(terminal_id(36 * 36 * 36 - 1, 12), "LZZZ0012");
+        assert_eq!(local_terminal_id(36 * 36 * 36 - 1, 12), "MZZZ0012");
         let pan = test_pan(123_456, 3).unwrap();
         assert!(pan.starts_with("555555") && pan.len() == 16 && crate::luhn::is_valid(&pan), "{pan}");
         assert!(test_pan(u32::MAX, 9_999).is_ok_and(|p| p.len() == 16 && p.starts_with("555555")));

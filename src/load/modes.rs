@@ -144,7 +144,10 @@ fn op_name(step: Step, kind: Kind) -> &'static str {
 
 /// Payments of the three kinds, partial cancels and reversals on one connection.
 pub struct Mixed {
+    /// The terminal of card and gift payments ([`MERCHANT`]).
     term: Requests,
+    /// The terminal of local-currency payments ([`LOCAL_MERCHANT`]): a terminal pays for one merchant.
+    local: Requests,
     /// Tokens per kind (card, gift, local), used from the back.
     tokens: [Vec<String>; 3],
     steps: Vec<Step>,
@@ -153,31 +156,29 @@ pub struct Mixed {
 }
 
 impl Mixed {
-    pub fn new(term: Requests, steps: Vec<Step>, tokens: [Vec<String>; 3]) -> Mixed {
-        Mixed { term, tokens, steps, pos: 0, skipped: 0 }
+    pub fn new(term: Requests, local: Requests, steps: Vec<Step>, tokens: [Vec<String>; 3]) -> Mixed {
+        Mixed { term, local, tokens, steps, pos: 0, skipped: 0 }
     }
 
-    fn merchant(&mut self, kind: Kind) {
-        let m = if kind == Kind::Local { LOCAL_MERCHANT } else { MERCHANT };
-        self.term.merchant_id = format!("{m:<15.15}");
+    /// The terminal that pays (and follows up) a payment of `kind`.
+    fn terminal(&mut self, kind: Kind) -> &mut Requests {
+        if kind == Kind::Local { &mut self.local } else { &mut self.term }
     }
 
     fn build(&mut self, step: Step, paid: Option<Paid>) -> Option<Outgoing> {
         match (step, paid) {
             (Step::Pay(kind), _) => {
                 let token = self.tokens[kind.index()].pop()?;
-                self.merchant(kind);
-                let msg = self.term.purchase(&token, AMOUNT).ok()?;
+                let msg = self.terminal(kind).purchase(&token, AMOUNT).ok()?;
                 let paid = Paid { request: msg.clone(), amount: AMOUNT, kind };
                 Some(Outgoing { msg, op: op_name(step, kind), code: "00", paid: Some(paid) })
             }
             (Step::Cancel, Some(p)) => {
-                self.merchant(p.kind);
-                let msg = self.term.cancellation(&p.request, p.amount / 2).ok()?;
+                let msg = self.terminal(p.kind).cancellation(&p.request, p.amount / 2).ok()?;
                 Some(Outgoing { msg, op: op_name(step, p.kind), code: "00", paid: None })
             }
             (Step::Reverse, Some(p)) => {
-                let msg = self.term.reversal(&p.request).ok()?;
+                let msg = self.terminal(p.kind).reversal(&p.request).ok()?;
                 Some(Outgoing { msg, op: op_name(step, p.kind), code: "00", paid: None })
             }
             _ => None,

@@ -9,6 +9,7 @@ pub struct ResponseCode([u8; 2]);
 
 impl ResponseCode {
     pub const APPROVED: Self = Self(*b"00");
+    pub const INVALID_MERCHANT: Self = Self(*b"03");
     pub const DO_NOT_HONOR: Self = Self(*b"05");
     pub const INVALID_TRANSACTION: Self = Self(*b"12");
     pub const INVALID_AMOUNT: Self = Self(*b"13");
@@ -19,6 +20,7 @@ impl ResponseCode {
     pub const INSUFFICIENT_FUNDS: Self = Self(*b"51");
     pub const CARD_EXPIRED: Self = Self(*b"54");
     pub const NOT_PERMITTED: Self = Self(*b"57");
+    pub const TERMINAL_NOT_PERMITTED: Self = Self(*b"58");
     pub const EXCEEDS_LIMIT: Self = Self(*b"61");
     pub const INSTRUMENT_BLOCKED: Self = Self(*b"62");
     pub const EXCEEDS_CANCELLABLE: Self = Self(*b"64");
@@ -44,6 +46,7 @@ impl ResponseCode {
     pub fn meaning(&self) -> &'static str {
         match &self.0 {
             b"00" => "approved",
+            b"03" => "invalid merchant",
             b"05" => "do not honor",
             b"12" => "invalid transaction",
             b"13" => "invalid amount",
@@ -54,6 +57,7 @@ impl ResponseCode {
             b"51" => "insufficient funds",
             b"54" => "card expired",
             b"57" => "not permitted for this instrument here",
+            b"58" => "terminal not permitted",
             b"61" => "exceeds the amount limit",
             b"62" => "instrument suspended or deleted",
             b"64" => "exceeds what is left to cancel",
@@ -86,6 +90,18 @@ impl ResponseCode {
             Error::TokenRangeExhausted | Error::KeysChanged | Error::Hsm(_) | Error::Store(_) | Error::Internal(_) => {
                 Self::SYSTEM_ERROR
             }
+        }
+    }
+}
+
+/// The terminal registry's refusals: `03` for a merchant that is not the terminal's, `58` for a
+/// terminal that may not send this (unknown, suspended, or not through its VAN).
+impl From<crate::terminals::Refusal> for ResponseCode {
+    fn from(r: crate::terminals::Refusal) -> Self {
+        use crate::terminals::Refusal;
+        match r {
+            Refusal::ForeignMerchant => Self::INVALID_MERCHANT,
+            Refusal::Unknown | Refusal::Suspended | Refusal::WrongVan => Self::TERMINAL_NOT_PERMITTED,
         }
     }
 }

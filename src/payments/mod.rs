@@ -7,6 +7,9 @@
 //! policy), `chip` (ARQC in, ARPC out), `reply` (the one answer builder), `advice` (the `0420`s
 //! owed to issuers), `recovery` (transactions cut off by a crash).
 //!
+//! A request that names a terminal passes the terminal registry first (`crate::terminals::admit`):
+//! an unknown or suspended terminal gets `58`, a foreign merchant `03`, nothing recorded.
+//!
 //! Every recorded request is first claimed under its duplicate key (message class, DE41, DE11, DE7,
 //! DE32): a repeat gets the first answer again with no second effect, the same key with other
 //! content gets `94`. The answer is stored with the transaction before it is sent.
@@ -37,6 +40,8 @@ use crate::hsm::Hsm;
 use crate::iso8583::{Message, Mti};
 use crate::issuer::host::IssuerHost;
 use crate::store::{Claim, LeaseEnd, Store, TxnKind, TxnRow, TxnStatus};
+use crate::terminals::Registry;
+use crate::tls::PeerIdentity;
 use crate::tokens::Tokens;
 use crate::vault::Vault;
 use chip::Chip;
@@ -56,6 +61,8 @@ pub struct Payments {
     pub(crate) clock: Clock,
     /// Authorization hosts by issuer id.
     pub(crate) hosts: HashMap<String, Arc<dyn IssuerHost>>,
+    /// Which terminals may send requests.
+    pub(crate) terminals: Arc<Registry>,
 }
 
 /// What the front should do with a frame.
@@ -76,18 +83,47 @@ impl Payments {
         clock: Clock,
         hosts: HashMap<String, Arc<dyn IssuerHost>>,
     ) -> Self {
-        Payments { store, tokens, vault, hsm, config, clock, hosts }
+        let terminals = Arc::new(Registry::new(store.clone()));
+        Payments { store, tokens, vault, hsm, config, clock, hosts, terminals }
     }
 
-    /// Handles one decoded request.
-    pub async fn handle(&self, msg: Message) -> Answer {
+    /// The terminal registry this front checks requests against (the admin API changes it through
+    /// the same value, so its cache sees each change at once).
+    pub fn terminals(&self) -> Arc<Registry> {
+        self.terminals.clone()
+    }
+
+    /// Handles one decoded request that came over a connection whose client certificate says `peer`
+    /// (None: clear text, or TLS without a client certificate).
+    pub async fn handle(&self, msg: Message, peer: Option<&PeerIdentity>) -> Answer {
         let started = Instant::now();
         let req = Request::parse(&msg);
         let Some(resp_mti) = req.resp_mti else { return Answer::Nothing };
-        let answer = self.answer(&req, resp_mti, started).await;
+        let answer = match self.admit(&req, peer).await {
+            Ok(()) => self.answer(&req, resp_mti, started).await,
+            Err(code) => Reply::to(req.msg, resp_mti, code),
+        };
         let code = answer.response_code().unwrap_or("none");
         crate::metrics::get().iso(msg.mti().as_str(), code, started.elapsed());
         encode(answer)
+    }
+
+    /// The terminal registry's verdict on a request that names a terminal (DE41). Echoes and
+    /// messages without DE41 pass: the flows answer those (`30` where DE41 is needed).
+    async fn admit(&self, req: &Request<'_>, peer: Option<&PeerIdentity>) -> Result<(), ResponseCode> {
+        if matches!(req.command, Command::Echo) {
+            return Ok(());
+        }
+        let Some(id) = req.terminal.filter(|t| !t.is_empty()) else { return Ok(()) };
+        let t = self.terminals.lookup(id).await.map_err(|e| {
+            tracing::error!(error = %e, "terminal registry unavailable");
+            ResponseCode::SYSTEM_ERROR
+        })?;
+        let reversal = matches!(req.command, Command::Reversal);
+        crate::terminals::admit(t.as_deref(), req.merchant, peer, reversal).map_err(|refusal| {
+            tracing::info!(terminal = id, ?refusal, "request refused by the terminal registry");
+            ResponseCode::from(refusal)
+        })
     }
 
     async fn answer(&self, req: &Request<'_>, resp_mti: Mti, started: Instant) -> Reply {

@@ -64,6 +64,8 @@ pub(super) struct Request<'m> {
     pub number: Option<&'m str>,
     /// DE14, `YYMM`.
     pub expiry: Option<&'m str>,
+    /// DE41 without the fixed-length field's trailing spaces.
+    pub terminal: Option<&'m str>,
     /// DE42 without the fixed-length field's trailing spaces.
     pub merchant: Option<&'m str>,
     /// DE22.
@@ -87,6 +89,7 @@ impl<'m> Request<'m> {
             currency: msg.currency_code(),
             number: msg.pan(),
             expiry: msg.expiry(),
+            terminal: msg.terminal_id().map(str::trim_end),
             merchant: msg.merchant_id().map(str::trim_end),
             entry_mode: msg.pos_entry_mode(),
             original: msg.original_data(),

@@ -12,7 +12,7 @@ use governor::{Quota, RateLimiter};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::sync::{Semaphore, mpsc, watch};
 
-use super::{ConnectionPeer, Limits};
+use super::{ConnectionPeer, Limits, PeerIdentity};
 use crate::iso8583::Message;
 use crate::iso8583::frame::write_frame;
 use crate::payments::{Answer, Payments};
@@ -71,6 +71,7 @@ pub async fn run<S>(
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let client: Option<Arc<str>> = peer.identity.as_ref().and_then(|id| id.name()).map(Arc::from);
+    let identity: Option<Arc<PeerIdentity>> = peer.identity.map(Arc::new);
     let (mut rd, mut wr) = tokio::io::split(sock);
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(limits.max_in_flight);
     let writer = tokio::spawn(async move {
@@ -110,13 +111,13 @@ pub async fn run<S>(
         };
         let Ok(permit) = in_flight.clone().acquire_owned().await else { break };
         let over_rate = rate.as_ref().is_some_and(|r| r.check().is_err());
-        let (p, tx) = (payments.clone(), tx.clone());
+        let (p, tx, identity) = (payments.clone(), tx.clone(), identity.clone());
         // Every line this request causes, down to the issuer call, carries its id.
         let span = tracing::info_span!("iso", id = %uuid::Uuid::now_v7().simple(), client = client.as_deref());
         let task = async move {
             let answer = match Message::decode(&bytes) {
                 Ok(m) if over_rate => p.throttled(&m),
-                Ok(m) => p.handle(m).await,
+                Ok(m) => p.handle(m, identity.as_deref()).await,
                 Err(e) => {
                     tracing::info!(error = %e, "malformed ISO 8583 message");
                     match e.partial() {

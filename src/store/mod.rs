@@ -250,6 +250,30 @@ impl Store {
         dispatch!(self, s => s.merchant_owner(merchant_id).await)
     }
 
+    /// Registers a terminal or changes its merchant and VAN; true when it is new.
+    pub async fn upsert_terminal(&self, t: &TerminalRow) -> StoreResult<bool> {
+        dispatch!(self, s => s.upsert_terminal(t).await)
+    }
+
+    pub async fn terminal(&self, id: &str) -> StoreResult<Option<TerminalRow>> {
+        dispatch!(self, s => s.terminal(id).await)
+    }
+
+    /// Every registered terminal, or a merchant's.
+    pub async fn terminals(&self, merchant: Option<&str>) -> StoreResult<Vec<TerminalRow>> {
+        dispatch!(self, s => s.terminals(merchant).await)
+    }
+
+    /// Suspends or resumes a terminal; false when there is none with this id.
+    pub async fn set_terminal_status(&self, id: &str, status: TerminalStatus, now: i64) -> StoreResult<bool> {
+        dispatch!(self, s => s.set_terminal_status(id, status, now).await)
+    }
+
+    /// Removes a terminal from the registry; false when there was none.
+    pub async fn delete_terminal(&self, id: &str) -> StoreResult<bool> {
+        dispatch!(self, s => s.delete_terminal(id).await)
+    }
+
     /// Appends an audit row chained to the last one (see `crate::audit`).
     pub async fn append_audit(
         &self,

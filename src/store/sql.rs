@@ -4,7 +4,7 @@
 //! (`FOR UPDATE` on PostgreSQL; SQLite has one writer, so nothing) and the statement that makes a read
 //! transaction one snapshot. Each backend expands [`sql_store!`] for its own types; the
 //! backend files keep only connecting and migrating. The methods live by aggregate, one file each
-//! under `sql/` (vault, tokens, audit, transactions, stored value, local currency); this file keeps
+//! under `sql/` (vault, tokens, audit, transactions, stored value, local currency, terminals); this file keeps
 //! the column lists, the helpers several aggregates share inside one database transaction (ledger
 //! postings, advices, leases, reservations) and the macro that puts them together.
 
@@ -20,6 +20,8 @@ mod transactions;
 mod stored_value;
 #[macro_use]
 mod local;
+#[macro_use]
+mod terminals;
 
 // Column lists as macros so every statement stays a `&'static str` (sqlx refuses run-time SQL).
 macro_rules! instrument_cols {
@@ -333,5 +335,6 @@ macro_rules! sql_store {
             seed_indexes = $seed_indexes,
             audit_lock = $audit_lock
         );
+        sql_terminals!($Store);
     };
 }

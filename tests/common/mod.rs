@@ -293,6 +293,24 @@ impl TestServer {
         (status, answer)
     }
 
+    /// Registers terminal `id` for `merchant` (DE41/DE42, trailing spaces ignored) in the terminal
+    /// registry, as an operator does; only registered terminals may pay.
+    pub async fn register_terminal(&self, id: &str, merchant: &str) {
+        let body = serde_json::json!({ "id": id.trim_end(), "merchant_id": merchant.trim_end() });
+        let (st, v) = self.post(&self.keys.admin, "/v1/admin/terminals", body).await;
+        assert!(st == 201 || st == 200, "terminal {id} for {merchant}: {st} {v}");
+    }
+
+    /// A test terminal (`common::iso::Terminal`) connected to this server's ISO 8583 front as `id`
+    /// paying for `merchant`, registered first.
+    pub async fn terminal_as(&self, id: &str, merchant: &str) -> iso::Terminal {
+        self.register_terminal(id, merchant).await;
+        let mut t = iso::Terminal::connect(&self.iso).await;
+        t.terminal_id = id.to_string();
+        t.merchant_id = format!("{merchant:<15}");
+        t
+    }
+
     pub async fn post_raw(&self, key: Option<&str>, path: &str, body: Vec<u8>) -> (u16, Value) {
         let body_copy = body.clone();
         let mut req = self.http.post(self.url(path)).header("content-type", "application/json").body(body);

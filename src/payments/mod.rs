@@ -36,6 +36,7 @@ use crate::config::Config;
 use crate::hsm::Hsm;
 use crate::iso8583::{Message, Mti};
 use crate::issuer::host::IssuerHost;
+use crate::money::Amount;
 use crate::store::{Claim, LeaseEnd, Store, TxnKind, TxnRow, TxnStatus};
 use crate::tokens::Tokens;
 use crate::vault::Vault;
@@ -82,7 +83,7 @@ impl Payments {
     /// Handles one decoded request.
     pub async fn handle(&self, msg: Message) -> Answer {
         let started = Instant::now();
-        let req = Request::parse(&msg);
+        let req = Request::parse(&msg, &self.config);
         let Some(resp_mti) = req.resp_mti else { return Answer::Nothing };
         let answer = self.answer(&req, resp_mti, started).await;
         let code = answer.response_code().unwrap_or("none");
@@ -247,7 +248,7 @@ impl InFlight<'_> {
     async fn decline(
         &mut self,
         code: ResponseCode,
-        release: Option<(&str, i64)>,
+        release: Option<(&str, Amount)>,
         owe_advice: bool,
     ) -> crate::Result<Reply> {
         let resp = self.reply(code).await?;

@@ -15,6 +15,9 @@ mod sqlite;
 
 pub use records::*;
 
+use crate::money::{Amount, Currencies};
+use std::sync::Arc;
+
 use std::path::Path;
 
 /// Storage failures. Their text never contains stored values.
@@ -84,6 +87,23 @@ impl Store {
                 "unsupported database URL scheme (expected postgres:// or sqlite://): {}",
                 url.split(':').next().unwrap_or("")
             ))),
+        }
+    }
+
+    /// The store, reading amounts back with `currencies` (the configuration's): each row's stored
+    /// minor units at the scale of the row's own currency (see `crate::money`). A store without them
+    /// reads no row that holds money (the `tsp migrate`/`audit` commands need none).
+    pub fn with_currencies(self, currencies: Currencies) -> Store {
+        let money = Some(Arc::new(currencies));
+        match self.0 {
+            Backend::Sqlite(mut s) => {
+                s.money = money;
+                Store(Backend::Sqlite(s))
+            }
+            Backend::Postgres(mut s) => {
+                s.money = money;
+                Store(Backend::Postgres(s))
+            }
         }
     }
 
@@ -371,7 +391,13 @@ impl Store {
     }
 
     /// Reserves a card cancel's amount on its payment and records the cancel, together.
-    pub async fn reserve_cancel_for(&self, t: &TxnRow, original_id: &str, amount: i64, now: i64) -> StoreResult<bool> {
+    pub async fn reserve_cancel_for(
+        &self,
+        t: &TxnRow,
+        original_id: &str,
+        amount: Amount,
+        now: i64,
+    ) -> StoreResult<bool> {
         dispatch!(self, s => s.reserve_cancel_for(t, original_id, amount, now).await)
     }
 
@@ -386,7 +412,7 @@ impl Store {
         &self,
         t: &TxnRow,
         lease: LeaseEnd,
-        release: Option<(&str, i64)>,
+        release: Option<(&str, Amount)>,
         advice: Option<&AdviceRow>,
         now: i64,
     ) -> StoreResult<bool> {
@@ -454,7 +480,7 @@ impl Store {
     pub async fn cancel_stored_value(
         &self,
         original_id: &str,
-        amount: i64,
+        amount: Amount,
         t: &TxnRow,
         entry: &crate::ledger::JournalEntry,
         now: i64,
@@ -467,7 +493,7 @@ impl Store {
         original_id: &str,
         reversal: &TxnRow,
         entry: Option<&crate::ledger::JournalEntry>,
-        release: Option<(&str, i64)>,
+        release: Option<(&str, Amount)>,
         now: i64,
     ) -> StoreResult<bool> {
         dispatch!(self, s => s.reverse_stored_value(original_id, reversal, entry, release, now).await)

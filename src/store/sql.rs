@@ -137,6 +137,13 @@ macro_rules! sql_store {
         seed_indexes = $seed_indexes:literal,
         audit_lock = $audit_lock:literal
     ) => {
+        impl $Store {
+            /// What reads this store's rows' amounts (see [`Money`]).
+            fn money(&self) -> Money<'_> {
+                Money(self.money.as_deref())
+            }
+        }
+
         /// Writes a journal entry: the entry, its postings, and each account's cached balance, on `conn`
         /// (inside the caller's transaction). `Ok(false)` when a stored-value account would go negative:
         /// the caller drops the transaction and nothing is written.
@@ -233,7 +240,7 @@ macro_rules! sql_store {
 
         /// Gives a cancel's reservation of `amount` back to the payment `id`, inside the caller's
         /// transaction.
-        async fn give_back(conn: &mut $Conn, id: &str, amount: i64, now: i64) -> StoreResult<()> {
+        async fn give_back(conn: &mut $Conn, id: &str, amount: Amount, now: i64) -> StoreResult<()> {
             sqlx::query("UPDATE transactions SET cancelled_amount = cancelled_amount - $2, updated_at = $3 WHERE id = $1")
                 .bind(id)
                 .bind(amount)

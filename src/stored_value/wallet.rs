@@ -307,7 +307,7 @@ pub struct Plan {
     pub consume_token: Option<String>,
     pub new_payment: Option<LocalPaymentRow>,
     pub payment_update: Option<LocalPaymentRow>,
-    pub cancel: Option<(String, i64)>,
+    pub cancel: Option<(String, Amount)>,
     pub reverse: Option<String>,
     pub txn: Option<TxnRow>,
 }

@@ -135,7 +135,7 @@ macro_rules! sql_stored_value {
             pub async fn cancel_stored_value(
                 &self,
                 original_id: &str,
-                amount: i64,
+                amount: Amount,
                 t: &TxnRow,
                 entry: &JournalEntry,
                 now: i64,
@@ -174,7 +174,7 @@ macro_rules! sql_stored_value {
                 original_id: &str,
                 reversal: &TxnRow,
                 entry: Option<&JournalEntry>,
-                release: Option<(&str, i64)>,
+                release: Option<(&str, Amount)>,
                 now: i64,
             ) -> StoreResult<bool> {
                 let mut w = self.atomic_writer().await?;

@@ -462,8 +462,8 @@ impl Store {
         dispatch!(self, s => s.register_gift(gift_id, i).await)
     }
 
-    /// A ledger account's cached balance in minor units (0 for an account never posted to).
-    pub async fn account_balance(&self, id: &str) -> StoreResult<i64> {
+    /// A ledger account's cached balance, in its currency (None for an account never posted to).
+    pub async fn account_balance(&self, id: &str) -> StoreResult<Option<Amount>> {
         dispatch!(self, s => s.account_balance(id).await)
     }
 

@@ -216,6 +216,21 @@ mod tests {
     }
 
     #[test]
+    fn de4_becomes_an_amount_in_the_de49_currency() {
+        let shown = |de49: Option<&str>| {
+            let mut fields = vec![(4u8, "000000001250")];
+            fields.extend(de49.map(|c| (49u8, c)));
+            let m = msg(Mti::FINANCIAL_REQUEST, &fields);
+            Request::parse(&m, &config()).amount.map(|a| (a.to_string(), a.to_minor()))
+        };
+        assert_eq!(shown(Some("840")), Some(("12.50".into(), Some(1_250))));
+        assert_eq!(shown(Some("410")), Some(("1250".into(), Some(1_250))));
+        // Absent: the platform's currency. Not configured: the bare count, still echoed as it came.
+        assert_eq!(shown(None), Some(("1250".into(), Some(1_250))));
+        assert_eq!(shown(Some("999")), Some(("1250".into(), Some(1_250))));
+    }
+
+    #[test]
     fn a_request_without_its_key_fields_is_not_recorded() {
         let full = [(3u8, "000000"), (7, "1123103000"), (11, "000042"), (32, "12345"), (41, "TERM0001")];
         assert!(Request::parse(&msg(Mti::FINANCIAL_REQUEST, &full), &config()).new_txn(1).is_some());

@@ -310,7 +310,8 @@ pub async fn build(opts: &ServeOptions) -> Result<AppState, StartError> {
 pub async fn build_with(opts: &ServeOptions, hsm: Hsm) -> Result<AppState, StartError> {
     let config = Arc::new(load_config(opts.config.as_deref())?);
     ensure_dir(&opts.data_dir)?;
-    let store = open_store(&opts.data_dir, opts.database_url.as_deref()).await?;
+    let store =
+        open_store(&opts.data_dir, opts.database_url.as_deref()).await?.with_currencies(config.currency_table());
     println!("tsp: {} database at migration {}", store.backend(), store.migrations().await?);
     let clock = Clock::system();
     let issuers = Arc::new(Issuers::from_config(&config));

@@ -61,8 +61,9 @@ async fn cancel_type(state: &crate::api::AppState, m: &crate::iso8583::Message) 
 /// `(principal 8000 + bonus 2000)` as a stored-value transaction moved it.
 async fn split(state: &crate::api::AppState, m: &crate::iso8583::Message) -> String {
     let Some(t) = stored(state, m).await else { return String::new() };
-    let mut s = format!("(principal {} + bonus {}", t.principal.unwrap_or(0), t.bonus.unwrap_or(0));
-    if let Some(f) = t.forfeited.filter(|f| *f > 0) {
+    let shown = |a: Option<crate::money::Amount>| a.map_or_else(|| "0".to_string(), |a| a.to_string());
+    let mut s = format!("(principal {} + bonus {}", shown(t.principal), shown(t.bonus));
+    if let Some(f) = t.forfeited.filter(|f| f.is_positive()) {
         s.push_str(&format!(", forfeited {f}"));
     }
     s.push(')');
@@ -325,7 +326,7 @@ async fn story(out: &mut dyn Write, dir: &std::path::Path) -> Result<(), String>
                 out,
                 "     {:<9} {:>8} KRW  {}  {:<8} {} {}",
                 r.kind,
-                r.amount.unwrap_or(0),
+                r.amount.map_or_else(|| "0".to_string(), |a| a.to_string()),
                 r.response_code.as_deref().unwrap_or("--"),
                 r.status,
                 r.masked_pan.as_deref().unwrap_or(""),

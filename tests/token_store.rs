@@ -7,8 +7,9 @@ mod common;
 use std::sync::Arc;
 
 use tsp::app::{ServeOptions, build};
+use tsp::money::Amount;
 use tsp::requestors::{self, Requestor, Scope};
-use tsp::store::{Consume, InsertToken, Store};
+use tsp::store::{Claim, Consume, InsertToken, Store, StoreError, TxnRow};
 use tsp::tokens::TokenOptions;
 
 async fn setup() -> (tempfile::TempDir, tsp::api::AppState, Requestor, Option<String>) {
@@ -145,4 +146,47 @@ async fn a_token_number_is_unique_among_live_tokens_and_never_a_registered_pan()
     let late_fp = state.vault.fingerprint(1, &late.token).await.unwrap();
     assert_eq!(state.store.insert_token(&late, [&late_fp, &late_fp]).await.unwrap(), InsertToken::InstrumentNotActive);
     assert_eq!(state.store.token(&live.row.id).await.unwrap().unwrap().state, "revoked");
+}
+
+/// Amounts come back at the scale of the row's own currency (DE49 `840` in cents, `410` in won, none
+/// in the platform's, one nobody configured as its bare count), and a store not given the currencies
+/// refuses to read money rather than guess a scale.
+#[tokio::test]
+async fn stored_amounts_read_back_at_their_rows_currency() {
+    let (dir, state, _, url) = setup().await;
+    let cur = |c: &str| state.config.currency(c).unwrap().clone();
+    let (usd, krw) = (cur("USD"), cur("KRW"));
+    let cases = [
+        ("000001", Some("840"), Amount::from_minor(1_250, &usd), "12.50"),
+        ("000002", Some("410"), Amount::from_minor(11_000, &krw), "11000"),
+        ("000003", None, Amount::from_minor(11_000, &krw), "11000"),
+        ("000004", Some("999"), Amount::from_de4(1_234, None), "1234"),
+    ];
+    for (stan, de49, amount, shown) in cases {
+        let row = TxnRow {
+            id: format!("txn_amount_{stan}"),
+            mti: "0200".into(),
+            msg_class: "02".into(),
+            terminal_id: "TERM0001".into(),
+            stan: stan.into(),
+            transmitted: "1123103000".into(),
+            acquirer_id: "00000012345".into(),
+            amount: Some(amount),
+            principal: Some(amount),
+            currency: de49.map(Into::into),
+            created_at: 1,
+            updated_at: 1,
+            ..Default::default()
+        };
+        assert!(matches!(state.store.claim_transaction(&row).await.unwrap(), Claim::New));
+        let back = state.store.transaction(&row.id).await.unwrap().unwrap();
+        assert_eq!(back.amount.map(|a| a.to_string()).as_deref(), Some(shown), "DE49 {de49:?}");
+        assert_eq!((back.amount, back.principal), (Some(amount), Some(amount)));
+        assert_eq!(back.amount.unwrap().scale(), amount.scale(), "DE49 {de49:?}");
+        assert!(back.cancelled_amount.is_zero() && back.cancelled_amount.scale() == amount.scale());
+        assert_eq!(back.amount.unwrap().stored_minor(), amount.stored_minor());
+    }
+    let db = dir.path().join("data").join("tsp.db");
+    let bare = Store::open_url(&url.unwrap_or_else(|| format!("sqlite://{}", db.display()))).await.unwrap();
+    assert!(matches!(bare.transaction("txn_amount_000001").await, Err(StoreError::Corrupt(_))));
 }

@@ -278,7 +278,7 @@ pub async fn issue_gift(
         crate::stored_value::gift::issue(&s.store, &s.config, &b.face_value, &b.currency, expires_ms, s.clock.now_ms())
             .await?;
     tracing::info!(admin = %admin.id, gift = %g.row.id, "gift certificate issued");
-    let face = crate::money::Amount::from_minor(g.row.face_value, &g.currency).to_string();
+    let face = g.row.face_value.to_string();
     s.audit(
         Event::new(&admin.id, "gift.issue", Some(g.row.id.clone()))
             .detail(json!({ "face_value": face, "currency": g.currency.code })),
@@ -303,7 +303,8 @@ fn region_view(r: &crate::store::RegionRow, cur: Option<&crate::money::Currency>
         "name": r.name,
         "currency": r.currency,
         "incentive_rate": r.incentive_rate,
-        "monthly_bonus_cap": cur.map(|c| crate::money::Amount::from_minor(r.monthly_bonus_cap, c).to_string()),
+        // Shown only in a currency the configuration knows.
+        "monthly_bonus_cap": cur.map(|_| r.monthly_bonus_cap.to_string()),
         "bonus_lifetime_seconds": r.bonus_lifetime_seconds,
         "cancel_restore": r.cancel_restore,
         "merchants": merchants,

@@ -273,9 +273,9 @@ pub async fn balance(State(s): State<AppState>, caller: Caller, Path(id): Path<S
             Ok(Json(json!({
                 "currency": cur.code,
                 "principal": principal.to_string(),
-                "bonus": crate::money::Amount::from_minor(0, &cur).to_string(),
+                "bonus": crate::money::Amount::zero(&cur).to_string(),
                 "refundable": refundable.to_string(),
-                "face_value": crate::money::Amount::from_minor(gift.face_value, &cur).to_string(),
+                "face_value": gift.face_value.to_string(),
                 "expires_at": crate::clock::rfc3339(gift.expires_at),
             })))
         }

@@ -10,7 +10,6 @@ use super::AppState;
 use super::error::ApiResult;
 use super::extract::{Caller, JsonBody, Scoped, scope};
 use crate::clock::rfc3339;
-use crate::money::Amount;
 use crate::requestors::Scope;
 use crate::store::TokenRow;
 use crate::tokens::TokenOptions;
@@ -29,7 +28,7 @@ fn restrictions(s: &AppState, t: &TokenRow, v: &mut Value) {
     v["merchant_id"] = json!(t.merchant_id);
     v["currency"] = json!(t.currency);
     let cur = t.currency.as_deref().and_then(|c| s.config.currency(c));
-    v["max_amount"] = json!(t.max_amount.zip(cur).map(|(m, c)| Amount::from_minor(m, c).to_string()));
+    v["max_amount"] = json!(t.max_amount.filter(|_| cur.is_some()).map(|m| m.to_string()));
     v["entry_modes"] = json!(t.entry_modes.as_deref().map(|m| m.split(',').collect::<Vec<_>>()));
 }
 

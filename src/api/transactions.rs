@@ -11,7 +11,6 @@ use super::AppState;
 use super::error::{ApiError, ApiResult};
 use super::extract::Caller;
 use crate::clock::rfc3339;
-use crate::money::Amount;
 use crate::requestors::Scope;
 use crate::store::TxnKind;
 use crate::store::TxnRow;
@@ -21,6 +20,7 @@ fn param<'a>(q: &'a str, name: &str) -> Option<&'a str> {
 }
 
 pub fn view(s: &AppState, t: &TxnRow) -> Value {
+    // Amounts only with a DE49 the configuration knows (they are in its currency).
     let cur = t.currency.as_deref().and_then(|c| s.config.currency(c));
     json!({
         "id": t.id,
@@ -28,7 +28,7 @@ pub fn view(s: &AppState, t: &TxnRow) -> Value {
         "status": t.status,
         "mti": t.mti,
         "response_code": t.response_code,
-        "amount": t.amount.zip(cur).map(|(a, c)| Amount::from_minor(a, c).to_string()),
+        "amount": t.amount.filter(|_| cur.is_some()).map(|a| a.to_string()),
         "currency": cur.map(|c| c.code.clone()),
         "instrument_id": t.instrument_id,
         "instrument_kind": t.instrument_kind,
@@ -45,10 +45,10 @@ pub fn view(s: &AppState, t: &TxnRow) -> Value {
         "issuer_response": t.issuer_response,
         "original_id": t.original_id,
         "cancel_type": t.cancel_type,
-        "principal": t.principal.zip(cur).map(|(a, c)| Amount::from_minor(a, c).to_string()),
-        "bonus": t.bonus.zip(cur).map(|(a, c)| Amount::from_minor(a, c).to_string()),
-        "forfeited": t.forfeited.zip(cur).map(|(a, c)| Amount::from_minor(a, c).to_string()),
-        "cancelled_amount": cur.filter(|_| t.kind == TxnKind::Purchase).map(|c| Amount::from_minor(t.cancelled_amount, c).to_string()),
+        "principal": t.principal.filter(|_| cur.is_some()).map(|a| a.to_string()),
+        "bonus": t.bonus.filter(|_| cur.is_some()).map(|a| a.to_string()),
+        "forfeited": t.forfeited.filter(|_| cur.is_some()).map(|a| a.to_string()),
+        "cancelled_amount": cur.filter(|_| t.kind == TxnKind::Purchase).map(|_| t.cancelled_amount.to_string()),
         "issuer_ms": t.issuer_ms,
         "total_ms": t.total_ms,
         "created_at": rfc3339(t.created_at),

@@ -277,7 +277,12 @@ impl Config {
     }
 
     pub fn currency(&self, code: &str) -> Option<&Currency> {
-        self.currencies.iter().find(|c| c.code.eq_ignore_ascii_case(code) || c.numeric == code)
+        crate::money::find(&self.currencies, code)
+    }
+
+    /// The currencies as the store needs them to read amounts back (`Store::with_currencies`).
+    pub fn currency_table(&self) -> crate::money::Currencies {
+        crate::money::Currencies::new(self.currencies.clone(), &self.platform.default_currency)
     }
 
     pub fn default_currency(&self) -> Option<&Currency> {

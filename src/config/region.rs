@@ -38,12 +38,13 @@ pub(crate) fn check_id(id: &str, code: &'static str, max: usize) -> Result<()> {
 }
 
 /// A decimal at the currency's scale that may be zero.
-fn parse_non_negative(text: &str, cur: &Currency, code: &'static str) -> Result<i64> {
+fn parse_non_negative(text: &str, cur: &Currency, code: &'static str) -> Result<Amount> {
     let bad = || Error::invalid(code, "must be a non-negative decimal at the currency's scale");
     if text == "0" {
-        return Ok(0);
+        return Ok(Amount::zero(cur));
     }
-    Amount::parse(text, cur).map_err(|_| bad())?.to_minor().ok_or_else(bad)
+    let a = Amount::parse(text, cur).map_err(|_| bad())?;
+    a.to_minor().map(|_| a).ok_or_else(bad)
 }
 
 /// Validates a region and gives the row to store.
@@ -66,17 +67,13 @@ pub fn region_row(spec: &RegionSpec, config: &Config, now: i64) -> Result<Region
         "pro_rata" => CancelRestore::ProRata,
         _ => return Err(Error::invalid("cancel_restore_invalid", "cancel_restore must be reverse or pro_rata")),
     };
-    RegionPolicy::new(cur.clone(), rate, Amount::from_minor(cap, &cur), spec.bonus_lifetime_seconds, restore).map_err(
-        |e| match e {
-            RuleError::InvalidConfig(m) if m.starts_with("incentive_rate") => {
-                Error::invalid("incentive_rate_invalid", m)
-            }
-            RuleError::InvalidConfig(m) if m.starts_with("bonus_lifetime") => {
-                Error::invalid("bonus_lifetime_seconds_invalid", m)
-            }
-            other => Error::invalid("region_invalid", other.to_string()),
-        },
-    )?;
+    RegionPolicy::new(cur.clone(), rate, cap, spec.bonus_lifetime_seconds, restore).map_err(|e| match e {
+        RuleError::InvalidConfig(m) if m.starts_with("incentive_rate") => Error::invalid("incentive_rate_invalid", m),
+        RuleError::InvalidConfig(m) if m.starts_with("bonus_lifetime") => {
+            Error::invalid("bonus_lifetime_seconds_invalid", m)
+        }
+        other => Error::invalid("region_invalid", other.to_string()),
+    })?;
     Ok(RegionRow {
         id: spec.id.clone(),
         name: spec.name.trim().to_string(),

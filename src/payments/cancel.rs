@@ -23,7 +23,7 @@ pub async fn cancel(p: &Payments, req: &Request<'_>, started: Instant) -> crate:
     if let Err(replay) = f.claim().await? {
         return Ok(replay);
     }
-    let Some(amount) = req.amount.filter(|a| *a > 0) else { return f.conclude(C::INVALID_AMOUNT).await };
+    let Some(amount) = req.amount.filter(|a| a.is_positive()) else { return f.conclude(C::INVALID_AMOUNT).await };
     let Some(original) = find_original(p, &f.txn.terminal_id, orig).await? else {
         return f.conclude(C::ORIGINAL_NOT_FOUND).await;
     };

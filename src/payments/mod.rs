@@ -39,6 +39,7 @@ use crate::config::Config;
 use crate::hsm::Hsm;
 use crate::iso8583::{Message, Mti};
 use crate::issuer::host::IssuerHost;
+use crate::money::Amount;
 use crate::store::{Claim, LeaseEnd, Store, TxnKind, TxnRow, TxnStatus};
 use crate::terminals::Registry;
 use crate::tls::PeerIdentity;
@@ -97,7 +98,7 @@ impl Payments {
     /// (None: clear text, or TLS without a client certificate).
     pub async fn handle(&self, msg: Message, peer: Option<&PeerIdentity>) -> Answer {
         let started = Instant::now();
-        let req = Request::parse(&msg);
+        let req = Request::parse(&msg, &self.config);
         let Some(resp_mti) = req.resp_mti else { return Answer::Nothing };
         let answer = match self.admit(&req, peer).await {
             Ok(()) => self.answer(&req, resp_mti, started).await,
@@ -283,7 +284,7 @@ impl InFlight<'_> {
     async fn decline(
         &mut self,
         code: ResponseCode,
-        release: Option<(&str, i64)>,
+        release: Option<(&str, Amount)>,
         owe_advice: bool,
     ) -> crate::Result<Reply> {
         let resp = self.reply(code).await?;

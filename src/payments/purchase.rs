@@ -13,6 +13,7 @@ use super::funding::{self, Paying};
 use super::request::Request;
 use super::{Chip, InFlight, MAX_FAILED_ATTEMPTS, Payments, Reply, ResponseCode};
 use crate::instruments::InstrumentKind;
+use crate::money::Amount;
 use crate::store::{InstrumentRow, TokenRow};
 use crate::vault::Pan;
 
@@ -48,7 +49,7 @@ async fn check(f: &mut InFlight<'_>) -> crate::Result<Result<Paying, ResponseCod
         // The terminal already reversed this payment: it must not take effect now.
         return Ok(Err(C::DO_NOT_HONOR));
     }
-    let Some(amount) = req.amount.filter(|a| *a > 0) else { return Ok(Err(C::INVALID_AMOUNT)) };
+    let Some(amount) = req.amount.filter(|a| a.is_positive()) else { return Ok(Err(C::INVALID_AMOUNT)) };
     // DE49 absent: the platform's currency (a domestic terminal may leave it out); unknown: 12.
     let Some(currency) = p.config.currency_of_de49(req.currency).cloned() else {
         return Ok(Err(C::INVALID_TRANSACTION));
@@ -100,7 +101,7 @@ async fn domain_check(
     f: &InFlight<'_>,
     t: &TokenRow,
     currency: &str,
-    amount: i64,
+    amount: Amount,
 ) -> crate::Result<Option<ResponseCode>> {
     let (p, req) = (f.p, f.req);
     let merchant = req.merchant.unwrap_or("");
@@ -115,7 +116,8 @@ async fn domain_check(
         }
         return Ok(Some(ResponseCode::NOT_PERMITTED));
     }
-    if t.max_amount.is_some_and(|m| amount > m) {
+    // Same currency (checked above), so same scale; a mismatch all the same counts as over the limit.
+    if t.max_amount.is_some_and(|m| !amount.checked_le(m).unwrap_or(false)) {
         return Ok(Some(ResponseCode::EXCEEDS_LIMIT));
     }
     Ok(None)

@@ -4,7 +4,9 @@
 //! echo it in the answer ([`Reply::to`](super::Reply::to)) and to forward it to an issuer.
 
 use super::{Reply, ResponseCode};
+use crate::config::Config;
 use crate::iso8583::{Message, Mti, OriginalData};
+use crate::money::Amount;
 use crate::store::{TxnKind, TxnRow};
 
 /// The flow a request takes, from its MTI and DE3's transaction type.
@@ -56,8 +58,9 @@ pub(super) struct Request<'m> {
     pub command: Command,
     /// The answer's MTI; None for a message that is not answered (a response or a notification).
     pub resp_mti: Option<Mti>,
-    /// DE4 in minor units, when present and in range.
-    pub amount: Option<i64>,
+    /// DE4, when present and in range, in the DE49 currency (the platform's when absent; a currency
+    /// not configured gives the bare count, see `crate::money`): the one place DE4 becomes an amount.
+    pub amount: Option<Amount>,
     /// DE49, numeric.
     pub currency: Option<&'m str>,
     /// DE2: a token, or a card number a terminal read.
@@ -79,14 +82,15 @@ pub(super) struct Request<'m> {
 }
 
 impl<'m> Request<'m> {
-    pub fn parse(msg: &'m Message) -> Request<'m> {
-        let amount = msg.amount();
+    pub fn parse(msg: &'m Message, config: &Config) -> Request<'m> {
+        let currency = msg.currency_code();
+        let in_currency = |minor| Amount::from_de4(minor, config.currency_of_de49(currency));
         Request {
             msg,
             command: Command::of(msg.mti(), msg.processing_code()),
             resp_mti: msg.mti().response(),
-            amount: amount.and_then(|a| i64::try_from(a).ok()),
-            currency: msg.currency_code(),
+            amount: msg.amount().and_then(|a| i64::try_from(a).ok()).map(in_currency),
+            currency,
             number: msg.pan(),
             expiry: msg.expiry(),
             terminal: msg.terminal_id().map(str::trim_end),
@@ -158,7 +162,9 @@ pub(super) fn rebuilt(row: &TxnRow) -> Message {
     let mut m = Message::new(mti);
     let acquirer = row.acquirer_id.trim_start_matches('0');
     let merchant = row.merchant_id.as_deref().map(|id| format!("{id:<15}"));
-    let amount = row.amount.map(|a| format!("{a:012}"));
+    // DE4 again from the amount: its count of minor units (DE4's 12 digits; one that no longer fits
+    // is left out with the other invalid fields).
+    let amount = row.amount.and_then(Amount::to_minor).map(|a| format!("{a:012}"));
     let fields = [
         (3u8, row.processing_code.as_deref()),
         (4, amount.as_deref()),
@@ -184,6 +190,10 @@ pub(super) fn rebuilt(row: &TxnRow) -> Message {
 mod tests {
     use super::*;
 
+    fn config() -> Config {
+        Config::default_config().unwrap()
+    }
+
     fn msg(mti: Mti, fields: &[(u8, &str)]) -> Message {
         let mut m = Message::new(mti);
         for (de, v) in fields {
@@ -204,20 +214,38 @@ mod tests {
         ];
         for (mti, de3, want) in cases {
             let fields: Vec<(u8, &str)> = de3.map(|p| (3u8, p)).into_iter().collect();
-            assert_eq!(Request::parse(&msg(mti, &fields)).command, want, "{mti:?} {de3:?}");
+            assert_eq!(Request::parse(&msg(mti, &fields), &config()).command, want, "{mti:?} {de3:?}");
         }
+    }
+
+    #[test]
+    fn de4_becomes_an_amount_in_the_de49_currency() {
+        let shown = |de49: Option<&str>| {
+            let mut fields = vec![(4u8, "000000001250")];
+            fields.extend(de49.map(|c| (49u8, c)));
+            let m = msg(Mti::FINANCIAL_REQUEST, &fields);
+            Request::parse(&m, &config()).amount.map(|a| (a.to_string(), a.to_minor()))
+        };
+        assert_eq!(shown(Some("840")), Some(("12.50".into(), Some(1_250))));
+        assert_eq!(shown(Some("410")), Some(("1250".into(), Some(1_250))));
+        // Absent: the platform's currency. Not configured: the bare count, still echoed as it came.
+        assert_eq!(shown(None), Some(("1250".into(), Some(1_250))));
+        assert_eq!(shown(Some("999")), Some(("1250".into(), Some(1_250))));
     }
 
     #[test]
     fn a_request_without_its_key_fields_is_not_recorded() {
         let full = [(3u8, "000000"), (7, "1123103000"), (11, "000042"), (32, "12345"), (41, "TERM0001")];
-        assert!(Request::parse(&msg(Mti::FINANCIAL_REQUEST, &full)).new_txn(1).is_some());
+        assert!(Request::parse(&msg(Mti::FINANCIAL_REQUEST, &full), &config()).new_txn(1).is_some());
         for skip in [7u8, 11, 41] {
             let fields: Vec<_> = full.iter().copied().filter(|(de, _)| *de != skip).collect();
-            assert!(Request::parse(&msg(Mti::FINANCIAL_REQUEST, &fields)).new_txn(1).is_none(), "without DE{skip}");
+            assert!(
+                Request::parse(&msg(Mti::FINANCIAL_REQUEST, &fields), &config()).new_txn(1).is_none(),
+                "without DE{skip}"
+            );
         }
         // An echo is answered, never recorded.
-        assert!(Request::parse(&msg(Mti::NETWORK_REQUEST, &full[1..])).new_txn(1).is_none());
+        assert!(Request::parse(&msg(Mti::NETWORK_REQUEST, &full[1..]), &config()).new_txn(1).is_none());
     }
 
     #[test]
@@ -229,7 +257,7 @@ mod tests {
             transmitted: "1123103000".into(),
             acquirer_id: "00000012345".into(),
             processing_code: Some("000000".into()),
-            amount: Some(11_000),
+            amount: Some(Amount::from_minor(11_000, config().currency("410").unwrap())),
             merchant_id: Some("MERCHANT000001".into()),
             currency: Some("410".into()),
             ..Default::default()

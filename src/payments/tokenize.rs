@@ -109,7 +109,7 @@ async fn pay_decision(f: &mut InFlight<'_>, pan: &Pan) -> crate::Result<Paid> {
     if p.store.reversal_waiting_for(&f.txn.key()).await?.is_some() {
         return Ok(Paid::Done(C::DO_NOT_HONOR));
     }
-    if req.amount.filter(|a| *a > 0).is_none() {
+    if req.amount.filter(|a| a.is_positive()).is_none() {
         return Ok(Paid::Done(C::INVALID_AMOUNT));
     }
     if p.config.currency_of_de49(req.currency).is_none() {

@@ -15,6 +15,9 @@ mod sqlite;
 
 pub use records::*;
 
+use crate::money::{Amount, Currencies};
+use std::sync::Arc;
+
 use std::path::Path;
 
 /// Storage failures. Their text never contains stored values.
@@ -84,6 +87,23 @@ impl Store {
                 "unsupported database URL scheme (expected postgres:// or sqlite://): {}",
                 url.split(':').next().unwrap_or("")
             ))),
+        }
+    }
+
+    /// The store, reading amounts back with `currencies` (the configuration's): each row's stored
+    /// minor units at the scale of the row's own currency (see `crate::money`). A store without them
+    /// reads no row that holds money (the `tsp migrate`/`audit` commands need none).
+    pub fn with_currencies(self, currencies: Currencies) -> Store {
+        let money = Some(Arc::new(currencies));
+        match self.0 {
+            Backend::Sqlite(mut s) => {
+                s.money = money;
+                Store(Backend::Sqlite(s))
+            }
+            Backend::Postgres(mut s) => {
+                s.money = money;
+                Store(Backend::Postgres(s))
+            }
         }
     }
 
@@ -395,7 +415,13 @@ impl Store {
     }
 
     /// Reserves a card cancel's amount on its payment and records the cancel, together.
-    pub async fn reserve_cancel_for(&self, t: &TxnRow, original_id: &str, amount: i64, now: i64) -> StoreResult<bool> {
+    pub async fn reserve_cancel_for(
+        &self,
+        t: &TxnRow,
+        original_id: &str,
+        amount: Amount,
+        now: i64,
+    ) -> StoreResult<bool> {
         dispatch!(self, s => s.reserve_cancel_for(t, original_id, amount, now).await)
     }
 
@@ -410,7 +436,7 @@ impl Store {
         &self,
         t: &TxnRow,
         lease: LeaseEnd,
-        release: Option<(&str, i64)>,
+        release: Option<(&str, Amount)>,
         advice: Option<&AdviceRow>,
         now: i64,
     ) -> StoreResult<bool> {
@@ -460,8 +486,8 @@ impl Store {
         dispatch!(self, s => s.register_gift(gift_id, i).await)
     }
 
-    /// A ledger account's cached balance in minor units (0 for an account never posted to).
-    pub async fn account_balance(&self, id: &str) -> StoreResult<i64> {
+    /// A ledger account's cached balance, in its currency (None for an account never posted to).
+    pub async fn account_balance(&self, id: &str) -> StoreResult<Option<Amount>> {
         dispatch!(self, s => s.account_balance(id).await)
     }
 
@@ -478,7 +504,7 @@ impl Store {
     pub async fn cancel_stored_value(
         &self,
         original_id: &str,
-        amount: i64,
+        amount: Amount,
         t: &TxnRow,
         entry: &crate::ledger::JournalEntry,
         now: i64,
@@ -491,7 +517,7 @@ impl Store {
         original_id: &str,
         reversal: &TxnRow,
         entry: Option<&crate::ledger::JournalEntry>,
-        release: Option<(&str, i64)>,
+        release: Option<(&str, Amount)>,
         now: i64,
     ) -> StoreResult<bool> {
         dispatch!(self, s => s.reverse_stored_value(original_id, reversal, entry, release, now).await)

@@ -24,6 +24,7 @@ const MAX_CONNECTIONS: u32 = 16;
 pub struct PgStore {
     write: PgPool,
     read: PgPool,
+    pub(super) money: Option<std::sync::Arc<crate::money::Currencies>>,
 }
 
 impl PgStore {
@@ -39,7 +40,7 @@ impl PgStore {
             .connect_with(opts)
             .await?;
         MIGRATOR.run(&pool).await.map_err(|e| StoreError::Migrate(e.to_string()))?;
-        Ok(PgStore { write: pool.clone(), read: pool })
+        Ok(PgStore { write: pool.clone(), read: pool, money: None })
     }
 
     pub async fn migrations(&self) -> StoreResult<i64> {

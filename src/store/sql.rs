@@ -139,6 +139,13 @@ macro_rules! sql_store {
         seed_indexes = $seed_indexes:literal,
         audit_lock = $audit_lock:literal
     ) => {
+        impl $Store {
+            /// What reads this store's rows' amounts (see [`Money`]).
+            fn money(&self) -> Money<'_> {
+                Money(self.money.as_deref())
+            }
+        }
+
         /// Writes a journal entry: the entry, its postings, and each account's cached balance, on `conn`
         /// (inside the caller's transaction). `Ok(false)` when a stored-value account would go negative:
         /// the caller drops the transaction and nothing is written.
@@ -235,7 +242,7 @@ macro_rules! sql_store {
 
         /// Gives a cancel's reservation of `amount` back to the payment `id`, inside the caller's
         /// transaction.
-        async fn give_back(conn: &mut $Conn, id: &str, amount: i64, now: i64) -> StoreResult<()> {
+        async fn give_back(conn: &mut $Conn, id: &str, amount: Amount, now: i64) -> StoreResult<()> {
             sqlx::query("UPDATE transactions SET cancelled_amount = cancelled_amount - $2, updated_at = $3 WHERE id = $1")
                 .bind(id)
                 .bind(amount)
@@ -259,16 +266,20 @@ macro_rules! sql_store {
             Ok(())
         }
 
-        async fn local_payment_in(conn: &mut $Conn, id: &str) -> StoreResult<Option<LocalPaymentRow>> {
+        /// A wallet payment, its amounts in its wallet's region's currency.
+        async fn local_payment_in(conn: &mut $Conn, id: &str, money: Money<'_>) -> StoreResult<Option<LocalPaymentRow>> {
             let row = sqlx::query(
-                "SELECT transaction_id, instrument_id, principal, bonus, cancelled_principal, cancelled_bonus, forfeited_bonus \
-                 FROM local_payments WHERE transaction_id = $1",
+                "SELECT p.transaction_id, p.instrument_id, p.principal, p.bonus, p.cancelled_principal, p.cancelled_bonus, \
+                 p.forfeited_bonus, r.currency FROM local_payments p JOIN local_wallets w ON w.instrument_id = p.instrument_id \
+                 JOIN regions r ON r.id = w.region_id WHERE p.transaction_id = $1",
             )
             .bind(id)
             .fetch_optional(&mut *conn)
             .await?;
             let Some(row) = row else { return Ok(None) };
-            let takes: Vec<TakeRow> = sqlx::query_as(
+            let currency: String = row.try_get("currency")?;
+            let amount = |column: &str| -> StoreResult<Amount> { money.read(Some(&currency), row.try_get(column)?) };
+            let takes: Vec<TakeRow<i64>> = sqlx::query_as(
                 "SELECT grant_id, expires_at, taken, returned FROM local_payment_takes WHERE transaction_id = $1 \
                  ORDER BY seq",
             )
@@ -278,12 +289,12 @@ macro_rules! sql_store {
             Ok(Some(LocalPaymentRow {
                 transaction_id: row.try_get("transaction_id")?,
                 instrument_id: row.try_get("instrument_id")?,
-                principal: row.try_get("principal")?,
-                bonus: row.try_get("bonus")?,
-                cancelled_principal: row.try_get("cancelled_principal")?,
-                cancelled_bonus: row.try_get("cancelled_bonus")?,
-                forfeited_bonus: row.try_get("forfeited_bonus")?,
-                takes,
+                principal: amount("principal")?,
+                bonus: amount("bonus")?,
+                cancelled_principal: amount("cancelled_principal")?,
+                cancelled_bonus: amount("cancelled_bonus")?,
+                forfeited_bonus: amount("forfeited_bonus")?,
+                takes: takes.into_iter().map(|t| t.read_money(money, &currency)).collect::<StoreResult<_>>()?,
             }))
         }
 

@@ -23,6 +23,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 pub struct SqliteStore {
     group: Arc<GroupCommit>,
     read: SqlitePool,
+    pub(super) money: Option<Arc<crate::money::Currencies>>,
 }
 
 impl SqliteStore {
@@ -56,7 +57,7 @@ impl SqliteStore {
             .test_before_acquire(false)
             .connect_with(opts.read_only(true))
             .await?;
-        Ok(SqliteStore { group: GroupCommit::start(write), read })
+        Ok(SqliteStore { group: GroupCommit::start(write), read, money: None })
     }
 
     /// The write connection, for one write of at most one writing statement (see `group.rs`).

@@ -63,12 +63,12 @@ pub async fn issue(
     }
     let code = new_code()?;
     let id = format!("gft_{}", uuid::Uuid::now_v7().simple());
-    let minor = face.to_minor().ok_or_else(|| Error::invalid("face_value_invalid", "face_value too large"))?;
+    face.to_minor().ok_or_else(|| Error::invalid("face_value_invalid", "face_value too large"))?;
     let row = GiftRow {
         id: id.clone(),
         code_hash: code_hash(&code),
         currency: cur.code.clone(),
-        face_value: minor,
+        face_value: face,
         expires_at,
         instrument_id: None,
         created_at: now,
@@ -107,8 +107,8 @@ pub async fn certificate(store: &Store, config: &Config, gift: &GiftRow) -> Resu
         .ok_or_else(|| Error::Internal(format!("gift {}: a currency not configured", gift.id)))?;
     let balance = store.account_balance(&balance_account(&gift.id)).await?;
     Ok(GiftCertificate {
-        face_value: Amount::from_minor(gift.face_value, &cur),
-        balance: Amount::from_minor(balance, &cur),
+        face_value: gift.face_value,
+        balance: balance.unwrap_or_else(|| Amount::zero(&cur)),
         currency: cur,
         expires_at_ms: gift.expires_at,
     })

@@ -34,14 +34,8 @@ pub fn policy(region: &RegionRow, config: &Config) -> Result<(Currency, RegionPo
     let cur = config.currency(&region.currency).cloned().ok_or_else(|| corrupt("unknown currency"))?;
     let rate: Decimal = region.incentive_rate.parse().map_err(|_| corrupt("incentive rate"))?;
     let restore = if region.cancel_restore == "pro_rata" { CancelRestore::ProRata } else { CancelRestore::Reverse };
-    let p = RegionPolicy::new(
-        cur.clone(),
-        rate,
-        Amount::from_minor(region.monthly_bonus_cap, &cur),
-        region.bonus_lifetime_seconds,
-        restore,
-    )
-    .map_err(|e| corrupt(&e.to_string()))?;
+    let p = RegionPolicy::new(cur.clone(), rate, region.monthly_bonus_cap, region.bonus_lifetime_seconds, restore)
+        .map_err(|e| corrupt(&e.to_string()))?;
     Ok((cur, p))
 }
 
@@ -191,43 +185,39 @@ pub async fn load(store: &Store, config: &Config, instrument_id: &str, payment: 
             id: GrantId(g.grant_id as u64),
             granted_at_ms: g.granted_at,
             expires_at_ms: g.expires_at,
-            amount: Amount::from_minor(g.amount, &cur),
-            remaining: Amount::from_minor(g.remaining, &cur),
+            amount: g.amount,
+            remaining: g.remaining,
         })
         .collect::<Vec<_>>();
-    let held: i64 = w.grants.iter().map(|g| g.remaining).sum();
-    if held != snapshot.bonus {
+    let held = w.grants.iter().try_fold(Amount::zero(&cur), |held, g| held.checked_add(g.remaining));
+    if held != Ok(snapshot.bonus) {
         return Err(corrupt("a wallet's bonus grants differ from its bonus account"));
     }
     let wallet = LocalWallet {
-        principal: Amount::from_minor(snapshot.principal, &cur),
+        principal: snapshot.principal,
         grants,
         next_grant_id: w.next_grant_id as u64,
         bonus_month: w.bonus_month.as_deref().and_then(parse_month),
-        charged_in_month: Amount::from_minor(w.charged_in_month, &cur),
+        charged_in_month: w.charged_in_month,
     };
     let payment = snapshot.payment.as_ref().map(|p| LocalPayment {
-        principal: Amount::from_minor(p.principal, &cur),
-        bonus: Amount::from_minor(p.bonus, &cur),
+        principal: p.principal,
+        bonus: p.bonus,
         takes: p
             .takes
             .iter()
             .map(|t| BonusTake {
                 grant: GrantId(t.grant_id as u64),
                 expires_at_ms: t.expires_at,
-                taken: Amount::from_minor(t.taken, &cur),
-                returned: Amount::from_minor(t.returned, &cur),
+                taken: t.taken,
+                returned: t.returned,
             })
             .collect(),
-        cancelled_principal: Amount::from_minor(p.cancelled_principal, &cur),
-        cancelled_bonus: Amount::from_minor(p.cancelled_bonus, &cur),
-        forfeited_bonus: Amount::from_minor(p.forfeited_bonus, &cur),
+        cancelled_principal: p.cancelled_principal,
+        cancelled_bonus: p.cancelled_bonus,
+        forfeited_bonus: p.forfeited_bonus,
     });
     Ok(Loaded { snapshot, region, currency: cur, policy, wallet, payment })
-}
-
-fn minor(a: Amount) -> Result<i64> {
-    a.to_minor().ok_or_else(|| corrupt("amount out of range"))
 }
 
 impl Loaded {
@@ -237,19 +227,17 @@ impl Loaded {
         let grants = w
             .grants
             .iter()
-            .map(|g| {
-                Ok(GrantRow {
-                    grant_id: g.id.0 as i64,
-                    granted_at: g.granted_at_ms,
-                    expires_at: g.expires_at_ms,
-                    amount: minor(g.amount)?,
-                    remaining: minor(g.remaining)?,
-                })
+            .map(|g| GrantRow {
+                grant_id: g.id.0 as i64,
+                granted_at: g.granted_at_ms,
+                expires_at: g.expires_at_ms,
+                amount: g.amount,
+                remaining: g.remaining,
             })
-            .collect::<Result<Vec<_>>>()?;
+            .collect();
         Ok(WalletRow {
             bonus_month: w.bonus_month.map(month_text),
-            charged_in_month: minor(w.charged_in_month)?,
+            charged_in_month: w.charged_in_month,
             next_grant_id: w.next_grant_id as i64,
             grants,
             ..self.snapshot.wallet.clone()
@@ -261,30 +249,28 @@ impl Loaded {
         Ok(LocalPaymentRow {
             transaction_id: transaction_id.to_string(),
             instrument_id: self.snapshot.wallet.instrument_id.clone(),
-            principal: minor(p.principal)?,
-            bonus: minor(p.bonus)?,
-            cancelled_principal: minor(p.cancelled_principal)?,
-            cancelled_bonus: minor(p.cancelled_bonus)?,
-            forfeited_bonus: minor(p.forfeited_bonus)?,
+            principal: p.principal,
+            bonus: p.bonus,
+            cancelled_principal: p.cancelled_principal,
+            cancelled_bonus: p.cancelled_bonus,
+            forfeited_bonus: p.forfeited_bonus,
             takes: p
                 .takes
                 .iter()
-                .map(|t| {
-                    Ok(TakeRow {
-                        grant_id: t.grant.0 as i64,
-                        expires_at: t.expires_at_ms,
-                        taken: minor(t.taken)?,
-                        returned: minor(t.returned)?,
-                    })
+                .map(|t| TakeRow {
+                    grant_id: t.grant.0 as i64,
+                    expires_at: t.expires_at_ms,
+                    taken: t.taken,
+                    returned: t.returned,
                 })
-                .collect::<Result<Vec<_>>>()?,
+                .collect(),
         })
     }
 
     /// Removes expired grants; the entry that moves their bonus to the region's forfeited account.
     fn lapse(&mut self, now: i64) -> Result<Option<JournalEntry>> {
         let lapsed = self.wallet.lapse_expired(now, &self.policy).map_err(|e| corrupt(&e.to_string()))?;
-        if lapsed.decimal().is_zero() {
+        if lapsed.is_zero() {
             return Ok(None);
         }
         ledger::bonus_expiry(
@@ -307,7 +293,7 @@ pub struct Plan {
     pub consume_token: Option<String>,
     pub new_payment: Option<LocalPaymentRow>,
     pub payment_update: Option<LocalPaymentRow>,
-    pub cancel: Option<(String, i64)>,
+    pub cancel: Option<(String, Amount)>,
     pub reverse: Option<String>,
     pub txn: Option<TxnRow>,
 }
@@ -455,7 +441,7 @@ pub async fn balance(store: &Store, config: &Config, instrument_id: &str, now: i
         .wallet
         .grants
         .iter()
-        .filter(|g| !g.is_expired(now) && !g.remaining.decimal().is_zero())
+        .filter(|g| !g.is_expired(now) && !g.remaining.is_zero())
         .map(|g| (g.remaining, g.expires_at_ms))
         .collect();
     Ok(WalletBalance {

@@ -291,9 +291,12 @@ impl Tokens {
                         AmountError::Range => {
                             Error::invalid("max_amount_range", "max_amount must be positive and fit 12 digits")
                         }
-                    })?
-                    .to_minor()
-                    .ok_or_else(|| Error::invalid("max_amount_range", "max_amount must fit 12 digits"))?,
+                    })
+                    .and_then(|a| {
+                        a.to_minor()
+                            .map(|_| a)
+                            .ok_or_else(|| Error::invalid("max_amount_range", "max_amount must fit 12 digits"))
+                    })?,
             ),
             _ => None,
         };

@@ -86,19 +86,19 @@ async fn approve(mut f: InFlight<'_>, lease: Lease) -> crate::Result<Reply> {
 }
 
 /// Cancels `amount` of `original`, an approved card purchase.
-pub async fn cancel(mut f: InFlight<'_>, original: &TxnRow, amount: i64) -> crate::Result<Reply> {
+pub async fn cancel(mut f: InFlight<'_>, original: &TxnRow, amount: Amount) -> crate::Result<Reply> {
     use ResponseCode as C;
     let p = f.p;
     let now = p.clock.now_ms();
     let currency = currency_of(p, original)?;
     let mut payment = CardPayment {
-        amount: Amount::from_minor(original.amount.unwrap_or(0), &currency),
-        cancelled: Amount::from_minor(original.cancelled_amount, &currency),
+        amount: original.amount.unwrap_or_else(|| Amount::zero(&currency)),
+        cancelled: original.cancelled_amount,
         paid_at_ms: original.created_at,
     };
     let settlements = p.store.settlements().await?;
     let rule = p.config.business_day().map_err(|e| crate::Error::Internal(e.to_string()))?;
-    let cancelled = match payment.cancel(Amount::from_minor(amount, &currency), now, &currency, &rule, &settlements) {
+    let cancelled = match payment.cancel(amount, now, &currency, &rule, &settlements) {
         Ok(c) => c,
         Err(RuleError::ExceedsCancellable { .. }) => return f.conclude(C::EXCEEDS_CANCELLABLE).await,
         Err(RuleError::InvalidAmount(_)) => return f.conclude(C::INVALID_AMOUNT).await,

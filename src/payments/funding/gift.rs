@@ -35,7 +35,7 @@ pub async fn pay(mut f: InFlight<'_>, paying: Paying) -> crate::Result<Reply> {
     if gift.currency != paying.currency.code {
         return f.conclude(C::NOT_PERMITTED).await;
     }
-    let amount = Amount::from_minor(paying.amount, &paying.currency);
+    let amount = paying.amount;
     match cert.pay(amount, p.clock.now_ms()) {
         Ok(_) => {}
         Err(RuleError::Expired) => return f.conclude(C::CARD_EXPIRED).await,
@@ -68,7 +68,7 @@ pub async fn pay(mut f: InFlight<'_>, paying: Paying) -> crate::Result<Reply> {
 
 /// Restores exactly the cancelled amount to the certificate. The reservation on the payment, the
 /// entry and the cancel commit together.
-pub async fn cancel(mut f: InFlight<'_>, original: &TxnRow, amount: i64) -> crate::Result<Reply> {
+pub async fn cancel(mut f: InFlight<'_>, original: &TxnRow, amount: Amount) -> crate::Result<Reply> {
     use ResponseCode as C;
     let p = f.p;
     let Some((gift, mut cert)) = load(&f, original.instrument_id.as_deref().unwrap_or("")).await? else {
@@ -76,10 +76,10 @@ pub async fn cancel(mut f: InFlight<'_>, original: &TxnRow, amount: i64) -> crat
     };
     let cur = cert.currency.clone();
     let mut payment = GiftPayment {
-        amount: Amount::from_minor(original.amount.unwrap_or(0), &cur),
-        cancelled: Amount::from_minor(original.cancelled_amount, &cur),
+        amount: original.amount.unwrap_or_else(|| Amount::zero(&cur)),
+        cancelled: original.cancelled_amount,
     };
-    let restored = match cert.cancel(&mut payment, Amount::from_minor(amount, &cur), p.clock.now_ms()) {
+    let restored = match cert.cancel(&mut payment, amount, p.clock.now_ms()) {
         Ok(c) => c.restored,
         Err(RuleError::ExceedsCancellable { .. }) => return f.conclude(C::EXCEEDS_CANCELLABLE).await,
         Err(RuleError::InvalidAmount(_)) => return f.conclude(C::INVALID_AMOUNT).await,
@@ -112,23 +112,23 @@ pub async fn reverse(f: &mut InFlight<'_>, original: &TxnRow) -> crate::Result<b
         return Ok(p.store.reverse_stored_value(&original.id, &f.txn, None, reservation(original), now).await?);
     };
     let cur = &cert.currency;
-    let amount = Amount::from_minor(original.amount.unwrap_or(0), cur);
+    let amount = original.amount.unwrap_or_else(|| Amount::zero(cur));
     let held = match original.kind {
         TxnKind::Purchase => {
-            let paid = GiftPayment { amount, cancelled: Amount::from_minor(original.cancelled_amount, cur) };
+            let paid = GiftPayment { amount, cancelled: original.cancelled_amount };
             paid.remaining(cur).map_err(|e| crate::Error::Internal(e.to_string()))?
         }
         _ => amount,
     };
     let merchant = original.merchant_id.clone().unwrap_or_default();
-    let entry = if held.decimal() > rust_decimal::Decimal::ZERO && original.status == TxnStatus::Approved {
+    let entry = if held.is_positive() && original.status == TxnStatus::Approved {
         let id = EntryId::fresh();
         // Reversing a cancel takes its amount again; reversing a payment gives it back.
         let e = match original.kind {
             TxnKind::Cancel => ledger::gift_payment(id, cur, &gift.id, &merchant, held)?,
             _ => ledger::gift_reversal(id, cur, &gift.id, &merchant, held)?,
         };
-        f.txn.principal = held.to_minor();
+        f.txn.principal = Some(held);
         Some(e)
     } else {
         None

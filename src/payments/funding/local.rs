@@ -45,9 +45,7 @@ fn restore_plan(
     let wallet_id = &l.snapshot.wallet.instrument_id;
     let build = if reversal { ledger::local_reversal } else { ledger::local_cancel };
     let entry = build(EntryId::fresh(), &l.currency, wallet_id, &l.region.id, merchant, restore)?;
-    t.principal = r.principal.to_minor();
-    t.bonus = r.bonus.to_minor();
-    t.forfeited = r.forfeited.to_minor();
+    (t.principal, t.bonus, t.forfeited) = (Some(r.principal), Some(r.bonus), Some(r.forfeited));
     Ok(entry)
 }
 
@@ -76,7 +74,7 @@ pub async fn pay(mut f: InFlight<'_>, paying: Paying) -> crate::Result<Reply> {
             if *currency != l.currency.code {
                 return Ok(Step::Refuse(ResponseCode::NOT_PERMITTED));
             }
-            let paid = match l.wallet.pay(Amount::from_minor(amount, &l.currency), at, &l.policy) {
+            let paid = match l.wallet.pay(amount, at, &l.policy) {
                 Ok(paid) => paid,
                 Err(RuleError::InsufficientFunds { .. }) => {
                     return Ok(Step::Refuse(ResponseCode::INSUFFICIENT_FUNDS));
@@ -87,8 +85,7 @@ pub async fn pay(mut f: InFlight<'_>, paying: Paying) -> crate::Result<Reply> {
             let split = Split { principal: paid.principal, bonus: paid.bonus };
             let entry = ledger::local_payment(EntryId::fresh(), &l.currency, &instrument_id, &merchant, split)?;
             let mut t = approved.clone();
-            t.principal = paid.principal.to_minor();
-            t.bonus = paid.bonus.to_minor();
+            (t.principal, t.bonus) = (Some(paid.principal), Some(paid.bonus));
             let plan = Plan {
                 entries: vec![entry],
                 transaction_id: Some(t.id.clone()),
@@ -114,7 +111,7 @@ pub async fn pay(mut f: InFlight<'_>, paying: Paying) -> crate::Result<Reply> {
 }
 
 /// A (partial) cancel of `original`, a payment from a wallet.
-pub async fn cancel(mut f: InFlight<'_>, original: &TxnRow, amount: i64) -> crate::Result<Reply> {
+pub async fn cancel(mut f: InFlight<'_>, original: &TxnRow, amount: Amount) -> crate::Result<Reply> {
     let p = f.p;
     let instrument_id = original.instrument_id.clone().unwrap_or_default();
     let merchant = original.merchant_id.clone().unwrap_or_default();
@@ -130,7 +127,7 @@ pub async fn cancel(mut f: InFlight<'_>, original: &TxnRow, amount: i64) -> crat
         Some(&original.id),
         |l, at| {
             let mut payment = l.payment.clone().ok_or_else(|| corrupt("a local payment's record is missing"))?;
-            let done = match l.wallet.cancel(&mut payment, Amount::from_minor(amount, &l.currency), at, &l.policy) {
+            let done = match l.wallet.cancel(&mut payment, amount, at, &l.policy) {
                 Ok(done) => done,
                 Err(RuleError::ExceedsCancellable { .. }) => {
                     return Ok(Step::Refuse((ResponseCode::EXCEEDS_CANCELLABLE, None)));
@@ -195,17 +192,17 @@ async fn reverse_payment(f: &mut InFlight<'_>, original: &TxnRow) -> crate::Resu
         Some(&original.id),
         |l, at| {
             let mut payment = l.payment.clone().ok_or_else(|| corrupt("a local payment's record is missing"))?;
-            let minor = |a: Amount| a.to_minor().unwrap_or(0);
-            let left = minor(payment.principal) + minor(payment.bonus)
-                - minor(payment.cancelled_principal)
-                - minor(payment.cancelled_bonus);
+            // What the payment still holds: all it took, less what earlier cancels returned.
+            let left = payment
+                .principal
+                .checked_add(payment.bonus)
+                .and_then(|paid| paid.checked_sub(payment.cancelled_principal))
+                .and_then(|left| left.checked_sub(payment.cancelled_bonus))
+                .map_err(corrupt)?;
             let mut t = reversal.clone();
             let mut plan = Plan { reverse: Some(original.id.clone()), ..Plan::default() };
-            if left > 0 {
-                let done = l
-                    .wallet
-                    .cancel(&mut payment, Amount::from_minor(left, &l.currency), at, &l.policy)
-                    .map_err(corrupt)?;
+            if left.is_positive() {
+                let done = l.wallet.cancel(&mut payment, left, at, &l.policy).map_err(corrupt)?;
                 plan.entries.push(restore_plan(l, &mut t, &merchant, &done, true)?);
                 plan.transaction_id = Some(t.id.clone());
                 plan.payment_update = Some(l.payment_row(&original.id, &payment)?);

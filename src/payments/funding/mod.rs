@@ -16,7 +16,7 @@ pub mod local;
 
 use super::{InFlight, Payments};
 use crate::instruments::card::CancelType;
-use crate::money::Currency;
+use crate::money::{Amount, Currency};
 use crate::store::{InstrumentRow, TokenRow, TxnKind, TxnRow, Undo};
 
 /// A purchase every shared check has passed, handed to its instrument's module.
@@ -25,8 +25,8 @@ pub struct Paying {
     pub instrument: InstrumentRow,
     /// DE49's currency (or the platform's).
     pub currency: Currency,
-    /// DE4, positive, in minor units.
-    pub amount: i64,
+    /// DE4, positive, in DE49's currency.
+    pub amount: Amount,
 }
 
 /// A 6-digit approval code for payments the platform approves itself.
@@ -55,7 +55,7 @@ fn currency_of(p: &Payments, t: &TxnRow) -> crate::Result<Currency> {
 
 /// For a cancel, what it holds of the payment it cancelled (payment id, amount): a reversal of the
 /// cancel gives it back, in the same database transaction.
-fn reservation(original: &TxnRow) -> Option<(&str, i64)> {
+fn reservation(original: &TxnRow) -> Option<(&str, Amount)> {
     match (original.kind, original.original_id.as_deref(), original.amount) {
         (TxnKind::Cancel, Some(paid), Some(amount)) => Some((paid, amount)),
         _ => None,

@@ -42,16 +42,18 @@ macro_rules! sql_local {
             }
 
             pub async fn region(&self, id: &str) -> StoreResult<Option<RegionRow>> {
-                Ok(sqlx::query_as(concat!("SELECT ", region_cols!(), " FROM regions WHERE id = $1"))
+                let row: Option<RegionRow<i64>> = sqlx::query_as(concat!("SELECT ", region_cols!(), " FROM regions WHERE id = $1"))
                     .bind(id)
                     .fetch_optional(&self.read)
-                    .await?)
+                    .await?;
+                row.map(|r| r.read_money(self.money())).transpose()
             }
 
             pub async fn regions(&self) -> StoreResult<Vec<RegionRow>> {
-                Ok(sqlx::query_as(concat!("SELECT ", region_cols!(), " FROM regions ORDER BY id"))
+                let rows: Vec<RegionRow<i64>> = sqlx::query_as(concat!("SELECT ", region_cols!(), " FROM regions ORDER BY id"))
                     .fetch_all(&self.read)
-                    .await?)
+                    .await?;
+                rows.into_iter().map(|r| r.read_money(self.money())).collect()
             }
 
             /// Adds a merchant or moves it (name, region). True when it was new.
@@ -146,20 +148,25 @@ macro_rules! sql_local {
                     sqlx::query($snapshot).execute(&mut *tx).await?;
                 }
                 let row = sqlx::query(
-                    "SELECT instrument_id, requestor_id, region_id, bonus_month, charged_in_month, next_grant_id, version, \
-                     created_at FROM local_wallets WHERE instrument_id = $1",
+                    "SELECT w.instrument_id, w.requestor_id, w.region_id, w.bonus_month, w.charged_in_month, w.next_grant_id, \
+                     w.version, w.created_at, r.currency FROM local_wallets w JOIN regions r ON r.id = w.region_id \
+                     WHERE w.instrument_id = $1",
                 )
                 .bind(instrument_id)
                 .fetch_optional(&mut *tx)
                 .await?;
                 let Some(row) = row else { return Ok(None) };
-                let grants: Vec<GrantRow> = sqlx::query_as(
+                // The wallet's amounts are in its region's currency.
+                let currency: String = row.try_get("currency")?;
+                let money = |minor: i64| self.money().read(Some(&currency), minor);
+                let grants: Vec<GrantRow<i64>> = sqlx::query_as(
                     "SELECT grant_id, granted_at, expires_at, amount, remaining FROM bonus_grants WHERE instrument_id = $1 \
                      ORDER BY grant_id",
                 )
                 .bind(instrument_id)
                 .fetch_all(&mut *tx)
                 .await?;
+                let grants = grants.into_iter().map(|g| g.read_money(self.money(), &currency)).collect::<StoreResult<_>>()?;
                 let mut balances = [0i64; 2];
                 for (b, account) in balances.iter_mut().zip(accounts) {
                     let v: Option<i64> = sqlx::query_scalar("SELECT balance FROM ledger_accounts WHERE id = $1")
@@ -169,7 +176,7 @@ macro_rules! sql_local {
                     *b = v.unwrap_or(0);
                 }
                 let payment = match payment {
-                    Some(id) => local_payment_in(&mut tx, id).await?,
+                    Some(id) => local_payment_in(&mut tx, id, self.money()).await?,
                     None => None,
                 };
                 tx.commit().await?;
@@ -179,21 +186,21 @@ macro_rules! sql_local {
                         requestor_id: row.try_get("requestor_id")?,
                         region_id: row.try_get("region_id")?,
                         bonus_month: row.try_get("bonus_month")?,
-                        charged_in_month: row.try_get("charged_in_month")?,
+                        charged_in_month: money(row.try_get("charged_in_month")?)?,
                         next_grant_id: row.try_get("next_grant_id")?,
                         version: row.try_get("version")?,
                         created_at: row.try_get("created_at")?,
                         grants,
                     },
-                    principal: balances[0],
-                    bonus: balances[1],
+                    principal: money(balances[0])?,
+                    bonus: money(balances[1])?,
                     payment,
                 }))
             }
 
             pub async fn local_payment(&self, transaction_id: &str) -> StoreResult<Option<LocalPaymentRow>> {
                 let mut conn = self.read.acquire().await?;
-                local_payment_in(&mut conn, transaction_id).await
+                local_payment_in(&mut conn, transaction_id, self.money()).await
             }
 
             /// Applies one change to a wallet, all of it or nothing (see [`WalletWrite`]).

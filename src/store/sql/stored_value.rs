@@ -52,17 +52,19 @@ macro_rules! sql_stored_value {
             }
 
             pub async fn gift_by_code_hash(&self, hash: &str) -> StoreResult<Option<GiftRow>> {
-                Ok(sqlx::query_as(concat!("SELECT ", gift_cols!(), " FROM gift_certificates WHERE code_hash = $1"))
+                let row: Option<GiftRow<i64>> = sqlx::query_as(concat!("SELECT ", gift_cols!(), " FROM gift_certificates WHERE code_hash = $1"))
                     .bind(hash)
                     .fetch_optional(&self.read)
-                    .await?)
+                    .await?;
+                row.map(|r| r.read_money(self.money())).transpose()
             }
 
             pub async fn gift_by_instrument(&self, instrument_id: &str) -> StoreResult<Option<GiftRow>> {
-                Ok(sqlx::query_as(concat!("SELECT ", gift_cols!(), " FROM gift_certificates WHERE instrument_id = $1"))
+                let row: Option<GiftRow<i64>> = sqlx::query_as(concat!("SELECT ", gift_cols!(), " FROM gift_certificates WHERE instrument_id = $1"))
                     .bind(instrument_id)
                     .fetch_optional(&self.read)
-                    .await?)
+                    .await?;
+                row.map(|r| r.read_money(self.money())).transpose()
             }
 
             /// Registers a gift certificate to a wallet as a new instrument; false (nothing written) when the
@@ -88,12 +90,12 @@ macro_rules! sql_stored_value {
                 Ok(true)
             }
 
-            pub async fn account_balance(&self, id: &str) -> StoreResult<i64> {
-                let b: Option<i64> = sqlx::query_scalar("SELECT balance FROM ledger_accounts WHERE id = $1")
+            pub async fn account_balance(&self, id: &str) -> StoreResult<Option<Amount>> {
+                let b: Option<(i64, String)> = sqlx::query_as("SELECT balance, currency FROM ledger_accounts WHERE id = $1")
                     .bind(id)
                     .fetch_optional(&self.read)
                     .await?;
-                Ok(b.unwrap_or(0))
+                b.map(|(balance, currency)| self.money().read(Some(&currency), balance)).transpose()
             }
 
             /// A stored-value payment: the token consumed, the entry posted and the transaction recorded in
@@ -135,7 +137,7 @@ macro_rules! sql_stored_value {
             pub async fn cancel_stored_value(
                 &self,
                 original_id: &str,
-                amount: i64,
+                amount: Amount,
                 t: &TxnRow,
                 entry: &JournalEntry,
                 now: i64,
@@ -174,7 +176,7 @@ macro_rules! sql_stored_value {
                 original_id: &str,
                 reversal: &TxnRow,
                 entry: Option<&JournalEntry>,
-                release: Option<(&str, i64)>,
+                release: Option<(&str, Amount)>,
                 now: i64,
             ) -> StoreResult<bool> {
                 let mut w = self.atomic_writer().await?;

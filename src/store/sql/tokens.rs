@@ -169,18 +169,19 @@ macro_rules! sql_tokens {
             }
 
             pub async fn token_by_number(&self, token: &str) -> StoreResult<Option<TokenRow>> {
-                Ok(sqlx::query_as(concat!(
+                let row: Option<TokenRow<i64>> = sqlx::query_as(concat!(
                     "SELECT ",
                     token_cols!(),
                     " FROM tokens WHERE token = $1 ORDER BY state = 'active' DESC, created_at DESC LIMIT 1"
                 ))
                 .bind(token)
                 .fetch_optional(&self.read)
-                .await?)
+                .await?;
+                row.map(|r| r.read_money(self.money())).transpose()
             }
 
             pub async fn merchant_token(&self, instrument_id: &str, merchant_id: &str) -> StoreResult<Option<TokenRow>> {
-                Ok(sqlx::query_as(concat!(
+                let row: Option<TokenRow<i64>> = sqlx::query_as(concat!(
                     "SELECT ",
                     token_cols!(),
                     " FROM tokens WHERE instrument_id = $1 AND merchant_id = $2 AND multi_use AND state = 'active'"
@@ -188,7 +189,8 @@ macro_rules! sql_tokens {
                 .bind(instrument_id)
                 .bind(merchant_id)
                 .fetch_optional(&self.read)
-                .await?)
+                .await?;
+                row.map(|r| r.read_money(self.money())).transpose()
             }
 
             /// Ends a live token: `expired` when its TTL has passed by `now`, else `revoked` (when
@@ -275,15 +277,16 @@ macro_rules! sql_tokens {
             }
 
             pub async fn token(&self, id: &str) -> StoreResult<Option<TokenRow>> {
-                Ok(sqlx::query_as(concat!("SELECT ", token_cols!(), " FROM tokens WHERE id = $1"))
+                let row: Option<TokenRow<i64>> = sqlx::query_as(concat!("SELECT ", token_cols!(), " FROM tokens WHERE id = $1"))
                     .bind(id)
                     .fetch_optional(&self.read)
-                    .await?)
+                    .await?;
+                row.map(|r| r.read_money(self.money())).transpose()
             }
 
             pub async fn consume_token(&self, token: &str, now: i64) -> StoreResult<Consume> {
                 let mut w = self.writer().await?;
-                let consumed: Option<TokenRow> = sqlx::query_as(concat!(
+                let consumed: Option<TokenRow<i64>> = sqlx::query_as(concat!(
                     "UPDATE tokens SET state = 'consumed', consumed_at = $2 \
                      WHERE token = $1 AND state = 'active' AND expires_at > $2 \
                        AND (lease_until IS NULL OR lease_until <= $2) \
@@ -297,9 +300,9 @@ macro_rules! sql_tokens {
                 .await?;
                 if let Some(row) = consumed {
                     w.done().await?;
-                    return Ok(Consume::Consumed(row));
+                    return Ok(Consume::Consumed(row.read_money(self.money())?));
                 }
-                let row: Option<TokenRow> = sqlx::query_as(concat!(
+                let row: Option<TokenRow<i64>> = sqlx::query_as(concat!(
                     "SELECT ",
                     token_cols!(),
                     " FROM tokens WHERE token = $1 ORDER BY state = 'active' DESC, created_at DESC LIMIT 1"
@@ -308,7 +311,10 @@ macro_rules! sql_tokens {
                 .fetch_optional(w.conn())
                 .await?;
                 w.abort().await?;
-                Ok(row.map_or(Consume::Unknown, Consume::Refused))
+                Ok(match row {
+                    Some(row) => Consume::Refused(row.read_money(self.money())?),
+                    None => Consume::Unknown,
+                })
             }
         }
     };

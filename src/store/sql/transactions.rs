@@ -20,7 +20,7 @@ macro_rules! sql_transactions {
                     w.done().await?;
                     return Ok(Claim::New);
                 }
-                let existing: Option<TxnRow> = sqlx::query_as(concat!(
+                let existing: Option<TxnRow<i64>> = sqlx::query_as(concat!(
                     "SELECT ",
                     txn_cols!(),
                     " FROM transactions WHERE msg_class = $1 AND terminal_id = $2 AND stan = $3 AND transmitted = $4 AND acquirer_id = $5"
@@ -33,9 +33,8 @@ macro_rules! sql_transactions {
                 .fetch_optional(w.conn())
                 .await?;
                 w.abort().await?;
-                existing
-                    .map(|row| Claim::Existing(Box::new(row)))
-                    .ok_or_else(|| StoreError::Corrupt("duplicate key without a transaction".into()))
+                let existing = existing.ok_or_else(|| StoreError::Corrupt("duplicate key without a transaction".into()))?;
+                Ok(Claim::Existing(Box::new(existing.read_money(self.money())?)))
             }
 
             pub async fn update_transaction(&self, t: &TxnRow) -> StoreResult<()> {
@@ -45,10 +44,11 @@ macro_rules! sql_transactions {
             }
 
             pub async fn transaction(&self, id: &str) -> StoreResult<Option<TxnRow>> {
-                Ok(sqlx::query_as(concat!("SELECT ", txn_cols!(), " FROM transactions WHERE id = $1"))
+                let rows: Option<TxnRow<i64>> = sqlx::query_as(concat!("SELECT ", txn_cols!(), " FROM transactions WHERE id = $1"))
                     .bind(id)
                     .fetch_optional(&self.read)
-                    .await?)
+                    .await?;
+                rows.map(|r| r.read_money(self.money())).transpose()
             }
 
             pub async fn transaction_by_key(
@@ -59,7 +59,7 @@ macro_rules! sql_transactions {
                 transmitted: &str,
                 acquirer: &str,
             ) -> StoreResult<Option<TxnRow>> {
-                Ok(sqlx::query_as(concat!(
+                let rows: Option<TxnRow<i64>> = sqlx::query_as(concat!(
                     "SELECT ",
                     txn_cols!(),
                     " FROM transactions WHERE msg_class = $1 AND terminal_id = $2 AND stan = $3 AND transmitted = $4 AND acquirer_id = $5"
@@ -70,23 +70,25 @@ macro_rules! sql_transactions {
                 .bind(transmitted)
                 .bind(acquirer)
                 .fetch_optional(&self.read)
-                .await?)
+                .await?;
+                rows.map(|r| r.read_money(self.money())).transpose()
             }
 
             /// A reversal that arrived before its original and waits for it.
             pub async fn reversal_waiting_for(&self, original_key: &str) -> StoreResult<Option<TxnRow>> {
-                Ok(sqlx::query_as(concat!(
+                let rows: Option<TxnRow<i64>> = sqlx::query_as(concat!(
                     "SELECT ",
                     txn_cols!(),
                     " FROM transactions WHERE original_key = $1 AND kind = 'reversal' ORDER BY created_at LIMIT 1"
                 ))
                 .bind(original_key)
                 .fetch_optional(&self.read)
-                .await?)
+                .await?;
+                rows.map(|r| r.read_money(self.money())).transpose()
             }
 
             pub async fn transactions(&self, instrument_id: Option<&str>, limit: i64) -> StoreResult<Vec<TxnRow>> {
-                Ok(sqlx::query_as(concat!(
+                let rows: Vec<TxnRow<i64>> = sqlx::query_as(concat!(
                     "SELECT ",
                     txn_cols!(),
                     " FROM transactions WHERE ($1 IS NULL OR instrument_id = $1) ORDER BY created_at DESC, id DESC LIMIT $2"
@@ -94,7 +96,8 @@ macro_rules! sql_transactions {
                 .bind(instrument_id)
                 .bind(limit)
                 .fetch_all(&self.read)
-                .await?)
+                .await?;
+                rows.into_iter().map(|r| r.read_money(self.money())).collect()
             }
 
             pub async fn release_token(&self, token_id: &str, lease_id: &str) -> StoreResult<()> {
@@ -138,7 +141,7 @@ macro_rules! sql_transactions {
             /// Reserves `amount` on the approved payment `original_id` for the pending card cancel `t`
             /// and records the cancel's original, instrument and issuer, in one database transaction;
             /// false (nothing written) when the payment has less than that left to cancel.
-            pub async fn reserve_cancel_for(&self, t: &TxnRow, original_id: &str, amount: i64, now: i64) -> StoreResult<bool> {
+            pub async fn reserve_cancel_for(&self, t: &TxnRow, original_id: &str, amount: Amount, now: i64) -> StoreResult<bool> {
                 let mut w = self.atomic_writer().await?;
                 let r = sqlx::query(
                     "UPDATE transactions SET cancelled_amount = cancelled_amount + $2, updated_at = $3 \
@@ -160,7 +163,7 @@ macro_rules! sql_transactions {
             /// Pending payments, cancels and verifications created before `before`: cut off by a
             /// crash (a live one is decided within the issuer timeout). Oldest first.
             pub async fn cut_off(&self, before: i64, limit: i64) -> StoreResult<Vec<TxnRow>> {
-                Ok(sqlx::query_as(concat!(
+                let rows: Vec<TxnRow<i64>> = sqlx::query_as(concat!(
                     "SELECT ",
                     txn_cols!(),
                     " FROM transactions WHERE status = 'pending' AND created_at < $1 AND kind <> 'reversal' \
@@ -169,7 +172,8 @@ macro_rules! sql_transactions {
                 .bind(before)
                 .bind(limit)
                 .fetch_all(&self.read)
-                .await?)
+                .await?;
+                rows.into_iter().map(|r| r.read_money(self.money())).collect()
             }
 
             /// Writes the declined outcome `t` over a pending transaction, in one database transaction
@@ -181,7 +185,7 @@ macro_rules! sql_transactions {
                 &self,
                 t: &TxnRow,
                 lease: LeaseEnd,
-                release: Option<(&str, i64)>,
+                release: Option<(&str, Amount)>,
                 advice: Option<&AdviceRow>,
                 now: i64,
             ) -> StoreResult<bool> {

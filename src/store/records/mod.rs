@@ -2,6 +2,29 @@
 
 pub use crate::instruments::InstrumentKind;
 pub use crate::instruments::card::CancelType;
+use crate::money::{Amount, Currencies};
+
+use super::{StoreError, StoreResult};
+
+/// What reads a row's stored minor units back into amounts: the configured currencies, looked up by
+/// the row's own currency column (see `crate::money`). Rows with money are read as `Row<i64>` and
+/// turned into `Row` (= `Row<Amount>`) by their `read_money`; without the table that fails rather than
+/// guess a scale.
+#[derive(Clone, Copy)]
+pub(crate) struct Money<'a>(pub(crate) Option<&'a Currencies>);
+
+impl Money<'_> {
+    pub(crate) fn read(self, currency: Option<&str>, minor: i64) -> StoreResult<Amount> {
+        match self.0 {
+            Some(table) => Ok(table.stored(currency, minor)),
+            None => Err(StoreError::Corrupt("no currency table to read amounts with (Store::with_currencies)".into())),
+        }
+    }
+
+    pub(crate) fn read_opt(self, currency: Option<&str>, minor: Option<i64>) -> StoreResult<Option<Amount>> {
+        minor.map(|m| self.read(currency, m)).transpose()
+    }
+}
 
 /// A Rust enum stored as its text form (`as_str` / `FromStr`), on every backend: a stored value
 /// this version does not know fails the read instead of passing as a string.
@@ -171,7 +194,7 @@ pub struct KeyUsage {
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct TokenRow {
+pub struct TokenRow<M = Amount> {
     pub id: String,
     pub token: String,
     pub instrument_id: String,
@@ -180,7 +203,7 @@ pub struct TokenRow {
     pub token_expiry: String,
     pub psn: String,
     pub merchant_id: Option<String>,
-    pub max_amount: Option<i64>,
+    pub max_amount: Option<M>,
     pub currency: Option<String>,
     /// Comma-separated two-digit PAN entry modes (DE22 positions 1–2) the token accepts.
     pub entry_modes: Option<String>,
@@ -191,6 +214,32 @@ pub struct TokenRow {
     /// A merchant token (terminal tokenization): paid any number of times at its merchant, never
     /// consumed.
     pub multi_use: bool,
+}
+
+impl TokenRow<i64> {
+    /// The row with its amounts, in its currency.
+    pub(crate) fn read_money(self, m: Money<'_>) -> StoreResult<TokenRow> {
+        let cur = self.currency.as_deref();
+        let max_amount = m.read_opt(cur, self.max_amount)?;
+        Ok(TokenRow {
+            id: self.id,
+            token: self.token,
+            instrument_id: self.instrument_id,
+            requestor_id: self.requestor_id,
+            state: self.state,
+            token_expiry: self.token_expiry,
+            psn: self.psn,
+            merchant_id: self.merchant_id,
+            max_amount,
+            currency: self.currency,
+            entry_modes: self.entry_modes,
+            failed_attempts: self.failed_attempts,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            consumed_at: self.consumed_at,
+            multi_use: self.multi_use,
+        })
+    }
 }
 
 /// What inserting a token found.
@@ -284,9 +333,10 @@ text_enum!(TxnKind { Purchase => "purchase", Reversal => "reversal", Cancel => "
 text_enum!(CancelType { Void => "void", Refund => "refund" });
 text_enum!(TxnStatus { Pending => "pending", Approved => "approved", Declined => "declined", Reversed => "reversed" });
 
-/// One ISO 8583 request and what became of it.
+/// One ISO 8583 request and what became of it. Its amounts are in its DE49 currency (the platform's
+/// when absent); the store reads it as `TxnRow<i64>` (minor units) and hands out `TxnRow`.
 #[derive(Debug, Clone, Default, sqlx::FromRow)]
-pub struct TxnRow {
+pub struct TxnRow<M = Amount> {
     pub id: String,
     pub kind: TxnKind,
     pub status: TxnStatus,
@@ -301,7 +351,7 @@ pub struct TxnRow {
     pub response_code: Option<String>,
     pub processing_code: Option<String>,
     pub merchant_id: Option<String>,
-    pub amount: Option<i64>,
+    pub amount: Option<M>,
     pub currency: Option<String>,
     pub entry_mode: Option<String>,
     pub token_id: Option<String>,
@@ -319,15 +369,64 @@ pub struct TxnRow {
     pub created_at: i64,
     pub updated_at: i64,
     /// For a payment: how much of it has been cancelled (reserved by pending cancels included).
-    pub cancelled_amount: i64,
+    pub cancelled_amount: M,
     /// For a cancel: `void` or `refund`.
     pub cancel_type: Option<CancelType>,
     /// Stored value: the split this transaction moved — for a payment what it took from principal
     /// and bonus, for a cancel or reversal what went back to each, with `forfeited` the bonus that had
     /// expired and went to the region instead. A gift certificate's balance is all principal.
-    pub principal: Option<i64>,
-    pub bonus: Option<i64>,
-    pub forfeited: Option<i64>,
+    pub principal: Option<M>,
+    pub bonus: Option<M>,
+    pub forfeited: Option<M>,
+}
+
+impl TxnRow<i64> {
+    /// The row with its amounts, in its DE49 currency.
+    pub(crate) fn read_money(self, m: Money<'_>) -> StoreResult<TxnRow> {
+        let cur = self.currency.as_deref();
+        let amount = m.read_opt(cur, self.amount)?;
+        let cancelled_amount = m.read(cur, self.cancelled_amount)?;
+        let (principal, bonus, forfeited) =
+            (m.read_opt(cur, self.principal)?, m.read_opt(cur, self.bonus)?, m.read_opt(cur, self.forfeited)?);
+        Ok(TxnRow {
+            id: self.id,
+            kind: self.kind,
+            status: self.status,
+            mti: self.mti,
+            msg_class: self.msg_class,
+            terminal_id: self.terminal_id,
+            stan: self.stan,
+            transmitted: self.transmitted,
+            acquirer_id: self.acquirer_id,
+            content_hash: self.content_hash,
+            response: self.response,
+            response_code: self.response_code,
+            processing_code: self.processing_code,
+            merchant_id: self.merchant_id,
+            amount,
+            currency: self.currency,
+            entry_mode: self.entry_mode,
+            token_id: self.token_id,
+            instrument_id: self.instrument_id,
+            instrument_kind: self.instrument_kind,
+            masked_pan: self.masked_pan,
+            issuer_id: self.issuer_id,
+            original_id: self.original_id,
+            original_key: self.original_key,
+            auth_code: self.auth_code,
+            rrn: self.rrn,
+            issuer_response: self.issuer_response,
+            issuer_ms: self.issuer_ms,
+            total_ms: self.total_ms,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            cancelled_amount,
+            cancel_type: self.cancel_type,
+            principal,
+            bonus,
+            forfeited,
+        })
+    }
 }
 
 impl InstrumentRow {
@@ -354,7 +453,7 @@ impl InstrumentRow {
     }
 }
 
-impl TxnRow {
+impl<M> TxnRow<M> {
     /// The duplicate key as one string, the form `original_key` uses.
     pub fn key(&self) -> String {
         format!("{}|{}|{}|{}|{}", self.msg_class, self.terminal_id, self.stan, self.transmitted, self.acquirer_id)
@@ -379,7 +478,7 @@ pub struct Undo<'a> {
     /// A token still leased to an original that was pending (token id, lease): spent.
     pub spend: Option<(&'a str, &'a str)>,
     /// A reversed cancel's amount, given back to the payment it cancelled (payment id, amount).
-    pub release: Option<(&'a str, i64)>,
+    pub release: Option<(&'a str, Amount)>,
 }
 
 /// What claiming a request's duplicate key found.
@@ -411,180 +510,6 @@ pub struct AdviceRow {
     pub issuer_id: String,
     pub attempts: i64,
     pub next_at: i64,
-}
-
-/// A gift certificate. Its balance is the ledger account `gift:<id>`.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct GiftRow {
-    pub id: String,
-    pub code_hash: String,
-    pub currency: String,
-    pub face_value: i64,
-    pub expires_at: i64,
-    pub instrument_id: Option<String>,
-    pub created_at: i64,
-}
-
-/// What a stored-value movement found.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Movement {
-    Done,
-    /// A stored-value account would have gone negative: nothing was written.
-    Insufficient,
-    /// The token was no longer live: nothing was written.
-    TokenGone,
-    /// More than what is left of the payment to cancel: nothing was written.
-    ExceedsCancellable,
-    /// The request's transaction was decided meanwhile (reversed while its node was presumed dead):
-    /// nothing was written.
-    Superseded,
-}
-
-/// A local-currency region (`POST /v1/admin/regions`).
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct RegionRow {
-    pub id: String,
-    pub name: String,
-    pub currency: String,
-    /// Decimal text, e.g. `0.10`.
-    pub incentive_rate: String,
-    pub monthly_bonus_cap: i64,
-    pub bonus_lifetime_seconds: i64,
-    /// `reverse` or `pro_rata`.
-    pub cancel_restore: String,
-    pub created_at: i64,
-    pub updated_at: i64,
-}
-
-/// A merchant of a region; its id is what terminals send in DE42.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct MerchantRow {
-    pub id: String,
-    pub name: String,
-    pub region_id: String,
-    pub created_at: i64,
-}
-
-/// Whether a registered terminal may send requests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TerminalStatus {
-    Active,
-    /// Refused `58`, except for reversals of what it already did (docs/security.md "Terminal registry").
-    Suspended,
-}
-
-text_enum!(TerminalStatus { Active => "active", Suspended => "suspended" });
-
-/// A registered terminal (`/v1/admin/terminals`, config `[[terminals]]`): the merchant it sends in
-/// DE42 and the VAN whose client certificate it comes through, if any.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct TerminalRow {
-    /// DE41 without the fixed-length field's trailing spaces.
-    pub id: String,
-    /// DE42 without trailing spaces.
-    pub merchant_id: String,
-    /// The name its VAN's client certificate carries (CN or a SAN); None: it connects without one.
-    pub van: Option<String>,
-    pub status: TerminalStatus,
-    pub created_at: i64,
-    pub updated_at: i64,
-}
-
-/// A local-currency wallet's state beside its ledger accounts. `version` is the one it was read at;
-/// a write succeeds only if nobody wrote since.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WalletRow {
-    pub instrument_id: String,
-    pub requestor_id: String,
-    pub region_id: String,
-    /// `YYYY-MM` in the region's offset.
-    pub bonus_month: Option<String>,
-    pub charged_in_month: i64,
-    pub next_grant_id: i64,
-    pub version: i64,
-    pub created_at: i64,
-    pub grants: Vec<GrantRow>,
-}
-
-/// One charge's bonus.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct GrantRow {
-    pub grant_id: i64,
-    pub granted_at: i64,
-    pub expires_at: i64,
-    pub amount: i64,
-    pub remaining: i64,
-}
-
-/// A local-currency payment's split, its bonus takes, and what its cancels returned so far.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LocalPaymentRow {
-    pub transaction_id: String,
-    pub instrument_id: String,
-    pub principal: i64,
-    pub bonus: i64,
-    pub cancelled_principal: i64,
-    pub cancelled_bonus: i64,
-    pub forfeited_bonus: i64,
-    pub takes: Vec<TakeRow>,
-}
-
-/// What a payment took from one grant.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct TakeRow {
-    pub grant_id: i64,
-    pub expires_at: i64,
-    pub taken: i64,
-    pub returned: i64,
-}
-
-/// Everything one change to a wallet writes, committed together or not at all: the wallet's new
-/// state (checked against the version it was read at), its ledger entries, and whichever of the
-/// token consumption, payment record, cancel reservation, reversal and transaction row go with it.
-#[derive(Debug, Default)]
-pub struct WalletWrite<'a> {
-    pub wallet: Option<&'a WalletRow>,
-    pub entries: Vec<crate::ledger::JournalEntry>,
-    /// The ISO 8583 transaction the entries belong to.
-    pub transaction_id: Option<&'a str>,
-    pub consume_token: Option<&'a str>,
-    /// A payment to record (new).
-    pub new_payment: Option<&'a LocalPaymentRow>,
-    /// A payment whose cancel counters and takes changed.
-    pub payment_update: Option<&'a LocalPaymentRow>,
-    /// (original transaction id, amount) to add to its cancelled amount, checked against the original.
-    pub cancel: Option<(&'a str, i64)>,
-    /// An approved transaction to mark reversed.
-    pub reverse: Option<&'a str>,
-    /// The request's own transaction row, final.
-    pub txn: Option<&'a TxnRow>,
-}
-
-/// What a [`WalletWrite`] found. Anything but `Done` wrote nothing.
-#[derive(Debug, PartialEq, Eq)]
-pub enum WalletOutcome {
-    Done,
-    /// Someone wrote the wallet since it was read: read it again and retry.
-    Conflict,
-    TokenGone,
-    /// A stored-value account would have gone negative.
-    Insufficient,
-    /// More than what is left of the payment to cancel.
-    ExceedsCancellable,
-    /// The transaction to reverse was no longer approved.
-    NotApproved,
-    /// The request's own transaction was decided meanwhile (see [`Movement::Superseded`]).
-    Superseded,
-}
-
-/// A wallet read in one snapshot: its state, the balances of its two ledger accounts, and
-/// optionally one of its payments.
-#[derive(Debug, Clone)]
-pub struct WalletSnapshot {
-    pub wallet: WalletRow,
-    pub principal: i64,
-    pub bonus: i64,
-    pub payment: Option<LocalPaymentRow>,
 }
 
 /// An audit row's own fields, before it is numbered and chained (see `crate::audit`).
@@ -624,3 +549,8 @@ pub struct AuditRow {
     pub prev_hash: String,
     pub hash: String,
 }
+
+mod stored_value;
+mod terminals;
+pub use stored_value::*;
+pub use terminals::*;

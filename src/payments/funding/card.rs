@@ -31,6 +31,25 @@ struct Lease {
     token_id: String,
 }
 
+/// A cancel's hold on the payment it cancels: `amount` of it counted as cancelled while the issuer
+/// answers, so racing cancels cannot exceed the payment. The approval keeps it; a decline gives it
+/// back with its outcome, in one database transaction.
+#[must_use = "a cancel's reservation is kept by the approval or released by the decline"]
+struct Reservation<'a> {
+    payment_id: &'a str,
+    amount: Amount,
+}
+
+impl<'a> Reservation<'a> {
+    /// The approved cancel keeps what it reserved: it is now cancelled for good.
+    fn keep(self) {}
+
+    /// What a declined cancel gives back to its payment (payment id, amount).
+    fn release(self) -> Option<(&'a str, Amount)> {
+        Some((self.payment_id, self.amount))
+    }
+}
+
 pub async fn pay(mut f: InFlight<'_>, paying: Paying) -> crate::Result<Reply> {
     use ResponseCode as C;
     let p = f.p;
@@ -109,7 +128,7 @@ pub async fn cancel(mut f: InFlight<'_>, original: &TxnRow, amount: Amount) -> c
     if !p.store.reserve_cancel_for(&f.txn, &original.id, amount, now).await? {
         return f.conclude(C::EXCEEDS_CANCELLABLE).await;
     }
-    let release = Some((original.id.as_str(), amount));
+    let reservation = Reservation { payment_id: &original.id, amount };
     let instrument = p.store.instrument(original.instrument_id.as_deref().unwrap_or("")).await?;
     let pan = match instrument.as_ref() {
         Some(i) => p.vault.reveal_pan(i).await.ok(),
@@ -117,7 +136,7 @@ pub async fn cancel(mut f: InFlight<'_>, original: &TxnRow, amount: Amount) -> c
     };
     let (Some(instrument), Some(pan)) = (instrument, pan) else {
         // The card was deleted and its PAN destroyed: the issuer can no longer be asked.
-        return f.decline(C::INSTRUMENT_BLOCKED, release, false).await;
+        return f.decline(C::INSTRUMENT_BLOCKED, reservation.release(), false).await;
     };
     // The refund as the issuer sees it: DE90 names the purchase as it was sent to the issuer.
     let mut issuer_req = financial_request(f.req.msg, pan.expose(), instrument.expiry.as_deref());
@@ -130,12 +149,13 @@ pub async fn cancel(mut f: InFlight<'_>, original: &TxnRow, amount: Amount) -> c
         IssuerAnswer::Answered { code, auth_code } if code.is_approved() => {
             f.txn.cancel_type = Some(cancelled.cancel_type);
             f.txn.auth_code = auth_code;
+            reservation.keep();
             f.conclude(code).await
         }
-        IssuerAnswer::Answered { code, .. } => f.decline(code, release, false).await,
-        IssuerAnswer::Unavailable => f.decline(C::ISSUER_UNAVAILABLE, release, false).await,
+        IssuerAnswer::Answered { code, .. } => f.decline(code, reservation.release(), false).await,
+        IssuerAnswer::Unavailable => f.decline(C::ISSUER_UNAVAILABLE, reservation.release(), false).await,
         // The issuer may have refunded: the 0420 that undoes the refund is owed.
-        IssuerAnswer::Unknown => f.decline(C::ISSUER_UNAVAILABLE, release, true).await,
+        IssuerAnswer::Unknown => f.decline(C::ISSUER_UNAVAILABLE, reservation.release(), true).await,
     }
 }
 

@@ -143,6 +143,17 @@ async fn declines_and_domain_controls() {
     unknown_currency.set_stan("777777").unwrap();
     assert_eq!(code(&term.call(&unknown_currency).await), "12");
     assert_eq!(code(&term.call(&no_currency).await), "00");
+    // A cancel is in its payment's currency: another configured one 13 (USD cents are not won), an
+    // unknown one 12, none the platform's.
+    let mut in_usd = term.cancellation(&no_currency, 500);
+    in_usd.set_currency_code("840").unwrap();
+    assert_eq!(code(&term.call(&in_usd).await), "13");
+    let mut in_unknown = term.cancellation(&no_currency, 500);
+    in_unknown.set_currency_code("999").unwrap();
+    assert_eq!(code(&term.call(&in_unknown).await), "12");
+    let mut in_none = term.cancellation(&no_currency, 500);
+    in_none.remove(49);
+    assert_eq!(code(&term.call(&in_none).await), "00");
 
     // Unknown token 14; zero amount 13; a wrong DE14 54.
     assert_eq!(code(&term.pay("4610000000000009", 1000).await), "14");

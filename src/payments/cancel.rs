@@ -31,6 +31,14 @@ pub async fn cancel(p: &Payments, req: &Request<'_>, started: Instant) -> crate:
     if original.kind != TxnKind::Purchase || original.status != TxnStatus::Approved {
         return f.conclude(C::INVALID_TRANSACTION).await;
     }
+    // A cancel is in its payment's currency (DE49; the platform's where absent): one nobody
+    // configured is 12 as for a purchase, another configured one 13 (its amount means something else).
+    let Some(currency) = p.config.currency_of_de49(req.currency) else {
+        return f.conclude(C::INVALID_TRANSACTION).await;
+    };
+    if p.config.currency_of_de49(original.currency.as_deref()) != Some(currency) {
+        return f.conclude(C::INVALID_AMOUNT).await;
+    }
     match original.instrument_kind {
         Some(InstrumentKind::Card) => funding::card::cancel(f, &original, amount).await,
         Some(InstrumentKind::Gift) => funding::gift::cancel(f, &original, amount).await,

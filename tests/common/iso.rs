@@ -68,6 +68,12 @@ impl Terminal {
 
     /// Cancels `amount` of `original` (0200, DE3 200000, DE90 naming it) and returns the answer.
     pub async fn cancel(&mut self, original: &Message, amount: u64) -> Message {
+        let m = self.cancellation(original, amount);
+        self.call(&m).await
+    }
+
+    /// A cancel of `amount` of `original` (0200, DE3 200000, DE90 naming it), not sent.
+    pub fn cancellation(&mut self, original: &Message, amount: u64) -> Message {
         let mut m = self.purchase(original.pan().unwrap(), amount);
         m.set_processing_code("200000").unwrap();
         m.set_transmission_date_time("1123110000").unwrap();
@@ -79,7 +85,7 @@ impl Terminal {
         )
         .unwrap();
         m.set_original_data(&orig).unwrap();
-        self.call(&m).await
+        m
     }
 
     /// Reverses `original` and returns the answer.

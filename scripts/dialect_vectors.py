@@ -5,44 +5,23 @@ fields). tsp's unit tests decode these bytes and must encode the same messages t
 
 Usage: python3 scripts/dialect_vectors.py > vectors/iso8583-dialects.json"""
 
-import copy
 import json
-import re
+import os
 import sys
 
 import iso8583
-from iso8583.specs import default, default_ascii
+from iso8583.specs import default
 
-# Which fields are `n` (digits): ISO 8583:1987 attributes as tsp's table records them.
-NUMERIC = set()
-for line in open(sys.argv[1] if len(sys.argv) > 1 else "src/iso8583/spec.rs"):
-    m = re.match(r"\s*Some\((fixed|llvar|lllvar)\(\d+, N, .*// (\d+)", line)
-    if m:
-        NUMERIC.add(m.group(2))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+from pyiso_common import bcd_spec as _bcd_spec  # noqa: E402
+
+SPEC_RS = sys.argv[1] if len(sys.argv) > 1 else "src/iso8583/spec.rs"
 
 
 def bcd_spec():
-    spec = copy.deepcopy(default_ascii)
-    spec["t"] = dict(spec["t"], data_enc="b", max_len=2)
-    for key in ("p", "1", "65"):
-        spec[key] = copy.deepcopy(default[key])
-    for key, f in spec.items():
-        if not key.isdigit() or key in ("1", "65"):
-            continue
-        var = f["len_type"] > 0
-        if var:
-            f["len_enc"] = "bcd"
-            f["len_type"] = (f["len_type"] + 1) // 2
-        if key in NUMERIC:
-            f["data_enc"] = "b"
-            f["len_count"] = "nibbles"
-            if var:
-                f["right_pad"] = "0"
-            else:
-                f["left_pad"] = "0"
-        elif default[key]["data_enc"] == "b":
-            spec[key] = dict(copy.deepcopy(default[key]), len_enc=f["len_enc"], len_type=f["len_type"])
-    return spec
+    from iso8583.specs import default_ascii
+
+    return _bcd_spec(default_ascii, SPEC_RS)
 
 
 MESSAGES = [
@@ -58,13 +37,9 @@ MESSAGES = [
     {"t": "0800", "7": "0612143015", "11": "000001", "70": "301"},
 ]
 
-# pyiso8583 wants the bitmap's own keys absent when it derives them.
 out = {"source": "pyiso8583 " + "4.0.1", "binary": [], "bcd": []}
 for name, spec in (("binary", default), ("bcd", bcd_spec())):
     for doc in MESSAGES:
-        data = {k: v for k, v in doc.items()}
-        if name == "bcd":
-            data["t"] = doc["t"]
-        raw, _ = iso8583.encode(dict(data), spec)
+        raw, _ = iso8583.encode(dict(doc), spec)
         out[name].append({"fields": doc, "hex": bytes(raw).hex().upper()})
 print(json.dumps(out, indent=1))

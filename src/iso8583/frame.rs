@@ -35,6 +35,14 @@ pub enum LengthPrefix {
 }
 
 impl LengthPrefix {
+    /// The name used in the configuration.
+    pub const fn name(self) -> &'static str {
+        match self {
+            LengthPrefix::Binary2 => "binary2",
+            LengthPrefix::Ascii4 => "ascii4",
+        }
+    }
+
     /// Bytes of the prefix.
     pub const fn width(self) -> usize {
         match self {

@@ -1,9 +1,9 @@
-"""Writes vectors/iso8583-dialects.json: messages encoded by pyiso8583 4.0.1 (an independent
+"""Writes src/iso8583/dialect-vectors.json: messages encoded by pyiso8583 4.0.1 (an independent
 implementation) in the `binary` dialect (its own `iso8583.specs.default`) and the `bcd` dialect (its
 `default_ascii` spec with the numeric fields as BCD nibbles, BCD length prefixes and binary `b`
 fields). tsp's unit tests decode these bytes and must encode the same messages to them.
 
-Usage: python3 scripts/dialect_vectors.py > vectors/iso8583-dialects.json"""
+Usage: python3 scripts/dialect_vectors.py > src/iso8583/dialect-vectors.json"""
 
 import json
 import os

@@ -376,7 +376,7 @@ mod tests {
     /// Messages pyiso8583 encoded (scripts/dialect_vectors.py): its own `default` spec for
     /// `binary`, its `default_ascii` with BCD numerics and prefixes for `bcd`.
     fn vectors(dialect: &str) -> Vec<(Message, Vec<u8>)> {
-        let doc: serde_json::Value = serde_json::from_str(include_str!("../../vectors/iso8583-dialects.json")).unwrap();
+        let doc: serde_json::Value = serde_json::from_str(include_str!("dialect-vectors.json")).unwrap();
         doc[dialect]
             .as_array()
             .unwrap()

@@ -479,7 +479,9 @@ async fn run(cli: Cli) -> Result<(), String> {
                 tokio::net::TcpListener::bind(&listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
             let mode = if tls.is_some() { " (TLS)" } else { "" };
             let at = listener.local_addr().map_err(|e| e.to_string())?;
-            println!("tsp issuer-sim: listening on {at}{mode} in the {dialect} dialect");
+            // The address stays the line's last word (tests and scripts read it from there).
+            let speaks = if dialect == tsp::iso8583::Dialect::Ascii { String::new() } else { format!(" ({dialect})") };
+            println!("tsp issuer-sim{speaks}: listening on {at}{mode}");
             tokio::select! {
                 r = tsp::issuer::tcp::serve_in(listener, sim, tls, dialect) => r.map_err(|e| e.to_string()),
                 _ = tokio::signal::ctrl_c() => Ok(()),

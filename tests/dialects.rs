@@ -147,3 +147,51 @@ async fn ascii_binary_and_bcd_listeners_at_once_over_a_bcd_issuer_link() {
     // Nothing it received was ASCII: the PAN is nowhere in its digits.
     assert!(common::find(&wire, PAN.as_bytes()).is_none(), "the PAN never travels as ASCII on a bcd link");
 }
+
+/// Reads one answer in 4-byte ASCII length framing: its body (TPDU and message).
+async fn read_ascii4(s: &mut tokio::net::TcpStream) -> Vec<u8> {
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).await.unwrap();
+    let n: usize = std::str::from_utf8(&len).unwrap().parse().unwrap();
+    let mut body = vec![0u8; n];
+    s.read_exact(&mut body).await.unwrap();
+    body
+}
+
+#[tokio::test]
+async fn a_tpdu_listener_survives_short_frames_and_closes_on_a_bad_length() {
+    let framed = free_addr();
+    let config = format!(
+        "{}\n[[iso.listeners]]\naddr = \"{framed}\"\ndialect = \"binary\"\nlength = \"ascii4\"\ntpdu = true\n",
+        tsp::config::DEFAULT_TOML
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tsp.toml");
+    std::fs::write(&path, config).unwrap();
+    let path = path.to_str().unwrap().to_string();
+    let _s = TestServer::start_with(dir, &["--config", &path]).await;
+
+    // An 0800 echo written by hand from the layout: 4-digit length, TPDU 60 0001 8002, MTI "0800",
+    // an 8-byte bitmap (DE1 for the secondary, DE7, DE11) and the secondary (DE70), DE7, DE11, DE70.
+    let mut echo = vec![0x60, 0x00, 0x01, 0x80, 0x02];
+    echo.extend_from_slice(b"0800");
+    echo.extend_from_slice(&[0x82, 0x20, 0, 0, 0, 0, 0, 0, 0x04, 0, 0, 0, 0, 0, 0, 0]);
+    echo.extend_from_slice(b"0612143015000001301");
+    let mut frame = format!("{:04}", echo.len()).into_bytes();
+    frame.extend_from_slice(&echo);
+
+    let mut s = tokio::net::TcpStream::connect(&framed).await.unwrap();
+    // A frame shorter than a TPDU has nowhere to be answered: no answer, and the connection lives on.
+    s.write_all(b"0003\x60\x00\x01").await.unwrap();
+    s.write_all(&frame).await.unwrap();
+    let answer = read_ascii4(&mut s).await;
+    assert_eq!(&answer[..5], &[0x60, 0x80, 0x02, 0x00, 0x01], "the TPDU swapped");
+    assert_eq!(&answer[5..9], b"0810");
+    assert!(common::find(&answer, b"000001").is_some(), "DE11 echoed");
+
+    // A length that is not 4 digits: the stream is out of step, the connection is closed.
+    s.write_all(b"00x9").await.unwrap();
+    let mut rest = Vec::new();
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_end(&mut rest)).await.unwrap().unwrap();
+    assert_eq!(n, 0, "closed without an answer");
+}

@@ -475,6 +475,29 @@ mod tests {
     }
 
     #[test]
+    fn iso_listeners_and_issuer_dialects() {
+        use crate::iso8583::Dialect;
+        use crate::iso8583::frame::LengthPrefix;
+        let c = Config::default_config().unwrap();
+        assert!(c.iso.listeners.is_empty());
+        assert!(c.issuers.iter().all(|i| i.dialect == Dialect::Ascii));
+        let listeners = "\n[[iso.listeners]]\naddr = \"127.0.0.1:8584\"\ndialect = \"bcd\"\nlength = \"ascii4\"\ntpdu = true\n\
+                         \n[[iso.listeners]]\naddr = \"127.0.0.1:8585\"\n";
+        let text = DEFAULT_TOML.replacen("[[issuers]]\n", "[[issuers]]\ndialect = \"binary\"\n", 1) + listeners;
+        let c = Config::parse(&text).unwrap();
+        assert_eq!(c.issuers[0].dialect, Dialect::Binary);
+        let (a, b) = (c.iso.listeners[0].wire(), c.iso.listeners[1].wire());
+        assert_eq!((a.dialect, a.framing.length, a.framing.tpdu), (Dialect::Bcd, LengthPrefix::Ascii4, true));
+        assert_eq!(b, crate::server::Wire::default());
+        for bad in ["dialect = \"ebcdic\"", "length = \"ascii2\"", "tpdu = 5", "header = 5"] {
+            let text = format!("{DEFAULT_TOML}\n[[iso.listeners]]\naddr = \"127.0.0.1:8584\"\n{bad}\n");
+            assert!(Config::parse(&text).is_err(), "{bad}");
+        }
+        let twice = format!("{DEFAULT_TOML}{listeners}\n[[iso.listeners]]\naddr = \"127.0.0.1:8584\"\n");
+        assert!(Config::parse(&twice).unwrap_err().to_string().contains("listed twice"));
+    }
+
+    #[test]
     fn overlapping_ranges_are_refused() {
         let text = DEFAULT_TOML.replace(r#"token_bin_prefixes = ["461000"]"#, r#"token_bin_prefixes = ["4111"]"#);
         let err = Config::parse(&text).unwrap_err().to_string();

@@ -488,6 +488,28 @@ mod tests {
     }
 
     #[test]
+    fn any_single_byte_change_decodes_or_fails_cleanly() {
+        for d in [Dialect::Binary, Dialect::Bcd] {
+            for (_, wire) in vectors(d.name()) {
+                for i in 0..wire.len() {
+                    for b in [0x00, 0xFF, 0x0A, 0x30, 0x39, 0x3A, wire[i] ^ 0x80, wire[i] ^ 0x01] {
+                        let mut m = wire.clone();
+                        m[i] = b;
+                        match d.decode(&m) {
+                            Ok(msg) => assert_eq!(d.decode(&d.encode(&msg).unwrap()).unwrap(), msg, "{d} byte {i}"),
+                            Err(e) => {
+                                if let Some(p) = e.partial() {
+                                    d.encode(p).unwrap();
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn every_dialect_round_trips_the_ascii_vectors() {
         let doc: serde_json::Value = serde_json::from_str(include_str!("../../vectors/iso8583.json")).unwrap();
         let mut n = 0;

@@ -195,3 +195,27 @@ async fn a_tpdu_listener_survives_short_frames_and_closes_on_a_bad_length() {
     let n = tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_end(&mut rest)).await.unwrap().unwrap();
     assert_eq!(n, 0, "closed without an answer");
 }
+
+#[tokio::test]
+async fn tsp_issuer_sim_speaks_bcd_to_a_pyiso8583_acquirer() {
+    // The real binary, `--dialect bcd`; its last word is its address.
+    let mut sim = std::process::Command::new(env!("CARGO_BIN_EXE_tsp"))
+        .args(["issuer-sim", "--listen", "127.0.0.1:0", "--dialect", "bcd"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(sim.stdout.take().unwrap()), &mut line).unwrap();
+    assert!(line.starts_with("tsp issuer-sim (bcd): listening on "), "{line}");
+    let addr = line.trim().rsplit(' ').next().unwrap().to_string();
+    let (host, port) = addr.rsplit_once(':').unwrap();
+    // An acquirer written with pyiso8583's BCD spec: a malformed request is answered 30 with its DE11
+    // and DE41, then a card purchase is approved on the same connection.
+    let args = [host, port, "bcd", "binary2", "--", PAN, "ACQ00001", "ACQUIRER0000001", "000700"];
+    let v = python("pyiso_dialect.py", args.map(String::from).to_vec()).await;
+    let _ = sim.kill();
+    let _ = sim.wait();
+    assert_eq!((v["bad"]["39"].as_str(), v["bad"]["11"].as_str()), (Some("30"), Some("000701")), "{v}");
+    assert_eq!(v["bad"]["41"], "ACQ00001", "{v}");
+    assert_eq!((v["good"]["mti"].as_str(), v["good"]["39"].as_str()), (Some("0210"), Some("00")), "{v}");
+}

@@ -30,6 +30,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use zeroize::Zeroizing;
+
 use super::bitmap::{self, HEX_UPPER};
 use super::error::{CodecError, ErrorKind, Location};
 use super::message::{MAX_MESSAGE_LEN, Message};
@@ -153,7 +155,7 @@ impl Dialect {
 
     /// Rewrites `input` in the ASCII dialect, stopping where the layout can no longer be followed.
     fn transcode(self, input: &[u8]) -> Transcoded {
-        let mut t = Transcoded { ascii: Vec::with_capacity(input.len() * 2), marks: Vec::new() };
+        let mut t = Transcoded { ascii: Zeroizing::new(Vec::with_capacity(input.len() * 2)), marks: Vec::new() };
         // MTI.
         t.mark(0);
         let mut pos = match self {
@@ -249,10 +251,10 @@ impl Dialect {
                 Data::Text => t.ascii.extend_from_slice(value),
                 Data::Bytes => unpack_nibbles(value, &mut t.ascii),
                 Data::Bcd => {
-                    let skip = usize::from(!units.is_multiple_of(2));
                     let start = t.ascii.len();
                     unpack_nibbles(value, &mut t.ascii);
-                    if skip == 1 {
+                    // Drop the pad nibble of an odd number of digits: first when fixed, last when variable.
+                    if !units.is_multiple_of(2) {
                         if spec.kind == LengthKind::Fixed {
                             t.ascii.remove(start);
                         } else {
@@ -308,7 +310,8 @@ enum Pad {
 
 /// The ASCII form of a transcoded message, and where each element starts in both forms.
 struct Transcoded {
-    ascii: Vec<u8>,
+    /// Wiped when dropped: it holds the same card data as the message.
+    ascii: Zeroizing<Vec<u8>>,
     /// (offset in `ascii`, offset on the wire), one per element, ascending.
     marks: Vec<(usize, usize)>,
 }

@@ -1,5 +1,5 @@
-//! ISO 8583:1987 in the ASCII dialect of docs/iso8583.md: the messages terminals and VANs send the
-//! TSP, and the TSP sends issuers.
+//! ISO 8583:1987 as in docs/iso8583.md: the messages terminals and VANs send the TSP, and the TSP
+//! sends issuers — in the ASCII dialect, and in the `binary` and `bcd` dialects through [`Dialect`].
 //!
 //! A pure codec: bytes in, [`Message`] out and back, nothing else in the crate involved. Read in
 //! this order:

@@ -333,10 +333,11 @@ pub async fn build_with(opts: &ServeOptions, hsm: Hsm) -> Result<AppState, Start
     let simulator = Arc::new(Simulator::new(SimConfig::default()));
     let mut hosts = HashMap::new();
     for i in &config.issuers {
-        let host = crate::issuer::host::connect(
+        let host = crate::issuer::host::connect_in(
             &i.host,
             Duration::from_millis(i.timeout_ms),
             i.tls.as_ref(),
+            i.dialect,
             simulator.clone(),
         )
         .map_err(|e| StartError::Issuer(i.id.clone(), e.to_string()))?;
@@ -539,7 +540,29 @@ pub async fn serve(opts: ServeOptions) -> Result<(), StartError> {
         max_connections: l.iso_max_connections.max(1),
         ..crate::server::Limits::default()
     };
-    let iso_task = tokio::spawn(crate::server::serve(iso, state.payments.clone(), limits, iso_tls, stop_rx.clone()));
+    let wire = crate::server::Wire::default();
+    let mut iso_tasks = vec![tokio::spawn(crate::server::serve(
+        iso,
+        state.payments.clone(),
+        limits,
+        wire,
+        iso_tls.clone(),
+        stop_rx.clone(),
+    ))];
+    // `[[iso.listeners]]`: the same front in other dialects and framings. Bound once the node is
+    // open (a sealed node answers on `--iso-addr` only).
+    for l in &state.config.iso.listeners {
+        let sock = tokio::net::TcpListener::bind(l.addr).await.map_err(|e| StartError::Bind(l.addr, e))?;
+        let tpdu = if l.tpdu { ", TPDU" } else { "" };
+        println!(
+            "tsp: ISO 8583 ({}, {} length{tpdu}) listening on {}{iso_mode}",
+            l.dialect,
+            l.length.name(),
+            sock.local_addr()?
+        );
+        let p = state.payments.clone();
+        iso_tasks.push(tokio::spawn(crate::server::serve(sock, p, limits, l.wire(), iso_tls.clone(), stop_rx.clone())));
+    }
     let keys_task =
         tokio::spawn(crate::vault::rotation::run(state.vault.clone(), state.config.keys.clone(), stop_rx.clone()));
     let recovery_task = tokio::spawn(crate::payments::recovery::run(state.payments.clone(), stop_rx.clone()));
@@ -555,7 +578,9 @@ pub async fn serve(opts: ServeOptions) -> Result<(), StartError> {
         .with_graceful_shutdown(stop)
         .await?;
     // In-flight ISO 8583 requests finish before the database closes.
-    let _ = iso_task.await;
+    for t in iso_tasks {
+        let _ = t.await;
+    }
     let _ = advice_task.await;
     let _ = recovery_task.await;
     let _ = keys_task.await;

@@ -114,8 +114,14 @@ async fn story(out: &mut dyn Write, dir: &std::path::Path) -> Result<(), String>
     let iso = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|x| e(&x))?;
     let iso_addr = iso.local_addr().map_err(|x| e(&x))?.to_string();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let server =
-        tokio::spawn(crate::server::serve(iso, state.payments.clone(), Default::default(), None, stop_rx.clone()));
+    let server = tokio::spawn(crate::server::serve(
+        iso,
+        state.payments.clone(),
+        Default::default(),
+        Default::default(),
+        None,
+        stop_rx.clone(),
+    ));
     let advices = tokio::spawn(crate::payments::advice::run(state.payments.clone(), stop_rx));
     say!(out, "   ISO 8583 front on {iso_addr}; issuers answer from the in-process simulator\n");
 

@@ -93,6 +93,9 @@ enum Command {
         /// Require client certificates signed by these CA certificates (PEM).
         #[arg(long, requires = "tls_cert")]
         client_ca: Option<PathBuf>,
+        /// The ISO 8583 dialect spoken: ascii, binary or bcd (docs/iso8583.md "Dialects").
+        #[arg(long, default_value = "ascii")]
+        dialect: tsp::iso8583::Dialect,
     },
     /// Data-key and fingerprint-key rotation (docs/operations.md "Key rotation").
     Keys {
@@ -457,7 +460,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!("closed the business day: settlement {id} at {}", tsp::clock::rfc3339(at));
             Ok(())
         }
-        Command::IssuerSim { listen, limit, latency_ms, failure_rate, tls_cert, tls_key, client_ca } => {
+        Command::IssuerSim { listen, limit, latency_ms, failure_rate, tls_cert, tls_key, client_ca, dialect } => {
             let tls = match (tls_cert, tls_key) {
                 (Some(cert), Some(key)) => Some(
                     tsp::tls::acceptor(&tsp::config::ServerTlsConfig { cert, key, client_ca })
@@ -475,9 +478,12 @@ async fn run(cli: Cli) -> Result<(), String> {
             let listener =
                 tokio::net::TcpListener::bind(&listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
             let mode = if tls.is_some() { " (TLS)" } else { "" };
-            println!("tsp issuer-sim: listening on {}{mode}", listener.local_addr().map_err(|e| e.to_string())?);
+            let at = listener.local_addr().map_err(|e| e.to_string())?;
+            // The address stays the line's last word (tests and scripts read it from there).
+            let speaks = if dialect == tsp::iso8583::Dialect::Ascii { String::new() } else { format!(" ({dialect})") };
+            println!("tsp issuer-sim{speaks}: listening on {at}{mode}");
             tokio::select! {
-                r = tsp::issuer::tcp::serve_with(listener, sim, tls) => r.map_err(|e| e.to_string()),
+                r = tsp::issuer::tcp::serve_in(listener, sim, tls, dialect) => r.map_err(|e| e.to_string()),
                 _ = tokio::signal::ctrl_c() => Ok(()),
             }
         }

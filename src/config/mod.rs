@@ -40,6 +40,49 @@ pub struct Config {
     /// TLS on the fronts and the HSM link; absent, everything is clear text as in the demo.
     #[serde(default)]
     pub tls: TlsConfig,
+    /// `[iso]`: ISO 8583 listeners besides `--iso-addr`.
+    #[serde(default)]
+    pub iso: IsoConfig,
+}
+
+/// `[iso]`: the ISO 8583 front's listeners besides `--iso-addr` (which is always the `ascii`
+/// dialect in 2-byte length frames). Every listener shares the ISO limits, `[tls.iso]`, the terminal
+/// registry and the payment flows; only how messages are written differs (docs/iso8583.md "Dialects").
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IsoConfig {
+    /// `[[iso.listeners]]`.
+    #[serde(default)]
+    pub listeners: Vec<IsoListenerConfig>,
+}
+
+/// One more ISO 8583 listener: its address, dialect and framing.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IsoListenerConfig {
+    /// `host:port` to listen on.
+    pub addr: std::net::SocketAddr,
+    /// `ascii` (default), `binary` or `bcd`.
+    #[serde(default)]
+    pub dialect: crate::iso8583::Dialect,
+    /// The length before each frame: `binary2` (default, 2 bytes big-endian) or `ascii4` (4 decimal
+    /// digits).
+    #[serde(default)]
+    pub length: crate::iso8583::frame::LengthPrefix,
+    /// True when a 5-byte TPDU precedes each message (answers echo it, source and destination
+    /// swapped).
+    #[serde(default)]
+    pub tpdu: bool,
+}
+
+impl IsoListenerConfig {
+    /// How messages travel on this listener.
+    pub fn wire(&self) -> crate::server::Wire {
+        crate::server::Wire {
+            dialect: self.dialect,
+            framing: crate::iso8583::frame::Framing { length: self.length, tpdu: self.tpdu },
+        }
+    }
 }
 
 /// `[tls]`: TLS on the REST and ISO 8583 fronts and on the HSM link (docs/operations.md "TLS"). Each
@@ -240,6 +283,9 @@ pub struct IssuerConfig {
     /// `[issuers.tls]`: the TLS settings of a `tls://` host (its CA, an optional client certificate).
     #[serde(default)]
     pub tls: Option<ClientTlsConfig>,
+    /// The ISO 8583 dialect of a `tcp://` or `tls://` host: `ascii` (default), `binary` or `bcd`.
+    #[serde(default)]
+    pub dialect: crate::iso8583::Dialect,
 }
 
 fn default_host() -> String {
@@ -344,6 +390,12 @@ impl Config {
         if !(1..=3650).contains(&t.merchant_ttl_days) {
             return bad("tokens: merchant_ttl_days must be 1 to 3650".into());
         }
+        let mut iso_addrs = std::collections::HashSet::new();
+        for l in &self.iso.listeners {
+            if !iso_addrs.insert(l.addr) {
+                return bad(format!("iso.listeners: {} is listed twice", l.addr));
+            }
+        }
         // Each ISO 8583 connection makes a channel and a semaphore of this many permits (tokio panics
         // past `usize::MAX >> 3`).
         if self.limits.iso_max_in_flight > MAX_ISO_IN_FLIGHT {
@@ -425,6 +477,29 @@ mod tests {
         assert!(err.contains("seoul-gangnam") && err.contains("incentive_rate"), "{err}");
         let text = DEFAULT_TOML.replacen("cancel_restore = \"reverse\"", "cancel_restore = \"reverse\"\nextra = 1", 1);
         assert!(Config::parse(&text).is_err(), "an unknown key in a region is refused");
+    }
+
+    #[test]
+    fn iso_listeners_and_issuer_dialects() {
+        use crate::iso8583::Dialect;
+        use crate::iso8583::frame::LengthPrefix;
+        let c = Config::default_config().unwrap();
+        assert!(c.iso.listeners.is_empty());
+        assert!(c.issuers.iter().all(|i| i.dialect == Dialect::Ascii));
+        let listeners = "\n[[iso.listeners]]\naddr = \"127.0.0.1:8584\"\ndialect = \"bcd\"\nlength = \"ascii4\"\ntpdu = true\n\
+                         \n[[iso.listeners]]\naddr = \"127.0.0.1:8585\"\n";
+        let text = DEFAULT_TOML.replacen("[[issuers]]\n", "[[issuers]]\ndialect = \"binary\"\n", 1) + listeners;
+        let c = Config::parse(&text).unwrap();
+        assert_eq!(c.issuers[0].dialect, Dialect::Binary);
+        let (a, b) = (c.iso.listeners[0].wire(), c.iso.listeners[1].wire());
+        assert_eq!((a.dialect, a.framing.length, a.framing.tpdu), (Dialect::Bcd, LengthPrefix::Ascii4, true));
+        assert_eq!(b, crate::server::Wire::default());
+        for bad in ["dialect = \"ebcdic\"", "length = \"ascii2\"", "tpdu = 5", "header = 5"] {
+            let text = format!("{DEFAULT_TOML}\n[[iso.listeners]]\naddr = \"127.0.0.1:8584\"\n{bad}\n");
+            assert!(Config::parse(&text).is_err(), "{bad}");
+        }
+        let twice = format!("{DEFAULT_TOML}{listeners}\n[[iso.listeners]]\naddr = \"127.0.0.1:8584\"\n");
+        assert!(Config::parse(&twice).unwrap_err().to_string().contains("listed twice"));
     }
 
     #[test]

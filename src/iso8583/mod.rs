@@ -1,5 +1,5 @@
-//! ISO 8583:1987 in the ASCII dialect of docs/iso8583.md: the messages terminals and VANs send the
-//! TSP, and the TSP sends issuers.
+//! ISO 8583:1987 as in docs/iso8583.md: the messages terminals and VANs send the TSP, and the TSP
+//! sends issuers — in the ASCII dialect, and in the `binary` and `bcd` dialects through [`Dialect`].
 //!
 //! A pure codec: bytes in, [`Message`] out and back, nothing else in the crate involved. Read in
 //! this order:
@@ -10,6 +10,9 @@
 //!   and character set; the same table as pyiso8583's `default_ascii`.
 //! - [`message`]: [`Message`], `decode` and `encode`, typed getters and setters.
 //! - [`original`]: DE90, the original data elements of a reversal or cancellation.
+//! - [`dialect`]: [`Dialect`], the same messages in the `binary` and `bcd` layouts (binary bitmaps,
+//!   binary `b` fields, BCD numerics) for links that do not speak ASCII.
+//! - [`frame`]: the length prefix and optional TPDU around a message on TCP.
 //! - [`tlv`]: BER-TLV, the format of DE55 (ICC data).
 //! - [`error`]: [`CodecError`], which names the failing element and keeps what could be read, so
 //!   that even a malformed request gets its `30` answer.
@@ -30,6 +33,7 @@
 //! card data (DE2, 34, 35, 36, 45, 52, 55).
 
 pub mod bitmap;
+pub mod dialect;
 pub mod error;
 pub mod frame;
 pub mod message;
@@ -39,6 +43,7 @@ pub mod spec;
 pub mod tlv;
 
 pub use bitmap::Bitmap;
+pub use dialect::Dialect;
 pub use error::{CodecError, ErrorKind, Location};
 pub use message::{MAX_MESSAGE_LEN, Message};
 pub use mti::Mti;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::ClientTlsConfig;
-use crate::iso8583::Message;
+use crate::iso8583::{Dialect, Message};
 use crate::tls::Connector;
 
 use super::sim::Simulator;
@@ -89,6 +89,18 @@ pub fn connect(
     tls: Option<&ClientTlsConfig>,
     sim: Arc<Simulator>,
 ) -> Result<Arc<dyn IssuerHost>, IssuerError> {
+    connect_in(url, timeout, tls, Dialect::Ascii, sim)
+}
+
+/// [`connect`], speaking `dialect` to a `tcp://` or `tls://` host (the in-process simulator takes
+/// messages, not bytes: its dialect does not matter).
+pub fn connect_in(
+    url: &str,
+    timeout: Duration,
+    tls: Option<&ClientTlsConfig>,
+    dialect: Dialect,
+    sim: Arc<Simulator>,
+) -> Result<Arc<dyn IssuerHost>, IssuerError> {
     let unavailable = IssuerError::Unavailable;
     if url == "sim" {
         if tls.is_some() {
@@ -116,7 +128,7 @@ pub fn connect(
                 }
                 (false, Some(_)) => return Err(unavailable(format!("{url}: a `tls` table needs a `tls://` host"))),
             };
-            Ok(Arc::new(TcpHost::with_tls(addr, connector, timeout)))
+            Ok(Arc::new(TcpHost::with_tls(addr, connector, timeout).in_dialect(dialect)))
         }
         _ => Err(bad()),
     }

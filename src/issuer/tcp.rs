@@ -2,7 +2,8 @@
 //! TSP's client of a remote authorization host, and [`serve`], the `tsp issuer-sim --listen ADDR`
 //! server around a [`Simulator`].
 //!
-//! Both ends pipeline: many requests in flight on one connection, answers in any order, matched by
+//! Both ends speak one [`Dialect`] per link (`dialect` of an `[[issuers]]` entry, `tsp issuer-sim
+//! --dialect`), in 2-byte length frames. Both ends pipeline: many requests in flight on one connection, answers in any order, matched by
 //! response MTI, DE11 and DE41. Frames travel in wiped buffers, since requests carry PANs.
 
 use std::collections::{HashMap, VecDeque};
@@ -18,7 +19,7 @@ use tokio::time::{Instant, timeout_at};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::iso8583::frame::{FrameError, encode_frame, read_frame};
-use crate::iso8583::{MAX_MESSAGE_LEN, Message, Mti};
+use crate::iso8583::{Dialect, MAX_MESSAGE_LEN, Message, Mti};
 use crate::tls::{BoxedIo, Connector, HANDSHAKE_TIMEOUT, TlsAcceptor};
 
 use super::host::{IssuerError, IssuerFuture, IssuerHost};
@@ -55,9 +56,9 @@ async fn write_loop<W: AsyncWrite + Unpin>(mut rx: mpsc::Receiver<Frame>, mut w:
     w.shutdown().await
 }
 
-/// Frames and queues `msg` (dropped if the connection is gone).
-async fn queue_message(tx: &mpsc::Sender<Frame>, msg: &Message) {
-    let frame = match msg.encode().map_err(|e| e.to_string()).and_then(|b| {
+/// Frames and queues `msg` in `dialect` (dropped if the connection is gone).
+async fn queue_message(tx: &mpsc::Sender<Frame>, dialect: Dialect, msg: &Message) {
+    let frame = match dialect.encode(msg).map_err(|e| e.to_string()).and_then(|b| {
         let b = Zeroizing::new(b);
         encode_frame(&b).map_err(|e| e.to_string())
     }) {
@@ -181,6 +182,7 @@ pub struct TcpHost {
     addr: String,
     tls: Option<Connector>,
     timeout: Duration,
+    dialect: Dialect,
     conn: tokio::sync::Mutex<Option<Arc<Conn>>>,
     next_id: AtomicU64,
 }
@@ -198,9 +200,16 @@ impl TcpHost {
             addr: addr.to_string(),
             tls,
             timeout,
+            dialect: Dialect::Ascii,
             conn: tokio::sync::Mutex::new(None),
             next_id: AtomicU64::new(0),
         }
+    }
+
+    /// The same host, spoken to in `dialect` (default `ascii`).
+    pub fn in_dialect(mut self, dialect: Dialect) -> TcpHost {
+        self.dialect = dialect;
+        self
     }
 
     /// The live connection, opening one if there is none.
@@ -226,7 +235,7 @@ impl TcpHost {
         };
         let (rd, wr) = tokio::io::split(stream);
         let pending = Arc::new(Pending::open());
-        let reader = tokio::spawn(read_answers(rd, pending.clone()));
+        let reader = tokio::spawn(read_answers(rd, self.dialect, pending.clone()));
         let (tx, rx) = mpsc::channel(QUEUE);
         let closing = pending.clone();
         let addr = self.addr.clone();
@@ -247,7 +256,8 @@ impl TcpHost {
         let resp_mti =
             req.mti().response().ok_or_else(|| IssuerError::Protocol(format!("{} is not a request", req.mti())))?;
         let key = MatchKey::new(resp_mti, &req);
-        let body = Zeroizing::new(req.encode().map_err(|e| IssuerError::Protocol(format!("request: {e}")))?);
+        let body =
+            Zeroizing::new(self.dialect.encode(&req).map_err(|e| IssuerError::Protocol(format!("request: {e}")))?);
         drop(req);
         let frame = Zeroizing::new(encode_frame(&body).map_err(|e| IssuerError::Protocol(e.to_string()))?);
         drop(body);
@@ -285,7 +295,7 @@ impl IssuerHost for TcpHost {
 }
 
 /// Reads answers and hands each to the request waiting for it, until the connection ends.
-async fn read_answers<R: AsyncRead + Unpin>(mut rd: R, pending: Arc<Pending>) {
+async fn read_answers<R: AsyncRead + Unpin>(mut rd: R, dialect: Dialect, pending: Arc<Pending>) {
     loop {
         let bytes = match read_frame(&mut rd, MAX_MESSAGE_LEN).await {
             Ok(Some(b)) => Zeroizing::new(b),
@@ -295,7 +305,7 @@ async fn read_answers<R: AsyncRead + Unpin>(mut rd: R, pending: Arc<Pending>) {
                 break;
             }
         };
-        let (key, answer) = match Message::decode(&bytes) {
+        let (key, answer) = match dialect.decode(&bytes) {
             Ok(msg) => (MatchKey::new(msg.mti(), &msg), Ok(msg)),
             Err(e) => match e.partial() {
                 Some(p) => (MatchKey::new(p.mti(), p), Err(IssuerError::Protocol(format!("answer: {e}")))),
@@ -328,6 +338,16 @@ pub async fn serve(listener: TcpListener, sim: Arc<Simulator>) -> io::Result<()>
 /// [`serve`], over TLS when `tls` is set (`tsp issuer-sim --tls-cert … --tls-key …`): each
 /// connection's handshake on its own task, so a slow one stalls no other.
 pub async fn serve_with(listener: TcpListener, sim: Arc<Simulator>, tls: Option<TlsAcceptor>) -> io::Result<()> {
+    serve_in(listener, sim, tls, Dialect::Ascii).await
+}
+
+/// [`serve_with`], speaking `dialect` (`tsp issuer-sim --dialect`).
+pub async fn serve_in(
+    listener: TcpListener,
+    sim: Arc<Simulator>,
+    tls: Option<TlsAcceptor>,
+    dialect: Dialect,
+) -> io::Result<()> {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
@@ -346,7 +366,7 @@ pub async fn serve_with(listener: TcpListener, sim: Arc<Simulator>, tls: Option<
                             Err(_) => return,
                         },
                     };
-                    serve_connection(stream, sim).await;
+                    serve_connection(stream, sim, dialect).await;
                 });
             }
             Err(e) => {
@@ -359,7 +379,7 @@ pub async fn serve_with(listener: TcpListener, sim: Arc<Simulator>, tls: Option<
 }
 
 /// Answers one connection's requests, each on its own task, through one writer.
-async fn serve_connection(stream: BoxedIo, sim: Arc<Simulator>) {
+async fn serve_connection(stream: BoxedIo, sim: Arc<Simulator>, dialect: Dialect) {
     let (mut rd, wr) = tokio::io::split(stream);
     let (tx, rx) = mpsc::channel::<Frame>(QUEUE);
     let writer = tokio::spawn(write_loop(rx, wr));
@@ -377,7 +397,7 @@ async fn serve_connection(stream: BoxedIo, sim: Arc<Simulator>) {
                 break;
             }
         };
-        let decoded = Message::decode(&bytes);
+        let decoded = dialect.decode(&bytes);
         drop(bytes);
         match decoded {
             Ok(req) if !oversized => {
@@ -385,7 +405,7 @@ async fn serve_connection(stream: BoxedIo, sim: Arc<Simulator>) {
                 let (sim, tx) = (sim.clone(), tx.clone());
                 tokio::spawn(async move {
                     if let Some(resp) = sim.handle(req).await {
-                        queue_message(&tx, &resp).await;
+                        queue_message(&tx, dialect, &resp).await;
                     }
                     drop(permit);
                 });
@@ -393,14 +413,14 @@ async fn serve_connection(stream: BoxedIo, sim: Arc<Simulator>) {
             Ok(req) => {
                 tracing::info!(mti = %req.mti(), "oversized request");
                 if let Some(resp) = sim.format_error(&req) {
-                    queue_message(&tx, &resp).await;
+                    queue_message(&tx, dialect, &resp).await;
                 }
             }
             Err(e) => match e.partial() {
                 Some(partial) => {
                     tracing::info!(mti = %partial.mti(), error = %e, "malformed request");
                     if let Some(resp) = sim.format_error(partial) {
-                        queue_message(&tx, &resp).await;
+                        queue_message(&tx, dialect, &resp).await;
                     }
                 }
                 None => {

@@ -2,19 +2,20 @@
 //! sends answers in the order they complete. The connection's limits: at most `max_in_flight`
 //! requests handled at once (further frames wait in the socket), a request rate past which requests
 //! are answered `91` unprocessed, an idle timeout, and a frame timeout for senders that start a frame
-//! and stall.
+//! and stall. Frames and messages are read and written as the listener's [`Wire`] says; an answer
+//! to a request that came with a TPDU carries it back with source and destination swapped.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
 use governor::{Quota, RateLimiter};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{Semaphore, mpsc, watch};
 
-use super::{ConnectionPeer, Limits, PeerIdentity};
-use crate::iso8583::Message;
-use crate::iso8583::frame::write_frame;
+use super::{ConnectionPeer, Limits, PeerIdentity, Wire};
+use crate::iso8583::frame::{LengthPrefix, TPDU_LEN};
+use crate::iso8583::{Dialect, Message};
 use crate::payments::{Answer, Payments};
 
 /// Why a connection stopped reading.
@@ -24,28 +25,32 @@ enum Stop {
     Idle,
     SlowFrame,
     TooLarge(usize),
+    /// A 4-byte ASCII length that is not 4 digits: the stream is out of step.
+    BadLength,
     Broken(std::io::Error),
 }
 
-/// The next frame: its length within `idle`, then the rest within `frame`.
+/// The next frame: the first byte of its length within `idle`, then the rest within `frame`.
 async fn next_frame<R: AsyncRead + Unpin>(
     rd: &mut R,
+    length: LengthPrefix,
     max: usize,
     idle: Duration,
     frame: Duration,
 ) -> Result<Vec<u8>, Stop> {
-    let mut hdr = [0u8; 2];
-    match tokio::time::timeout(idle, rd.read(&mut hdr[..1])).await {
+    let mut buf = [0u8; 4];
+    let hdr = buf.get_mut(..length.width()).unwrap_or_default();
+    match tokio::time::timeout(idle, rd.read(hdr.get_mut(..1).unwrap_or_default())).await {
         Err(_) => return Err(Stop::Idle),
         Ok(Ok(0)) => return Err(Stop::Closed),
         Ok(Ok(_)) => {}
         Ok(Err(e)) => return Err(Stop::Broken(e)),
     }
     let rest = async {
-        rd.read_exact(&mut hdr[1..]).await?;
-        let len = usize::from(u16::from_be_bytes(hdr));
+        rd.read_exact(hdr.get_mut(1..).unwrap_or_default()).await?;
+        let Some(len) = length.parse(hdr) else { return Ok(Err(Stop::BadLength)) };
         if len > max {
-            return Ok(Err(len));
+            return Ok(Err(Stop::TooLarge(len)));
         }
         let mut body = vec![0u8; len];
         rd.read_exact(&mut body).await?;
@@ -54,7 +59,7 @@ async fn next_frame<R: AsyncRead + Unpin>(
     match tokio::time::timeout(frame, rest).await {
         Err(_) => Err(Stop::SlowFrame),
         Ok(Err(e)) => Err(Stop::Broken(e)),
-        Ok(Ok(Err(len))) => Err(Stop::TooLarge(len)),
+        Ok(Ok(Err(stop))) => Err(stop),
         Ok(Ok(Ok(body))) => Ok(body),
     }
 }
@@ -66,6 +71,7 @@ pub async fn run<S>(
     peer: ConnectionPeer,
     payments: Arc<Payments>,
     limits: Limits,
+    wire: Wire,
     mut shutdown: watch::Receiver<bool>,
 ) where
     S: AsyncRead + AsyncWrite + Send + 'static,
@@ -73,10 +79,18 @@ pub async fn run<S>(
     let client: Option<Arc<str>> = peer.identity.as_ref().and_then(|id| id.name()).map(Arc::from);
     let identity: Option<Arc<PeerIdentity>> = peer.identity.map(Arc::new);
     let (mut rd, mut wr) = tokio::io::split(sock);
-    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(limits.max_in_flight);
+    let (tx, mut rx) = mpsc::channel::<(Option<[u8; TPDU_LEN]>, Vec<u8>)>(limits.max_in_flight);
+    let framing = wire.framing;
     let writer = tokio::spawn(async move {
-        while let Some(msg) = rx.recv().await {
-            if write_frame(&mut wr, &msg).await.is_err() {
+        while let Some((tpdu, msg)) = rx.recv().await {
+            let frame = match framing.encode(tpdu, &msg) {
+                Ok(f) => f,
+                Err(e) => {
+                    tracing::error!(error = %e, "ISO 8583 answer does not fit the frame");
+                    continue;
+                }
+            };
+            if wr.write_all(&frame).await.is_err() || wr.flush().await.is_err() {
                 break;
             }
         }
@@ -86,7 +100,7 @@ pub async fn run<S>(
         .map(|r| RateLimiter::direct(Quota::per_second(r).allow_burst(NonZeroU32::new(limits.burst).unwrap_or(r))));
     loop {
         let frame = tokio::select! {
-            r = next_frame(&mut rd, limits.max_frame, limits.idle_timeout, limits.frame_timeout) => r,
+            r = next_frame(&mut rd, framing.length, limits.max_frame, limits.idle_timeout, limits.frame_timeout) => r,
             _ = shutdown.changed() => break,
         };
         let bytes = match frame {
@@ -94,6 +108,10 @@ pub async fn run<S>(
             Err(Stop::Closed) => break,
             Err(Stop::TooLarge(n)) => {
                 tracing::warn!(length = n, "ISO 8583 frame over the limit; closing the connection");
+                break;
+            }
+            Err(Stop::BadLength) => {
+                tracing::warn!("ISO 8583 frame length is not 4 digits; closing the connection");
                 break;
             }
             Err(Stop::SlowFrame) => {
@@ -114,8 +132,15 @@ pub async fn run<S>(
         let (p, tx, identity) = (payments.clone(), tx.clone(), identity.clone());
         // Every line this request causes, down to the issuer call, carries its id.
         let span = tracing::info_span!("iso", id = %uuid::Uuid::now_v7().simple(), client = client.as_deref());
+        let dialect = wire.dialect;
         let task = async move {
-            let answer = match Message::decode(&bytes) {
+            let Some(body) = framing.split(&bytes) else {
+                // No TPDU to answer with: nothing can be routed back; the connection lives on.
+                tracing::info!(length = bytes.len(), "ISO 8583 frame shorter than its TPDU");
+                drop(permit);
+                return;
+            };
+            let answer = match dialect.decode(body.message) {
                 Ok(m) if over_rate => p.throttled(&m),
                 Ok(m) => p.handle(m, identity.as_deref()).await,
                 Err(e) => {
@@ -127,8 +152,10 @@ pub async fn run<S>(
                     }
                 }
             };
-            if let Answer::Send(b) = answer {
-                let _ = tx.send(b).await;
+            if let Answer::Send(b) = answer
+                && let Some(out) = in_dialect(dialect, b)
+            {
+                let _ = tx.send((body.tpdu, out)).await;
             }
             drop(permit);
         };
@@ -137,4 +164,19 @@ pub async fn run<S>(
     // The writer ends once every request task has sent its answer and dropped its sender.
     drop(tx);
     let _ = writer.await;
+}
+
+/// An answer (encoded by the payment flows in the ASCII dialect, as they also store it for repeats)
+/// in the listener's dialect.
+fn in_dialect(dialect: Dialect, ascii: Vec<u8>) -> Option<Vec<u8>> {
+    if dialect == Dialect::Ascii {
+        return Some(ascii);
+    }
+    match Message::decode(&ascii).and_then(|m| dialect.encode(&m)) {
+        Ok(out) => Some(out),
+        Err(e) => {
+            tracing::error!(%dialect, error = %e, "ISO 8583 answer cannot be written in the listener's dialect");
+            None
+        }
+    }
 }

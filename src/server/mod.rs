@@ -1,6 +1,9 @@
-//! The ISO 8583 front (docs/iso8583.md "Connecting"): a TCP listener for terminals and VANs. Frames
-//! are a 2-byte big-endian length and a message; requests on one connection are handled concurrently
-//! and answered as they complete (terminals match answers by DE11 + DE41).
+//! The ISO 8583 front (docs/iso8583.md "Connecting"): TCP listeners for terminals and VANs. Each
+//! listener has its [`Wire`]: a dialect ([`Dialect`]) and a framing ([`Framing`], by default a 2-byte
+//! big-endian length). Messages are decoded with the listener's dialect at the edge and answered in
+//! it, so every listener shares the same payment flows, limits, TLS settings and terminal registry.
+//! Requests on one connection are handled concurrently and answered as they complete (terminals
+//! match answers by DE11 + DE41).
 //!
 //! Over TLS when `[tls.iso]` is configured; with its `client_ca`, mutual TLS: a client is refused at
 //! the handshake unless its certificate chains to that CA, and the certificate's names become the
@@ -16,6 +19,8 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+pub use crate::iso8583::Dialect;
+pub use crate::iso8583::frame::{Framing, LengthPrefix};
 use crate::payments::Payments;
 pub use crate::tls::PeerIdentity;
 use crate::tls::{BoxedIo, HANDSHAKE_TIMEOUT, TlsAcceptor};
@@ -65,6 +70,14 @@ impl Default for Limits {
     }
 }
 
+/// How messages travel on one listener: their dialect and their framing. The default is the ASCII
+/// dialect in 2-byte binary length frames (`--iso-addr`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Wire {
+    pub dialect: Dialect,
+    pub framing: Framing,
+}
+
 /// Accepts connections until `shutdown` turns true; each connection then stops reading, finishes
 /// what it has in flight, and closes. With `tls`, each connection first completes a TLS handshake
 /// (within [`HANDSHAKE_TIMEOUT`]) on its own task.
@@ -72,6 +85,7 @@ pub async fn serve(
     listener: TcpListener,
     payments: Arc<Payments>,
     limits: Limits,
+    wire: Wire,
     tls: Option<TlsAcceptor>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -89,7 +103,7 @@ pub async fn serve(
                         continue;
                     }
                     let _ = sock.set_nodelay(true);
-                    conns.spawn(open(sock, peer, tls.clone(), payments.clone(), limits, shutdown.clone()));
+                    conns.spawn(open(sock, peer, tls.clone(), payments.clone(), limits, wire, shutdown.clone()));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "ISO 8583 accept failed");
@@ -111,10 +125,12 @@ async fn open(
     tls: Option<TlsAcceptor>,
     payments: Arc<Payments>,
     limits: Limits,
+    wire: Wire,
     shutdown: watch::Receiver<bool>,
 ) {
     let Some(tls) = tls else {
-        return connection::run(sock, ConnectionPeer { addr, identity: None }, payments, limits, shutdown).await;
+        let peer = ConnectionPeer { addr, identity: None };
+        return connection::run(sock, peer, payments, limits, wire, shutdown).await;
     };
     let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(sock)).await {
         Ok(Ok(s)) => s,
@@ -135,5 +151,5 @@ async fn open(
         None => tracing::debug!(peer = %addr, "ISO 8583 TLS connection"),
     }
     let stream: BoxedIo = Box::new(stream);
-    connection::run(stream, peer, payments, limits, shutdown).await;
+    connection::run(stream, peer, payments, limits, wire, shutdown).await;
 }

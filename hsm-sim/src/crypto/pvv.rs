@@ -49,3 +49,21 @@ pub fn verify(pvk: &[u8], account: &str, pvki: u8, pin: &str, pvv: &str) -> Resu
     let expected = generate(pvk, account, pvki, pin)?;
     Ok(expected.as_bytes().ct_eq(pvv.as_bytes()).into())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn psec_example() {
+        // psec 1.3.0 docstring: generate_visa_pvv(0123…3210, pvki "3", pin "4524", pan 1122334455667788)
+        // = 4021; the account field of that PAN is 233445566778.
+        let pvk = hex::decode("0123456789ABCDEFFEDCBA9876543210").unwrap();
+        assert_eq!(generate(&pvk, "233445566778", 3, "4524").unwrap().as_str(), "4021");
+        assert!(verify(&pvk, "233445566778", 3, "452499", "4021").unwrap());
+        assert!(!verify(&pvk, "233445566778", 3, "4525", "4021").unwrap());
+        assert!(generate(&pvk[..8], "233445566778", 3, "4524").is_err());
+        assert!(generate(&pvk, "23344556677", 3, "4524").is_err());
+    }
+}

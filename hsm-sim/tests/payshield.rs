@@ -141,3 +141,52 @@ fn unknown_and_malformed() {
     assert_eq!(f.handle(b"00"), b"00ZZ15");
     assert_eq!(Front::new(0).handle(b"NC")[..4], *b"ND00");
 }
+
+fn kq_message(mk_ac: &str, mode: u8, scheme: u8, arqc: &str) -> Vec<u8> {
+    let data = hex::decode("00000000100000000000000008400000000000084026120400A1B2C3D41800004203A00000").unwrap();
+    let mut m = b"0000KQ".to_vec();
+    m.extend([mode, scheme]);
+    m.extend_from_slice(mk_ac.as_bytes());
+    m.extend(hex::decode("6173900101001000").unwrap()); // rightmost 16 digits of PAN ‖ PSN
+    m.extend(hex::decode("0042A1B2C3D4").unwrap()); // ATC, UN
+    m.extend_from_slice(format!("{:02X}", data.len()).as_bytes());
+    m.extend(data);
+    m.push(b';');
+    m.extend(hex::decode(arqc).unwrap());
+    if mode != b'0' {
+        m.extend_from_slice(b"00"); // ARC
+    }
+    m
+}
+
+#[test]
+fn arqc_and_arpc() {
+    let f = Front::new(4);
+    let mk_ac = under_lmk("109", K1);
+    // pyemv 1.5.0: VisaCVN10 and MasterCardCVN16 with IMK K1, PAN 4761739001010010, PSN 00, ARC "00"
+    // (tests/payshield_vectors.py).
+    for (scheme, arqc, arpc) in
+        [(b'0', "9D9EE6DE489FD784", "E115098F3F659B09"), (b'1', "73AF3F3D2AB8E228", "41F5E125E802A378")]
+    {
+        assert_eq!(f.handle(&kq_message(&mk_ac, b'0', scheme, arqc)), b"0000KR00");
+        let answer = f.handle(&kq_message(&mk_ac, b'1', scheme, arqc));
+        assert_eq!(&answer[..8], b"0000KR00");
+        assert_eq!(hex::encode_upper(&answer[8..]), arpc);
+        let mut bad = arqc.to_string();
+        bad.replace_range(..1, if arqc.starts_with('0') { "1" } else { "0" });
+        assert_eq!(f.handle(&kq_message(&mk_ac, b'1', scheme, &bad)), b"0000KR01");
+        let answer = f.handle(&kq_message(&mk_ac, b'2', scheme, &bad));
+        assert_eq!(&answer[..8], b"0000KR00", "mode 2 generates without verifying");
+    }
+}
+
+#[test]
+fn dukpt_pin_translation() {
+    let f = Front::new(4);
+    let bdk = under_lmk("009", K1);
+    let zpk = under_lmk("001", K1);
+    // ANSI X9.24-1 (2009) annex A: BDK 0123…3210, KSN FFFF9876543210E00001, PIN 1234, PAN 4012345678909
+    // gives the PIN block 1B9C1845EB993A7A; under ZPK K1 by psec: C03D21CDBCB0C58B.
+    let answer = ask(&f, &format!("G0{bdk}{zpk}605FFFF9876543210E000011B9C1845EB993A7A0101401234567890"));
+    assert_eq!(answer, "G10004C03D21CDBCB0C58B01");
+}

@@ -13,7 +13,8 @@ Two independent implementations judge hsm-sim's answers:
   ZMK is plain ECB (payShield's X scheme).
 - psec 1.3.0 for what pythales lacks or gets wrong: its DC/EC PVV (pynblock's get_visa_pvv keys DES
   with the ASCII of the hex PVK) is not the Visa PVV, so DC/EC are checked against psec's
-  generate_visa_pvv; CC, M6/M8, M0/M2 against psec's PIN blocks, MACs and TDES; GM against hashlib.
+  generate_visa_pvv; CC, M6/M8, M0/M2 against psec's PIN blocks, MACs and TDES; KQ against pyemv
+  1.5.0's Visa CVN 10 and Mastercard CVN 16; GM against hashlib.
 
 Cases come from a seeded generator: the same cases on every run. Prints one line per failure and a
 summary; exits 1 on any failure.
@@ -29,10 +30,12 @@ import sys
 import warnings
 
 import psec
+import pyemv
 from Crypto.Cipher import DES, DES3
 
 # psec 1.3.0 calls cryptography's TripleDES, which warns on every call about its future removal.
 warnings.filterwarnings("ignore", module="psec")
+warnings.filterwarnings("ignore", module="pyemv")
 
 # pynblock (pythales' library) was written for pycrypto, whose DES.new defaulted to ECB; pycryptodome
 # needs the mode named. The shim restores that default, nothing else.
@@ -51,6 +54,7 @@ sock = socket.create_connection((host, int(port)), timeout=10)
 py = HSM(key=PY_LMK.hex(), skip_parity=True)
 rng = random.Random(21)
 compared = collections.Counter()
+with_pythales = collections.Counter()
 failures = []
 
 
@@ -80,8 +84,10 @@ def pyt(cls, data):
     return py.get_response(cls(data)).fields
 
 
-def check(suite, ok, what):
+def check(suite, ok, what, py=False):
+    """One check; `py` when pythales' answer is part of it."""
     compared[suite] += 1
+    with_pythales[suite] += py
     if not ok:
         failures.append(f"{suite}: {what}")
 
@@ -136,21 +142,21 @@ r = ours(b"NC")
 lmk0001 = bytes.fromhex("01010101010101017902CD1FD36EF8BA")
 check("NC", r[:4] == b"ND00" and r[4:20] == hx(ecb(lmk0001, bytes(8))), f"ours {r!r}")
 f = pyt(NC, b"")
-check("NC", len(r) == len(b"".join(f.values())) and f["Response Code"] == r[:2], f"shape {r!r} vs {f!r}")
+check("NC", len(r) == len(b"".join(f.values())) and f["Response Code"] == r[:2], f"shape {r!r} vs {f!r}", py=True)
 
 # Unknown command: both ZZ 00.
 m = DummyMessage(b"")
-check("unknown", ours(b"QQ") == b"".join(py.get_response(m).fields.values()), "ZZ00")
+check("unknown", ours(b"QQ") == b"".join(py.get_response(m).fields.values()), "ZZ00", py=True)
 
 # Import, check values, export: A6 (ours) / FA (pythales), BU on both, A8 (ours).
 for i in range(25):
     key = rkey()
     under, our_kcv = import_ours(b"001", key)
     check("A6/FA", our_kcv == kcv(key), f"A6 KCV {our_kcv} for key {i}")
-    check("A6/FA", py_clear(import_py(key)) == key, f"FA clear key {i}")
+    check("A6/FA", py_clear(import_py(key)) == key, f"FA clear key {i}", py=True)
     ours_bu = ours(b"BU011" + under)
     py_bu = pyt(BU, b"011U" + hx(key))
-    check("BU", ours_bu[:4] == b"BV00" and ours_bu[4:] == py_bu["Key Check Value"], f"BU {ours_bu} {py_bu}")
+    check("BU", ours_bu[:4] == b"BV00" and ours_bu[4:] == py_bu["Key Check Value"], f"BU {ours_bu} {py_bu}", py=True)
     exported = ours(b"A8001" + ZMK_LMK + under + b"X")
     check("A8", exported == b"A900X" + hx(ecb(ZMK, key)) + kcv(key), f"A8 {exported}")
 
@@ -163,11 +169,11 @@ for i in range(10):
     clear = psec.des.decrypt_tdes_ecb(ZMK, bytes.fromhex(py_under_zmk.decode()))
     r = ours(b"A6001" + ZMK_LMK + b"X" + py_under_zmk + b"U")
     expect = b"A700" if clear == odd(clear) else b"A701"
-    check("A0", kcv(clear) == f["Key Check Value"] and r[:4] == expect, f"pythales A0 {f} imported {r}")
+    check("A0", kcv(clear) == f["Key Check Value"] and r[:4] == expect, f"pythales A0 {f} imported {r}", py=True)
     r = ours(b"A01001U;0" + ZMK_LMK + b"X")
     our_under_zmk, our_kcv = r[37:70], r[70:76]
     clear = py_clear(import_py_raw := pyt(FA, ZMK_PY + our_under_zmk)["ZPK under LMK"])
-    check("A0", r[:4] == b"A100" and kcv(clear) == our_kcv, f"ours A0 {r} FA {import_py_raw}")
+    check("A0", r[:4] == b"A100" and kcv(clear) == our_kcv, f"ours A0 {r} FA {import_py_raw}", py=True)
 
 # CW / CY: pythales (pynblock) handles 16-digit PANs only, so other lengths are checked against psec.
 for i in range(30):
@@ -179,12 +185,12 @@ for i in range(30):
     r = ours(b"CW" + under + card)
     expected = psec.cvv.generate_cvv(cvk, pan, exp, svc).encode()
     f = pyt(CW, b"U" + hx(cvk) + card) if with_py else {"CVV": expected}
-    check("CW", r == b"CX00" + expected and f["CVV"] == expected, f"CW {r} pythales {f} psec {expected}")
+    check("CW", r == b"CX00" + expected and f["CVV"] == expected, f"CW {r} pythales {f} psec {expected}", py=with_py)
     wrong = b"%03d" % ((int(expected) + 1 + rng.randrange(998)) % 1000)
     for given, code in ((expected, b"00"), (wrong, b"01")):
         r = ours(b"CY" + under + given + card)
         f = pyt(CY, b"U" + hx(cvk) + given + card) if with_py else {"Error Code": code}
-        check("CY", r == b"CZ" + code and f["Error Code"] == code, f"CY {given} {r} pythales {f}")
+        check("CY", r == b"CZ" + code and f["Error Code"] == code, f"CY {given} {r} pythales {f}", py=with_py)
 
 # CA: TPK to ZPK, ISO format 0 (the only one pythales translates).
 for i in range(30):
@@ -200,7 +206,7 @@ for i in range(30):
     f = pyt(CA, tpk_py + b"U" + hx(zpk) + tail)
     expected = hx(ecb(zpk, psec.pinblock.encode_pinblock_iso_0(pin, pan)))
     want = b"CB00" + b"%02d" % len(pin) + expected + b"01"
-    check("CA", r == want and f["Destination PIN Block"] == expected, f"CA {r} pythales {f}")
+    check("CA", r == want and f["Destination PIN Block"] == expected, f"CA {r} pythales {f}", py=True)
 
 # CC: ZPK to ZPK, format 0 to 0 (deterministic) and 0 to 3 (random fill: decoded by psec).
 for i in range(20):
@@ -280,6 +286,27 @@ for i, (ident, name) in enumerate([(b"01", "sha1"), (b"05", "sha224"), (b"06", "
     r = ours(b"GM" + ident + b"%05d" % len(data) + data)
     check("GM", r == b"GN00" + hashlib.new(name, data).digest(), f"GM {name}")
 
+# KQ against pyemv 1.5.0: scheme 0 as Visa CVN 10, scheme 1 as Mastercard CVN 16 (Option A ICC MK).
+for i in range(20):
+    imk = rkey()
+    imk_ours, _ = import_ours(b"109", imk)
+    pan, psn = digits(16), digits(2)
+    atc, un = bytes(rng.getrandbits(8) for _ in range(2)), bytes(rng.getrandbits(8) for _ in range(4))
+    cls, scheme = (pyemv.cvn.VisaCVN10, b"0") if i % 2 == 0 else (pyemv.cvn.MasterCardCVN16, b"1")
+    card = cls(imk, imk, imk, pan, psn)
+    tags = dict(tag_9f02=bytes(6), tag_9f03=bytes(6), tag_9f1a=b"\x08\x40", tag_95=bytes(5), tag_5f2a=b"\x09\x78",
+                tag_9a=bytes.fromhex("261204"), tag_9c=b"\x00", tag_9f37=un, tag_82=b"\x18\x00", tag_9f36=atc,
+                cvr=bytes(rng.getrandbits(8) for _ in range(4)))
+    data = b"".join(tags.values())
+    arqc = card.generate_ac(**tags)
+    arc = rng.choice([b"00", b"05", b"51"])
+    pan_psn = bytes.fromhex((pan + psn)[-16:])
+    head = b"KQ1" + scheme + imk_ours + pan_psn + atc + un + b"%02X" % len(data) + data + b";"
+    r = ours(head + arqc + arc)
+    check("KQ", r == b"KR00" + card.generate_arpc(arqc, arc), f"KQ {scheme} {r!r}")
+    bad = bytes([arqc[0] ^ 1]) + arqc[1:]
+    check("KQ", ours(head + bad + arc) == b"KR01", "KQ bad ARQC")
+
 # Malformed input never closes the connection: each gets an answer, then NC still works.
 for junk in [b"", b"A", b"CW", b"A0", b"A69", b"CWU00", b"BU01", b"M6", b"M0019", b"GM0699999", b"CA" + b"U" * 40]:
     r = ours(junk)
@@ -288,7 +315,7 @@ check("malformed", ours(b"NC")[:4] == b"ND00", "NC after malformed input")
 
 for f in failures:
     print("FAIL", f)
-pythales = sum(compared[k] for k in ("NC", "unknown", "A6/FA", "BU", "A0", "CW", "CY", "CA"))
-print("compared per command:", dict(sorted(compared.items())))
-print(f"{sum(compared.values())} checks ({pythales} against pythales and psec, the rest against psec/hashlib), {len(failures)} failed")
+print("checks per command:", dict(sorted(compared.items())))
+print("of which against pythales:", dict(sorted((k, v) for k, v in with_pythales.items() if v)))
+print(f"{sum(compared.values())} checks ({sum(with_pythales.values())} against pythales), {len(failures)} failed")
 sys.exit(1 if failures else 0)

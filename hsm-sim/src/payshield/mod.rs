@@ -24,7 +24,7 @@ pub const DEFAULT_HEADER_LEN: usize = 4;
 
 /// The commands answered, in the order of the documentation table.
 pub const COMMANDS: &[&str] =
-    &["NC", "BU", "A0", "A6", "A8", "CW", "CY", "DC", "EC", "CA", "CC", "M6", "M8", "M0", "M2", "GM"];
+    &["NC", "BU", "A0", "A6", "A8", "CW", "CY", "DC", "EC", "CA", "CC", "M6", "M8", "M0", "M2", "GM", "KQ", "G0"];
 
 /// The host-command processor: stateless apart from its header length and random generator.
 pub struct Front {
@@ -65,6 +65,8 @@ impl Front {
             b"M0" => commands::data_command(&mut r, true),
             b"M2" => commands::data_command(&mut r, false),
             b"GM" => commands::gm(&mut r),
+            b"KQ" => commands::kq(&mut r),
+            b"G0" => commands::g0(&mut r, &self.rng),
             _ => return wire::answer(m.header, wire::UNKNOWN_COMMAND, Code::OK, &[]),
         };
         let response = wire::response_code(command);

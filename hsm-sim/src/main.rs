@@ -52,7 +52,8 @@ enum Command {
         /// Key type code: 000 ZMK, 001 ZPK, 002 TPK/PVK, 402 CVK, 003 TAK, 008 ZAK, 00A ZEK, 00B DEK…
         #[arg(long)]
         key_type: String,
-        /// Key scheme under the LMK: Z (single), U (double), T (triple).
+        /// Key scheme under the LMK: Z (single), U (double), T (triple) variant forms, or S (a key block
+        /// holding a double-length key, usage by key type).
         #[arg(long, default_value = "U")]
         scheme: char,
         /// Clear components, hex; each of the key's length, odd parity after XOR.

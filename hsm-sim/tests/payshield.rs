@@ -190,3 +190,34 @@ fn dukpt_pin_translation() {
     let answer = ask(&f, &format!("G0{bdk}{zpk}605FFFF9876543210E000011B9C1845EB993A7A0101401234567890"));
     assert_eq!(answer, "G10004C03D21CDBCB0C58B01");
 }
+
+#[test]
+fn key_block_lmk() {
+    let f = Front::new(4);
+    let kb = |kt: &str, clear: &str| form_key(kt, b'S', &[clear]).unwrap().0;
+    let zpk = kb("001", K1);
+    assert!(zpk.starts_with("SD"), "{zpk}");
+    // The same values as the variant form: psec's TDES(K1, zeros), CVV and PIN blocks as above.
+    assert_eq!(ask(&f, &format!("BU011{zpk}")), "BV0008D7B4FB629D0885");
+    assert_eq!(ask(&f, &format!("CW{}1234567890123456;9912220", kb("402", K1))), "CX00170");
+    let fields = "12C880AFA543562BE60101433221100996";
+    assert_eq!(ask(&f, &format!("CA{}{zpk}{fields}", kb("002", K2))), "CB000424B5254F5321BBC201");
+    // A key block of another usage is refused where a ZPK is expected (04).
+    assert_eq!(ask(&f, &format!("CA{}{}{fields}", kb("002", K2), kb("402", K1))), "CB04");
+    // Import into key block form, with named attributes (a PVK: V2), then use it in EC.
+    let zmk = under_lmk("000", K2);
+    let imported = ask(&f, &format!("A6002{zmk}XE02E4FD4DC850651E5B298D235934CCAS%00#V2C00N"));
+    assert!(imported.starts_with("A700SD") && imported.ends_with("08D7B4"), "{imported}");
+    let pvk = &imported[4..imported.len() - 6];
+    assert_eq!(&pvk[6..12], "V2TC00", "usage, algorithm, mode, version");
+    let tail = "ECC40DFB8632CD7001233445566778";
+    assert_eq!(ask(&f, &format!("EC{}{pvk}{tail}34021", kb("001", K2))), "ED00");
+    // A usage that does not fit the key type is refused.
+    assert_eq!(ask(&f, &format!("A6001{zmk}XE02E4FD4DC850651E5B298D235934CCAS#V2C00N")), "A704");
+    // A generated key block exported under the ZMK imports back to the same check value.
+    let generated = ask(&f, &format!("A01001S;0{zmk}X"));
+    assert!(generated.starts_with("A100S"), "{generated}");
+    let kcv = &generated[generated.len() - 6..];
+    let under_zmk = &generated[generated.len() - 39..generated.len() - 6];
+    assert_eq!(&ask(&f, &format!("A6001{zmk}{under_zmk}U"))[37..], kcv);
+}

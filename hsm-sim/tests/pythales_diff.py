@@ -7,7 +7,8 @@ Two independent implementations judge hsm-sim's answers:
 - pythales 0.74 (Tim Gabets' payShield simulator), called in process through HSM.get_response, for the
   commands both implement: A0, BU, CA, CW, CY, FA (against hsm-sim's A6), NC, and the unknown-command
   answer. pythales keeps keys under one TDES key of its own, not payShield's LMK pairs, so only what
-  does not depend on key storage is compared: clear keys imported from the same ZMK, check values,
+  does not depend on key storage is compared (hsm-sim's keys in the variant form and, for some CW/CY
+  and CA cases, in the key-block form): clear keys imported from the same ZMK, check values,
   CVVs, verification outcomes, PIN blocks under a ZPK. pythales quirks worked around, not copied:
   CW/CY and CA's destination key and BU take the key field as the clear key, and its FA/A0 "U" under a
   ZMK is plain ECB (payShield's X scheme).
@@ -116,11 +117,12 @@ def hx(b):
     return b.hex().upper().encode()
 
 
-def import_ours(key_type, key):
-    """A6: the clear key, X9.17 under the ZMK, to hsm-sim's LMK; returns (key under LMK, KCV)."""
-    r = ours(b"A6" + key_type + ZMK_LMK + b"X" + hx(ecb(ZMK, key)) + b"U")
-    assert r[:4] == b"A700", r
-    return r[4:37], r[37:43]
+def import_ours(key_type, key, scheme=b"U"):
+    """A6: the clear key, X9.17 under the ZMK, to hsm-sim's LMK (variant `U` or key block `S`); returns
+    (key under LMK, KCV)."""
+    r = ours(b"A6" + key_type + ZMK_LMK + b"X" + hx(ecb(ZMK, key)) + scheme)
+    assert r[:4] == b"A700" and r[4:5] == scheme, r
+    return r[4:-6], r[-6:]
 
 
 ZMK_PY = b"U" + hx(DES3.new(PY_LMK, DES3.MODE_ECB).encrypt(ZMK))
@@ -178,7 +180,7 @@ for i in range(10):
 # CW / CY: pythales (pynblock) handles 16-digit PANs only, so other lengths are checked against psec.
 for i in range(30):
     cvk = rkey()
-    under, _ = import_ours(b"402", cvk)
+    under, _ = import_ours(b"402", cvk, b"S" if i % 2 else b"U")
     pan, exp, svc = digits(16 if i < 20 else rng.choice([13, 14, 15, 17, 18, 19])), digits(4), digits(3)
     card = pan.encode() + b";" + exp.encode() + svc.encode()
     with_py = len(pan) == 16
@@ -195,8 +197,8 @@ for i in range(30):
 # CA: TPK to ZPK, ISO format 0 (the only one pythales translates).
 for i in range(30):
     tpk, zpk = rkey(), rkey()
-    tpk_ours, _ = import_ours(b"002", tpk)
-    zpk_ours, _ = import_ours(b"001", zpk)
+    tpk_ours, _ = import_ours(b"002", tpk, b"S" if i % 3 == 0 else b"U")
+    zpk_ours, _ = import_ours(b"001", zpk, b"S" if i % 2 else b"U")
     tpk_py = import_py(tpk)
     pin, pan = digits(rng.randint(4, 8)), digits(rng.randint(13, 19))
     account = pan[-13:-1].encode()

@@ -7,6 +7,7 @@
 use ring::rand::SecureRandom;
 use zeroize::Zeroizing;
 
+use super::keyblock;
 use super::lmk::{self, KeyType, Scheme};
 use super::wire::{Code, Reader};
 use crate::crypto::pin::{self, PinFormat};
@@ -68,12 +69,60 @@ fn widen(key: Zeroizing<Vec<u8>>) -> Zeroizing<Vec<u8>> {
 
 /// Reads a key under the LMK of `kt` and deciphers it; `parity` is the error code for a parity fault.
 fn lmk_key(r: &mut Reader, kt: KeyType, pair: bool, parity: Code) -> Result<Zeroizing<Vec<u8>>, Code> {
-    let f = read_key(r, false, pair)?;
-    let clear = lmk::decrypt_under_lmk(kt, f.scheme, &f.bytes)?;
+    let clear = if r.peek() == Some(b'S') {
+        keyblock::read(r, Some(kt))?
+    } else {
+        let f = read_key(r, false, pair)?;
+        lmk::decrypt_under_lmk(kt, f.scheme, &f.bytes)?
+    };
     if !lmk::odd_parity(&clear) {
         return Err(parity);
     }
     Ok(clear)
+}
+
+/// How a key is to be written under the LMK: a variant scheme, or a key block (`S`).
+enum LmkScheme {
+    Variant(Scheme),
+    KeyBlock,
+}
+
+impl LmkScheme {
+    fn from_flag(flag: u8) -> Result<Self, Code> {
+        match flag {
+            b'S' => Ok(LmkScheme::KeyBlock),
+            _ => Ok(LmkScheme::Variant(Scheme::from_flag(flag, false)?)),
+        }
+    }
+
+    /// Clear key length: key blocks made here hold double-length TDES keys.
+    fn key_len(&self) -> usize {
+        match self {
+            LmkScheme::Variant(s) => s.key_len(),
+            LmkScheme::KeyBlock => 16,
+        }
+    }
+
+    fn encode(
+        &self,
+        kt: KeyType,
+        attrs: Option<&keyblock::Attributes>,
+        key: &[u8],
+        rng: &dyn SecureRandom,
+    ) -> Result<Vec<u8>, Code> {
+        match self {
+            LmkScheme::Variant(s) => Ok(out_key(*s, &lmk::encrypt_under_lmk(kt, *s, key)?)),
+            LmkScheme::KeyBlock => keyblock::wrap(kt, attrs, key, rng),
+        }
+    }
+}
+
+/// The optional trailer of `A0`/`A6`: an LMK identifier `%nn` (only `00`), then key block attributes.
+fn trailer(r: &mut Reader) -> Result<Option<keyblock::Attributes>, Code> {
+    if r.eat(b'%') && r.take(2)? != b"00" {
+        return Err(Code(*b"13"));
+    }
+    keyblock::read_attributes(r)
 }
 
 fn out_key(scheme: Scheme, bytes: &[u8]) -> Vec<u8> {
@@ -106,6 +155,14 @@ pub fn nc(_r: &mut Reader) -> Result<Vec<u8>, Code> {
 pub fn bu(r: &mut Reader) -> Result<Vec<u8>, Code> {
     let code = r.take(2)?;
     let len_flag = r.byte()?;
+    if r.peek() == Some(b'S') {
+        // A key block names its own usage; a key type after it is read and not needed.
+        let clear = keyblock::read(r, None)?;
+        if code == b"FF" && r.eat(b';') {
+            r.take(3)?;
+        }
+        return Ok(hex::encode_upper(lmk::check_value(&clear)?).into_bytes());
+    }
     let f = read_key(r, false, false)?;
     let kt = if code == b"FF" {
         r.expect(b';')?;
@@ -132,7 +189,7 @@ pub fn bu(r: &mut Reader) -> Result<Vec<u8>, Code> {
 pub fn a0(r: &mut Reader, rng: &dyn SecureRandom) -> Result<Vec<u8>, Code> {
     let mode = r.byte()?;
     let kt = KeyType::parse(r.take(3)?)?;
-    let scheme = Scheme::from_flag(r.byte()?, false)?;
+    let scheme = LmkScheme::from_flag(r.byte()?)?;
     let export = match mode {
         b'0' => None,
         b'1' => {
@@ -146,8 +203,9 @@ pub fn a0(r: &mut Reader, rng: &dyn SecureRandom) -> Result<Vec<u8>, Code> {
         }
         _ => return Err(Code::NOT_SUPPORTED),
     };
+    let attrs = trailer(r)?;
     let key = random_key(rng, scheme.key_len())?;
-    let mut out = out_key(scheme, &lmk::encrypt_under_lmk(kt, scheme, &key)?);
+    let mut out = scheme.encode(kt, attrs.as_ref(), &key, rng)?;
     if let Some((zmk, zmk_scheme)) = export {
         out.extend(out_key(zmk_scheme, &lmk::encrypt_under_zmk(&widen(zmk), zmk_scheme, &key)?));
     }
@@ -157,11 +215,12 @@ pub fn a0(r: &mut Reader, rng: &dyn SecureRandom) -> Result<Vec<u8>, Code> {
 
 /// `A6`: import a key from ZMK to LMK. Key type (3), ZMK under the LMK, key under the ZMK, key scheme
 /// LMK (1). Answer: key under LMK, check value (6H). An imported key with even-parity bytes fails `01`.
-pub fn a6(r: &mut Reader) -> Result<Vec<u8>, Code> {
+pub fn a6(r: &mut Reader, rng: &dyn SecureRandom) -> Result<Vec<u8>, Code> {
     let kt = KeyType::parse(r.take(3)?)?;
     let zmk = widen(lmk_key(r, KeyType::ZMK, false, Code::SOURCE_PARITY)?);
     let f = read_key(r, true, false)?;
-    let scheme = Scheme::from_flag(r.byte()?, false)?;
+    let scheme = LmkScheme::from_flag(r.byte()?)?;
+    let attrs = trailer(r)?;
     let key = lmk::decrypt_under_zmk(&zmk, f.scheme, &f.bytes)?;
     if scheme.key_len() != key.len() {
         return Err(Code::INVALID_KEY_SCHEME);
@@ -169,7 +228,7 @@ pub fn a6(r: &mut Reader) -> Result<Vec<u8>, Code> {
     if !lmk::odd_parity(&key) {
         return Err(Code::VERIFICATION_FAILED);
     }
-    let mut out = out_key(scheme, &lmk::encrypt_under_lmk(kt, scheme, &key)?);
+    let mut out = scheme.encode(kt, attrs.as_ref(), &key, rng)?;
     out.extend(kcv6(&key)?);
     Ok(out)
 }
@@ -194,7 +253,7 @@ pub fn a8(r: &mut Reader) -> Result<Vec<u8>, Code> {
 /// under the LMK for `key_type` in `scheme` and its check value (6H). Offered as `hsm-sim form-key`.
 pub fn form_key(key_type: &str, scheme: u8, components: &[&str]) -> Result<(String, String), Code> {
     let kt = KeyType::parse(key_type.as_bytes())?;
-    let scheme = Scheme::from_flag(scheme, false)?;
+    let scheme = LmkScheme::from_flag(scheme)?;
     if components.is_empty() {
         return Err(Code::INVALID_INPUT);
     }
@@ -209,8 +268,8 @@ pub fn form_key(key_type: &str, scheme: u8, components: &[&str]) -> Result<(Stri
     if !lmk::odd_parity(&key) {
         return Err(Code::SOURCE_PARITY);
     }
-    let enc =
-        String::from_utf8(out_key(scheme, &lmk::encrypt_under_lmk(kt, scheme, &key)?)).map_err(|_| Code::INTERNAL)?;
+    let enc = scheme.encode(kt, None, &key, &ring::rand::SystemRandom::new())?;
+    let enc = String::from_utf8(enc).map_err(|_| Code::INTERNAL)?;
     let kcv = String::from_utf8(kcv6(&key)?).map_err(|_| Code::INTERNAL)?;
     Ok((enc, kcv))
 }

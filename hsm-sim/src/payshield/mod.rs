@@ -4,14 +4,16 @@
 //!
 //! This module owns the pure part — one message in, one answer out, no I/O — and never panics on any
 //! input: an unknown command is answered `ZZ` `00`, a malformed one `15`, and the connection lives on.
-//! Keys travel enciphered under the variant LMK ([`lmk`]); the TCP front with its 2-byte length prefix
+//! Keys travel enciphered under the variant LMK ([`lmk`]) or as key blocks ([`keyblock`]); the TCP front with its 2-byte length prefix
 //! is [`crate::server::serve_payshield`].
 //!
 //! - [`wire`]: splitting a message, the field cursor, error codes;
 //! - [`lmk`]: the test LMK set, key types, variants and key schemes;
+//! - [`keyblock`]: the key-block LMK form (`S` key fields);
 //! - [`commands`]: the commands' field layouts and work.
 
 pub mod commands;
+pub mod keyblock;
 pub mod lmk;
 pub mod wire;
 
@@ -52,7 +54,7 @@ impl Front {
             b"NC" => commands::nc(&mut r),
             b"BU" => commands::bu(&mut r),
             b"A0" => commands::a0(&mut r, &self.rng),
-            b"A6" => commands::a6(&mut r),
+            b"A6" => commands::a6(&mut r, &self.rng),
             b"A8" => commands::a8(&mut r),
             b"CW" => commands::cw(&mut r),
             b"CY" => commands::cy(&mut r),

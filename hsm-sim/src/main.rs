@@ -27,9 +27,9 @@ enum Command {
         /// length, header, command code; keys under the variant test LMK).
         #[arg(long, default_value = "json", value_parser = ["json", "payshield"])]
         protocol: String,
-        /// payShield only: characters of message header echoed back.
-        #[arg(long, default_value_t = hsm_sim::payshield::DEFAULT_HEADER_LEN)]
-        header_length: usize,
+        /// payShield only: characters of message header echoed back (0 to 64).
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(0..=64))]
+        header_length: u8,
         /// Development key store (created on first start); default ./hsm-data/keystore.json.
         #[arg(long, default_value = "./hsm-data/keystore.json")]
         keystore: PathBuf,
@@ -87,7 +87,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             tokio::net::TcpListener::bind(&listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         println!("hsm-sim: listening on {addr} (payShield host commands, header {header_length})");
-        let front = Arc::new(hsm_sim::payshield::Front::new(header_length));
+        let front = Arc::new(hsm_sim::payshield::Front::new(usize::from(header_length)));
         return tokio::select! {
             r = hsm_sim::server::serve_payshield(listener, front) => r.map_err(|e| e.to_string()),
             _ = tokio::signal::ctrl_c() => Ok(()),

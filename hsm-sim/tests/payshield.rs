@@ -140,6 +140,11 @@ fn unknown_and_malformed() {
     assert_eq!(ask(&f, "A0"), "A115");
     assert_eq!(f.handle(b"00"), b"00ZZ15");
     assert_eq!(Front::new(0).handle(b"NC")[..4], *b"ND00");
+    // Binary in, hex out, 32 KiB: the answer would not fit the length prefix, so 15 and no data.
+    let zek = under_lmk("00A", K1);
+    let mut m = format!("0000M0000100A{zek}8000").into_bytes();
+    m.extend(vec![0u8; 0x8000]);
+    assert_eq!(f.handle(&m), b"0000M115");
 }
 
 fn kq_message(mk_ac: &str, mode: u8, scheme: u8, arqc: &str) -> Vec<u8> {
@@ -220,4 +225,38 @@ fn key_block_lmk() {
     let kcv = &generated[generated.len() - 6..];
     let under_zmk = &generated[generated.len() - 39..generated.len() - 6];
     assert_eq!(&ask(&f, &format!("A6001{zmk}{under_zmk}U"))[37..], kcv);
+}
+
+/// The binary's TCP front: 2-byte length framing, a header of `--header-length`, the connection alive
+/// after an empty and a malformed message.
+#[test]
+fn binary_serves_payshield_over_tcp() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::process::{Command, Stdio};
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hsm-sim"))
+        .args(["serve", "--protocol", "payshield", "--listen", "127.0.0.1:0", "--header-length", "6"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addr = line.split("listening on ").nth(1).unwrap().split(' ').next().unwrap().to_string();
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    let mut ask = |msg: &[u8]| {
+        s.write_all(&u16::try_from(msg.len()).unwrap().to_be_bytes()).unwrap();
+        s.write_all(msg).unwrap();
+        let mut len = [0u8; 2];
+        s.read_exact(&mut len).unwrap();
+        let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        s.read_exact(&mut buf).unwrap();
+        buf
+    };
+    assert_eq!(ask(b""), b"ZZ15");
+    assert_eq!(ask(b"ABCDEFCW"), b"ABCDEFCX15");
+    assert_eq!(ask(b"ABCDEFNC"), b"ABCDEFND007D22274C5745C5A10001-HSIM");
+    let _ = child.kill();
+    let _ = child.wait();
 }

@@ -24,6 +24,12 @@ use wire::{Code, Reader};
 /// The default length of the message header (characters echoed back unchanged).
 pub const DEFAULT_HEADER_LEN: usize = 4;
 
+/// The longest header `--header-length` accepts.
+pub const MAX_HEADER_LEN: usize = 64;
+
+/// The longest answer the 2-byte length prefix can carry.
+pub const MAX_ANSWER: usize = u16::MAX as usize;
+
 /// The commands answered, in the order of the documentation table.
 pub const COMMANDS: &[&str] =
     &["NC", "BU", "A0", "A6", "A8", "CW", "CY", "DC", "EC", "CA", "CC", "M6", "M8", "M0", "M2", "GM", "KQ", "G0"];
@@ -35,8 +41,9 @@ pub struct Front {
 }
 
 impl Front {
+    /// A front with a header of `header_len` characters (at most [`MAX_HEADER_LEN`]; longer is cut).
     pub fn new(header_len: usize) -> Self {
-        Front { header_len, rng: SystemRandom::new() }
+        Front { header_len: header_len.min(MAX_HEADER_LEN), rng: SystemRandom::new() }
     }
 
     pub fn header_len(&self) -> usize {
@@ -73,6 +80,10 @@ impl Front {
         };
         let response = wire::response_code(command);
         match result {
+            // The answer must fit the 2-byte length prefix (hex output of a long binary input would not).
+            Ok(fields) if m.header.len() + 4 + fields.len() > MAX_ANSWER => {
+                wire::answer(m.header, response, Code::INVALID_INPUT, &[])
+            }
             Ok(fields) => wire::answer(m.header, response, Code::OK, &fields),
             Err(code) => wire::answer(m.header, response, code, &[]),
         }

@@ -260,3 +260,22 @@ fn binary_serves_payshield_over_tcp() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn fa_and_hc() {
+    let f = Front::new(4);
+    let zmk = under_lmk("000", K2);
+    // K1 under ZMK K2 (psec, as in key_management); check value 16H by psec, 6H by the external tool.
+    let zpk = under_lmk("001", K1);
+    assert_eq!(ask(&f, &format!("FA{zmk}XE02E4FD4DC850651E5B298D235934CCA")), format!("FB00{zpk}08D7B4FB629D0885"));
+    assert_eq!(ask(&f, &format!("FA{zmk}XE02E4FD4DC850651E5B298D235934CCA;XU1")), format!("FB00{zpk}08D7B4"));
+    // HC: a new key under the current key (X9.17) and under the LMK; exporting the LMK copy under a
+    // ZMK equal to the current key gives the same cryptogram back.
+    let current = under_lmk("002", K2);
+    let answer = ask(&f, &format!("HC{current};XU"));
+    assert_eq!(&answer[..4], "HD00");
+    let (under_current, under_lmk_) = answer[4..].split_at(33);
+    assert!(under_current.starts_with('X') && under_lmk_.starts_with('U'));
+    let exported = ask(&f, &format!("A8002{zmk_k2}{under_lmk_}X", zmk_k2 = zmk));
+    assert_eq!(&exported[4..37], under_current);
+}

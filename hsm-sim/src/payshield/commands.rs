@@ -605,3 +605,53 @@ pub fn g0(r: &mut Reader, rng: &dyn SecureRandom) -> Result<Vec<u8>, Code> {
     fields.extend_from_slice(format_code(dst));
     Ok(fields)
 }
+
+/// `FA`: translate a ZPK from ZMK to LMK encryption. ZMK under the LMK, ZPK under the ZMK, [`;` key
+/// scheme ZMK (1A), key scheme LMK (1A), check value type (1N: 0 → 16H, 1 → 6H)]. Answer: ZPK under
+/// the LMK (scheme `U` unless named), check value (16H unless type 1). An even-parity ZPK fails `01`.
+pub fn fa(r: &mut Reader, rng: &dyn SecureRandom) -> Result<Vec<u8>, Code> {
+    let zmk = widen(lmk_key(r, KeyType::ZMK, false, Code::SOURCE_PARITY)?);
+    let f = read_key(r, true, false)?;
+    let (scheme, short_kcv) = if r.eat(b';') {
+        r.byte()?; // the ZMK-side scheme is the tag of the ZPK field already read
+        let scheme = LmkScheme::from_flag(r.byte()?)?;
+        let short = match r.byte()? {
+            b'0' => false,
+            b'1' => true,
+            _ => return Err(Code::INVALID_INPUT),
+        };
+        (scheme, short)
+    } else {
+        (LmkScheme::Variant(if f.scheme == Scheme::Single { Scheme::Single } else { Scheme::U }), false)
+    };
+    let key = lmk::decrypt_under_zmk(&zmk, f.scheme, &f.bytes)?;
+    if scheme.key_len() != key.len() {
+        return Err(Code::INVALID_KEY_SCHEME);
+    }
+    if !lmk::odd_parity(&key) {
+        return Err(Code::VERIFICATION_FAILED);
+    }
+    let mut out = scheme.encode(KeyType::ZPK, None, &key, rng)?;
+    let kcv = lmk::check_value(&key)?;
+    out.extend_from_slice(hex::encode_upper(if short_kcv { &kcv[..3] } else { &kcv[..] }).as_bytes());
+    Ok(out)
+}
+
+/// `HC`: generate a TMK, TPK or PVK. Current key (key type 002) under the LMK, [`;` key scheme under the
+/// current key (1A), key scheme LMK (1A)]. Answer: the new key under the current key, the new key under
+/// the LMK (both `U` unless named).
+pub fn hc(r: &mut Reader, rng: &dyn SecureRandom) -> Result<Vec<u8>, Code> {
+    let current = widen(lmk_key(r, KeyType::TPK, false, Code::SOURCE_PARITY)?);
+    let (under_current, under_lmk) = if r.eat(b';') {
+        (Scheme::from_flag(r.byte()?, true)?, LmkScheme::from_flag(r.byte()?)?)
+    } else {
+        (Scheme::U, LmkScheme::Variant(Scheme::U))
+    };
+    if under_current.key_len() != under_lmk.key_len() {
+        return Err(Code::INVALID_KEY_SCHEME);
+    }
+    let key = random_key(rng, under_lmk.key_len())?;
+    let mut out = out_key(under_current, &lmk::encrypt_under_zmk(&current, under_current, &key)?);
+    out.extend(under_lmk.encode(KeyType::TPK, None, &key, rng)?);
+    Ok(out)
+}

@@ -31,8 +31,10 @@ pub const MAX_HEADER_LEN: usize = 64;
 pub const MAX_ANSWER: usize = u16::MAX as usize;
 
 /// The commands answered, in the order of the documentation table.
-pub const COMMANDS: &[&str] =
-    &["NC", "BU", "A0", "A6", "A8", "CW", "CY", "DC", "EC", "CA", "CC", "M6", "M8", "M0", "M2", "GM", "KQ", "G0"];
+pub const COMMANDS: &[&str] = &[
+    "NC", "BU", "A0", "A6", "A8", "CW", "CY", "DC", "EC", "CA", "CC", "M6", "M8", "M0", "M2", "GM", "KQ", "G0", "FA",
+    "HC",
+];
 
 /// The host-command processor: stateless apart from its header length and random generator.
 pub struct Front {
@@ -76,6 +78,8 @@ impl Front {
             b"GM" => commands::gm(&mut r),
             b"KQ" => commands::kq(&mut r),
             b"G0" => commands::g0(&mut r, &self.rng),
+            b"FA" => commands::fa(&mut r, &self.rng),
+            b"HC" => commands::hc(&mut r, &self.rng),
             _ => return wire::answer(m.header, wire::UNKNOWN_COMMAND, Code::OK, &[]),
         };
         let response = wire::response_code(command);

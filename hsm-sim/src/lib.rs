@@ -18,6 +18,7 @@ mod hsm;
 pub mod keys;
 mod keystore;
 mod ops;
+pub mod payshield;
 mod protocol;
 pub mod seal;
 mod secret;

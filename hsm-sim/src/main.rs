@@ -1,5 +1,7 @@
 //! `hsm-sim serve --listen ADDR`: the HSM simulator as a TCP service; with `--tls-cert`, `--tls-key`
-//! and `--client-ca`, over TLS accepting only clients with a certificate of that CA.
+//! and `--client-ca`, over TLS accepting only clients with a certificate of that CA. With
+//! `--protocol payshield` it speaks payShield host commands instead (`hsm_sim::payshield`), and
+//! `hsm-sim form-key` forms a key under the payShield test LMK from clear components.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,8 +20,16 @@ struct Cli {
 enum Command {
     /// Serve the HSM's operations over TCP (length-prefixed JSON).
     Serve {
-        #[arg(long, default_value = "127.0.0.1:1500")]
-        listen: String,
+        /// Address to listen on (both protocols: 127.0.0.1:1500 when not given).
+        #[arg(long)]
+        listen: Option<String>,
+        /// `json` (length-prefixed JSON, the default) or `payshield` (payShield host commands: 2-byte
+        /// length, header, command code; keys under the variant test LMK).
+        #[arg(long, default_value = "json", value_parser = ["json", "payshield"])]
+        protocol: String,
+        /// payShield only: characters of message header echoed back (0 to 64).
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(0..=64))]
+        header_length: u8,
         /// Development key store (created on first start); default ./hsm-data/keystore.json.
         #[arg(long, default_value = "./hsm-data/keystore.json")]
         keystore: PathBuf,
@@ -36,10 +46,53 @@ enum Command {
         #[arg(long, requires = "tls_cert")]
         client_ca: Option<PathBuf>,
     },
+    /// Form a key from clear components (XORed), as payShield's console command FK does, and print it
+    /// enciphered under the variant test LMK with its check value: `<key under LMK> <KCV>`.
+    FormKey {
+        /// Key type code: 000 ZMK, 001 ZPK, 002 TPK/PVK, 402 CVK, 003 TAK, 008 ZAK, 00A ZEK, 00B DEK…
+        #[arg(long)]
+        key_type: String,
+        /// Key scheme under the LMK: Z (single), U (double), T (triple) variant forms, or S (a key block
+        /// holding a double-length key, usage by key type).
+        #[arg(long, default_value = "U")]
+        scheme: char,
+        /// Clear components, hex; each of the key's length, odd parity after XOR.
+        #[arg(required = true)]
+        components: Vec<String>,
+    },
+}
+
+fn form_key(key_type: &str, scheme: char, components: &[String]) -> Result<(), String> {
+    let scheme = u8::try_from(scheme).map_err(|_| "key scheme must be Z, U or T".to_string())?;
+    let parts: Vec<&str> = components.iter().map(String::as_str).collect();
+    let (key, kcv) = hsm_sim::payshield::commands::form_key(key_type, scheme, &parts).map_err(|e| e.to_string())?;
+    println!("{key} {kcv}");
+    Ok(())
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
-    let Command::Serve { listen, keystore, ephemeral, tls_cert, tls_key, client_ca } = cli.command;
+    let (listen, protocol, header_length, keystore, ephemeral, tls_cert, tls_key, client_ca) = match cli.command {
+        Command::Serve { listen, protocol, header_length, keystore, ephemeral, tls_cert, tls_key, client_ca } => {
+            (listen, protocol, header_length, keystore, ephemeral, tls_cert, tls_key, client_ca)
+        }
+        Command::FormKey { key_type, scheme, components } => return form_key(&key_type, scheme, &components),
+    };
+    let listen = listen.unwrap_or_else(|| "127.0.0.1:1500".to_string());
+    if protocol == "payshield" {
+        if tls_cert.is_some() {
+            return Err("--protocol payshield is served without TLS".to_string());
+        }
+        eprintln!("{}", hsm_sim::BANNER);
+        let listener =
+            tokio::net::TcpListener::bind(&listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        println!("hsm-sim: listening on {addr} (payShield host commands, header {header_length})");
+        let front = Arc::new(hsm_sim::payshield::Front::new(usize::from(header_length)));
+        return tokio::select! {
+            r = hsm_sim::server::serve_payshield(listener, front) => r.map_err(|e| e.to_string()),
+            _ = tokio::signal::ctrl_c() => Ok(()),
+        };
+    }
     // Certificates first: a bad file stops the start before any key is touched.
     let tls = match (tls_cert, tls_key, client_ca) {
         (Some(cert), Some(key), Some(ca)) => Some(hsm_sim::tls::acceptor(&cert, &key, &ca)?),

@@ -75,3 +75,42 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(mut sock: S, hsm: Arc<Hsm
         write_frame(&mut sock, &body).await?;
     }
 }
+
+/// The payShield host-command front ([`crate::payshield`]): each message is a 2-byte big-endian length
+/// and that many bytes; each answer the same. A zero length is answered like a message too short for a
+/// command; the connection lives on after any answer.
+pub async fn serve_payshield(listener: TcpListener, front: Arc<crate::payshield::Front>) -> std::io::Result<()> {
+    loop {
+        let (sock, _peer) = listener.accept().await?;
+        let _ = sock.set_nodelay(true);
+        let front = front.clone();
+        tokio::spawn(async move {
+            let _ = payshield_connection(sock, front).await;
+        });
+    }
+}
+
+async fn payshield_connection<S: AsyncRead + AsyncWrite + Unpin>(
+    mut sock: S,
+    front: Arc<crate::payshield::Front>,
+) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    loop {
+        let mut len = [0u8; 2];
+        match sock.read_exact(&mut len).await {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        let mut msg = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        sock.read_exact(&mut msg).await?;
+        let answer = front.handle(&msg);
+        // An answer longer than the prefix can say cannot be sent; none of the commands makes one.
+        let n = u16::try_from(answer.len()).map_err(std::io::Error::other)?;
+        let mut out = Vec::with_capacity(2 + answer.len());
+        out.extend_from_slice(&n.to_be_bytes());
+        out.extend_from_slice(&answer);
+        sock.write_all(&out).await?;
+        sock.flush().await?;
+    }
+}

@@ -9,5 +9,6 @@ pub mod ff1;
 pub mod kcv;
 pub mod mac;
 pub mod pin;
+pub mod pvv;
 pub mod tr31;
 pub mod wrap;

@@ -1,0 +1,657 @@
+//! The host commands: each parses its fields from a [`Reader`], does its work with the primitives of
+//! [`crate::crypto`] and the LMK arithmetic of [`super::lmk`], and returns the answer's fields or an
+//! error code. Field layouts follow the payShield host command reference as open clients (jPOS,
+//! ut-codec-payshield, pythales) send them; fields after the mandatory ones (LMK identifier `%nn`,
+//! optional `;` blocks this HSM does not use) are ignored.
+
+use ring::rand::SecureRandom;
+use zeroize::Zeroizing;
+
+use super::keyblock;
+use super::lmk::{self, KeyType, Scheme};
+use super::wire::{Code, Reader};
+use crate::crypto::pin::{self, PinFormat};
+use crate::crypto::{cvv, pvv};
+use crate::error::{ErrorKind, HsmError};
+
+/// The firmware number `NC` reports (9 characters, payShield's `nnnn-nnnn` shape).
+pub const FIRMWARE: &str = "0001-HSIM";
+
+fn map_err(e: HsmError) -> Code {
+    match e.kind {
+        ErrorKind::Key => Code::KEY_LENGTH,
+        ErrorKind::Auth => Code::VERIFICATION_FAILED,
+        ErrorKind::Internal => Code::INTERNAL,
+        ErrorKind::Format | ErrorKind::Range => Code::INVALID_INPUT,
+    }
+}
+
+/// An enciphered key as read from a field.
+struct KeyField {
+    scheme: Scheme,
+    bytes: Vec<u8>,
+}
+
+/// Reads a key field: `U`+32H, `T`+48H, (under a ZMK also `X`+32H, `Y`+48H), or untagged hex — 16H
+/// for a single-length key, 32H for a key pair where `pair` allows it.
+fn read_key(r: &mut Reader, under_zmk: bool, pair: bool) -> Result<KeyField, Code> {
+    let scheme = match r.peek() {
+        Some(b'U') => Scheme::U,
+        Some(b'T') => Scheme::T,
+        Some(b'X') if under_zmk => Scheme::X,
+        Some(b'Y') if under_zmk => Scheme::Y,
+        Some(c) if c.is_ascii_hexdigit() => {
+            if pair {
+                Scheme::Pair
+            } else {
+                Scheme::Single
+            }
+        }
+        _ => return Err(Code::INVALID_INPUT),
+    };
+    if scheme.tag().is_some() {
+        r.byte()?;
+    }
+    Ok(KeyField { scheme, bytes: r.hex(scheme.key_len())? })
+}
+
+/// Widens a single-length DES key to its TDES equivalent K ‖ K, so TDES code serves both.
+fn widen(key: Zeroizing<Vec<u8>>) -> Zeroizing<Vec<u8>> {
+    if key.len() == 8 {
+        let mut k = Zeroizing::new(Vec::with_capacity(16));
+        k.extend_from_slice(&key);
+        k.extend_from_slice(&key);
+        k
+    } else {
+        key
+    }
+}
+
+/// Reads a key under the LMK of `kt` and deciphers it; `parity` is the error code for a parity fault.
+fn lmk_key(r: &mut Reader, kt: KeyType, pair: bool, parity: Code) -> Result<Zeroizing<Vec<u8>>, Code> {
+    let clear = if r.peek() == Some(b'S') {
+        keyblock::read(r, Some(kt))?
+    } else {
+        let f = read_key(r, false, pair)?;
+        lmk::decrypt_under_lmk(kt, f.scheme, &f.bytes)?
+    };
+    if !lmk::odd_parity(&clear) {
+        return Err(parity);
+    }
+    Ok(clear)
+}
+
+/// How a key is to be written under the LMK: a variant scheme, or a key block (`S`).
+enum LmkScheme {
+    Variant(Scheme),
+    KeyBlock,
+}
+
+impl LmkScheme {
+    fn from_flag(flag: u8) -> Result<Self, Code> {
+        match flag {
+            b'S' => Ok(LmkScheme::KeyBlock),
+            _ => Ok(LmkScheme::Variant(Scheme::from_flag(flag, false)?)),
+        }
+    }
+
+    /// Clear key length: key blocks made here hold double-length TDES keys.
+    fn key_len(&self) -> usize {
+        match self {
+            LmkScheme::Variant(s) => s.key_len(),
+            LmkScheme::KeyBlock => 16,
+        }
+    }
+
+    fn encode(
+        &self,
+        kt: KeyType,
+        attrs: Option<&keyblock::Attributes>,
+        key: &[u8],
+        rng: &dyn SecureRandom,
+    ) -> Result<Vec<u8>, Code> {
+        match self {
+            LmkScheme::Variant(s) => Ok(out_key(*s, &lmk::encrypt_under_lmk(kt, *s, key)?)),
+            LmkScheme::KeyBlock => keyblock::wrap(kt, attrs, key, rng),
+        }
+    }
+}
+
+/// The optional trailer of `A0`/`A6`: an LMK identifier `%nn` (only `00`), then key block attributes.
+fn trailer(r: &mut Reader) -> Result<Option<keyblock::Attributes>, Code> {
+    if r.eat(b'%') && r.take(2)? != b"00" {
+        return Err(Code(*b"13"));
+    }
+    keyblock::read_attributes(r)
+}
+
+fn out_key(scheme: Scheme, bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + 2 * bytes.len());
+    out.extend(scheme.tag());
+    out.extend_from_slice(hex::encode_upper(bytes).as_bytes());
+    out
+}
+
+fn kcv6(key: &[u8]) -> Result<Vec<u8>, Code> {
+    Ok(hex::encode_upper(&lmk::check_value(key)?[..3]).into_bytes())
+}
+
+fn random_key(rng: &dyn SecureRandom, len: usize) -> Result<Zeroizing<Vec<u8>>, Code> {
+    let mut k = Zeroizing::new(vec![0u8; len]);
+    rng.fill(&mut k).map_err(|_| Code::INTERNAL)?;
+    lmk::fix_parity(&mut k);
+    Ok(k)
+}
+
+/// `NC`: diagnostics — LMK check value (16H) and firmware number.
+pub fn nc(_r: &mut Reader) -> Result<Vec<u8>, Code> {
+    let mut out = hex::encode_upper(lmk::lmk_check_value()).into_bytes();
+    out.extend_from_slice(FIRMWARE.as_bytes());
+    Ok(out)
+}
+
+/// `BU`: key check value. Key type code (2; `FF` = a 3-character key type after the key, behind `;`),
+/// key length flag (1: 0 single, 1 double, 2 triple), key. Answer: check value (16H).
+pub fn bu(r: &mut Reader) -> Result<Vec<u8>, Code> {
+    let code = r.take(2)?;
+    let len_flag = r.byte()?;
+    if r.peek() == Some(b'S') {
+        // A key block names its own usage; a key type after it is read and not needed.
+        let clear = keyblock::read(r, None)?;
+        if code == b"FF" && r.eat(b';') {
+            r.take(3)?;
+        }
+        return Ok(hex::encode_upper(lmk::check_value(&clear)?).into_bytes());
+    }
+    let f = read_key(r, false, false)?;
+    let kt = if code == b"FF" {
+        r.expect(b';')?;
+        KeyType::parse(r.take(3)?)?
+    } else {
+        KeyType::from_pair_code(code)?
+    };
+    let expected = match len_flag {
+        b'0' => 8,
+        b'1' => 16,
+        b'2' => 24,
+        _ => return Err(Code(*b"05")),
+    };
+    if f.scheme.key_len() != expected {
+        return Err(Code(*b"05"));
+    }
+    let clear = lmk::decrypt_under_lmk(kt, f.scheme, &f.bytes)?;
+    Ok(hex::encode_upper(lmk::check_value(&clear)?).into_bytes())
+}
+
+/// `A0`: generate a key. Mode (0 generate; 1 also export under a ZMK/TMK), key type (3), key scheme
+/// LMK (1); in mode 1: [`;` ZMK/TMK flag (0 ZMK, 1 TMK)], ZMK/TMK under the LMK, key scheme ZMK (1).
+/// Answer: key under LMK, [key under ZMK], check value (6H).
+pub fn a0(r: &mut Reader, rng: &dyn SecureRandom) -> Result<Vec<u8>, Code> {
+    let mode = r.byte()?;
+    let kt = KeyType::parse(r.take(3)?)?;
+    let scheme = LmkScheme::from_flag(r.byte()?)?;
+    let export = match mode {
+        b'0' => None,
+        b'1' => {
+            let kek_type = if r.eat(b';') && r.byte()? == b'1' { KeyType::TPK } else { KeyType::ZMK };
+            let zmk = lmk_key(r, kek_type, false, Code::SOURCE_PARITY)?;
+            let zmk_scheme = Scheme::from_flag(r.byte()?, true)?;
+            if zmk_scheme.key_len() != scheme.key_len() {
+                return Err(Code::INVALID_KEY_SCHEME);
+            }
+            Some((zmk, zmk_scheme))
+        }
+        _ => return Err(Code::NOT_SUPPORTED),
+    };
+    let attrs = trailer(r)?;
+    let key = random_key(rng, scheme.key_len())?;
+    let mut out = scheme.encode(kt, attrs.as_ref(), &key, rng)?;
+    if let Some((zmk, zmk_scheme)) = export {
+        out.extend(out_key(zmk_scheme, &lmk::encrypt_under_zmk(&widen(zmk), zmk_scheme, &key)?));
+    }
+    out.extend(kcv6(&key)?);
+    Ok(out)
+}
+
+/// `A6`: import a key from ZMK to LMK. Key type (3), ZMK under the LMK, key under the ZMK, key scheme
+/// LMK (1). Answer: key under LMK, check value (6H). An imported key with even-parity bytes fails `01`.
+pub fn a6(r: &mut Reader, rng: &dyn SecureRandom) -> Result<Vec<u8>, Code> {
+    let kt = KeyType::parse(r.take(3)?)?;
+    let zmk = widen(lmk_key(r, KeyType::ZMK, false, Code::SOURCE_PARITY)?);
+    let f = read_key(r, true, false)?;
+    let scheme = LmkScheme::from_flag(r.byte()?)?;
+    let attrs = trailer(r)?;
+    let key = lmk::decrypt_under_zmk(&zmk, f.scheme, &f.bytes)?;
+    if scheme.key_len() != key.len() {
+        return Err(Code::INVALID_KEY_SCHEME);
+    }
+    if !lmk::odd_parity(&key) {
+        return Err(Code::VERIFICATION_FAILED);
+    }
+    let mut out = scheme.encode(kt, attrs.as_ref(), &key, rng)?;
+    out.extend(kcv6(&key)?);
+    Ok(out)
+}
+
+/// `A8`: export a key from LMK to ZMK. Key type (3), [`;` ZMK/TMK flag], ZMK under the LMK, key under
+/// the LMK, key scheme ZMK (1). Answer: key under ZMK, check value (6H).
+pub fn a8(r: &mut Reader) -> Result<Vec<u8>, Code> {
+    let kt = KeyType::parse(r.take(3)?)?;
+    let kek_type = if r.eat(b';') && r.byte()? == b'1' { KeyType::TPK } else { KeyType::ZMK };
+    let zmk = widen(lmk_key(r, kek_type, false, Code::SOURCE_PARITY)?);
+    let key = lmk_key(r, kt, false, Code::DESTINATION_PARITY)?;
+    let scheme = Scheme::from_flag(r.byte()?, true)?;
+    if scheme.key_len() != key.len() {
+        return Err(Code::INVALID_KEY_SCHEME);
+    }
+    let mut out = out_key(scheme, &lmk::encrypt_under_zmk(&zmk, scheme, &key)?);
+    out.extend(kcv6(&key)?);
+    Ok(out)
+}
+
+/// Forms a key from clear components (XORed), as payShield's console command `FK` does: returns the key
+/// under the LMK for `key_type` in `scheme` and its check value (6H). Offered as `hsm-sim form-key`.
+pub fn form_key(key_type: &str, scheme: u8, components: &[&str]) -> Result<(String, String), Code> {
+    let kt = KeyType::parse(key_type.as_bytes())?;
+    let scheme = LmkScheme::from_flag(scheme)?;
+    if components.is_empty() {
+        return Err(Code::INVALID_INPUT);
+    }
+    let mut key = Zeroizing::new(vec![0u8; scheme.key_len()]);
+    for c in components {
+        let part = Zeroizing::new(hex::decode(c).map_err(|_| Code::INVALID_INPUT)?);
+        if part.len() != key.len() {
+            return Err(Code::KEY_LENGTH);
+        }
+        key.iter_mut().zip(part.iter()).for_each(|(k, p)| *k ^= p);
+    }
+    if !lmk::odd_parity(&key) {
+        return Err(Code::SOURCE_PARITY);
+    }
+    let enc = scheme.encode(kt, None, &key, &ring::rand::SystemRandom::new())?;
+    let enc = String::from_utf8(enc).map_err(|_| Code::INTERNAL)?;
+    let kcv = String::from_utf8(kcv6(&key)?).map_err(|_| Code::INTERNAL)?;
+    Ok((enc, kcv))
+}
+
+/// PAN, `;`, expiry (4N), service code (3N) of `CW`/`CY`.
+fn card_fields<'a>(r: &mut Reader<'a>) -> Result<(&'a str, &'a str, &'a str), Code> {
+    let pan = r.digits_until(b';', 19)?;
+    Ok((pan, r.digits(4)?, r.digits(3)?))
+}
+
+/// `CW`: generate a CVV. CVK pair (`U`+32H or 32H) under LMK key type 402, PAN, `;`, expiry (YYMM),
+/// service code. Answer: CVV (3N).
+pub fn cw(r: &mut Reader) -> Result<Vec<u8>, Code> {
+    let cvk = lmk_key(r, KeyType::CVK, true, Code::SOURCE_PARITY)?;
+    let (pan, expiry, service) = card_fields(r)?;
+    let v = cvv::generate(&cvk, pan, expiry, service).map_err(map_err)?;
+    Ok(v.as_bytes().to_vec())
+}
+
+/// `CY`: verify a CVV. CVK pair, CVV (3N), PAN, `;`, expiry, service code. `01` when it does not match.
+pub fn cy(r: &mut Reader) -> Result<Vec<u8>, Code> {
+    let cvk = lmk_key(r, KeyType::CVK, true, Code::SOURCE_PARITY)?;
+    let given = r.digits(3)?;
+    let (pan, expiry, service) = card_fields(r)?;
+    match cvv::verify(&cvk, pan, expiry, service, given).map_err(map_err)? {
+        true => Ok(Vec::new()),
+        false => Err(Code::VERIFICATION_FAILED),
+    }
+}
+
+/// A PIN block format code: `01` ISO format 0, `47` ISO format 3.
+fn pin_format(r: &mut Reader) -> Result<PinFormat, Code> {
+    match r.take(2)? {
+        b"01" => Ok(PinFormat::Iso0),
+        b"47" => Ok(PinFormat::Iso3),
+        _ => Err(Code::INVALID_PIN_BLOCK_FORMAT),
+    }
+}
+
+fn format_code(f: PinFormat) -> &'static [u8] {
+    match f {
+        PinFormat::Iso3 => b"47",
+        _ => b"01",
+    }
+}
+
+/// The 12-digit account number field as a PAN the PIN block code accepts: the field is the 12 rightmost
+/// PAN digits before the check digit, so any check digit after it gives the same PAN field.
+fn account_pan(account: &str) -> String {
+    format!("{account}0")
+}
+
+fn decipher_pin(format: PinFormat, key: &[u8], block: &[u8], account: &str) -> Result<Zeroizing<String>, Code> {
+    pin::decipher(format, key, block, &account_pan(account)).map_err(|e| match e.kind {
+        ErrorKind::Format => Code::INVALID_PIN_BLOCK,
+        _ => map_err(e),
+    })
+}
+
+/// `DC`/`EC` after the PIN key: PVK pair, PIN block (16H), format code, account (12N), PVKI (1N),
+/// PVV (4N).
+fn verify_pvv(r: &mut Reader, pin_key: &[u8]) -> Result<Vec<u8>, Code> {
+    let pvk = lmk_key(r, KeyType::PVK, true, Code::DESTINATION_PARITY)?;
+    let block = r.hex(8)?;
+    let format = pin_format(r)?;
+    let account = r.digits(12)?;
+    let pvki = r.digits(1)?.bytes().next().map(|b| b - b'0').ok_or(Code::INVALID_INPUT)?;
+    let given = r.digits(4)?;
+    let pin = decipher_pin(format, pin_key, &block, account)?;
+    match pvv::verify(&pvk, account, pvki, &pin, given).map_err(map_err)? {
+        true => Ok(Vec::new()),
+        false => Err(Code::VERIFICATION_FAILED),
+    }
+}
+
+/// `DC`: verify a terminal PIN by the Visa PVV method. TPK, PVK pair, PIN block, format, account, PVKI,
+/// PVV. `01` when the PIN does not verify.
+pub fn dc(r: &mut Reader) -> Result<Vec<u8>, Code> {
+    let tpk = widen(lmk_key(r, KeyType::TPK, false, Code::SOURCE_PARITY)?);
+    verify_pvv(r, &tpk)
+}
+
+/// `EC`: verify an interchange PIN by the Visa PVV method; as `DC` with a ZPK.
+pub fn ec(r: &mut Reader) -> Result<Vec<u8>, Code> {
+    let zpk = widen(lmk_key(r, KeyType::ZPK, false, Code::SOURCE_PARITY)?);
+    verify_pvv(r, &zpk)
+}
+
+/// `CA`/`CC` after the two keys: maximum PIN length (2N), source PIN block (16H), source format,
+/// destination format, account (12N). Answer: PIN length (2N), destination PIN block (16H), destination
+/// format code.
+fn translate(r: &mut Reader, from: &[u8], to: &[u8], rng: &dyn SecureRandom) -> Result<Vec<u8>, Code> {
+    let max = r.number(2)?;
+    let block = r.hex(8)?;
+    let src = pin_format(r)?;
+    let dst = pin_format(r)?;
+    let account = r.digits(12)?;
+    let pin = decipher_pin(src, from, &block, account)?;
+    if pin.len() > max {
+        return Err(Code::PIN_LENGTH);
+    }
+    let out = pin::encipher(dst, to, &pin, &account_pan(account), rng).map_err(map_err)?;
+    let mut fields = format!("{:02}", pin.len()).into_bytes();
+    fields.extend_from_slice(hex::encode_upper(out).as_bytes());
+    fields.extend_from_slice(format_code(dst));
+    Ok(fields)
+}
+
+/// `CA`: translate a PIN block from a TPK to a ZPK.
+pub fn ca(r: &mut Reader, rng: &dyn SecureRandom) -> Result<Vec<u8>, Code> {
+    let tpk = widen(lmk_key(r, KeyType::TPK, false, Code::SOURCE_PARITY)?);
+    let zpk = widen(lmk_key(r, KeyType::ZPK, false, Code::DESTINATION_PARITY)?);
+    translate(r, &tpk, &zpk, rng)
+}
+
+/// `CC`: translate a PIN block from one ZPK to another.
+pub fn cc(r: &mut Reader, rng: &dyn SecureRandom) -> Result<Vec<u8>, Code> {
+    let src = widen(lmk_key(r, KeyType::ZPK, false, Code::SOURCE_PARITY)?);
+    let dst = widen(lmk_key(r, KeyType::ZPK, false, Code::DESTINATION_PARITY)?);
+    translate(r, &src, &dst, rng)
+}
+
+/// Message data in an input format: 0 binary, 1 hex, 2 text (bytes as sent).
+fn message(r: &mut Reader, format: u8) -> Result<Zeroizing<Vec<u8>>, Code> {
+    let len = r.hex_number(4)?;
+    let raw = r.take(len)?;
+    match format {
+        b'0' | b'2' => Ok(Zeroizing::new(raw.to_vec())),
+        b'1' => Ok(Zeroizing::new(hex::decode(raw).map_err(|_| Code::INVALID_INPUT)?)),
+        _ => Err(Code::INVALID_INPUT),
+    }
+}
+
+/// ISO/IEC 9797-1 MAC of `data`: algorithm 1 (CBC-MAC under the whole TDES key) or 3 (single-DES CBC
+/// under the left key, last block through DES⁻¹ right, DES left), padding method 0 (none: whole blocks
+/// only), 1 (zeros) or 2 (`80` then zeros).
+fn mac(key: &[u8], alg: u8, padding: u8, data: &[u8]) -> Result<[u8; 8], Code> {
+    let mut buf = Zeroizing::new(data.to_vec());
+    match padding {
+        b'0' if !buf.is_empty() && buf.len().is_multiple_of(8) => {}
+        b'1' => {
+            while buf.is_empty() || !buf.len().is_multiple_of(8) {
+                buf.push(0);
+            }
+        }
+        b'2' => {
+            buf.push(0x80);
+            while !buf.len().is_multiple_of(8) {
+                buf.push(0);
+            }
+        }
+        _ => return Err(Code::INVALID_INPUT),
+    }
+    match alg {
+        b'1' => lmk::cbc(key, &[0; 8], &mut buf, true),
+        b'3' => {
+            let (left, right) = key.split_at_checked(8).ok_or(Code::KEY_LENGTH)?;
+            let right = right.get(..8).ok_or(Code::KEY_LENGTH)?;
+            let mut h = lmk::cbc(left, &[0; 8], &mut buf, true)?;
+            lmk::ecb(right, &mut h, false)?;
+            lmk::ecb(left, &mut h, true)?;
+            Ok(h)
+        }
+        _ => Err(Code::INVALID_INPUT),
+    }
+}
+
+/// `M6` (and `M8` with `verify`): mode flag (1N, only 0: the whole message), input format (1N), MAC size
+/// (1N: 0 → 8H, 1 → 16H), MAC algorithm (1N: 1 or 3), padding method (1N: 0, 1, 2), key type (3H: 003
+/// TAK, 008 ZAK), key, message length (4H, characters as sent), message, [`M8`: MAC]. Answer: the MAC,
+/// or for `M8` nothing (`01` when it does not match).
+pub fn mac_command(r: &mut Reader, verify: bool) -> Result<Vec<u8>, Code> {
+    if r.byte()? != b'0' {
+        return Err(Code::NOT_SUPPORTED);
+    }
+    let format = r.byte()?;
+    let size = match r.byte()? {
+        b'0' => 4,
+        b'1' => 8,
+        _ => return Err(Code::INVALID_INPUT),
+    };
+    let alg = r.byte()?;
+    let padding = r.byte()?;
+    let kt = KeyType::parse(r.take(3)?)?;
+    if !matches!(kt.code(), b"003" | b"008") {
+        return Err(Code::INVALID_KEY_TYPE);
+    }
+    let key = widen(lmk_key(r, kt, false, Code::SOURCE_PARITY)?);
+    let data = message(r, format)?;
+    let full = mac(&key, alg, padding, &data)?;
+    let computed = hex::encode_upper(&full[..size]).into_bytes();
+    if !verify {
+        return Ok(computed);
+    }
+    let given = r.take(size * 2)?.to_ascii_uppercase();
+    if lmk::ct_eq(&computed, &given) { Ok(Vec::new()) } else { Err(Code::VERIFICATION_FAILED) }
+}
+
+/// `M0` (encrypt) / `M2` (decrypt): mode flag (2N: 00 ECB, 01 CBC), input format (1N: 0 binary, 1 hex),
+/// output format (1N), key type (3H: 00A ZEK, 00B DEK…), key, [IV 16H in CBC], message length (4H,
+/// characters as sent), message (whole 8-byte blocks). Answer: [next IV 16H in CBC], length (4H), result.
+pub fn data_command(r: &mut Reader, encrypt: bool) -> Result<Vec<u8>, Code> {
+    let mode = r.take(2)?;
+    let cbc = match mode {
+        b"00" => false,
+        b"01" => true,
+        _ => return Err(Code::NOT_SUPPORTED),
+    };
+    let in_format = r.byte()?;
+    let out_format = r.byte()?;
+    if !matches!(out_format, b'0' | b'1') || !matches!(in_format, b'0' | b'1') {
+        return Err(Code::INVALID_INPUT);
+    }
+    let kt = KeyType::parse(r.take(3)?)?;
+    let key = widen(lmk_key(r, kt, false, Code::SOURCE_PARITY)?);
+    let iv: Option<[u8; 8]> = match cbc {
+        true => Some(r.hex(8)?.try_into().map_err(|_| Code::INVALID_INPUT)?),
+        false => None,
+    };
+    let mut data = message(r, in_format)?;
+    if data.is_empty() || !data.len().is_multiple_of(8) {
+        return Err(Code::INVALID_INPUT);
+    }
+    let mut out = Vec::new();
+    match iv {
+        Some(iv) => {
+            let next = lmk::cbc(&key, &iv, &mut data, encrypt)?;
+            out.extend_from_slice(hex::encode_upper(next).as_bytes());
+        }
+        None => lmk::ecb(&key, &mut data, encrypt)?,
+    }
+    let body = match out_format {
+        b'1' => Zeroizing::new(hex::encode_upper(&*data).into_bytes()),
+        _ => data,
+    };
+    out.extend_from_slice(format!("{:04X}", body.len()).as_bytes());
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+/// `GM`: hash a block of data. Hash identifier (2N: 01 SHA-1, 05 SHA-224, 06 SHA-256, 07 SHA-384,
+/// 08 SHA-512), data length (5N, bytes), data. Answer: the hash, binary.
+pub fn gm(r: &mut Reader) -> Result<Vec<u8>, Code> {
+    use ring::digest;
+    use sha2::Digest;
+    let id = r.take(2)?;
+    let len = r.number(5)?;
+    let data = r.take(len)?;
+    let alg = match id {
+        b"01" => &digest::SHA1_FOR_LEGACY_USE_ONLY,
+        b"05" => return Ok(sha2::Sha224::digest(data).to_vec()),
+        b"06" => &digest::SHA256,
+        b"07" => &digest::SHA384,
+        b"08" => &digest::SHA512,
+        _ => return Err(Code::INVALID_INPUT),
+    };
+    Ok(digest::digest(alg, data).as_ref().to_vec())
+}
+
+/// `KQ`: ARQC verification and/or ARPC generation (EMV 3.1.1 style). Mode (1N: 0 verify the ARQC, 1
+/// verify and generate the ARPC, 2 generate the ARPC only), scheme (1N: 0 Visa — the ICC master key is
+/// the AC key, padding method 1, as Visa CVN 10; 1 Europay/Mastercard — session key of ATC ‖ 00 00 ‖
+/// UN, padding method 2, as Mastercard's proprietary SKD), MK-AC (key type 109), PAN/PSN (8B: the
+/// rightmost 16 digits of PAN ‖ PSN as BCD), ATC (2B), UN (4B), transaction data length (2H),
+/// transaction data (binary), `;`, ARQC (8B), [modes 1 and 2: ARC (2B)]. ICC master keys by EMV
+/// Option A; ARPC method 1 under the ICC master key, as pyemv's CVN 10 and CVN 16 do. Answer: [ARPC
+/// (8B)]; `01` when the ARQC does not verify.
+pub fn kq(r: &mut Reader) -> Result<Vec<u8>, Code> {
+    use crate::crypto::emv;
+    let mode = r.byte()?;
+    let scheme = r.byte()?;
+    if !matches!(mode, b'0' | b'1' | b'2') || !matches!(scheme, b'0' | b'1') {
+        return Err(Code::NOT_SUPPORTED);
+    }
+    let imk = lmk_key(r, KeyType::parse(b"109")?, false, Code::SOURCE_PARITY)?;
+    let pan_psn = hex::encode_upper(r.take(8)?);
+    let atc = r.take(2)?;
+    let un = r.take(4)?;
+    let len = r.hex_number(2)?;
+    let data = Zeroizing::new(r.take(len)?.to_vec());
+    r.expect(b';')?;
+    let arqc = r.take(8)?;
+    let arc = if mode == b'0' { None } else { Some(r.take(2)?) };
+    if !pan_psn.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Code::INVALID_INPUT);
+    }
+    let (pan, psn) = pan_psn.split_at(14);
+    let icc_mk = emv::icc_mk_option_a(&imk, pan, psn).map_err(map_err)?;
+    let (sk, padding) = match scheme {
+        b'0' => (icc_mk.clone(), 1),
+        _ => {
+            let mut rr = [0u8; 8];
+            rr[..2].copy_from_slice(atc);
+            rr[4..].copy_from_slice(un);
+            (emv::session_key(&icc_mk[..], &rr).map_err(map_err)?, 2)
+        }
+    };
+    if mode != b'2' {
+        let expected = emv::ac(&sk[..], &data, padding).map_err(map_err)?;
+        if !lmk::ct_eq(&expected, arqc) {
+            return Err(Code::VERIFICATION_FAILED);
+        }
+    }
+    match arc {
+        Some(arc) => Ok(emv::arpc1(&icc_mk[..], arqc, arc).map_err(map_err)?.to_vec()),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// `G0`: translate a PIN block from a TDES DUKPT device (ANSI X9.24-1) to a ZPK. BDK (key type 009),
+/// ZPK, KSN descriptor (3H, not interpreted: the KSN is always the 10-byte X9.24-1 one), KSN (20H),
+/// source PIN block (16H), source format (2N), destination format (2N), account (12N). The PIN key is
+/// the transaction key's PIN variant. Answer: PIN length (2N), PIN block (16H), destination format.
+pub fn g0(r: &mut Reader, rng: &dyn SecureRandom) -> Result<Vec<u8>, Code> {
+    use crate::crypto::dukpt_tdes;
+    let bdk = lmk_key(r, KeyType::parse(b"009")?, false, Code::SOURCE_PARITY)?;
+    let zpk = widen(lmk_key(r, KeyType::ZPK, false, Code::DESTINATION_PARITY)?);
+    let descriptor = r.take(3)?;
+    if !descriptor.iter().all(u8::is_ascii_hexdigit) {
+        return Err(Code::INVALID_INPUT);
+    }
+    let ksn = r.hex(10)?;
+    let txn = dukpt_tdes::transaction_key(&bdk, &ksn).map_err(map_err)?;
+    let pin_key = dukpt_tdes::pin_key(&txn);
+    let block = r.hex(8)?;
+    let src = pin_format(r)?;
+    let dst = pin_format(r)?;
+    let account = r.digits(12)?;
+    let pin = decipher_pin(src, &pin_key[..], &block, account)?;
+    let out = pin::encipher(dst, &zpk, &pin, &account_pan(account), rng).map_err(map_err)?;
+    let mut fields = format!("{:02}", pin.len()).into_bytes();
+    fields.extend_from_slice(hex::encode_upper(out).as_bytes());
+    fields.extend_from_slice(format_code(dst));
+    Ok(fields)
+}
+
+/// `FA`: translate a ZPK from ZMK to LMK encryption. ZMK under the LMK, ZPK under the ZMK, [`;` key
+/// scheme ZMK (1A), key scheme LMK (1A), check value type (1N: 0 → 16H, 1 → 6H)]. Answer: ZPK under
+/// the LMK (scheme `U` unless named), check value (16H unless type 1). An even-parity ZPK fails `01`.
+pub fn fa(r: &mut Reader, rng: &dyn SecureRandom) -> Result<Vec<u8>, Code> {
+    let zmk = widen(lmk_key(r, KeyType::ZMK, false, Code::SOURCE_PARITY)?);
+    let f = read_key(r, true, false)?;
+    let (scheme, short_kcv) = if r.eat(b';') {
+        r.byte()?; // the ZMK-side scheme is the tag of the ZPK field already read
+        let scheme = LmkScheme::from_flag(r.byte()?)?;
+        let short = match r.byte()? {
+            b'0' => false,
+            b'1' => true,
+            _ => return Err(Code::INVALID_INPUT),
+        };
+        (scheme, short)
+    } else {
+        (LmkScheme::Variant(if f.scheme == Scheme::Single { Scheme::Single } else { Scheme::U }), false)
+    };
+    let key = lmk::decrypt_under_zmk(&zmk, f.scheme, &f.bytes)?;
+    if scheme.key_len() != key.len() {
+        return Err(Code::INVALID_KEY_SCHEME);
+    }
+    if !lmk::odd_parity(&key) {
+        return Err(Code::VERIFICATION_FAILED);
+    }
+    let mut out = scheme.encode(KeyType::ZPK, None, &key, rng)?;
+    let kcv = lmk::check_value(&key)?;
+    out.extend_from_slice(hex::encode_upper(if short_kcv { &kcv[..3] } else { &kcv[..] }).as_bytes());
+    Ok(out)
+}
+
+/// `HC`: generate a TMK, TPK or PVK. Current key (key type 002) under the LMK, [`;` key scheme under the
+/// current key (1A), key scheme LMK (1A)]. Answer: the new key under the current key, the new key under
+/// the LMK (both `U` unless named).
+pub fn hc(r: &mut Reader, rng: &dyn SecureRandom) -> Result<Vec<u8>, Code> {
+    let current = widen(lmk_key(r, KeyType::TPK, false, Code::SOURCE_PARITY)?);
+    let (under_current, under_lmk) = if r.eat(b';') {
+        (Scheme::from_flag(r.byte()?, true)?, LmkScheme::from_flag(r.byte()?)?)
+    } else {
+        (Scheme::U, LmkScheme::Variant(Scheme::U))
+    };
+    if under_current.key_len() != under_lmk.key_len() {
+        return Err(Code::INVALID_KEY_SCHEME);
+    }
+    let key = random_key(rng, under_lmk.key_len())?;
+    let mut out = out_key(under_current, &lmk::encrypt_under_zmk(&current, under_current, &key)?);
+    out.extend(under_lmk.encode(KeyType::TPK, None, &key, rng)?);
+    Ok(out)
+}

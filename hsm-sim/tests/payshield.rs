@@ -1,0 +1,281 @@
+//! payShield host commands, in process, against values from outside hsm-sim: psec 1.3.0 docstring
+//! examples, values psec computes (`tests/payshield_vectors.py` prints them), FIPS 180-2 hash examples
+//! and the external-tool LMK vector of `payshield::lmk`. Keys under the LMK are formed with `form_key`
+//! from the clear keys below; they are inputs here, never expected values.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is a panic
+
+use hsm_sim::payshield::Front;
+use hsm_sim::payshield::commands::form_key;
+
+/// psec's example key, and its halves swapped; both odd parity.
+const K1: &str = "0123456789ABCDEFFEDCBA9876543210";
+const K2: &str = "FEDCBA98765432100123456789ABCDEF";
+
+fn under_lmk(key_type: &str, clear: &str) -> String {
+    form_key(key_type, b'U', &[clear]).unwrap().0
+}
+
+fn ask(front: &Front, cmd: &str) -> String {
+    let answer = front.handle(format!("0000{cmd}").as_bytes());
+    assert_eq!(&answer[..4], b"0000", "header echoed");
+    String::from_utf8(answer[4..].to_vec()).unwrap()
+}
+
+#[test]
+fn nc_reports_the_test_lmk_check_value() {
+    // TDES(LMK pair 00-01, zeros) by psec.des.encrypt_tdes_ecb.
+    assert_eq!(ask(&Front::new(4), "NC"), "ND007D22274C5745C5A10001-HSIM");
+}
+
+#[test]
+fn key_management() {
+    let f = Front::new(4);
+    let zmk = under_lmk("000", K2);
+    // psec docstring: generate_kcv(K1) = 08D7; psec: TDES(K1, zeros) = 08D7B4FB629D0885; the external
+    // tool's check value of K1 is 08D7B4.
+    let (zpk, kcv) =
+        form_key("001", b'U', &["0123456789ABCDEF0000000000000000", "0000000000000000FEDCBA9876543210"]).unwrap();
+    assert_eq!(kcv, "08D7B4");
+    assert_eq!(ask(&f, &format!("BU011{zpk}")), "BV0008D7B4FB629D0885");
+    assert_eq!(ask(&f, &format!("BUFF1{zpk};001")), "BV0008D7B4FB629D0885");
+    // K1 under ZMK K2, X9.17: psec encrypt_tdes_ecb(K2, K1).
+    let imported = ask(&f, &format!("A6001{zmk}XE02E4FD4DC850651E5B298D235934CCAU"));
+    assert_eq!(imported, format!("A700{zpk}08D7B4"));
+    assert_eq!(ask(&f, &format!("A8001{zmk}{zpk}X")), "A900XE02E4FD4DC850651E5B298D235934CCA08D7B4");
+    // A generated key exported under the ZMK imports back to itself.
+    let generated = ask(&f, &format!("A01001U;0{zmk}X"));
+    assert_eq!(&generated[..4], "A100");
+    let (lmk_part, rest) = generated[4..].split_at(33);
+    let (zmk_part, kcv) = rest.split_at(33);
+    assert_eq!(ask(&f, &format!("A6001{zmk}{zmk_part}U")), format!("A700{lmk_part}{kcv}"));
+    // A clear component of even parity is refused.
+    assert!(form_key("001", b'U', &["00000000000000000000000000000000"]).is_err());
+}
+
+#[test]
+fn cvv() {
+    let f = Front::new(4);
+    let cvk = under_lmk("402", K1);
+    // psec docstring: generate_cvv(K1, "1234567890123456", "9912", "220") = 170.
+    assert_eq!(ask(&f, &format!("CW{cvk}1234567890123456;9912220")), "CX00170");
+    assert_eq!(ask(&f, &format!("CY{cvk}1701234567890123456;9912220")), "CZ00");
+    assert_eq!(ask(&f, &format!("CY{cvk}1711234567890123456;9912220")), "CZ01");
+    // The CVK under the wrong key type deciphers to another key: parity fails (10).
+    let wrong = under_lmk("001", K1);
+    assert_eq!(ask(&f, &format!("CW{wrong}1234567890123456;9912220")), "CX10");
+}
+
+#[test]
+fn pin_verification_by_pvv() {
+    let f = Front::new(4);
+    let tpk = under_lmk("002", K2);
+    let zpk = under_lmk("001", K2);
+    let pvk = under_lmk("002", K1);
+    // psec docstring: generate_visa_pvv(K1, "3", "4524", "1122334455667788") = 4021; the PIN block is
+    // psec's ISO 0 block of 4524 for that PAN under K2.
+    let tail = "ECC40DFB8632CD7001233445566778";
+    assert_eq!(ask(&f, &format!("DC{tpk}{pvk}{tail}34021")), "DD00");
+    assert_eq!(ask(&f, &format!("DC{tpk}{pvk}{tail}34022")), "DD01");
+    assert_eq!(ask(&f, &format!("EC{zpk}{pvk}{tail}34021")), "ED00");
+    assert_eq!(ask(&f, &format!("EC{zpk}{pvk}{tail}24021")), "ED01");
+    // Unknown PIN block format.
+    assert_eq!(ask(&f, &format!("EC{zpk}{pvk}ECC40DFB8632CD7002233445566778334021")), "ED23");
+}
+
+#[test]
+fn pin_translation() {
+    let f = Front::new(4);
+    let tpk = under_lmk("002", K2);
+    let zpk_src = under_lmk("001", K2);
+    let zpk_dst = under_lmk("001", K1);
+    // psec docstring: ISO 0 block of 1234 for 5544332211009966 is 041277CDDEEFF669; under K2 and K1 by
+    // psec encrypt_tdes_ecb.
+    let fields = "12C880AFA543562BE60101433221100996";
+    assert_eq!(ask(&f, &format!("CA{tpk}{zpk_dst}{fields}")), "CB000424B5254F5321BBC201");
+    assert_eq!(ask(&f, &format!("CC{zpk_src}{zpk_dst}{fields}")), "CD000424B5254F5321BBC201");
+    assert_eq!(ask(&f, &format!("CC{zpk_src}{zpk_dst}03C880AFA543562BE60101433221100996")), "CD24");
+}
+
+#[test]
+fn mac_and_data() {
+    let f = Front::new(4);
+    let tak = under_lmk("003", K1);
+    let zek = under_lmk("00A", K1);
+    // psec docstring: generate_cbc_mac(K1, 1234567890ABCDEF, padding=2) = 925B1737EF681AD3.
+    assert_eq!(ask(&f, &format!("M601112003{tak}00101234567890ABCDEF")), "M700925B1737EF681AD3");
+    assert_eq!(ask(&f, &format!("M801112003{tak}00101234567890ABCDEF925B1737EF681AD3")), "M900");
+    assert_eq!(ask(&f, &format!("M801112003{tak}00101234567890ABCDEF925B1737EF681AD4")), "M901");
+    // psec generate_retail_mac(K1[:8], K1[8:], 1234567890ABCDEF12, padding=1) = 3CA348D293875C25.
+    assert_eq!(ask(&f, &format!("M601131003{tak}00121234567890ABCDEF12")), "M7003CA348D293875C25");
+    // MAC size 0: the leftmost 8 hex digits.
+    assert_eq!(ask(&f, &format!("M601031003{tak}00121234567890ABCDEF12")), "M7003CA348D2");
+    // psec docstring: encrypt_tdes_ecb(K1, b"12345678") = 41D2FFBA3CDC15FE.
+    assert_eq!(ask(&f, &format!("M0000100A{zek}000812345678")), "M100001041D2FFBA3CDC15FE");
+    let back = ask(&f, &format!("M2001000A{zek}001041D2FFBA3CDC15FE"));
+    assert_eq!(back, "M300000812345678");
+    // psec encrypt_tdes_cbc(K1, 0102030405060708, b"0123456789abcdef").
+    assert_eq!(
+        ask(&f, &format!("M0010100A{zek}01020304050607080010{}", "0123456789abcdef")),
+        "M1000AA0DED0EFA98DD400205624AB704981D5320AA0DED0EFA98DD4"
+    );
+}
+
+#[test]
+fn hash() {
+    let f = Front::new(4);
+    // FIPS 180-2 appendix examples for "abc".
+    let sha1 = f.handle(b"0000GM0100003abc");
+    assert_eq!(hex::encode_upper(&sha1[8..]), "A9993E364706816ABA3E25717850C26C9CD0D89D");
+    let sha256 = f.handle(b"0000GM0600003abc");
+    assert_eq!(&sha256[..8], b"0000GN00");
+    assert_eq!(hex::encode_upper(&sha256[8..]), "BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD");
+}
+
+#[test]
+fn unknown_and_malformed() {
+    let f = Front::new(4);
+    assert_eq!(ask(&f, "QQ"), "ZZ00");
+    assert_eq!(ask(&f, "CW"), "CX15");
+    assert_eq!(ask(&f, "A0"), "A115");
+    assert_eq!(f.handle(b"00"), b"00ZZ15");
+    assert_eq!(Front::new(0).handle(b"NC")[..4], *b"ND00");
+    // Binary in, hex out, 32 KiB: the answer would not fit the length prefix, so 15 and no data.
+    let zek = under_lmk("00A", K1);
+    let mut m = format!("0000M0000100A{zek}8000").into_bytes();
+    m.extend(vec![0u8; 0x8000]);
+    assert_eq!(f.handle(&m), b"0000M115");
+}
+
+fn kq_message(mk_ac: &str, mode: u8, scheme: u8, arqc: &str) -> Vec<u8> {
+    let data = hex::decode("00000000100000000000000008400000000000084026120400A1B2C3D41800004203A00000").unwrap();
+    let mut m = b"0000KQ".to_vec();
+    m.extend([mode, scheme]);
+    m.extend_from_slice(mk_ac.as_bytes());
+    m.extend(hex::decode("6173900101001000").unwrap()); // rightmost 16 digits of PAN ‖ PSN
+    m.extend(hex::decode("0042A1B2C3D4").unwrap()); // ATC, UN
+    m.extend_from_slice(format!("{:02X}", data.len()).as_bytes());
+    m.extend(data);
+    m.push(b';');
+    m.extend(hex::decode(arqc).unwrap());
+    if mode != b'0' {
+        m.extend_from_slice(b"00"); // ARC
+    }
+    m
+}
+
+#[test]
+fn arqc_and_arpc() {
+    let f = Front::new(4);
+    let mk_ac = under_lmk("109", K1);
+    // pyemv 1.5.0: VisaCVN10 and MasterCardCVN16 with IMK K1, PAN 4761739001010010, PSN 00, ARC "00"
+    // (tests/payshield_vectors.py).
+    for (scheme, arqc, arpc) in
+        [(b'0', "9D9EE6DE489FD784", "E115098F3F659B09"), (b'1', "73AF3F3D2AB8E228", "41F5E125E802A378")]
+    {
+        assert_eq!(f.handle(&kq_message(&mk_ac, b'0', scheme, arqc)), b"0000KR00");
+        let answer = f.handle(&kq_message(&mk_ac, b'1', scheme, arqc));
+        assert_eq!(&answer[..8], b"0000KR00");
+        assert_eq!(hex::encode_upper(&answer[8..]), arpc);
+        let mut bad = arqc.to_string();
+        bad.replace_range(..1, if arqc.starts_with('0') { "1" } else { "0" });
+        assert_eq!(f.handle(&kq_message(&mk_ac, b'1', scheme, &bad)), b"0000KR01");
+        let answer = f.handle(&kq_message(&mk_ac, b'2', scheme, &bad));
+        assert_eq!(&answer[..8], b"0000KR00", "mode 2 generates without verifying");
+    }
+}
+
+#[test]
+fn dukpt_pin_translation() {
+    let f = Front::new(4);
+    let bdk = under_lmk("009", K1);
+    let zpk = under_lmk("001", K1);
+    // ANSI X9.24-1 (2009) annex A: BDK 0123…3210, KSN FFFF9876543210E00001, PIN 1234, PAN 4012345678909
+    // gives the PIN block 1B9C1845EB993A7A; under ZPK K1 by psec: C03D21CDBCB0C58B.
+    let answer = ask(&f, &format!("G0{bdk}{zpk}605FFFF9876543210E000011B9C1845EB993A7A0101401234567890"));
+    assert_eq!(answer, "G10004C03D21CDBCB0C58B01");
+}
+
+#[test]
+fn key_block_lmk() {
+    let f = Front::new(4);
+    let kb = |kt: &str, clear: &str| form_key(kt, b'S', &[clear]).unwrap().0;
+    let zpk = kb("001", K1);
+    assert!(zpk.starts_with("SD"), "{zpk}");
+    // The same values as the variant form: psec's TDES(K1, zeros), CVV and PIN blocks as above.
+    assert_eq!(ask(&f, &format!("BU011{zpk}")), "BV0008D7B4FB629D0885");
+    assert_eq!(ask(&f, &format!("CW{}1234567890123456;9912220", kb("402", K1))), "CX00170");
+    let fields = "12C880AFA543562BE60101433221100996";
+    assert_eq!(ask(&f, &format!("CA{}{zpk}{fields}", kb("002", K2))), "CB000424B5254F5321BBC201");
+    // A key block of another usage is refused where a ZPK is expected (04).
+    assert_eq!(ask(&f, &format!("CA{}{}{fields}", kb("002", K2), kb("402", K1))), "CB04");
+    // Import into key block form, with named attributes (a PVK: V2), then use it in EC.
+    let zmk = under_lmk("000", K2);
+    let imported = ask(&f, &format!("A6002{zmk}XE02E4FD4DC850651E5B298D235934CCAS%00#V2C00N"));
+    assert!(imported.starts_with("A700SD") && imported.ends_with("08D7B4"), "{imported}");
+    let pvk = &imported[4..imported.len() - 6];
+    assert_eq!(&pvk[6..12], "V2TC00", "usage, algorithm, mode, version");
+    let tail = "ECC40DFB8632CD7001233445566778";
+    assert_eq!(ask(&f, &format!("EC{}{pvk}{tail}34021", kb("001", K2))), "ED00");
+    // A usage that does not fit the key type is refused.
+    assert_eq!(ask(&f, &format!("A6001{zmk}XE02E4FD4DC850651E5B298D235934CCAS#V2C00N")), "A704");
+    // A generated key block exported under the ZMK imports back to the same check value.
+    let generated = ask(&f, &format!("A01001S;0{zmk}X"));
+    assert!(generated.starts_with("A100S"), "{generated}");
+    let kcv = &generated[generated.len() - 6..];
+    let under_zmk = &generated[generated.len() - 39..generated.len() - 6];
+    assert_eq!(&ask(&f, &format!("A6001{zmk}{under_zmk}U"))[37..], kcv);
+}
+
+/// The binary's TCP front: 2-byte length framing, a header of `--header-length`, the connection alive
+/// after an empty and a malformed message.
+#[test]
+fn binary_serves_payshield_over_tcp() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::process::{Command, Stdio};
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hsm-sim"))
+        .args(["serve", "--protocol", "payshield", "--listen", "127.0.0.1:0", "--header-length", "6"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addr = line.split("listening on ").nth(1).unwrap().split(' ').next().unwrap().to_string();
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    let mut ask = |msg: &[u8]| {
+        s.write_all(&u16::try_from(msg.len()).unwrap().to_be_bytes()).unwrap();
+        s.write_all(msg).unwrap();
+        let mut len = [0u8; 2];
+        s.read_exact(&mut len).unwrap();
+        let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        s.read_exact(&mut buf).unwrap();
+        buf
+    };
+    assert_eq!(ask(b""), b"ZZ15");
+    assert_eq!(ask(b"ABCDEFCW"), b"ABCDEFCX15");
+    assert_eq!(ask(b"ABCDEFNC"), b"ABCDEFND007D22274C5745C5A10001-HSIM");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn fa_and_hc() {
+    let f = Front::new(4);
+    let zmk = under_lmk("000", K2);
+    // K1 under ZMK K2 (psec, as in key_management); check value 16H by psec, 6H by the external tool.
+    let zpk = under_lmk("001", K1);
+    assert_eq!(ask(&f, &format!("FA{zmk}XE02E4FD4DC850651E5B298D235934CCA")), format!("FB00{zpk}08D7B4FB629D0885"));
+    assert_eq!(ask(&f, &format!("FA{zmk}XE02E4FD4DC850651E5B298D235934CCA;XU1")), format!("FB00{zpk}08D7B4"));
+    // HC: a new key under the current key (X9.17) and under the LMK; exporting the LMK copy under a
+    // ZMK equal to the current key gives the same cryptogram back.
+    let current = under_lmk("002", K2);
+    let answer = ask(&f, &format!("HC{current};XU"));
+    assert_eq!(&answer[..4], "HD00");
+    let (under_current, under_lmk_) = answer[4..].split_at(33);
+    assert!(under_current.starts_with('X') && under_lmk_.starts_with('U'));
+    let exported = ask(&f, &format!("A8002{zmk_k2}{under_lmk_}X", zmk_k2 = zmk));
+    assert_eq!(&exported[4..37], under_current);
+}

@@ -1,0 +1,41 @@
+#!/usr/bin/env python3
+"""Prints the psec-computed values that tests/payshield.rs pins (psec 1.3.0). The others in that file
+are psec docstring examples, FIPS 180 examples or the external-tool LMK vectors, quoted at their use."""
+import warnings
+
+import psec
+
+warnings.filterwarnings("ignore", module="psec")
+warnings.filterwarnings("ignore", module="pyemv")
+K1 = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
+K2 = bytes.fromhex("FEDCBA98765432100123456789ABCDEF")
+LMK_00_01 = bytes.fromhex("01010101010101017902CD1FD36EF8BA")
+ecb = psec.des.encrypt_tdes_ecb
+print("nc lmk check value", ecb(LMK_00_01, bytes(8)).hex().upper())
+print("K1 under ZMK K2 (X9.17)", ecb(K2, K1).hex().upper())
+print("BU K1 16H", ecb(K1, bytes(8)).hex().upper())
+print("DC block 4524 / 1122334455667788 under K2", ecb(K2, psec.pinblock.encode_pinblock_iso_0("4524", "1122334455667788")).hex().upper())
+clear = psec.pinblock.encode_pinblock_iso_0("1234", "5544332211009966")
+print("CA source under K2", ecb(K2, clear).hex().upper(), "dest under K1", ecb(K1, clear).hex().upper())
+print("M6 alg3 pad1 K1 1234567890ABCDEF12", psec.mac.generate_retail_mac(K1[:8], K1[8:], bytes.fromhex("1234567890ABCDEF12"), 1).hex().upper())
+print("M0 CBC K1 iv 0102030405060708 16 bytes", psec.des.encrypt_tdes_cbc(K1, bytes.fromhex("0102030405060708"), b"0123456789abcdef").hex().upper())
+
+# KQ: pyemv 1.5.0's Visa CVN 10 (scheme 0) and Mastercard CVN 16 (scheme 1), IMK K1, PAN
+# 4761739001010010, PSN 00, ARC 3030 ("00").
+import pyemv  # noqa: E402
+
+pan, psn = "4761739001010010", "00"
+tags = dict(
+    tag_9f02=bytes.fromhex("000000001000"), tag_9f03=bytes.fromhex("000000000000"), tag_9f1a=bytes.fromhex("0840"),
+    tag_95=bytes.fromhex("0000000000"), tag_5f2a=bytes.fromhex("0840"), tag_9a=bytes.fromhex("261204"),
+    tag_9c=bytes.fromhex("00"), tag_9f37=bytes.fromhex("A1B2C3D4"), tag_82=bytes.fromhex("1800"),
+    tag_9f36=bytes.fromhex("0042"), cvr=bytes.fromhex("03A00000"),
+)
+data = b"".join(tags.values())
+print("KQ data", data.hex().upper(), len(data))
+for name, cls in (("visa cvn10", pyemv.cvn.VisaCVN10), ("mastercard cvn16", pyemv.cvn.MasterCardCVN16)):
+    card = cls(K1, K1, K1, pan, psn)
+    arqc = card.generate_ac(**tags)
+    print("KQ", name, "arqc", arqc.hex().upper(), "arpc", card.generate_arpc(arqc, b"00").hex().upper())
+K1_ = K1
+print("G0 ISO 0 of 1234 / 4012345678909 under K1", ecb(K1_, psec.pinblock.encode_pinblock_iso_0("1234", "4012345678909")).hex().upper())

@@ -1,13 +1,16 @@
 //! `hsm-sim serve --listen ADDR`: the HSM simulator as a TCP service; with `--tls-cert`, `--tls-key`
 //! and `--client-ca`, over TLS accepting only clients with a certificate of that CA. With
 //! `--protocol payshield` it speaks payShield host commands instead (`hsm_sim::payshield`), and
-//! `hsm-sim form-key` forms a key under the payShield test LMK from clear components.
+//! `hsm-sim form-key` forms a key under the payShield test LMK from clear components. `hsm-sim init`
+//! makes a sealed key store in a key ceremony (M-of-N custodian shares); `serve` opens it with the
+//! shares given as files or in `HSM_SIM_UNSEAL_SHARES`, and refuses to start without enough of them.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use zeroize::Zeroizing;
 
 #[derive(Parser)]
 #[command(name = "hsm-sim", version, about = "A payment HSM simulator (development and tests only)")]
@@ -30,11 +33,16 @@ enum Command {
         /// payShield only: characters of message header echoed back (0 to 64).
         #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(0..=64))]
         header_length: u8,
-        /// Development key store (created on first start); default ./hsm-data/keystore.json.
+        /// Key store: a development one (created on first start) or a sealed one (`hsm-sim init`),
+        /// opened with --unseal-share-file; default ./hsm-data/keystore.json.
         #[arg(long, default_value = "./hsm-data/keystore.json")]
         keystore: PathBuf,
+        /// A custodian's share of a sealed key store (repeat for M shares); more shares may come in
+        /// HSM_SIM_UNSEAL_SHARES (separated by commas or spaces).
+        #[arg(long = "unseal-share-file")]
+        share_files: Vec<PathBuf>,
         /// Keep keys in memory only: nothing is written, everything is lost on exit.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "share_files")]
         ephemeral: bool,
         /// Serve TLS with this certificate chain (PEM); needs --tls-key and --client-ca.
         #[arg(long, requires_all = ["tls_key", "client_ca"])]
@@ -45,6 +53,20 @@ enum Command {
         /// CA certificates (PEM) of the clients: one without a certificate they signed is refused.
         #[arg(long, requires = "tls_cert")]
         client_ca: Option<PathBuf>,
+    },
+    /// Key ceremony: a sealed key store whose master key never rests in clear, opened by THRESHOLD of
+    /// the CUSTODIANS shares printed (or written to --share-dir, one file each, mode 0600).
+    Init {
+        /// Where the sealed key store is written (refused when a key store is there).
+        #[arg(long)]
+        keystore: PathBuf,
+        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=255))]
+        custodians: u8,
+        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=255))]
+        threshold: u8,
+        /// Write each share to DIR/custodian-N.share instead of printing it.
+        #[arg(long)]
+        share_dir: Option<PathBuf>,
     },
     /// Form a key from clear components (XORed), as payShield's console command FK does, and print it
     /// enciphered under the variant test LMK with its check value: `<key under LMK> <KCV>`.
@@ -70,13 +92,81 @@ fn form_key(key_type: &str, scheme: char, components: &[String]) -> Result<(), S
     Ok(())
 }
 
-async fn run(cli: Cli) -> Result<(), String> {
-    let (listen, protocol, header_length, keystore, ephemeral, tls_cert, tls_key, client_ca) = match cli.command {
-        Command::Serve { listen, protocol, header_length, keystore, ephemeral, tls_cert, tls_key, client_ca } => {
-            (listen, protocol, header_length, keystore, ephemeral, tls_cert, tls_key, client_ca)
+/// `hsm-sim init`: the ceremony; prints the shares or writes one file per custodian.
+fn init(keystore: &Path, custodians: u8, threshold: u8, share_dir: Option<&Path>) -> Result<(), String> {
+    if threshold > custodians {
+        return Err("--threshold must be at most --custodians".into());
+    }
+    if let Some(dir) = keystore.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let shares = hsm_sim::Hsm::create_sealed(keystore, threshold, custodians).map_err(|e| e.to_string())?;
+    eprintln!(
+        "hsm-sim: sealed key store created at {}: {threshold} of these {custodians} shares open it; give one to \
+         each custodian and keep no copy together",
+        keystore.display()
+    );
+    for (i, share) in shares.iter().enumerate() {
+        match share_dir {
+            Some(dir) => {
+                let path = dir.join(format!("custodian-{}.share", i + 1));
+                write_share(&path, share).map_err(|e| format!("{}: {e}", path.display()))?;
+                println!("custodian {}: {}", i + 1, path.display());
+            }
+            None => println!("custodian {}: {}", i + 1, share.as_str()),
         }
-        Command::FormKey { key_type, scheme, components } => return form_key(&key_type, scheme, &components),
-    };
+    }
+    Ok(())
+}
+
+/// One share in a new file only its owner may read.
+fn write_share(path: &Path, share: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))?;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(path)?;
+    f.write_all(share.as_bytes())?;
+    f.write_all(b"\n")?;
+    f.sync_all()
+}
+
+/// The custodian shares given: one per file, then those in `HSM_SIM_UNSEAL_SHARES`.
+fn given_shares(files: &[PathBuf]) -> Result<Vec<Zeroizing<String>>, String> {
+    let mut out = Vec::new();
+    for f in files {
+        let text = Zeroizing::new(std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?);
+        out.push(Zeroizing::new(text.trim().to_string()));
+    }
+    if let Ok(env) = std::env::var("HSM_SIM_UNSEAL_SHARES") {
+        let env = Zeroizing::new(env);
+        let parts = env.split(|c: char| c.is_whitespace() || c == ',').filter(|p| !p.is_empty());
+        out.extend(parts.map(|p| Zeroizing::new(p.to_string())));
+    }
+    Ok(out)
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    let (listen, protocol, header_length, keystore, share_files, ephemeral, tls_cert, tls_key, client_ca) =
+        match cli.command {
+            Command::Serve {
+                listen,
+                protocol,
+                header_length,
+                keystore,
+                share_files,
+                ephemeral,
+                tls_cert,
+                tls_key,
+                client_ca,
+            } => (listen, protocol, header_length, keystore, share_files, ephemeral, tls_cert, tls_key, client_ca),
+            Command::Init { keystore, custodians, threshold, share_dir } => {
+                return init(&keystore, custodians, threshold, share_dir.as_deref());
+            }
+            Command::FormKey { key_type, scheme, components } => return form_key(&key_type, scheme, &components),
+        };
     let listen = listen.unwrap_or_else(|| "127.0.0.1:1500".to_string());
     if protocol == "payshield" {
         if tls_cert.is_some() {
@@ -99,8 +189,24 @@ async fn run(cli: Cli) -> Result<(), String> {
         _ => None,
     };
     eprintln!("{}", hsm_sim::BANNER);
+    let shares = given_shares(&share_files)?;
     let hsm = if ephemeral {
         hsm_sim::Hsm::ephemeral().map_err(|e| e.to_string())?
+    } else if !shares.is_empty() {
+        let given: Vec<&str> = shares.iter().map(|s| s.as_str()).collect();
+        match hsm_sim::Hsm::open_sealed(&keystore, &given).map_err(|e| e.to_string())? {
+            Some(hsm) => {
+                eprintln!("hsm-sim: sealed key store {} opened", keystore.display());
+                hsm
+            }
+            None => {
+                return Err(format!(
+                    "key store {} stays sealed: {} share(s) given, fewer than its threshold",
+                    keystore.display(),
+                    given.len()
+                ));
+            }
+        }
     } else {
         if let Some(dir) = keystore.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;

@@ -128,17 +128,7 @@ pub fn keystore_path(data_dir: &Path) -> PathBuf {
 /// The custodian shares given to this process: one per file of `seal.share_files`, and those in
 /// `TSP_UNSEAL_SHARES`.
 pub fn given_shares(seal: &SealOptions) -> Result<Vec<zeroize::Zeroizing<String>>, StartError> {
-    let mut out = Vec::new();
-    for f in &seal.share_files {
-        let text = zeroize::Zeroizing::new(std::fs::read_to_string(f).map_err(|e| StartError::DataDir(f.clone(), e))?);
-        out.push(zeroize::Zeroizing::new(text.trim().to_string()));
-    }
-    if let Ok(env) = std::env::var("TSP_UNSEAL_SHARES") {
-        let env = zeroize::Zeroizing::new(env);
-        let parts = env.split(|c: char| c.is_whitespace() || c == ',').filter(|p| !p.is_empty());
-        out.extend(parts.map(|p| zeroize::Zeroizing::new(p.to_string())));
-    }
-    Ok(out)
+    hsm_sim::seal::given_shares(&seal.share_files, "TSP_UNSEAL_SHARES").map_err(|(f, e)| StartError::DataDir(f, e))
 }
 
 /// What the in-process key store of a data directory is.

@@ -377,7 +377,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 match &share_dir {
                     Some(dir) => {
                         let path = dir.join(format!("custodian-{}.share", i + 1));
-                        write_share(&path, share).map_err(|e| format!("{}: {e}", path.display()))?;
+                        hsm_sim::seal::write_share(&path, share).map_err(|e| format!("{}: {e}", path.display()))?;
                         println!("custodian {}: {}", i + 1, path.display());
                     }
                     None => println!("custodian {}: {}", i + 1, share.as_str()),
@@ -625,20 +625,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Writes one share to a new file only its owner can read.
-fn write_share(path: &std::path::Path, share: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    std::fs::create_dir_all(path.parent().unwrap_or(std::path::Path::new(".")))?;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f = opts.open(path)?;
-    f.write_all(share.as_bytes())?;
-    f.write_all(b"\n")?;
-    f.sync_all()
 }
 
 /// `tsp keys unlock`: each share to the sealed node, printing its progress.

@@ -10,7 +10,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use zeroize::Zeroizing;
 
 #[derive(Parser)]
 #[command(name = "hsm-sim", version, about = "A payment HSM simulator (development and tests only)")]
@@ -110,42 +109,13 @@ fn init(keystore: &Path, custodians: u8, threshold: u8, share_dir: Option<&Path>
         match share_dir {
             Some(dir) => {
                 let path = dir.join(format!("custodian-{}.share", i + 1));
-                write_share(&path, share).map_err(|e| format!("{}: {e}", path.display()))?;
+                hsm_sim::seal::write_share(&path, share).map_err(|e| format!("{}: {e}", path.display()))?;
                 println!("custodian {}: {}", i + 1, path.display());
             }
             None => println!("custodian {}: {}", i + 1, share.as_str()),
         }
     }
     Ok(())
-}
-
-/// One share in a new file only its owner may read.
-fn write_share(path: &Path, share: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))?;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f = opts.open(path)?;
-    f.write_all(share.as_bytes())?;
-    f.write_all(b"\n")?;
-    f.sync_all()
-}
-
-/// The custodian shares given: one per file, then those in `HSM_SIM_UNSEAL_SHARES`.
-fn given_shares(files: &[PathBuf]) -> Result<Vec<Zeroizing<String>>, String> {
-    let mut out = Vec::new();
-    for f in files {
-        let text = Zeroizing::new(std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?);
-        out.push(Zeroizing::new(text.trim().to_string()));
-    }
-    if let Ok(env) = std::env::var("HSM_SIM_UNSEAL_SHARES") {
-        let env = Zeroizing::new(env);
-        let parts = env.split(|c: char| c.is_whitespace() || c == ',').filter(|p| !p.is_empty());
-        out.extend(parts.map(|p| Zeroizing::new(p.to_string())));
-    }
-    Ok(out)
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
@@ -189,7 +159,8 @@ async fn run(cli: Cli) -> Result<(), String> {
         _ => None,
     };
     eprintln!("{}", hsm_sim::BANNER);
-    let shares = given_shares(&share_files)?;
+    let shares = hsm_sim::seal::given_shares(&share_files, "HSM_SIM_UNSEAL_SHARES")
+        .map_err(|(f, e)| format!("{}: {e}", f.display()))?;
     let hsm = if ephemeral {
         hsm_sim::Hsm::ephemeral().map_err(|e| e.to_string())?
     } else if !shares.is_empty() {

@@ -12,6 +12,8 @@ use blahaj::{Share, Sharks};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use std::path::{Path, PathBuf};
+
 use crate::crypto::aead::GcmKey;
 use crate::error::HsmError;
 use crate::secret::Bytes;
@@ -36,6 +38,37 @@ pub struct Seal {
 pub struct Ceremony {
     pub seal: Seal,
     pub shares: Vec<Zeroizing<String>>,
+}
+
+/// Writes one custodian's share to a new file only its owner may read (0600), refusing to overwrite.
+pub fn write_share(path: &Path, share: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))?;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(path)?;
+    f.write_all(share.as_bytes())?;
+    f.write_all(b"\n")?;
+    f.sync_all()
+}
+
+/// The custodian shares a starting process was given: one per file of `files` (trimmed), then those
+/// in the environment variable `env` (separated by commas or white space). A file that cannot be read
+/// is returned with its error.
+pub fn given_shares(files: &[PathBuf], env: &str) -> Result<Vec<Zeroizing<String>>, (PathBuf, std::io::Error)> {
+    let mut out = Vec::new();
+    for f in files {
+        let text = Zeroizing::new(std::fs::read_to_string(f).map_err(|e| (f.clone(), e))?);
+        out.push(Zeroizing::new(text.trim().to_string()));
+    }
+    if let Ok(value) = std::env::var(env) {
+        let value = Zeroizing::new(value);
+        let parts = value.split(|c: char| c.is_whitespace() || c == ',').filter(|p| !p.is_empty());
+        out.extend(parts.map(|p| Zeroizing::new(p.to_string())));
+    }
+    Ok(out)
 }
 
 /// Seals `lmk` under a fresh KEK split M-of-N. `threshold` must be 2..=`custodians`, `custodians`

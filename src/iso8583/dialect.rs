@@ -34,7 +34,7 @@ use zeroize::Zeroizing;
 
 use super::bitmap::{self, HEX_UPPER};
 use super::error::{CodecError, ErrorKind, Location};
-use super::message::{MAX_MESSAGE_LEN, Message};
+use super::message::{MAX_MESSAGE_LEN, Message, hex_val};
 use super::spec::{self, Charset, FieldSpec, LengthKind};
 
 /// How messages are written on one link.
@@ -360,16 +360,6 @@ fn bcd_number(bytes: &[u8]) -> Option<usize> {
 
 fn ascii_number(bytes: &[u8]) -> Option<usize> {
     bytes.iter().try_fold(0usize, |acc, &d| d.is_ascii_digit().then(|| acc * 10 + usize::from(d - b'0')))
-}
-
-#[inline]
-fn hex_val(c: u8) -> u8 {
-    match c {
-        b'0'..=b'9' => c - b'0',
-        b'A'..=b'F' => c - b'A' + 10,
-        b'a'..=b'f' => c - b'a' + 10,
-        _ => 0,
-    }
 }
 
 #[cfg(test)]

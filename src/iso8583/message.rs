@@ -120,8 +120,9 @@ fn check_icc_hex(value: &[u8]) -> Result<(), ErrorKind> {
     tlv::validate(out).map_err(ErrorKind::Tlv)
 }
 
+/// A hex digit's value (callers have checked it is one).
 #[inline]
-fn hex_val(c: u8) -> u8 {
+pub(super) fn hex_val(c: u8) -> u8 {
     match c {
         b'0'..=b'9' => c - b'0',
         b'A'..=b'F' => c - b'A' + 10,

@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 mod health;
 pub mod instruments;
+pub mod issuer_tokens;
 pub mod limits;
 pub mod listener;
 pub mod merchant_tokens;
@@ -93,7 +94,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/instruments/{id}/balance", get(instruments::balance))
         .route("/v1/instruments/{id}/charge", post(instruments::charge))
         .route("/v1/tokens", post(tokens::issue))
-        .route("/v1/tokens/{token_ref}", get(tokens::status))
+        .route("/v1/tokens/{token_ref}", get(tokens::status).delete(tokens::delete))
+        .route("/v1/tokens/{token_ref}/suspend", post(tokens::suspend))
+        .route("/v1/tokens/{token_ref}/resume", post(tokens::resume))
         .route("/v1/tokens/{token_ref}/code", get(barcodes::code))
         .route("/v1/terminal/payments", post(terminal::pay))
         .route("/v1/detokenize", post(tokens::detokenize))
@@ -108,6 +111,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/admin/gift-certificates", post(admin::issue_gift))
         .route("/v1/admin/regions", post(admin::define_region).get(admin::regions))
         .route("/v1/admin/merchants", post(admin::define_merchant).get(admin::merchants))
+        .route("/v1/admin/tokens/{number}", get(issuer_tokens::get_one).delete(issuer_tokens::delete))
+        .route("/v1/admin/tokens/{number}/suspend", post(issuer_tokens::suspend))
+        .route("/v1/admin/tokens/{number}/resume", post(issuer_tokens::resume))
+        .route("/v1/admin/cards/{par}/tokens", get(issuer_tokens::list))
+        .route("/v1/admin/cards/{par}/tokens/{action}", post(issuer_tokens::act_on_card))
         .route("/v1/admin/terminals", post(terminals::register).get(terminals::list))
         .route("/v1/admin/terminals/{id}", get(terminals::get_one).delete(terminals::remove))
         .route("/v1/admin/terminals/{id}/suspend", post(terminals::suspend))

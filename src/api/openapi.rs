@@ -16,7 +16,9 @@ use utoipa::{Modify, OpenApi};
 
 use super::extract::BODY_LIMIT;
 use super::schemas::ErrorBody;
-use super::{admin, barcodes, health, instruments, merchant_tokens, terminal, terminals, tokens, transactions};
+use super::{
+    admin, barcodes, health, instruments, issuer_tokens, merchant_tokens, terminal, terminals, tokens, transactions,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -45,6 +47,9 @@ use super::{admin, barcodes, health, instruments, merchant_tokens, terminal, ter
         instruments::charge,
         tokens::issue,
         tokens::status,
+        tokens::suspend,
+        tokens::resume,
+        tokens::delete,
         tokens::detokenize,
         merchant_tokens::create,
         barcodes::code,
@@ -61,6 +66,12 @@ use super::{admin, barcodes, health, instruments, merchant_tokens, terminal, ter
         admin::regions,
         admin::define_merchant,
         admin::merchants,
+        issuer_tokens::get_one,
+        issuer_tokens::suspend,
+        issuer_tokens::resume,
+        issuer_tokens::delete,
+        issuer_tokens::list,
+        issuer_tokens::act_on_card,
         terminals::register,
         terminals::list,
         terminals::get_one,

@@ -142,11 +142,16 @@ pub struct IssuedToken {
 pub struct TokenState {
     pub token_ref: String,
     pub instrument_id: String,
-    /// `active`, `consumed`, `expired`, `revoked` or `locked`.
+    /// `active`, `suspended`, `deleted`, `consumed`, `expired` or `locked`.
     pub status: String,
+    /// The token number masked: first 6 and last 4 digits.
+    pub masked_token: Option<String>,
+    /// A merchant token (terminal tokenization), paid any number of times at its merchant.
+    pub multi_use: bool,
     pub token_expiry: String,
     pub expires_at: String,
     pub consumed_at: Option<String>,
+    pub suspended_at: Option<String>,
     pub merchant_id: Option<String>,
     pub currency: Option<String>,
     pub max_amount: Option<String>,
@@ -175,8 +180,29 @@ pub struct MerchantToken {
 pub struct MerchantTokenRevoked {
     pub token_ref: String,
     pub merchant_id: String,
-    /// `revoked`
+    /// `revoked` (kept for the clients that read it; `status` is the lifecycle's word)
     pub state: String,
+    /// `deleted`
+    pub status: String,
+}
+
+/// Every token of a card.
+#[derive(ToSchema)]
+pub struct CardTokens {
+    pub par: String,
+    pub items: Vec<TokenState>,
+}
+
+/// A change on every token of a card.
+#[derive(ToSchema)]
+pub struct CardTokensChanged {
+    pub par: String,
+    /// `suspend`, `resume` or `delete`
+    pub action: String,
+    /// How many tokens changed.
+    pub changed: u64,
+    /// The card's live tokens after the change.
+    pub items: Vec<TokenState>,
 }
 
 /// The 0210's answer.

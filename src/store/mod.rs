@@ -250,6 +250,23 @@ impl Store {
         dispatch!(self, s => s.end_token(id, revoke, now).await)
     }
 
+    /// Suspends (`suspend`) or resumes a live, unexpired token. The row as it now is, or None when
+    /// it was not in the state the change starts from (the caller reads why).
+    pub async fn suspend_token(&self, id: &str, suspend: bool, now: i64) -> StoreResult<Option<TokenRow>> {
+        dispatch!(self, s => s.suspend_token(id, suspend, now).await)
+    }
+
+    /// Whether any instrument (of any requestor, in any state) has the PAR `par`.
+    pub async fn par_known(&self, par: &str) -> StoreResult<bool> {
+        dispatch!(self, s => s.par_known(par).await)
+    }
+
+    /// The tokens of every instrument with the Payment Account Reference `par`, newest first: the
+    /// live ones (active or suspended) only unless `all`; at most `limit`.
+    pub async fn tokens_by_par(&self, par: &str, all: bool, limit: i64) -> StoreResult<Vec<TokenRow>> {
+        dispatch!(self, s => s.tokens_by_par(par, all, limit).await)
+    }
+
     /// Binds merchants to a terminal requestor, all or none; returns those another requestor holds.
     pub async fn bind_merchants(&self, requestor_id: &str, merchants: &[String], now: i64) -> StoreResult<Vec<String>> {
         dispatch!(self, s => s.bind_merchants(requestor_id, merchants, now).await)

@@ -33,7 +33,7 @@ macro_rules! instrument_cols {
 macro_rules! token_cols {
     () => {
         "id, token, instrument_id, requestor_id, state, token_expiry, psn, merchant_id, \
-         max_amount, currency, entry_modes, failed_attempts, created_at, expires_at, consumed_at, multi_use"
+         max_amount, currency, entry_modes, failed_attempts, created_at, expires_at, consumed_at, multi_use, suspended_at"
     };
 }
 

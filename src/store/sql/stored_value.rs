@@ -110,7 +110,7 @@ macro_rules! sql_stored_value {
                 let mut w = self.atomic_writer().await?;
                 let r = sqlx::query(
                     "UPDATE tokens SET state = 'consumed', consumed_at = $2 WHERE id = $1 AND state = 'active' AND expires_at > $2 \
-                     AND (lease_until IS NULL OR lease_until <= $2)",
+                     AND suspended_at IS NULL AND (lease_until IS NULL OR lease_until <= $2)",
                 )
                 .bind(token_id)
                 .bind(now)

@@ -210,6 +210,54 @@ macro_rules! sql_tokens {
                 Ok(r.rows_affected() == 1)
             }
 
+            pub async fn suspend_token(&self, id: &str, suspend: bool, now: i64) -> StoreResult<Option<TokenRow>> {
+                let mut w = self.writer().await?;
+                let row: Option<TokenRow<i64>> = sqlx::query_as(concat!(
+                    "UPDATE tokens SET suspended_at = CASE WHEN $2 THEN $3 ELSE NULL END \
+                     WHERE id = $1 AND state = 'active' AND expires_at > $3 AND ((suspended_at IS NULL) = $2) \
+                     RETURNING ",
+                    token_cols!()
+                ))
+                .bind(id)
+                .bind(suspend)
+                .bind(now)
+                .fetch_optional(w.conn())
+                .await?;
+                match row {
+                    Some(row) => {
+                        w.done().await?;
+                        Ok(Some(row.read_money(self.money())?))
+                    }
+                    None => {
+                        w.abort().await?;
+                        Ok(None)
+                    }
+                }
+            }
+
+            pub async fn par_known(&self, par: &str) -> StoreResult<bool> {
+                let found: Option<String> = sqlx::query_scalar("SELECT id FROM instruments WHERE par = $1 LIMIT 1")
+                    .bind(par)
+                    .fetch_optional(&self.read)
+                    .await?;
+                Ok(found.is_some())
+            }
+
+            pub async fn tokens_by_par(&self, par: &str, all: bool, limit: i64) -> StoreResult<Vec<TokenRow>> {
+                let rows: Vec<TokenRow<i64>> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    token_cols!(),
+                    " FROM tokens WHERE instrument_id IN (SELECT id FROM instruments WHERE par = $1) \
+                     AND ($2 OR state = 'active') ORDER BY created_at DESC, id DESC LIMIT $3"
+                ))
+                .bind(par)
+                .bind(all)
+                .bind(limit)
+                .fetch_all(&self.read)
+                .await?;
+                rows.into_iter().map(|r| r.read_money(self.money())).collect()
+            }
+
             /// Binds merchants to a terminal requestor. Returns the merchants another requestor holds
             /// (left as they are).
             pub async fn bind_merchants(&self, requestor_id: &str, merchants: &[String], now: i64) -> StoreResult<Vec<String>> {
@@ -288,7 +336,7 @@ macro_rules! sql_tokens {
                 let mut w = self.writer().await?;
                 let consumed: Option<TokenRow<i64>> = sqlx::query_as(concat!(
                     "UPDATE tokens SET state = 'consumed', consumed_at = $2 \
-                     WHERE token = $1 AND state = 'active' AND expires_at > $2 \
+                     WHERE token = $1 AND state = 'active' AND suspended_at IS NULL AND expires_at > $2 \
                        AND (lease_until IS NULL OR lease_until <= $2) \
                        AND EXISTS (SELECT 1 FROM instruments i WHERE i.id = tokens.instrument_id AND i.status = 'active') \
                      RETURNING ",

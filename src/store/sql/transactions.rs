@@ -116,7 +116,8 @@ macro_rules! sql_transactions {
                 if let Some(token_id) = lease {
                     let r = sqlx::query(
                         "UPDATE tokens SET lease_id = $2, lease_until = $4 \
-                         WHERE id = $1 AND state = 'active' AND expires_at > $3 AND (lease_until IS NULL OR lease_until <= $3) \
+                         WHERE id = $1 AND state = 'active' AND suspended_at IS NULL AND expires_at > $3 \
+                           AND (lease_until IS NULL OR lease_until <= $3) \
                            AND EXISTS (SELECT 1 FROM instruments i WHERE i.id = tokens.instrument_id AND i.status = 'active')",
                     )
                     .bind(token_id)

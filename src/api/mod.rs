@@ -18,6 +18,7 @@ pub mod terminal;
 pub mod terminals;
 pub mod tokens;
 mod transactions;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -54,6 +55,8 @@ pub struct AppState {
     pub limits: Arc<limits::RestLimits>,
     /// Where this node's ISO 8583 front listens, once it does (the terminal page pays through it).
     pub iso_addr: Arc<std::sync::OnceLock<std::net::SocketAddr>>,
+    /// Requestors' webhook endpoints and the delivery of events to them.
+    pub webhooks: Arc<crate::webhooks::Webhooks>,
 }
 
 /// `GET /metrics`: the Prometheus text format (no authentication: scrape it from the internal
@@ -103,6 +106,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/merchant-tokens", post(merchant_tokens::create))
         .route("/v1/merchant-tokens/{token}", delete(merchant_tokens::delete))
         .route("/v1/transactions", get(transactions::list))
+        .route("/v1/webhooks", post(webhooks::create).get(webhooks::list))
+        .route("/v1/webhooks/{id}", delete(webhooks::delete))
+        .route("/v1/events", get(webhooks::events))
+        .route("/v1/events/{id}", get(webhooks::event))
+        .route("/v1/events/{id}/replay", post(webhooks::replay))
         .route("/v1/admin/issuers", get(admin::issuers))
         .route("/v1/admin/requestors", post(admin::create_requestor))
         .route("/v1/admin/api-keys/{key_id}/revoke", post(admin::revoke_key))

@@ -18,6 +18,7 @@ use super::extract::BODY_LIMIT;
 use super::schemas::ErrorBody;
 use super::{
     admin, barcodes, health, instruments, issuer_tokens, merchant_tokens, terminal, terminals, tokens, transactions,
+    webhooks,
 };
 
 #[derive(OpenApi)]
@@ -56,6 +57,12 @@ use super::{
         terminal::pay,
         merchant_tokens::delete,
         transactions::list,
+        webhooks::create,
+        webhooks::list,
+        webhooks::delete,
+        webhooks::events,
+        webhooks::event,
+        webhooks::replay,
         admin::issuers,
         admin::create_requestor,
         admin::revoke_key,

@@ -386,3 +386,64 @@ pub enum HealthOrError {
     Health(Health),
     Error(ErrorBody),
 }
+
+/// A webhook endpoint.
+#[derive(ToSchema)]
+pub struct Webhook {
+    pub id: String,
+    pub url: String,
+    /// `active` or `disabled`
+    pub status: String,
+    pub created_at: String,
+}
+
+/// A webhook endpoint just made, with its signing secret (shown this once).
+#[derive(ToSchema)]
+pub struct WebhookCreated {
+    pub id: String,
+    pub url: String,
+    pub status: String,
+    pub created_at: String,
+    /// `whsec_…`: the HMAC-SHA256 key of the `Tsp-Signature` header (its text's bytes).
+    pub secret: String,
+}
+
+#[derive(ToSchema)]
+pub struct Webhooks {
+    pub items: Vec<Webhook>,
+}
+
+/// One delivery of an event to one endpoint.
+#[derive(ToSchema)]
+pub struct Delivery {
+    pub endpoint_id: String,
+    /// `pending`, `delivered` or `dead`
+    pub state: String,
+    pub attempts: i64,
+    pub next_attempt_at: Option<String>,
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<String>,
+}
+
+/// An event, as delivered (plus its deliveries).
+#[derive(ToSchema)]
+pub struct EventView {
+    /// `evt_…`: receivers drop a repeated id.
+    pub id: String,
+    /// `token.suspended`, `payment.approved`, … (docs/webhooks.md)
+    #[schema(rename = "type")]
+    pub kind: String,
+    pub created_at: String,
+    pub instrument_id: String,
+    /// 1, 2, 3, … per instrument: receivers put an instrument's events in order by it.
+    pub sequence: i64,
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+    pub deliveries: Vec<Delivery>,
+}
+
+#[derive(ToSchema)]
+pub struct Events {
+    pub items: Vec<EventView>,
+}

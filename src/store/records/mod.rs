@@ -553,7 +553,9 @@ pub struct AuditRow {
     pub hash: String,
 }
 
+mod events;
 mod stored_value;
 mod terminals;
+pub use events::*;
 pub use stored_value::*;
 pub use terminals::*;

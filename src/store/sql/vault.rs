@@ -164,7 +164,7 @@ macro_rules! sql_vault {
             }
 
             pub async fn insert_card(&self, c: &InstrumentRow) -> StoreResult<InsertCard> {
-                let mut w = self.writer().await?;
+                let mut w = self.atomic_writer().await?;
                 let r = sqlx::query(
                     "INSERT INTO instruments (id, requestor_id, kind, status, issuer_id, bin, last4, pan_len, expiry, par, \
                      fingerprint, fp_version, pan_sealed, dek_version, created_at, updated_at) \
@@ -188,6 +188,9 @@ macro_rules! sql_vault {
                 .execute(w.conn())
                 .await?;
                 if r.rows_affected() == 1 {
+                    let data = crate::events::instrument_data(&c.id, "active");
+                    emit(w.conn(), &EventDraft { instrument_id: &c.id, kind: "instrument.created", data, now: c.created_at })
+                        .await?;
                     w.done().await?;
                     return Ok(InsertCard::Inserted);
                 }
@@ -317,13 +320,19 @@ macro_rules! sql_vault {
             }
 
             pub async fn update_card_expiry(&self, id: &str, expiry: &str, now: i64) -> StoreResult<()> {
-                let mut w = self.writer().await?;
-                sqlx::query("UPDATE instruments SET expiry = $2, updated_at = $3 WHERE id = $1")
-                    .bind(id)
-                    .bind(expiry)
-                    .bind(now)
-                    .execute(w.conn())
-                    .await?;
+                let mut w = self.atomic_writer().await?;
+                let status: Option<String> =
+                    sqlx::query_scalar("UPDATE instruments SET expiry = $2, updated_at = $3 WHERE id = $1 RETURNING status")
+                        .bind(id)
+                        .bind(expiry)
+                        .bind(now)
+                        .fetch_optional(w.conn())
+                        .await?;
+                if let Some(status) = status {
+                    let mut data = crate::events::instrument_data(id, &status);
+                    data["expiry"] = serde_json::json!(expiry);
+                    emit(w.conn(), &EventDraft { instrument_id: id, kind: "instrument.updated", data, now }).await?;
+                }
                 w.done().await
             }
 
@@ -352,11 +361,24 @@ macro_rules! sql_vault {
                     "UPDATE instruments SET status = $2, updated_at = $3 WHERE id = $1"
                 };
                 sqlx::query(sql).bind(id).bind(to.as_str()).bind(now).execute(w.conn()).await?;
+                let kind = match to {
+                    InstrumentStatus::Active => "instrument.resumed",
+                    InstrumentStatus::Suspended => "instrument.suspended",
+                    InstrumentStatus::Deleted => "instrument.deleted",
+                };
+                let data = crate::events::instrument_data(id, to.as_str());
+                emit(w.conn(), &EventDraft { instrument_id: id, kind, data, now }).await?;
                 if to != InstrumentStatus::Active {
-                    sqlx::query("UPDATE tokens SET state = 'revoked' WHERE instrument_id = $1 AND state = 'active'")
-                        .bind(id)
-                        .execute(w.conn())
-                        .await?;
+                    let ended: Vec<String> = sqlx::query_scalar(
+                        "UPDATE tokens SET state = 'revoked' WHERE instrument_id = $1 AND state = 'active' RETURNING id",
+                    )
+                    .bind(id)
+                    .fetch_all(w.conn())
+                    .await?;
+                    for token_id in &ended {
+                        let data = crate::events::token_data(token_id, "deleted");
+                        emit(w.conn(), &EventDraft { instrument_id: id, kind: "token.deleted", data, now }).await?;
+                    }
                 }
                 let row = sqlx::query_as(concat!("SELECT ", instrument_cols!(), " FROM instruments WHERE id = $1"))
                     .bind(id)

@@ -252,3 +252,94 @@ async fn a_suspended_merchant_token_is_declined_and_resumes() {
     let ans = term.call(&req).await;
     assert_eq!((code(&ans), token_in(&ans)), ("00", mt.clone()), "the same token as before");
 }
+
+/// The account updater (issue 19 item 3): the issuer reports a reissued card (new number, new
+/// expiry). Its instruments keep their ids and PAR, a live merchant token pays against the new
+/// number at the issuer, registering the new number finds the same card, the requestor hears of it;
+/// then the card is reported stolen and every token of it ends.
+#[tokio::test]
+async fn a_reissued_card_keeps_its_tokens_and_pays_with_the_new_number() {
+    const OLD: &str = "4111110000000021";
+    const NEW: &str = "4111110000000039";
+    let (s, sim) = common::with_tcp_issuer(|c| c).await;
+    common::scan_for(OLD);
+    common::scan_for(NEW);
+    let admin = s.keys.admin.clone();
+    let app = s.keys.app.clone();
+    let (st, hook) = s.post(&app, "/v1/webhooks", json!({ "url": "http://127.0.0.1:9/unused" })).await;
+    assert_eq!(st, 201, "{hook}");
+
+    // The terminal's merchant token, and the same card in the app.
+    let mut term = Terminal::connect(&s.iso).await;
+    let mut req = term.purchase(OLD, 0);
+    req.set_mti(Mti::AUTHORIZATION_REQUEST);
+    req.set_processing_code("900000").unwrap();
+    req.set_expiry("2712").unwrap();
+    let ans = term.call(&req).await;
+    assert_eq!(code(&ans), "00");
+    let mt = ans.additional_data().unwrap()[4..].to_string();
+    let ins = card(&s, &app, OLD).await;
+    let par = ins["par"].as_str().unwrap().to_string();
+    assert_eq!(code(&term.pay(&mt, 1_000).await), "00");
+    assert_eq!((sim.used(OLD), sim.used(NEW)), (1_000, 0));
+
+    // Refused: nothing new, a number of another issuer, a bad number; an unknown card.
+    for (body, want) in [
+        (json!({}), "reissue_empty"),
+        (json!({ "pan": "5555555555554444" }), "pan_other_issuer"),
+        (json!({ "pan": "4111110000000022" }), "pan_luhn"),
+        (json!({ "expiry": "2713" }), "expiry_format"),
+    ] {
+        let (st, v) = s.post(&admin, &format!("/v1/admin/cards/{par}/reissue"), body).await;
+        assert_eq!((st, err(&v)), (422, want), "{v}");
+    }
+    let (st, v) =
+        s.post(&admin, "/v1/admin/cards/T0010000000000000000000000000/reissue", json!({ "expiry": "3112" })).await;
+    assert_eq!((st, err(&v)), (404, "card_unknown"), "{v}");
+
+    let (st, v) =
+        s.post(&admin, &format!("/v1/admin/cards/{par}/reissue"), json!({ "pan": NEW, "expiry": "3112" })).await;
+    assert_eq!(st, 200, "{v}");
+    let items = v["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "the terminal's and the app's instrument: {v}");
+    for i in items {
+        assert_eq!(
+            (i["par"].as_str(), i["last4"].as_str(), i["expiry"].as_str()),
+            (Some(par.as_str()), Some("0039"), Some("3112"))
+        );
+        assert_eq!(i["masked_pan"], "411111******0039");
+    }
+    assert!(items.iter().any(|i| i["id"] == ins["id"]), "the same instrument id: {v}");
+    assert!(!v.to_string().contains(NEW), "{v}");
+
+    // The merchant token goes on paying, now against the new number.
+    assert_eq!(code(&term.pay(&mt, 2_000).await), "00");
+    assert_eq!((sim.used(OLD), sim.used(NEW)), (1_000, 2_000));
+    // The app's card detokenizes to the new number, and the new number registered again is the same card.
+    let t = token(&s, &app, &ins).await;
+    let (st, d) = s.post(&s.keys.van, "/v1/detokenize", json!({ "token": t["token"] })).await;
+    assert_eq!((st, d["pan"].as_str(), d["expiry"].as_str()), (200, Some(NEW), Some("3112")), "{d}");
+    let again = card(&s, &app, NEW).await;
+    assert_eq!((again["id"].as_str(), again["par"].as_str()), (ins["id"].as_str(), Some(par.as_str())));
+    let other = requestor(&s, "third wallet", &["instruments", "tokens"]).await;
+    let theirs = card(&s, &other, NEW).await;
+    assert_eq!(theirs["par"].as_str(), Some(par.as_str()), "the PAR stays the card's across the reissue");
+    // The app heard of it.
+    let (_, ev) = s.get(&app, &format!("/v1/events?instrument_id={}", ins["id"].as_str().unwrap())).await;
+    let updated: Vec<&Value> =
+        ev["items"].as_array().unwrap().iter().filter(|e| e["data"]["reason"] == "reissued").collect();
+    assert_eq!(updated.len(), 1, "{ev}");
+    assert_eq!(
+        (updated[0]["type"].as_str(), updated[0]["data"]["last4"].as_str()),
+        (Some("instrument.updated"), Some("0039"))
+    );
+    assert!(!ev.to_string().contains(NEW) && !ev.to_string().contains(OLD), "no PAN in events");
+
+    // Stolen: every live token of the card, of every wallet and the merchant's, is deleted.
+    let (st, v) = s.post(&admin, &format!("/v1/admin/cards/{par}/lost"), json!({ "tokens": "delete" })).await;
+    assert_eq!((st, v["changed"].as_u64(), v["items"].as_array().map(Vec::len)), (200, Some(2), Some(0)), "{v}");
+    assert_eq!(code(&term.pay(&mt, 500).await), "62");
+    assert_eq!(code(&term.pay(t["token"].as_str().unwrap(), 500).await), "62");
+    let (st, v) = s.post(&admin, &format!("/v1/admin/cards/{par}/lost"), json!({ "tokens": "shred" })).await;
+    assert_eq!((st, err(&v)), (422, "tokens_invalid"), "{v}");
+}

@@ -124,6 +124,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/admin/tokens/{number}/resume", post(issuer_tokens::resume))
         .route("/v1/admin/cards/{par}/tokens", get(issuer_tokens::list))
         .route("/v1/admin/cards/{par}/tokens/{action}", post(issuer_tokens::act_on_card))
+        .route("/v1/admin/cards/{par}/reissue", post(issuer_tokens::reissue))
+        .route("/v1/admin/cards/{par}/lost", post(issuer_tokens::lost))
         .route("/v1/admin/terminals", post(terminals::register).get(terminals::list))
         .route("/v1/admin/terminals/{id}", get(terminals::get_one).delete(terminals::remove))
         .route("/v1/admin/terminals/{id}/suspend", post(terminals::suspend))

@@ -79,6 +79,8 @@ use super::{
         issuer_tokens::delete,
         issuer_tokens::list,
         issuer_tokens::act_on_card,
+        issuer_tokens::reissue,
+        issuer_tokens::lost,
         terminals::register,
         terminals::list,
         terminals::get_one,

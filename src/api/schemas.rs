@@ -447,3 +447,10 @@ pub struct EventView {
 pub struct Events {
     pub items: Vec<EventView>,
 }
+
+/// A card's instruments, of every requestor.
+#[derive(ToSchema)]
+pub struct CardInstruments {
+    pub par: String,
+    pub items: Vec<Instrument>,
+}

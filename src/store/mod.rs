@@ -256,6 +256,21 @@ impl Store {
         dispatch!(self, s => s.suspend_token(id, suspend, now).await)
     }
 
+    /// The PAR of a card registered under one of `fingerprints`, if any.
+    pub async fn par_by_fingerprints(&self, fingerprints: &[String]) -> StoreResult<Option<String>> {
+        dispatch!(self, s => s.par_by_fingerprints(fingerprints).await)
+    }
+
+    /// Live card instruments of a PAR, of every requestor.
+    pub async fn cards_by_par(&self, par: &str) -> StoreResult<Vec<InstrumentRow>> {
+        dispatch!(self, s => s.cards_by_par(par).await)
+    }
+
+    /// Writes a reissued card's new facts (same id and PAR) with its event.
+    pub async fn reissue_card(&self, c: &InstrumentRow, now: i64) -> StoreResult<InsertCard> {
+        dispatch!(self, s => s.reissue_card(c, now).await)
+    }
+
     // Webhooks (`sql/events.rs`).
 
     pub async fn insert_endpoint(&self, e: &EndpointRow) -> StoreResult<()> {

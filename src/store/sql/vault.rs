@@ -319,6 +319,82 @@ macro_rules! sql_vault {
                 .await?)
             }
 
+            /// The PAR of a card already registered under one of `fingerprints` (by any requestor),
+            /// if any: a reissued card keeps its PAR, and a later registration of its new number must
+            /// get the same one.
+            pub async fn par_by_fingerprints(&self, fingerprints: &[String]) -> StoreResult<Option<String>> {
+                for fp in fingerprints {
+                    let par: Option<Option<String>> =
+                        sqlx::query_scalar("SELECT par FROM instruments WHERE fingerprint = $1 AND par IS NOT NULL LIMIT 1")
+                            .bind(fp)
+                            .fetch_optional(&self.read)
+                            .await?;
+                    if let Some(Some(par)) = par {
+                        return Ok(Some(par));
+                    }
+                }
+                Ok(None)
+            }
+
+            /// Card instruments of the PAR `par` that are not deleted, of every requestor.
+            pub async fn cards_by_par(&self, par: &str) -> StoreResult<Vec<InstrumentRow>> {
+                Ok(sqlx::query_as(concat!(
+                    "SELECT ",
+                    instrument_cols!(),
+                    " FROM instruments WHERE par = $1 AND kind = 'card' AND status <> 'deleted' ORDER BY created_at, id"
+                ))
+                .bind(par)
+                .fetch_all(&self.read)
+                .await?)
+            }
+
+            /// A reissued card's new facts on its instrument (same id, same PAR), with its
+            /// `instrument.updated` event, in one transaction. `StaleKey` when a rotation made its
+            /// data key old meanwhile, `Duplicate` when its requestor has the new number already.
+            pub async fn reissue_card(&self, c: &InstrumentRow, now: i64) -> StoreResult<InsertCard> {
+                let mut w = self.atomic_writer().await?;
+                let taken: Option<String> = sqlx::query_scalar(
+                    "SELECT id FROM instruments WHERE requestor_id = $1 AND fingerprint = $2 AND status <> 'deleted' AND id <> $3",
+                )
+                .bind(&c.requestor_id)
+                .bind(&c.fingerprint)
+                .bind(&c.id)
+                .fetch_optional(w.conn())
+                .await?;
+                if taken.is_some() {
+                    w.abort().await?;
+                    return Ok(InsertCard::Duplicate(Box::new(c.clone())));
+                }
+                let status: Option<String> = sqlx::query_scalar(
+                    "UPDATE instruments SET bin = $2, last4 = $3, pan_len = $4, expiry = $5, fingerprint = $6, fp_version = $7, \
+                     pan_sealed = $8, dek_version = $9, updated_at = $10 \
+                     WHERE id = $1 AND status <> 'deleted' AND $9 = (SELECT MAX(version) FROM data_keys) RETURNING status",
+                )
+                .bind(&c.id)
+                .bind(&c.bin)
+                .bind(&c.last4)
+                .bind(c.pan_len)
+                .bind(&c.expiry)
+                .bind(&c.fingerprint)
+                .bind(c.fp_version)
+                .bind(&c.pan_sealed)
+                .bind(c.dek_version)
+                .bind(now)
+                .fetch_optional(w.conn())
+                .await?;
+                let Some(status) = status else {
+                    w.abort().await?;
+                    return Ok(InsertCard::StaleKey);
+                };
+                let mut data = crate::events::instrument_data(&c.id, &status);
+                data["reason"] = serde_json::json!("reissued");
+                data["last4"] = serde_json::json!(c.last4);
+                data["expiry"] = serde_json::json!(c.expiry);
+                emit(w.conn(), &EventDraft { instrument_id: &c.id, kind: "instrument.updated", data, now }).await?;
+                w.done().await?;
+                Ok(InsertCard::Inserted)
+            }
+
             pub async fn update_card_expiry(&self, id: &str, expiry: &str, now: i64) -> StoreResult<()> {
                 let mut w = self.atomic_writer().await?;
                 let status: Option<String> =

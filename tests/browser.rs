@@ -48,6 +48,12 @@ async fn wallet_terminal_and_console_in_chromium() {
     assert_eq!(seen["card_registrations"], 1, "{v}");
     assert!(seen["checked_bodies"].as_u64().unwrap() > 20, "{v}");
     assert_eq!(seen["pages"]["terminal"]["card"], "00", "{v}");
+    // The card tile showed its product's art (the PAN is a Hanbit Platinum BIN in the demo config).
+    assert_eq!(
+        (seen["card_art"]["src"].as_str(), seen["card_art"]["alt"].as_str()),
+        (Some("/v1/card-art/hanbit/platinum"), Some("Hanbit Platinum card")),
+        "{v}"
+    );
     // The calls the pages made, each one checked against /openapi.json by the script.
     let calls: Vec<&str> = seen["rest_calls"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
     for expected in

@@ -404,3 +404,43 @@ async fn a_van_detokenizes_only_for_the_requestors_it_serves() {
     let (st, got) = detokenize(&s.keys.van, &demo).await;
     assert_eq!((st, got["pan"].as_str()), (200, Some(demo_pan.as_str())));
 }
+
+/// Card metadata (issue 19 item 4): each card carries its issuer's and product's names, colours,
+/// terms and card art from `[[issuers.products]]` (the longest BIN prefix wins, else the issuer's
+/// default product), and the art is served as an image without a key.
+#[tokio::test]
+async fn cards_carry_their_products_metadata_and_art() {
+    let s = TestServer::start().await;
+    let app = s.keys.app.clone();
+    for (pan, product, name, bg) in [
+        ("4242424242424242", "platinum", "Hanbit Platinum", "#334155"),
+        ("4111111111111111", "classic", "Hanbit Classic", "#1E3A8A"),
+        ("5555555555554444", "check", "Nuri Check", "#065F46"),
+    ] {
+        let (st, ins) = s.post(&app, "/v1/instruments", json!({ "type": "card", "pan": pan, "expiry": "3012" })).await;
+        assert_eq!(st, 201, "{ins}");
+        let m = &ins["card_metadata"];
+        assert_eq!(
+            (m["product_id"].as_str(), m["product_name"].as_str(), m["background_color"].as_str()),
+            (Some(product), Some(name), Some(bg)),
+            "{ins}"
+        );
+        assert!(m["terms_url"].as_str().unwrap().starts_with("https://"), "{ins}");
+        let url = m["card_art_url"].as_str().unwrap();
+        let (_, listed) = s.get(&app, &format!("/v1/instruments/{}", ins["id"].as_str().unwrap())).await;
+        assert_eq!(listed["card_metadata"], *m, "the same on a read");
+        // The art: no key needed, an SVG naming the product in its colours, no card data.
+        let r = s.http.get(s.url(url)).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        assert_eq!(r.headers()["content-type"], "image/svg+xml");
+        let svg = r.text().await.unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains(name) && svg.contains(bg), "{svg}");
+        assert!(!svg.contains(&pan[pan.len() - 4..]), "no card data in the art");
+    }
+    let (st, ins) = s.post(&app, "/v1/instruments", json!({ "type": "gift", "code": "NOPE-NOPE" })).await;
+    assert!(st >= 400 && ins.get("card_metadata").is_none());
+    for missing in ["/v1/card-art/hanbit/diamond", "/v1/card-art/nobank/classic"] {
+        let r = s.http.get(s.url(missing)).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 404, "{missing}");
+    }
+}

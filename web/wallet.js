@@ -18,9 +18,14 @@
 
   async function tile(ins) {
     const title = ins.type === 'card' ? ins.masked_pan : ins.type === 'gift' ? 'Gift certificate' : (ins.region || 'Local wallet');
+    const meta = ins.card_metadata;
     const body = el('div', { class: 'tile', 'data-instrument': ins.id, 'data-type': ins.type },
-      el('div', { class: 'kind' }, kindName[ins.type] || ins.type, ins.type === 'card' && ins.issuer_id ? ` · ${ins.issuer_id}` : ''),
-      el('div', { class: 'number' }, title));
+      // The issuer's card art for its product (docs/instruments.md "Card metadata").
+      meta ? el('img', { class: 'art', src: meta.card_art_url, alt: `${meta.product_name} card`, width: 428, height: 270 }) : '',
+      el('div', { class: 'kind' }, kindName[ins.type] || ins.type,
+        meta ? ` · ${meta.product_name}` : (ins.type === 'card' && ins.issuer_id ? ` · ${ins.issuer_id}` : '')),
+      el('div', { class: 'number' }, title),
+      meta && meta.terms_url ? el('a', { class: 'terms', href: meta.terms_url, rel: 'noopener' }, `${meta.issuer_name} terms`) : '');
     if (ins.status !== 'active') body.append(el('div', { class: 'muted' }, ins.status));
     if (ins.type !== 'card') {
       try {

@@ -17,7 +17,7 @@ use crate::store::InstrumentRow;
 use crate::vault::pan::mask;
 
 /// The instrument as clients see it: masked, never the PAN.
-pub fn view(row: &InstrumentRow) -> Value {
+pub fn view(issuers: &crate::issuer::Issuers, row: &InstrumentRow) -> Value {
     let mut v = json!({
         "id": row.id,
         "type": row.kind,
@@ -35,6 +35,9 @@ pub fn view(row: &InstrumentRow) -> Value {
         v["last4"] = json!(last4);
         v["expiry"] = json!(row.expiry);
         v["par"] = json!(row.par);
+        if let Some(m) = row.issuer_id.as_deref().and_then(|id| issuers.metadata(id, &bin)) {
+            v["card_metadata"] = json!(m);
+        }
     }
     v
 }
@@ -63,7 +66,7 @@ pub struct ChargeBody {
 
 /// The view with what needs a lookup: a wallet's region.
 async fn view_of(s: &AppState, row: &InstrumentRow) -> ApiResult<Value> {
-    let mut v = view(row);
+    let mut v = view(&s.issuers, row);
     if row.kind == InstrumentKind::Local {
         v["region"] = json!(s.store.wallet_region(&row.id).await.map_err(crate::Error::from)?);
     }
@@ -116,7 +119,7 @@ pub async fn create(
                 tracing::info!(instrument = %row.id, requestor = %requestor.id, "card registered");
                 s.audit(registered(requestor, &row)).await?;
             }
-            Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(view(&row))))
+            Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(view(&s.issuers, &row))))
         }
         Ok(InstrumentKind::Gift) => {
             let gift: NewGift = parse_json(bytes.as_bytes())?;
@@ -126,7 +129,7 @@ pub async fn create(
                 tracing::info!(instrument = %row.id, requestor = %requestor.id, "gift certificate registered");
                 s.audit(registered(requestor, &row)).await?;
             }
-            Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(view(&row))))
+            Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(view(&s.issuers, &row))))
         }
         Ok(InstrumentKind::Local) => {
             let local: NewLocal = parse_json(bytes.as_bytes())?;
@@ -199,7 +202,7 @@ pub async fn suspend(State(s): State<AppState>, caller: Caller, Path(id): Path<S
     let row = s.vault.suspend(requestor, &id).await?;
     tracing::info!(instrument = %row.id, "instrument suspended");
     s.audit(Event::new(&requestor.id, "instrument.suspend", Some(row.id.clone()))).await?;
-    Ok(Json(view(&row)))
+    Ok(Json(view(&s.issuers, &row)))
 }
 
 #[utoipa::path(
@@ -219,7 +222,7 @@ pub async fn resume(State(s): State<AppState>, caller: Caller, Path(id): Path<St
     let row = s.vault.resume(requestor, &id).await?;
     tracing::info!(instrument = %row.id, "instrument resumed");
     s.audit(Event::new(&requestor.id, "instrument.resume", Some(row.id.clone()))).await?;
-    Ok(Json(view(&row)))
+    Ok(Json(view(&s.issuers, &row)))
 }
 
 #[utoipa::path(
@@ -240,7 +243,7 @@ pub async fn delete(State(s): State<AppState>, caller: Caller, Path(id): Path<St
     let row = s.vault.delete(requestor, &id).await?;
     tracing::info!(instrument = %row.id, "instrument deleted");
     s.audit(Event::new(&requestor.id, "instrument.delete", Some(row.id.clone()))).await?;
-    Ok(Json(view(&row)))
+    Ok(Json(view(&s.issuers, &row)))
 }
 
 /// `GET /v1/instruments/{id}/balance`: `{"currency","principal","bonus","refundable"}` of stored

@@ -246,7 +246,9 @@ pub async fn reissue(
             .detail(json!({ "new_number": b.pan.is_some(), "expiry": b.expiry })),
     )
     .await?;
-    Ok(Json(json!({ "par": par, "items": items.iter().map(super::instruments::view).collect::<Vec<_>>() })))
+    Ok(Json(
+        json!({ "par": par, "items": items.iter().map(|i| super::instruments::view(&s.issuers, i)).collect::<Vec<_>>() }),
+    ))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod barcodes;
+pub mod card_art;
 pub mod error;
 pub mod extract;
 mod health;
@@ -96,6 +97,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/instruments/{id}/resume", post(instruments::resume))
         .route("/v1/instruments/{id}/balance", get(instruments::balance))
         .route("/v1/instruments/{id}/charge", post(instruments::charge))
+        .route("/v1/card-art/{issuer}/{product}", get(card_art::get))
         .route("/v1/tokens", post(tokens::issue))
         .route("/v1/tokens/{token_ref}", get(tokens::status).delete(tokens::delete))
         .route("/v1/tokens/{token_ref}/suspend", post(tokens::suspend))

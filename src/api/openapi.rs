@@ -17,8 +17,8 @@ use utoipa::{Modify, OpenApi};
 use super::extract::BODY_LIMIT;
 use super::schemas::ErrorBody;
 use super::{
-    admin, barcodes, health, instruments, issuer_tokens, merchant_tokens, terminal, terminals, tokens, transactions,
-    webhooks,
+    admin, barcodes, card_art, health, instruments, issuer_tokens, merchant_tokens, terminal, terminals, tokens,
+    transactions, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -46,6 +46,7 @@ use super::{
         instruments::resume,
         instruments::balance,
         instruments::charge,
+        card_art::get,
         tokens::issue,
         tokens::status,
         tokens::suspend,

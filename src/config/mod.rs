@@ -324,6 +324,29 @@ pub struct IssuerConfig {
     /// The ISO 8583 dialect of a `tcp://` or `tls://` host: `ascii` (default), `binary` or `bcd`.
     #[serde(default)]
     pub dialect: crate::iso8583::Dialect,
+    /// `[[issuers.products]]`: how a wallet shows the issuer's cards (docs/instruments.md "Card
+    /// metadata").
+    #[serde(default)]
+    pub products: Vec<ProductConfig>,
+}
+
+/// A card product of an issuer: its name, colours, card art and terms.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProductConfig {
+    /// Letters, digits, `-` and `_` (it names the product's card art: `/v1/card-art/{issuer}/{id}`).
+    pub id: String,
+    pub name: String,
+    /// The BIN prefixes (within the issuer's) of its cards; none: the issuer's cards no other
+    /// product claims.
+    #[serde(default)]
+    pub bin_prefixes: Vec<String>,
+    /// `#RRGGBB`.
+    pub background_color: String,
+    pub foreground_color: String,
+    pub terms_url: Option<String>,
+    /// A PNG, JPEG or SVG file of the card art; absent, it is drawn from the colours and names.
+    pub art: Option<std::path::PathBuf>,
 }
 
 fn default_host() -> String {
@@ -474,6 +497,32 @@ impl Config {
             }
             for p in &i.bin_prefixes {
                 ranges.push((p, format!("issuer {} BIN", i.id)));
+            }
+            let mut products = std::collections::HashSet::new();
+            for p in &i.products {
+                if !products.insert(&p.id)
+                    || p.id.is_empty()
+                    || !p.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                {
+                    return bad(format!(
+                        "issuer {}: product id {:?} must be unique, letters, digits, - or _",
+                        i.id, p.id
+                    ));
+                }
+                if !crate::issuer::products::is_colour(&p.background_color)
+                    || !crate::issuer::products::is_colour(&p.foreground_color)
+                {
+                    return bad(format!("issuer {} product {}: colours are #RRGGBB", i.id, p.id));
+                }
+                let within = |b: &String| {
+                    i.bin_prefixes.iter().any(|ib| b.starts_with(ib.as_str()) || ib.starts_with(b.as_str()))
+                };
+                if !p.bin_prefixes.iter().all(|b| !b.is_empty() && b.bytes().all(|c| c.is_ascii_digit()) && within(b)) {
+                    return bad(format!(
+                        "issuer {} product {}: bin_prefixes must be digits within the issuer's BINs",
+                        i.id, p.id
+                    ));
+                }
             }
             for p in &i.token_bin_prefixes {
                 ranges.push((p, format!("issuer {} token BIN", i.id)));

@@ -2,6 +2,7 @@
 //! (Routing authorizations to the issuer's host joins this module with the ISO 8583 path.)
 
 pub mod host;
+pub mod products;
 pub mod sim;
 pub mod tcp;
 
@@ -46,6 +47,11 @@ impl Issuers {
 
     pub fn all(&self) -> &[IssuerConfig] {
         &self.issuers
+    }
+
+    /// What a wallet shows of a card of issuer `issuer_id` with BIN `bin`.
+    pub fn metadata(&self, issuer_id: &str, bin: &str) -> Option<products::CardMetadata> {
+        self.get(issuer_id).map(|i| products::metadata(i, bin))
     }
 }
 

@@ -70,6 +70,13 @@ try {
   await wallet.getByRole('button', { name: 'Add card' }).click();
   const masked = `${pan.slice(0, 6)}******${pan.slice(-4)}`;
   await wallet.locator('.tile[data-type="card"] .number', { hasText: masked }).waitFor();
+  // The card shows its product's art, loaded (a drawn SVG here), and names the product.
+  const art = wallet.locator('.tile[data-type="card"] img.art');
+  await art.waitFor();
+  await wallet.waitForFunction(() => { const i = document.querySelector('.tile[data-type="card"] img.art'); return i && i.complete; });
+  const artSeen = await art.evaluate((i) => ({ width: i.naturalWidth, alt: i.alt, src: i.getAttribute('src') }));
+  check(artSeen.width > 0 && /card$/.test(artSeen.alt) && artSeen.src.startsWith('/v1/card-art/'), `the card art did not load: ${JSON.stringify(artSeen)}`);
+  seen.card_art = artSeen;
   await wallet.getByLabel('Gift certificate code').fill(giftCode);
   await wallet.getByRole('button', { name: 'Add gift certificate' }).click();
   await wallet.locator('.tile[data-type="gift"]').waitFor();

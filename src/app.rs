@@ -160,6 +160,9 @@ fn open_hsm_quietly(
         if !quiet {
             println!("tsp: HSM at {url}");
         }
+        if Hsm::is_payshield_url(url) {
+            return Ok(Hsm::payshield(url, tls)?);
+        }
         return Ok(Hsm::tcp_with_tls(url, tls)?);
     }
     if tls.is_some() {
@@ -255,6 +258,7 @@ async fn open_vault(opts: &ServeOptions) -> Result<(Store, Hsm, Vault), StartErr
     let config = load_config(opts.config.as_deref())?;
     let hsm = open_hsm_quietly(&opts.data_dir, opts.hsm.as_deref(), config.tls.hsm.as_ref(), &opts.seal, true)?;
     let store = open_store(&opts.data_dir, opts.database_url.as_deref()).await?;
+    hsm.attach_store(&store);
     let issuers = Arc::new(Issuers::from_config(&config));
     let vault =
         Vault::new(store.clone(), hsm.clone(), issuers, config.platform.par_prefix.clone(), Clock::system()).await?;
@@ -302,6 +306,7 @@ pub async fn build_with(opts: &ServeOptions, hsm: Hsm) -> Result<AppState, Start
     ensure_dir(&opts.data_dir)?;
     let store =
         open_store(&opts.data_dir, opts.database_url.as_deref()).await?.with_currencies(config.currency_table());
+    hsm.attach_store(&store);
     println!("tsp: {} database at migration {}", store.backend(), store.migrations().await?);
     let clock = Clock::system();
     let issuers = Arc::new(Issuers::from_config(&config));
@@ -371,6 +376,7 @@ pub async fn seed(opts: &ServeOptions, count: u64) -> Result<crate::seed::Seeded
     ensure_dir(&opts.data_dir)?;
     let hsm = open_hsm(&opts.data_dir, opts.hsm.as_deref(), config.tls.hsm.as_ref(), &opts.seal)?;
     let store = open_store(&opts.data_dir, opts.database_url.as_deref()).await?;
+    hsm.attach_store(&store);
     let clock = Clock::system();
     let issuers = Arc::new(Issuers::from_config(&config));
     let vault = Vault::new(store.clone(), hsm, issuers, config.platform.par_prefix.clone(), clock).await?;

@@ -42,7 +42,7 @@ enum Command {
         http_addr: SocketAddr,
         #[arg(long, default_value = "127.0.0.1:8583", env = "TSP_ISO_ADDR")]
         iso_addr: SocketAddr,
-        /// `tcp://host:port` of a running `hsm-sim serve`; default: the simulator in process.
+        /// `tcp://host:port` (`tls://` with `[tls.hsm]`) of a running `hsm-sim serve`, or `payshield://host:port` (`payshield+tls://`) of a payShield; default: the simulator in process.
         #[arg(long, env = "TSP_HSM")]
         hsm: Option<String>,
         #[command(flatten)]
@@ -187,7 +187,7 @@ struct KeysArgs {
     storage: Storage,
     #[arg(long, env = "TSP_CONFIG")]
     config: Option<PathBuf>,
-    /// `tcp://host:port` of a running `hsm-sim serve`; default: the simulator in process.
+    /// `tcp://host:port` (`tls://` with `[tls.hsm]`) of a running `hsm-sim serve`, or `payshield://host:port` (`payshield+tls://`) of a payShield; default: the simulator in process.
     #[arg(long, env = "TSP_HSM")]
     hsm: Option<String>,
     #[command(flatten)]

@@ -274,6 +274,22 @@ pub async fn rotate_keys(opts: &ServeOptions) -> Result<i64, StartError> {
     Ok(version?)
 }
 
+/// `tsp keys payshield-load`: puts an EMV IMK-AC formed at the payShield (under its LMK) into the key
+/// table as the newest version of `label`; returns it with the check value the HSM computed.
+pub async fn payshield_load(opts: &ServeOptions, label: &str, key_lmk: &str) -> Result<hsm_sim::KeyInfo, StartError> {
+    let config = load_config(opts.config.as_deref())?;
+    let url =
+        opts.hsm.as_deref().filter(|u| Hsm::is_payshield_url(u)).ok_or_else(|| {
+            StartError::Hsm(hsm_sim::HsmError::format("--hsm payshield://host:port names the payShield"))
+        })?;
+    let hsm = Hsm::payshield(url, config.tls.hsm.as_ref())?;
+    let store = open_store(&opts.data_dir, opts.database_url.as_deref()).await?;
+    hsm.attach_store(&store);
+    let loaded = hsm.load_key(label, hsm_sim::KeyUsage::EmvImkAc, key_lmk).await;
+    store.close().await;
+    Ok(loaded?)
+}
+
 /// `tsp keys status`.
 pub async fn key_status(opts: &ServeOptions) -> Result<crate::vault::rotation::Status, StartError> {
     let (store, hsm, _vault) = open_vault(opts).await?;

@@ -241,6 +241,14 @@ async fn the_service_runs_against_a_payshield() {
     assert!(rows.iter().all(|r| r.3.starts_with('S') || r.3.starts_with('U')), "keys only under the LMK");
     assert!(rows.iter().any(|r| r.2 == "emv_imk_ac" && r.3.starts_with('U')), "the IMKs under the LMK");
 
+    // An IMK formed at the HSM (here: K1 of psec's examples, check value 08D7B4 by psec's
+    // generate_kcv) is loaded under the LMK; the HSM's BU gives its check value.
+    let (k1, _) = hsm_sim::payshield::commands::form_key("109", b'U', &["0123456789ABCDEFFEDCBA9876543210"]).unwrap();
+    let (ok, text) = keys_cmd(&s, &url, &["payshield-load", "--label", "tsp.test.imk", "--key", &k1]);
+    assert!(ok && text.contains("tsp.test.imk v1 loaded, check value 08D7B4"), "{text}");
+    let (ok, text) = keys_cmd(&s, &url, &["payshield-load", "--label", "tsp.test.imk", "--key", "U1234"]);
+    assert!(!ok && text.contains("key under the LMK"), "{text}");
+
     // Rotation: a new data key and fingerprint key; the cards move; the old versions are destroyed.
     let kept = token(&s, &ins["id"]).await;
     let (ok, text) = keys_cmd(&s, &url, &["rotate"]);

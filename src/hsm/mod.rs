@@ -20,7 +20,17 @@ pub trait HsmBackend: Send + Sync + 'static {
     /// Gives the backend the service's database, for a backend that keeps a key table there (the
     /// payShield one). Others ignore it.
     fn attach_store(&self, _store: &crate::store::Store) {}
+
+    /// Puts a key enciphered under the HSM's LMK into the backend's key table as the newest version of
+    /// `label` (`tsp keys payshield-load`). Only the payShield backend keeps such a table.
+    fn load_key<'a>(&'a self, _label: &'a str, _usage: KeyUsage, _key_lmk: &'a str) -> KeyFuture<'a> {
+        Box::pin(std::future::ready(Err(HsmError::format(
+            "only a payShield HSM (--hsm payshield://…) keeps a key table",
+        ))))
+    }
 }
+
+pub type KeyFuture<'a> = Pin<Box<dyn Future<Output = Result<KeyInfo, HsmError>> + Send + 'a>>;
 
 /// The simulator linked into this process.
 pub struct InProcess(pub Arc<hsm_sim::Hsm>);
@@ -70,6 +80,11 @@ impl Hsm {
     /// True for a URL [`Hsm::payshield`] takes.
     pub fn is_payshield_url(url: &str) -> bool {
         url.starts_with("payshield://") || url.starts_with("payshield+tls://")
+    }
+
+    /// See [`HsmBackend::load_key`].
+    pub async fn load_key(&self, label: &str, usage: KeyUsage, key_lmk: &str) -> Result<KeyInfo, HsmError> {
+        self.0.load_key(label, usage, key_lmk).await
     }
 
     /// See [`HsmBackend::attach_store`].

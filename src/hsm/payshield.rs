@@ -38,7 +38,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use zeroize::Zeroizing;
 
-use super::{HsmBackend, HsmFuture};
+use super::{HsmBackend, HsmFuture, KeyFuture};
 use crate::config::ClientTlsConfig;
 use crate::store::{HsmKeyRow, Store};
 use crate::tls::{BoxedIo, Connector};
@@ -437,6 +437,26 @@ impl PayShieldBackend {
         Ok(Response::Key { key: info(&row)? })
     }
 
+    /// `tsp keys payshield-load`: an EMV IMK-AC formed at the HSM (under the LMK, `U…` or an `S` key
+    /// block) becomes the newest version of `label`, with the check value the HSM computes (`BU`).
+    async fn load(&self, label: &str, usage: KeyUsage, key_lmk: &str) -> Result<KeyInfo, HsmError> {
+        if usage != KeyUsage::EmvImkAc {
+            return Err(HsmError::key("only EMV IMK-AC keys are loaded into the payShield key table"));
+        }
+        let well_formed = match key_lmk.as_bytes().first() {
+            Some(b'U') => key_lmk.len() == 33 && key_lmk[1..].bytes().all(|b| b.is_ascii_hexdigit()),
+            Some(b'S') => key_lmk.len() > 17 && key_lmk.bytes().all(|b| b.is_ascii_alphanumeric()),
+            _ => false,
+        };
+        if !well_formed {
+            return Err(HsmError::format("a key under the LMK is U and 32 hex digits, or S and a key block"));
+        }
+        let a = self.command(b"BU", format!("FF1{key_lmk};109").as_bytes()).await?;
+        let kcv = a.get(..6).ok_or_else(|| bad_answer(b"BU"))?;
+        let kcv = String::from_utf8_lossy(kcv).to_uppercase();
+        info(&self.add_version(label, usage, key_lmk.to_string(), kcv).await?)
+    }
+
     async fn hmac(&self, key_lmk: &str, len: usize, data: &[u8]) -> Result<Zeroizing<Vec<u8>>, HsmError> {
         let mut f = Zeroizing::new(Vec::with_capacity(64 + key_lmk.len() + data.len()));
         f.extend_from_slice(b"06");
@@ -675,5 +695,9 @@ impl HsmBackend for PayShieldBackend {
 
     fn attach_store(&self, store: &Store) {
         let _ = self.store.set(store.clone());
+    }
+
+    fn load_key<'a>(&'a self, label: &'a str, usage: KeyUsage, key_lmk: &'a str) -> KeyFuture<'a> {
+        Box::pin(self.load(label, usage, key_lmk))
     }
 }

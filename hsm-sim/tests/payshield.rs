@@ -371,7 +371,7 @@ fn kw_and_the_icc_master_key() {
         hex::decode("00000000100000000000000008400000000000084026120400A1B2C3D41800004206011203A00000").unwrap();
     // The host's EMV padding (method 2): 80 then zeros to a whole block.
     data.push(0x80);
-    while data.len() % 8 != 0 {
+    while !data.len().is_multiple_of(8) {
         data.push(0);
     }
     let arqc = hex::decode("C3EF68C04F5AFE24").unwrap();

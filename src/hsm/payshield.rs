@@ -240,7 +240,8 @@ impl PayShieldBackend {
 
     async fn round_trip(s: &mut BoxedIo, msg: &[u8]) -> std::io::Result<Vec<u8>> {
         let n = u16::try_from(msg.len()).map_err(std::io::Error::other)?;
-        let mut out = Vec::with_capacity(2 + msg.len());
+        // The message may hold a PAN (M0, LQ): the copy is wiped when dropped.
+        let mut out = Zeroizing::new(Vec::with_capacity(2 + msg.len()));
         out.extend_from_slice(&n.to_be_bytes());
         out.extend_from_slice(msg);
         s.write_all(&out).await?;

@@ -406,3 +406,18 @@ fn kw_and_the_icc_master_key() {
     assert_eq!(ask(&f, &format!("9A{mk}4761739001010010;00")), "9B007C89E3641F4FE9CDFD8989B02FF149CB1324AC");
     assert_eq!(ask(&f, &format!("9A{mk}47617390;00")), "9B15");
 }
+
+/// `JE`/`JG`: a PIN from a TPK to the LMK and from the LMK to a ZPK. The PIN under the LMK is
+/// hsm-sim's own encoding (ISO 0 block under LMK pair 02-03; payShield's is unpublished), computed by
+/// psec in tests/payshield_vectors.py; the ZPK block is psec's, as in `pin_translation`.
+#[test]
+fn pin_to_and_from_the_lmk() {
+    let f = Front::new(4);
+    let (tpk, zpk) = (under_lmk("002", K2), under_lmk("001", K1));
+    assert_eq!(ask(&f, &format!("JE{tpk}C880AFA543562BE601433221100996")), "JF00B3059039F391B4A7");
+    assert_eq!(ask(&f, &format!("JG{zpk}01433221100996B3059039F391B4A7")), "JH0024B5254F5321BBC2");
+    // The PIN under the LMK of another account is not a valid block for this one.
+    assert_eq!(ask(&f, &format!("JG{zpk}01433221100997B3059039F391B4A7")), "JH20");
+    // A malformed PIN block field.
+    assert_eq!(ask(&f, &format!("JE{tpk}C880AFA5435G2BE601433221100996")), "JF15");
+}

@@ -57,3 +57,8 @@ print("9A icc mk", pyemv.kd.derive_icc_mk_a(K1, pan, psn).hex().upper())
 import hashlib, hmac  # noqa: E402
 
 print("LQ", hmac.new(bytes(range(32)), b"tsp payShield LQ vector", hashlib.sha256).hexdigest().upper())
+
+# JE: hsm-sim's own PIN-under-LMK encoding (payShield's is unpublished): the ISO 0 block of PIN 1234 and
+# PAN 5544332211009966, TDES-ECB under the test LMK pair 02-03.
+LMK_02_03 = bytes.fromhex("20202020202020203131313131313131")
+print("JE 1234 under LMK", ecb(LMK_02_03, psec.pinblock.encode_pinblock_iso_0("1234", "5544332211009966")).hex().upper())

@@ -400,6 +400,38 @@ fn translate(r: &mut Reader, from: &[u8], to: &[u8], rng: &dyn SecureRandom) -> 
     Ok(fields)
 }
 
+/// A PIN under the LMK as this simulator encodes it (its own encoding: payShield's is unpublished):
+/// the ISO 9564-1 format 0 block of the PIN and the account, TDES-ECB under LMK pair 02-03, 16H.
+fn pin_under_lmk(pin: &str, account: &str) -> Result<Vec<u8>, Code> {
+    let clear = pin::iso0_encode(pin, &account_pan(account)).map_err(map_err)?;
+    let enc = pin::tdes_encipher(&lmk::pin_lmk(), &clear).map_err(map_err)?;
+    Ok(hex::encode_upper(enc).into_bytes())
+}
+
+/// `JE`: a PIN block under a TPK to the PIN under the LMK. TPK, PIN block (16H), format (2N), account
+/// (12N). Answer: the PIN under the LMK (16H, [`pin_under_lmk`]).
+pub fn je(r: &mut Reader) -> Result<Vec<u8>, Code> {
+    let tpk = widen(lmk_key(r, KeyType::TPK, false, Code::SOURCE_PARITY)?);
+    let block = r.hex(8)?;
+    let format = pin_format(r)?;
+    let account = r.digits(12)?;
+    let pin = decipher_pin(format, &tpk, &block, account)?;
+    pin_under_lmk(&pin, account)
+}
+
+/// `JG`: the PIN under the LMK to a PIN block under a ZPK. ZPK, destination format (2N), account
+/// (12N), PIN under the LMK (16H). Answer: PIN block (16H). A PIN under the LMK for another account
+/// fails `20`.
+pub fn jg(r: &mut Reader, rng: &dyn SecureRandom) -> Result<Vec<u8>, Code> {
+    let zpk = widen(lmk_key(r, KeyType::ZPK, false, Code::SOURCE_PARITY)?);
+    let format = pin_format(r)?;
+    let account = r.digits(12)?;
+    let under_lmk = r.hex(8)?;
+    let pin = decipher_pin(PinFormat::Iso0, &lmk::pin_lmk(), &under_lmk, account)?;
+    let out = pin::encipher(format, &zpk, &pin, &account_pan(account), rng).map_err(map_err)?;
+    Ok(hex::encode_upper(out).into_bytes())
+}
+
 /// `CA`: translate a PIN block from a TPK to a ZPK.
 pub fn ca(r: &mut Reader, rng: &dyn SecureRandom) -> Result<Vec<u8>, Code> {
     let tpk = widen(lmk_key(r, KeyType::TPK, false, Code::SOURCE_PARITY)?);

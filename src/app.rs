@@ -120,6 +120,12 @@ pub fn open_hsm(
     open_hsm_quietly(data_dir, url, tls, seal, false)
 }
 
+/// The HSM URL: `--hsm` (`TSP_HSM`), else the configuration's `[hsm] url`; None for the simulator in
+/// process.
+pub fn hsm_url<'a>(opts: &'a ServeOptions, config: &'a Config) -> Option<&'a str> {
+    opts.hsm.as_deref().or(config.hsm.url.as_deref())
+}
+
 /// The in-process key store of a data directory.
 pub fn keystore_path(data_dir: &Path) -> PathBuf {
     data_dir.join("hsm-keystore.json")
@@ -256,7 +262,7 @@ pub fn init_sealed_store(
 /// nodes or without them).
 async fn open_vault(opts: &ServeOptions) -> Result<(Store, Hsm, Vault), StartError> {
     let config = load_config(opts.config.as_deref())?;
-    let hsm = open_hsm_quietly(&opts.data_dir, opts.hsm.as_deref(), config.tls.hsm.as_ref(), &opts.seal, true)?;
+    let hsm = open_hsm_quietly(&opts.data_dir, hsm_url(opts, &config), config.tls.hsm.as_ref(), &opts.seal, true)?;
     let store = open_store(&opts.data_dir, opts.database_url.as_deref()).await?;
     hsm.attach_store(&store);
     let issuers = Arc::new(Issuers::from_config(&config));
@@ -312,7 +318,7 @@ pub async fn migrate_keys(opts: &ServeOptions) -> Result<crate::vault::rotation:
 /// Builds the whole service state.
 pub async fn build(opts: &ServeOptions) -> Result<AppState, StartError> {
     let config = load_config(opts.config.as_deref())?;
-    let hsm = open_hsm(&opts.data_dir, opts.hsm.as_deref(), config.tls.hsm.as_ref(), &opts.seal)?;
+    let hsm = open_hsm(&opts.data_dir, hsm_url(opts, &config), config.tls.hsm.as_ref(), &opts.seal)?;
     build_with(opts, hsm).await
 }
 
@@ -390,7 +396,7 @@ pub async fn build_with(opts: &ServeOptions, hsm: Hsm) -> Result<AppState, Start
 pub async fn seed(opts: &ServeOptions, count: u64) -> Result<crate::seed::Seeded, StartError> {
     let config = load_config(opts.config.as_deref())?;
     ensure_dir(&opts.data_dir)?;
-    let hsm = open_hsm(&opts.data_dir, opts.hsm.as_deref(), config.tls.hsm.as_ref(), &opts.seal)?;
+    let hsm = open_hsm(&opts.data_dir, hsm_url(opts, &config), config.tls.hsm.as_ref(), &opts.seal)?;
     let store = open_store(&opts.data_dir, opts.database_url.as_deref()).await?;
     hsm.attach_store(&store);
     let clock = Clock::system();
@@ -499,6 +505,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), StartError> {
     if opts.seal.production {
         check_production(&config, &opts.data_dir)?;
     }
+    let hsm_url = hsm_url(&opts, &config).map(str::to_owned);
     let tls = config.tls;
     let rest_tls = tls.rest.as_ref().map(crate::tls::acceptor).transpose()?;
     let iso_tls = tls.iso.as_ref().map(crate::tls::acceptor).transpose()?;
@@ -507,7 +514,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), StartError> {
     let http_std = std::net::TcpListener::bind(opts.http_addr).map_err(|e| StartError::Bind(opts.http_addr, e))?;
     let iso_std = std::net::TcpListener::bind(opts.iso_addr).map_err(|e| StartError::Bind(opts.iso_addr, e))?;
     let scheme = if rest_tls.is_some() { "https" } else { "http" };
-    let hsm = match open_hsm(&opts.data_dir, opts.hsm.as_deref(), tls.hsm.as_ref(), &opts.seal) {
+    let hsm = match open_hsm(&opts.data_dir, hsm_url.as_deref(), tls.hsm.as_ref(), &opts.seal) {
         Err(StartError::Sealed { .. }) => {
             let keystore = keystore_path(&opts.data_dir);
             let LocalStore::Sealed(seal) = local_store(&keystore)? else { return Err(no_store(&keystore)) };

@@ -296,7 +296,7 @@ async fn over_payshield_tls_no_pan_or_key_crosses_the_link_in_clear() {
     let url = format!("payshield+tls://{proxy}");
     let dir = tempfile::tempdir().unwrap();
     let cfg = format!(
-        "{}\n[tls.hsm]\nca = {:?}\ncert = {:?}\nkey = {:?}\n",
+        "{}\n[hsm]\nurl = {url:?}\n\n[tls.hsm]\nca = {:?}\ncert = {:?}\nkey = {:?}\n",
         tsp::config::DEFAULT_TOML,
         ca.ca.display().to_string(),
         ca.client.0.display().to_string(),
@@ -305,7 +305,10 @@ async fn over_payshield_tls_no_pan_or_key_crosses_the_link_in_clear() {
     let path = dir.path().join("tsp.toml");
     std::fs::write(&path, cfg).unwrap();
     let path = path.display().to_string();
-    let s = TestServer::start_with(dir, &["--config", &path, "--hsm", &url]).await;
+    // The HSM named by the configuration's [hsm] url this time, not by --hsm.
+    let s = TestServer::start_with(dir, &["--config", &path]).await;
+    let out = std::fs::read_to_string(s.stdout_path()).unwrap();
+    assert!(out.contains(&format!("HSM at {url}")), "{out}");
 
     let (st, ins) = register(&s, PAN).await;
     assert_eq!(st, 201, "{ins}");

@@ -43,6 +43,17 @@ pub struct Config {
     /// `[iso]`: ISO 8583 listeners besides `--iso-addr`.
     #[serde(default)]
     pub iso: IsoConfig,
+    /// `[hsm]`: the HSM when `--hsm` (`TSP_HSM`) is not given.
+    #[serde(default)]
+    pub hsm: HsmConfig,
+}
+
+/// `[hsm]`: `url` names the HSM as `--hsm` does (`tcp://`, `tls://`, `payshield://`,
+/// `payshield+tls://`); `--hsm` wins; neither: the simulator in process.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HsmConfig {
+    pub url: Option<String>,
 }
 
 /// `[iso]`: the ISO 8583 front's listeners besides `--iso-addr` (which is always the `ascii`

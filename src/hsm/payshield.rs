@@ -285,7 +285,16 @@ impl PayShieldBackend {
         let (head, rest) = answer.split_at_checked(HEADER_LEN).ok_or_else(|| bad_answer(code))?;
         let (resp, rest) = rest.split_at_checked(2).ok_or_else(|| bad_answer(code))?;
         let (err, rest) = rest.split_at_checked(2).ok_or_else(|| bad_answer(code))?;
-        if head != header.as_bytes() || resp != response {
+        if head != header.as_bytes() {
+            return Err(bad_answer(code));
+        }
+        if resp == b"ZZ" && resp != response {
+            return Err(HsmError::internal(format!(
+                "payShield {}: command not offered by this HSM (ZZ)",
+                String::from_utf8_lossy(code)
+            )));
+        }
+        if resp != response {
             return Err(bad_answer(code));
         }
         if err != b"00" {
@@ -700,5 +709,57 @@ impl HsmBackend for PayShieldBackend {
 
     fn load_key<'a>(&'a self, label: &'a str, usage: KeyUsage, key_lmk: &'a str) -> KeyFuture<'a> {
         Box::pin(self.load(label, usage, key_lmk))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn pan_and_psn_as_kw_takes_them() {
+        // EMV Book 2 A1.4.1 (Option A): the rightmost 16 digits of PAN ‖ PSN, zeros on the left.
+        assert_eq!(hex::encode(pan_psn("4761739001010010", "00").unwrap()), "6173900101001000");
+        assert_eq!(hex::encode(pan_psn("476173900101", "01").unwrap()), "0047617390010101");
+        assert!(pan_psn("47617390010100x0", "00").is_err());
+        assert!(pan_psn("4761739001010010", "0").is_err());
+    }
+
+    #[test]
+    fn padding_method_2_round_trips_and_refuses_garbage() {
+        // ISO/IEC 9797-1 padding method 2: 80 then zeros, always at least one byte.
+        assert_eq!(pad2(b"", 16).as_slice(), &[[0x80].as_slice(), &[0; 15]].concat()[..]);
+        assert_eq!(pad2(&[1; 16], 16).len(), 32);
+        assert_eq!(unpad2(pad2(b"5555555555554444", 16)).unwrap().as_slice(), b"5555555555554444");
+        assert!(unpad2(Zeroizing::new(vec![0; 16])).is_err());
+        assert!(unpad2(Zeroizing::new(vec![1; 16])).is_err());
+    }
+
+    #[test]
+    fn key_fields_of_an_a0_answer() {
+        let (k, kcv) = split_key_field(b"U0123456789ABCDEF0123456789ABCDEFABC123").unwrap();
+        assert_eq!((k, kcv), (&b"U0123456789ABCDEF0123456789ABCDEF"[..], &b"ABC123"[..]));
+        let block = format!("SD0024M7HC00N0000{}", "0".repeat(8));
+        let answer = format!("{block}1A2B3C");
+        let (k, kcv) = split_key_field(answer.as_bytes()).unwrap();
+        assert_eq!((k, kcv), (block.as_bytes(), &b"1A2B3C"[..]));
+        assert!(split_key_field(b"SD99").is_err());
+        assert!(split_key_field(b"X123").is_err());
+    }
+
+    #[test]
+    fn urls() {
+        assert!(PayShieldBackend::new("payshield://127.0.0.1:1500", None).is_ok());
+        assert!(PayShieldBackend::new("tcp://127.0.0.1:1500", None).is_err());
+        assert!(PayShieldBackend::new("payshield+tls://127.0.0.1:1500", None).is_err(), "TLS needs [tls.hsm]");
+    }
+
+    #[test]
+    fn data_key_blobs() {
+        let dk = data_key(b"tsp-ps1:SD0144D0AB|SD0144M7HC").unwrap();
+        assert_eq!((dk.enc.as_str(), dk.mac.as_str()), ("SD0144D0AB", "SD0144M7HC"));
+        assert!(data_key(b"not a blob").is_err());
+        assert!(data_key(&[0xff, 0xfe]).is_err());
     }
 }

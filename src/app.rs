@@ -120,6 +120,12 @@ pub fn open_hsm(
     open_hsm_quietly(data_dir, url, tls, seal, false)
 }
 
+/// The HSM URL: `--hsm` (`TSP_HSM`), else the configuration's `[hsm] url`; None for the simulator in
+/// process.
+pub fn hsm_url<'a>(opts: &'a ServeOptions, config: &'a Config) -> Option<&'a str> {
+    opts.hsm.as_deref().or(config.hsm.url.as_deref())
+}
+
 /// The in-process key store of a data directory.
 pub fn keystore_path(data_dir: &Path) -> PathBuf {
     data_dir.join("hsm-keystore.json")
@@ -159,6 +165,9 @@ fn open_hsm_quietly(
     if let Some(url) = url {
         if !quiet {
             println!("tsp: HSM at {url}");
+        }
+        if Hsm::is_payshield_url(url) {
+            return Ok(Hsm::payshield(url, tls)?);
         }
         return Ok(Hsm::tcp_with_tls(url, tls)?);
     }
@@ -259,8 +268,9 @@ pub fn init_sealed_store(
 /// nodes or without them).
 async fn open_vault(opts: &ServeOptions) -> Result<(Store, Hsm, Vault), StartError> {
     let config = load_config(opts.config.as_deref())?;
-    let hsm = open_hsm_quietly(&opts.data_dir, opts.hsm.as_deref(), config.tls.hsm.as_ref(), &opts.seal, true)?;
+    let hsm = open_hsm_quietly(&opts.data_dir, hsm_url(opts, &config), config.tls.hsm.as_ref(), &opts.seal, true)?;
     let store = open_store(&opts.data_dir, opts.database_url.as_deref()).await?;
+    hsm.attach_store(&store);
     let issuers = Arc::new(Issuers::from_config(&config));
     let vault =
         Vault::new(store.clone(), hsm.clone(), issuers, config.platform.par_prefix.clone(), Clock::system()).await?;
@@ -274,6 +284,22 @@ pub async fn rotate_keys(opts: &ServeOptions) -> Result<i64, StartError> {
     let version = crate::vault::keys::DataKeys::rotate(&store, &hsm, "cli", Clock::system().now_ms()).await;
     store.close().await;
     Ok(version?)
+}
+
+/// `tsp keys payshield-load`: puts an EMV IMK-AC formed at the payShield (under its LMK) into the key
+/// table as the newest version of `label`; returns it with the check value the HSM computed.
+pub async fn payshield_load(opts: &ServeOptions, label: &str, key_lmk: &str) -> Result<hsm_sim::KeyInfo, StartError> {
+    let config = load_config(opts.config.as_deref())?;
+    let url =
+        opts.hsm.as_deref().filter(|u| Hsm::is_payshield_url(u)).ok_or_else(|| {
+            StartError::Hsm(hsm_sim::HsmError::format("--hsm payshield://host:port names the payShield"))
+        })?;
+    let hsm = Hsm::payshield(url, config.tls.hsm.as_ref())?;
+    let store = open_store(&opts.data_dir, opts.database_url.as_deref()).await?;
+    hsm.attach_store(&store);
+    let loaded = hsm.load_key(label, hsm_sim::KeyUsage::EmvImkAc, key_lmk).await;
+    store.close().await;
+    Ok(loaded?)
 }
 
 /// `tsp keys status`.
@@ -298,7 +324,7 @@ pub async fn migrate_keys(opts: &ServeOptions) -> Result<crate::vault::rotation:
 /// Builds the whole service state.
 pub async fn build(opts: &ServeOptions) -> Result<AppState, StartError> {
     let config = load_config(opts.config.as_deref())?;
-    let hsm = open_hsm(&opts.data_dir, opts.hsm.as_deref(), config.tls.hsm.as_ref(), &opts.seal)?;
+    let hsm = open_hsm(&opts.data_dir, hsm_url(opts, &config), config.tls.hsm.as_ref(), &opts.seal)?;
     build_with(opts, hsm).await
 }
 
@@ -308,6 +334,7 @@ pub async fn build_with(opts: &ServeOptions, hsm: Hsm) -> Result<AppState, Start
     ensure_dir(&opts.data_dir)?;
     let store =
         open_store(&opts.data_dir, opts.database_url.as_deref()).await?.with_currencies(config.currency_table());
+    hsm.attach_store(&store);
     println!("tsp: {} database at migration {}", store.backend(), store.migrations().await?);
     let clock = Clock::system();
     let issuers = Arc::new(Issuers::from_config(&config));
@@ -390,8 +417,9 @@ pub async fn build_with(opts: &ServeOptions, hsm: Hsm) -> Result<AppState, Start
 pub async fn seed(opts: &ServeOptions, count: u64) -> Result<crate::seed::Seeded, StartError> {
     let config = load_config(opts.config.as_deref())?;
     ensure_dir(&opts.data_dir)?;
-    let hsm = open_hsm(&opts.data_dir, opts.hsm.as_deref(), config.tls.hsm.as_ref(), &opts.seal)?;
+    let hsm = open_hsm(&opts.data_dir, hsm_url(opts, &config), config.tls.hsm.as_ref(), &opts.seal)?;
     let store = open_store(&opts.data_dir, opts.database_url.as_deref()).await?;
+    hsm.attach_store(&store);
     let clock = Clock::system();
     let issuers = Arc::new(Issuers::from_config(&config));
     let vault = Vault::new(store.clone(), hsm, issuers, config.platform.par_prefix.clone(), clock).await?;
@@ -498,6 +526,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), StartError> {
     if opts.seal.production {
         check_production(&config, &opts.data_dir)?;
     }
+    let hsm_url = hsm_url(&opts, &config).map(str::to_owned);
     let tls = config.tls;
     let rest_tls = tls.rest.as_ref().map(crate::tls::acceptor).transpose()?;
     let iso_tls = tls.iso.as_ref().map(crate::tls::acceptor).transpose()?;
@@ -506,7 +535,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), StartError> {
     let http_std = std::net::TcpListener::bind(opts.http_addr).map_err(|e| StartError::Bind(opts.http_addr, e))?;
     let iso_std = std::net::TcpListener::bind(opts.iso_addr).map_err(|e| StartError::Bind(opts.iso_addr, e))?;
     let scheme = if rest_tls.is_some() { "https" } else { "http" };
-    let hsm = match open_hsm(&opts.data_dir, opts.hsm.as_deref(), tls.hsm.as_ref(), &opts.seal) {
+    let hsm = match open_hsm(&opts.data_dir, hsm_url.as_deref(), tls.hsm.as_ref(), &opts.seal) {
         Err(StartError::Sealed { .. }) => {
             let keystore = keystore_path(&opts.data_dir);
             let LocalStore::Sealed(seal) = local_store(&keystore)? else { return Err(no_store(&keystore)) };

@@ -42,7 +42,7 @@ enum Command {
         http_addr: SocketAddr,
         #[arg(long, default_value = "127.0.0.1:8583", env = "TSP_ISO_ADDR")]
         iso_addr: SocketAddr,
-        /// `tcp://host:port` of a running `hsm-sim serve`; default: the simulator in process.
+        /// `tcp://host:port` (`tls://` with `[tls.hsm]`) of a running `hsm-sim serve`, or `payshield://host:port` (`payshield+tls://`) of a payShield; default: the simulator in process.
         #[arg(long, env = "TSP_HSM")]
         hsm: Option<String>,
         #[command(flatten)]
@@ -187,7 +187,7 @@ struct KeysArgs {
     storage: Storage,
     #[arg(long, env = "TSP_CONFIG")]
     config: Option<PathBuf>,
-    /// `tcp://host:port` of a running `hsm-sim serve`; default: the simulator in process.
+    /// `tcp://host:port` (`tls://` with `[tls.hsm]`) of a running `hsm-sim serve`, or `payshield://host:port` (`payshield+tls://`) of a payShield; default: the simulator in process.
     #[arg(long, env = "TSP_HSM")]
     hsm: Option<String>,
     #[command(flatten)]
@@ -223,6 +223,18 @@ enum KeysCommand {
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
+    },
+    /// Put a token IMK-AC formed at the payShield (under its LMK: `U` + 32 hex digits, or an `S` key
+    /// block) into the payShield key table as the newest version of LABEL
+    /// (`tsp.issuer.<id>.token-imk-ac`, `tsp.platform.token-imk-ac`); prints its check value.
+    PayshieldLoad {
+        #[command(flatten)]
+        args: KeysArgs,
+        #[arg(long)]
+        label: String,
+        /// The key under the LMK.
+        #[arg(long)]
+        key: String,
     },
     /// Move cards onto the newest keys and destroy retired versions now, in the foreground (for when
     /// no node is serving; serving nodes do this by themselves).
@@ -407,6 +419,11 @@ async fn run(cli: Cli) -> Result<(), String> {
                     println!("cards under a data key the table lacks: {}", status.cards_on_unknown_versions);
                 }
             }
+            Ok(())
+        }
+        Command::Keys { command: KeysCommand::PayshieldLoad { args, label, key } } => {
+            let k = app::payshield_load(&args.options(), &label, &key).await.map_err(|e| e.to_string())?;
+            println!("{} v{} loaded, check value {}", k.id.label, k.id.version, k.kcv);
             Ok(())
         }
         Command::Keys { command: KeysCommand::Migrate { args } } => {

@@ -139,17 +139,32 @@ async fn run(cli: Cli) -> Result<(), String> {
         };
     let listen = listen.unwrap_or_else(|| "127.0.0.1:1500".to_string());
     if protocol == "payshield" {
-        if tls_cert.is_some() {
-            return Err("--protocol payshield is served without TLS".to_string());
-        }
+        // Certificates first: a bad file stops the start.
+        let tls = match (&tls_cert, &tls_key, &client_ca) {
+            (Some(cert), Some(key), Some(ca)) => Some(hsm_sim::tls::acceptor(cert, key, ca)?),
+            _ => None,
+        };
         eprintln!("{}", hsm_sim::BANNER);
         let listener =
             tokio::net::TcpListener::bind(&listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
-        println!("hsm-sim: listening on {addr} (payShield host commands, header {header_length})");
         let front = Arc::new(hsm_sim::payshield::Front::new(usize::from(header_length)));
+        let served = async {
+            match tls {
+                Some(tls) => {
+                    println!(
+                        "hsm-sim: listening on {addr} (payShield host commands, header {header_length}, TLS, client certificates required)"
+                    );
+                    hsm_sim::server::serve_payshield_tls(listener, front, tls).await
+                }
+                None => {
+                    println!("hsm-sim: listening on {addr} (payShield host commands, header {header_length})");
+                    hsm_sim::server::serve_payshield(listener, front).await
+                }
+            }
+        };
         return tokio::select! {
-            r = hsm_sim::server::serve_payshield(listener, front) => r.map_err(|e| e.to_string()),
+            r = served => r.map_err(|e| e.to_string()),
             _ = tokio::signal::ctrl_c() => Ok(()),
         };
     }

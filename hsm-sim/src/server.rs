@@ -90,6 +90,29 @@ pub async fn serve_payshield(listener: TcpListener, front: Arc<crate::payshield:
     }
 }
 
+/// [`serve_payshield`] over TLS with required client certificates (as payShield's TLS host port): a
+/// client without a certificate of the acceptor's client CA is refused at the handshake.
+pub async fn serve_payshield_tls(
+    listener: TcpListener,
+    front: Arc<crate::payshield::Front>,
+    tls: crate::tls::TlsAcceptor,
+) -> std::io::Result<()> {
+    loop {
+        let (sock, peer) = listener.accept().await?;
+        let _ = sock.set_nodelay(true);
+        let (front, tls) = (front.clone(), tls.clone());
+        tokio::spawn(async move {
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(sock)).await {
+                Ok(Ok(stream)) => {
+                    let _ = payshield_connection(stream, front).await;
+                }
+                Ok(Err(e)) => eprintln!("hsm-sim: TLS handshake with {peer} failed: {e}"),
+                Err(_) => eprintln!("hsm-sim: TLS handshake with {peer} timed out"),
+            }
+        });
+    }
+}
+
 async fn payshield_connection<S: AsyncRead + AsyncWrite + Unpin>(
     mut sock: S,
     front: Arc<crate::payshield::Front>,

@@ -279,3 +279,145 @@ fn fa_and_hc() {
     let exported = ask(&f, &format!("A8002{zmk_k2}{under_lmk_}X", zmk_k2 = zmk));
     assert_eq!(&exported[4..37], under_current);
 }
+
+fn ask_bytes(front: &Front, cmd: &[u8]) -> Vec<u8> {
+    let mut msg = b"0000".to_vec();
+    msg.extend_from_slice(cmd);
+    let answer = front.handle(&msg);
+    assert_eq!(&answer[..4], b"0000", "header echoed");
+    answer[4..].to_vec()
+}
+
+/// An `S` key field holding `clear` with the attributes `attrs` (`#` usage, mode, version,
+/// exportability, `&` algorithm): an input, made the way a key ceremony would load it.
+fn key_block(attrs: &str, clear: &str) -> String {
+    use hsm_sim::payshield::{keyblock, wire::Reader};
+    let a = keyblock::read_attributes(&mut Reader::new(attrs.as_bytes())).unwrap().unwrap();
+    let field = keyblock::wrap_any(&a, &hex::decode(clear).unwrap(), &ring::rand::SystemRandom::new()).unwrap();
+    String::from_utf8(field).unwrap()
+}
+
+/// `LQ`/`LS`: HMAC-SHA-256 under an `M7` key block; expected value by Python's hmac module
+/// (tests/payshield_vectors.py).
+#[test]
+fn hmac_generate_and_verify() {
+    let f = Front::new(4);
+    let key = key_block("#M7C00N&H2", "000102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E1F");
+    let data = "tsp payShield LQ vector";
+    let mac = hex::decode("C4A228F2ED75DE1B2A8889B0352893F6458EBEF6711E374AA27628E57D9AB5CB").unwrap();
+    let fields = |len: usize| format!("06{len:04}00{:04}{key};{:05}{data}", key.len(), data.len()).into_bytes();
+    let mut want = b"LR000032".to_vec();
+    want.extend_from_slice(&mac);
+    assert_eq!(ask_bytes(&f, &[b"LQ".as_slice(), &fields(32)].concat()), want);
+    let mut want16 = b"LR000016".to_vec();
+    want16.extend_from_slice(&mac[..16]);
+    assert_eq!(ask_bytes(&f, &[b"LQ".as_slice(), &fields(16)].concat()), want16);
+    assert_eq!(ask_bytes(&f, &[b"LS".as_slice(), &fields(32), &mac].concat()), b"LT00");
+    let mut wrong = mac.clone();
+    wrong[31] ^= 1;
+    assert_eq!(ask_bytes(&f, &[b"LS".as_slice(), &fields(32), &wrong].concat()), b"LT01");
+    // Too short an HMAC (04), another hash (05), a key of another usage (04).
+    assert_eq!(ask_bytes(&f, &[b"LQ".as_slice(), &fields(8)].concat()), b"LR04");
+    assert_eq!(ask_bytes(&f, format!("LQ01003200{:04}{key};00001x", key.len()).as_bytes()), b"LR05");
+    let aes = key_block("#D0B00N&A3", "603DEB1015CA71BE2B73AEF0857D77811F352C073B6108D72D9810A30914DFF4");
+    assert_eq!(ask_bytes(&f, format!("LQ06003200{:04}{aes};00001x", aes.len()).as_bytes()), b"LR04");
+}
+
+/// `M0`/`M2` with an AES-256 key block, CBC: NIST SP 800-38A F.2.5 (CBC-AES256), two blocks.
+#[test]
+fn aes_data_encryption() {
+    let f = Front::new(4);
+    let key = key_block("#D0B00N&A3", "603DEB1015CA71BE2B73AEF0857D77811F352C073B6108D72D9810A30914DFF4");
+    let iv = "000102030405060708090A0B0C0D0E0F";
+    let pt = "6BC1BEE22E409F96E93D7E117393172AAE2D8A571E03AC9C9EB76FAC45AF8E51";
+    let ct = "F58C4C04D6E5F1BA779EABFB5F7BFBD69CFC4E967EDB808D679F777BC6702C7D";
+    assert_eq!(ask(&f, &format!("M0011100B{key}{iv}0040{pt}")), format!("M100{}0040{ct}", &ct[32..]));
+    assert_eq!(ask(&f, &format!("M2011100B{key}{iv}0040{ct}")), format!("M300{}0040{pt}", &ct[32..]));
+    // A partial block (15), ECB with an AES key (68).
+    assert_eq!(ask(&f, &format!("M0011100B{key}{iv}0020{}", &pt[..32 - 2])), "M115");
+    assert_eq!(ask(&f, &format!("M0001100B{key}0020{}", &pt[..32])), "M168");
+}
+
+/// `A0` of key blocks named by their attributes (`FFF`): AES-256 and HMAC keys that then serve `M0`
+/// and `LQ`.
+#[test]
+fn generated_aes_and_hmac_key_blocks() {
+    let f = Front::new(4);
+    let aes = ask(&f, "A0000BS#D0B00N&A3");
+    assert!(aes.starts_with("A100SD") && &aes[10..12] == "D0" && &aes[12..13] == "A", "{aes}");
+    let key = &aes[4..aes.len() - 6];
+    let out = ask(&f, &format!("M0011100B{key}000102030405060708090A0B0C0D0E0F0020{}", "00".repeat(16)));
+    assert!(out.starts_with("M100"), "{out}");
+    let hmac = ask(&f, "A00FFFS#M7C00N&H2");
+    assert!(hmac.starts_with("A100SD") && &hmac[10..13] == "M7H", "{hmac}");
+    let key = &hmac[4..hmac.len() - 6];
+    assert!(ask_bytes(&f, format!("LQ06003200{:04}{key};00001x", key.len()).as_bytes()).starts_with(b"LR000032"));
+    // Not as a variant key, not without attributes, not exported under a TDES ZMK.
+    assert_eq!(ask(&f, "A0000BU#D0B00N&A3"), "A126");
+    assert_eq!(ask(&f, "A00FFFS"), "A104");
+    let zmk = under_lmk("000", K2);
+    assert_eq!(ask(&f, &format!("A0100BS;0{zmk}X#D0B00N&A3")), "A126");
+}
+
+/// `KW` scheme 2 (EMV common session key, the CVN 18 layout) and `9A`: pyemv 1.5.0's VisaCVN18 and
+/// derive_icc_mk_a (tests/payshield_vectors.py); check value of the ICC MK by psec.
+#[test]
+fn kw_and_the_icc_master_key() {
+    let f = Front::new(4);
+    let mk = under_lmk("109", K1);
+    let pan_psn = hex::decode("6173900101001000").unwrap();
+    let atc = [0x00, 0x42];
+    let mut data =
+        hex::decode("00000000100000000000000008400000000000084026120400A1B2C3D41800004206011203A00000").unwrap();
+    // The host's EMV padding (method 2): 80 then zeros to a whole block.
+    data.push(0x80);
+    while !data.len().is_multiple_of(8) {
+        data.push(0);
+    }
+    let arqc = hex::decode("C3EF68C04F5AFE24").unwrap();
+    let kw = |mode: u8, with_data: bool, arqc: &[u8], arpc: bool| {
+        let mut m = vec![b'K', b'W', mode, b'2'];
+        m.extend_from_slice(mk.as_bytes());
+        m.extend_from_slice(&pan_psn);
+        m.extend_from_slice(&atc);
+        if with_data {
+            m.extend_from_slice(format!("{:02X}", data.len()).as_bytes());
+            m.extend_from_slice(&data);
+            m.push(b';');
+        }
+        m.extend_from_slice(arqc);
+        if arpc {
+            m.extend_from_slice(&[0x00, 0x80, 0x00, 0x00]);
+            m.push(b'0');
+        }
+        ask_bytes(&f, &m)
+    };
+    let arpc = hex::decode("01352C50").unwrap();
+    assert_eq!(kw(b'0', true, &arqc, false), b"KX00");
+    assert_eq!(kw(b'3', true, &arqc, true), [b"KX00".as_slice(), &arpc].concat());
+    assert_eq!(kw(b'4', false, &arqc, true), [b"KX00".as_slice(), &arpc].concat());
+    let mut bad = arqc.clone();
+    bad[7] ^= 1;
+    assert_eq!(kw(b'0', true, &bad, false), b"KX01");
+    // Another scheme or mode is not offered.
+    assert_eq!(ask(&f, &format!("KW01{mk}")), "KX68");
+    assert_eq!(ask(&f, &format!("KW92{mk}")), "KX68");
+
+    assert_eq!(ask(&f, &format!("9A{mk}4761739001010010;00")), "9B007C89E3641F4FE9CDFD8989B02FF149CB1324AC");
+    assert_eq!(ask(&f, &format!("9A{mk}47617390;00")), "9B15");
+}
+
+/// `JE`/`JG`: a PIN from a TPK to the LMK and from the LMK to a ZPK. The PIN under the LMK is
+/// hsm-sim's own encoding (ISO 0 block under LMK pair 02-03; payShield's is unpublished), computed by
+/// psec in tests/payshield_vectors.py; the ZPK block is psec's, as in `pin_translation`.
+#[test]
+fn pin_to_and_from_the_lmk() {
+    let f = Front::new(4);
+    let (tpk, zpk) = (under_lmk("002", K2), under_lmk("001", K1));
+    assert_eq!(ask(&f, &format!("JE{tpk}C880AFA543562BE601433221100996")), "JF00B3059039F391B4A7");
+    assert_eq!(ask(&f, &format!("JG{zpk}01433221100996B3059039F391B4A7")), "JH0024B5254F5321BBC2");
+    // The PIN under the LMK of another account is not a valid block for this one.
+    assert_eq!(ask(&f, &format!("JG{zpk}01433221100997B3059039F391B4A7")), "JH20");
+    // A malformed PIN block field.
+    assert_eq!(ask(&f, &format!("JE{tpk}C880AFA5435G2BE601433221100996")), "JF15");
+}

@@ -39,3 +39,26 @@ for name, cls in (("visa cvn10", pyemv.cvn.VisaCVN10), ("mastercard cvn16", pyem
     print("KQ", name, "arqc", arqc.hex().upper(), "arpc", card.generate_arpc(arqc, b"00").hex().upper())
 K1_ = K1
 print("G0 ISO 0 of 1234 / 4012345678909 under K1", ecb(K1_, psec.pinblock.encode_pinblock_iso_0("1234", "4012345678909")).hex().upper())
+
+# KW scheme 2 (EMV common session key, CVN 18 layout): pyemv 1.5.0's VisaCVN18, IMK K1, PAN
+# 4761739001010010, PSN 00, the tags above with 9F10 = 06011203A00000; ARPC method 2 with CSU 00800000.
+card = pyemv.cvn.VisaCVN18(K1, K1, K1, pan, psn)
+tags18 = dict(tags)
+del tags18["cvr"]
+tags18["tag_9f10"] = bytes.fromhex("06011203A00000")
+data18 = b"".join(tags18.values())
+arqc18 = card.generate_ac(**tags18)
+print("KW data", data18.hex().upper(), len(data18))
+print("KW cvn18 arqc", arqc18.hex().upper(), "arpc2", card.generate_arpc(arqc18, tags18["tag_9f36"], bytes.fromhex("00800000")).hex().upper())
+# 9A: pyemv's Option A ICC master key of the same PAN and PSN under K1.
+print("9A icc mk", pyemv.kd.derive_icc_mk_a(K1, pan, psn).hex().upper())
+
+# LQ/LS: Python's hmac (SHA-256) under the 32-byte key 00 01 … 1F.
+import hashlib, hmac  # noqa: E402
+
+print("LQ", hmac.new(bytes(range(32)), b"tsp payShield LQ vector", hashlib.sha256).hexdigest().upper())
+
+# JE: hsm-sim's own PIN-under-LMK encoding (payShield's is unpublished): the ISO 0 block of PIN 1234 and
+# PAN 5544332211009966, TDES-ECB under the test LMK pair 02-03.
+LMK_02_03 = bytes.fromhex("20202020202020203131313131313131")
+print("JE 1234 under LMK", ecb(LMK_02_03, psec.pinblock.encode_pinblock_iso_0("1234", "5544332211009966")).hex().upper())

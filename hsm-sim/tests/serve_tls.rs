@@ -138,3 +138,64 @@ fn tls_needs_the_client_ca() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("/nonexistent/") && !err.contains("panicked"), "{err}");
 }
+
+/// `hsm-sim serve --protocol payshield` with the same TLS options: `NC` over TLS for a certified
+/// client; nothing for a client without a certificate.
+#[test]
+fn payshield_over_tls_serves_only_clients_of_its_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let good = ca(d, "clients-ca");
+    let server = leaf(d, &good, "server", &["127.0.0.1"]);
+    let client = leaf(d, &good, "client", &["tsp-node-1"]);
+    let ca_pem = d.join("clients-ca.pem");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hsm-sim"))
+        .args(["serve", "--protocol", "payshield", "--listen", "127.0.0.1:0"])
+        .arg("--tls-cert")
+        .arg(&server.0)
+        .arg("--tls-key")
+        .arg(&server.1)
+        .arg("--client-ca")
+        .arg(&ca_pem)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let _srv = Server(child);
+    assert!(line.contains("payShield host commands, header 4, TLS, client certificates required"), "{line}");
+    let addr = line.split("listening on ").nth(1).unwrap().split(' ').next().unwrap().to_string();
+
+    let nc = |client: Option<&(PathBuf, PathBuf)>| -> Option<Vec<u8>> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(CertificateDer::from_pem_file(&ca_pem).unwrap()).unwrap();
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots);
+        let config = match client {
+            Some((c, k)) => builder
+                .with_client_auth_cert(
+                    vec![CertificateDer::from_pem_file(c).unwrap()],
+                    PrivateKeyDer::from_pem_file(k).unwrap(),
+                )
+                .unwrap(),
+            None => builder.with_no_client_auth(),
+        };
+        let conn = rustls::ClientConnection::new(Arc::new(config), ServerName::try_from("127.0.0.1").unwrap()).unwrap();
+        let tcp = TcpStream::connect(&addr).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut s = rustls::StreamOwned::new(conn, tcp);
+        s.write_all(b"\x00\x06HDR1NC").ok()?;
+        let mut len = [0u8; 2];
+        s.read_exact(&mut len).ok()?;
+        let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        s.read_exact(&mut buf).ok()?;
+        Some(buf)
+    };
+    // The test LMK's check value, as tests/payshield.rs pins it (psec).
+    assert_eq!(nc(Some(&client)).expect("the certified client is answered"), b"HDR1ND007D22274C5745C5A10001-HSIM");
+    assert!(nc(None).is_none(), "a client without a certificate was answered");
+}

@@ -43,6 +43,9 @@ pub struct Config {
     /// `[iso]`: ISO 8583 listeners besides `--iso-addr`.
     #[serde(default)]
     pub iso: IsoConfig,
+    /// `[hsm]`: the HSM when `--hsm` (`TSP_HSM`) is not given.
+    #[serde(default)]
+    pub hsm: HsmConfig,
     /// `[webhooks]`: delivery of events to requestors' endpoints (docs/webhooks.md).
     #[serde(default)]
     pub webhooks: WebhooksConfig,
@@ -81,6 +84,14 @@ impl Default for WebhooksConfig {
             ca_file: None,
         }
     }
+}
+
+/// `[hsm]`: `url` names the HSM as `--hsm` does (`tcp://`, `tls://`, `payshield://`,
+/// `payshield+tls://`); `--hsm` wins; neither: the simulator in process.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HsmConfig {
+    pub url: Option<String>,
 }
 
 /// `[iso]`: the ISO 8583 front's listeners besides `--iso-addr` (which is always the `ascii`

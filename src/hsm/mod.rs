@@ -2,6 +2,7 @@
 //! `hsm_sim::Hsm` and a TCP one that talks to `hsm-sim serve`, and [`Hsm`], the typed calls the service
 //! makes. Nothing outside this module builds a `Request` by hand.
 
+pub mod payshield;
 mod tcp;
 
 use std::future::Future;
@@ -15,7 +16,21 @@ pub type HsmFuture<'a> = Pin<Box<dyn Future<Output = Result<Response, HsmError>>
 /// Something that runs HSM requests.
 pub trait HsmBackend: Send + Sync + 'static {
     fn call(&self, req: Request) -> HsmFuture<'_>;
+
+    /// Gives the backend the service's database, for a backend that keeps a key table there (the
+    /// payShield one). Others ignore it.
+    fn attach_store(&self, _store: &crate::store::Store) {}
+
+    /// Puts a key enciphered under the HSM's LMK into the backend's key table as the newest version of
+    /// `label` (`tsp keys payshield-load`). Only the payShield backend keeps such a table.
+    fn load_key<'a>(&'a self, _label: &'a str, _usage: KeyUsage, _key_lmk: &'a str) -> KeyFuture<'a> {
+        Box::pin(std::future::ready(Err(HsmError::format(
+            "only a payShield HSM (--hsm payshield://…) keeps a key table",
+        ))))
+    }
 }
+
+pub type KeyFuture<'a> = Pin<Box<dyn Future<Output = Result<KeyInfo, HsmError>> + Send + 'a>>;
 
 /// The simulator linked into this process.
 pub struct InProcess(pub Arc<hsm_sim::Hsm>);
@@ -53,6 +68,28 @@ impl Hsm {
     /// (`[tls.hsm]`: the HSM's CA and this service's client certificate).
     pub fn tcp_with_tls(url: &str, tls: Option<&crate::config::ClientTlsConfig>) -> Result<Self, HsmError> {
         Ok(Self::new(tcp::TcpBackend::new(url, tls)?))
+    }
+
+    /// A payShield (or `hsm-sim serve --protocol payshield`) at `payshield://host:port`, or over TLS at
+    /// `payshield+tls://host:port` with `tls` (`[tls.hsm]`). Its key table lives in the database, given
+    /// with [`Hsm::attach_store`] before the first call.
+    pub fn payshield(url: &str, tls: Option<&crate::config::ClientTlsConfig>) -> Result<Self, HsmError> {
+        Ok(Self::new(payshield::PayShieldBackend::new(url, tls)?))
+    }
+
+    /// True for a URL [`Hsm::payshield`] takes.
+    pub fn is_payshield_url(url: &str) -> bool {
+        url.starts_with("payshield://") || url.starts_with("payshield+tls://")
+    }
+
+    /// See [`HsmBackend::load_key`].
+    pub async fn load_key(&self, label: &str, usage: KeyUsage, key_lmk: &str) -> Result<KeyInfo, HsmError> {
+        self.0.load_key(label, usage, key_lmk).await
+    }
+
+    /// See [`HsmBackend::attach_store`].
+    pub fn attach_store(&self, store: &crate::store::Store) {
+        self.0.attach_store(store);
     }
 
     pub async fn call(&self, req: Request) -> Result<Response, HsmError> {

@@ -166,6 +166,23 @@ impl Store {
         dispatch!(self, s => s.rotate_api_key(key_id, new_key_id, secret_hash, old_ends_at, now).await)
     }
 
+    // The payShield backend's key table (keys under the HSM's LMK).
+
+    /// Every version of the key `label`, oldest first.
+    pub async fn hsm_keys(&self, label: &str) -> StoreResult<Vec<HsmKeyRow>> {
+        dispatch!(self, s => s.hsm_keys(label).await)
+    }
+
+    /// Inserts a key version unless that label and version exist (another node won); true if inserted.
+    pub async fn insert_hsm_key(&self, k: &HsmKeyRow) -> StoreResult<bool> {
+        dispatch!(self, s => s.insert_hsm_key(k).await)
+    }
+
+    /// Deletes a key version unless it is the label's newest; true if deleted.
+    pub async fn delete_hsm_key(&self, label: &str, version: i64) -> StoreResult<bool> {
+        dispatch!(self, s => s.delete_hsm_key(label, version).await)
+    }
+
     // Data keys.
 
     pub async fn data_keys(&self) -> StoreResult<Vec<DataKeyRow>> {

@@ -143,6 +143,12 @@ fn random_key(rng: &dyn SecureRandom, len: usize) -> Result<Zeroizing<Vec<u8>>, 
     Ok(k)
 }
 
+fn random_bytes(rng: &dyn SecureRandom, len: usize) -> Result<Zeroizing<Vec<u8>>, Code> {
+    let mut k = Zeroizing::new(vec![0u8; len]);
+    rng.fill(&mut k).map_err(|_| Code::INTERNAL)?;
+    Ok(k)
+}
+
 /// `NC`: diagnostics — LMK check value (16H) and firmware number.
 pub fn nc(_r: &mut Reader) -> Result<Vec<u8>, Code> {
     let mut out = hex::encode_upper(lmk::lmk_check_value()).into_bytes();
@@ -188,7 +194,9 @@ pub fn bu(r: &mut Reader) -> Result<Vec<u8>, Code> {
 /// Answer: key under LMK, [key under ZMK], check value (6H).
 pub fn a0(r: &mut Reader, rng: &dyn SecureRandom) -> Result<Vec<u8>, Code> {
     let mode = r.byte()?;
-    let kt = KeyType::parse(r.take(3)?)?;
+    let code = r.take(3)?;
+    // `FFF`: the key block attributes alone name the key (its usage and, with `&`, its algorithm).
+    let kt = if code == b"FFF" { None } else { Some(KeyType::parse(code)?) };
     let scheme = LmkScheme::from_flag(r.byte()?)?;
     let export = match mode {
         b'0' => None,
@@ -204,12 +212,26 @@ pub fn a0(r: &mut Reader, rng: &dyn SecureRandom) -> Result<Vec<u8>, Code> {
         _ => return Err(Code::NOT_SUPPORTED),
     };
     let attrs = trailer(r)?;
-    let key = random_key(rng, scheme.key_len())?;
-    let mut out = scheme.encode(kt, attrs.as_ref(), &key, rng)?;
+    let algorithm = attrs.as_ref().map(|a| a.algorithm()).unwrap_or(keyblock::KeyAlgorithm::Tdes2);
+    let tdes = algorithm == keyblock::KeyAlgorithm::Tdes2;
+    // Keys other than TDES exist only as key blocks, and are never exported under a TDES ZMK here.
+    if !tdes && (!matches!(scheme, LmkScheme::KeyBlock) || export.is_some()) {
+        return Err(Code::INVALID_KEY_SCHEME);
+    }
+    let key = if tdes { random_key(rng, scheme.key_len())? } else { random_bytes(rng, algorithm.key_len())? };
+    let mut out = match (kt, &attrs) {
+        (Some(kt), _) => scheme.encode(kt, attrs.as_ref(), &key, rng)?,
+        (None, Some(a)) if matches!(scheme, LmkScheme::KeyBlock) => keyblock::wrap_any(a, &key, rng)?,
+        (None, _) => return Err(Code::INVALID_KEY_TYPE),
+    };
     if let Some((zmk, zmk_scheme)) = export {
         out.extend(out_key(zmk_scheme, &lmk::encrypt_under_zmk(&widen(zmk), zmk_scheme, &key)?));
     }
-    out.extend(kcv6(&key)?);
+    if tdes {
+        out.extend(kcv6(&key)?);
+    } else {
+        out.extend(crate::crypto::kcv::aes(&key).map_err(map_err)?.into_bytes());
+    }
     Ok(out)
 }
 
@@ -378,6 +400,38 @@ fn translate(r: &mut Reader, from: &[u8], to: &[u8], rng: &dyn SecureRandom) -> 
     Ok(fields)
 }
 
+/// A PIN under the LMK as this simulator encodes it (its own encoding: payShield's is unpublished):
+/// the ISO 9564-1 format 0 block of the PIN and the account, TDES-ECB under LMK pair 02-03, 16H.
+fn pin_under_lmk(pin: &str, account: &str) -> Result<Vec<u8>, Code> {
+    let clear = pin::iso0_encode(pin, &account_pan(account)).map_err(map_err)?;
+    let enc = pin::tdes_encipher(&lmk::pin_lmk(), &clear).map_err(map_err)?;
+    Ok(hex::encode_upper(enc).into_bytes())
+}
+
+/// `JE`: a PIN block under a TPK to the PIN under the LMK. TPK, PIN block (16H), format (2N), account
+/// (12N). Answer: the PIN under the LMK (16H, [`pin_under_lmk`]).
+pub fn je(r: &mut Reader) -> Result<Vec<u8>, Code> {
+    let tpk = widen(lmk_key(r, KeyType::TPK, false, Code::SOURCE_PARITY)?);
+    let block = r.hex(8)?;
+    let format = pin_format(r)?;
+    let account = r.digits(12)?;
+    let pin = decipher_pin(format, &tpk, &block, account)?;
+    pin_under_lmk(&pin, account)
+}
+
+/// `JG`: the PIN under the LMK to a PIN block under a ZPK. ZPK, destination format (2N), account
+/// (12N), PIN under the LMK (16H). Answer: PIN block (16H). A PIN under the LMK for another account
+/// fails `20`.
+pub fn jg(r: &mut Reader, rng: &dyn SecureRandom) -> Result<Vec<u8>, Code> {
+    let zpk = widen(lmk_key(r, KeyType::ZPK, false, Code::SOURCE_PARITY)?);
+    let format = pin_format(r)?;
+    let account = r.digits(12)?;
+    let under_lmk = r.hex(8)?;
+    let pin = decipher_pin(PinFormat::Iso0, &lmk::pin_lmk(), &under_lmk, account)?;
+    let out = pin::encipher(format, &zpk, &pin, &account_pan(account), rng).map_err(map_err)?;
+    Ok(hex::encode_upper(out).into_bytes())
+}
+
 /// `CA`: translate a PIN block from a TPK to a ZPK.
 pub fn ca(r: &mut Reader, rng: &dyn SecureRandom) -> Result<Vec<u8>, Code> {
     let tpk = widen(lmk_key(r, KeyType::TPK, false, Code::SOURCE_PARITY)?);
@@ -484,22 +538,40 @@ pub fn data_command(r: &mut Reader, encrypt: bool) -> Result<Vec<u8>, Code> {
         return Err(Code::INVALID_INPUT);
     }
     let kt = KeyType::parse(r.take(3)?)?;
-    let key = widen(lmk_key(r, kt, false, Code::SOURCE_PARITY)?);
-    let iv: Option<[u8; 8]> = match cbc {
-        true => Some(r.hex(8)?.try_into().map_err(|_| Code::INVALID_INPUT)?),
+    // An `S` key block may hold an AES key: then the block (and the IV) is 16 bytes.
+    let (key, aes) = if r.peek() == Some(b'S') {
+        let (key, alg) = keyblock::read_any(r, keyblock::usages_of(kt), false)?;
+        match alg {
+            crate::crypto::tr31::Algorithm::AES => (key, true),
+            crate::crypto::tr31::Algorithm::TDES if lmk::odd_parity(&key) => (widen(key), false),
+            crate::crypto::tr31::Algorithm::TDES => return Err(Code::SOURCE_PARITY),
+            _ => return Err(Code::INVALID_KEY_TYPE),
+        }
+    } else {
+        (widen(lmk_key(r, kt, false, Code::SOURCE_PARITY)?), false)
+    };
+    let block = if aes { 16 } else { 8 };
+    let iv = match cbc {
+        true => Some(r.hex(block)?),
         false => None,
     };
     let mut data = message(r, in_format)?;
-    if data.is_empty() || !data.len().is_multiple_of(8) {
+    if data.is_empty() || !data.len().is_multiple_of(block) {
         return Err(Code::INVALID_INPUT);
     }
     let mut out = Vec::new();
-    match iv {
-        Some(iv) => {
+    match (iv, aes) {
+        (Some(iv), true) => {
+            let next = aes_cbc(&key, &iv, &mut data, encrypt)?;
+            out.extend_from_slice(hex::encode_upper(next).as_bytes());
+        }
+        (None, true) => return Err(Code::NOT_SUPPORTED),
+        (Some(iv), false) => {
+            let iv: [u8; 8] = iv.try_into().map_err(|_| Code::INVALID_INPUT)?;
             let next = lmk::cbc(&key, &iv, &mut data, encrypt)?;
             out.extend_from_slice(hex::encode_upper(next).as_bytes());
         }
-        None => lmk::ecb(&key, &mut data, encrypt)?,
+        (None, false) => lmk::ecb(&key, &mut data, encrypt)?,
     }
     let body = match out_format {
         b'1' => Zeroizing::new(hex::encode_upper(&*data).into_bytes()),
@@ -507,6 +579,83 @@ pub fn data_command(r: &mut Reader, encrypt: bool) -> Result<Vec<u8>, Code> {
     };
     out.extend_from_slice(format!("{:04X}", body.len()).as_bytes());
     out.extend_from_slice(&body);
+    Ok(out)
+}
+
+/// AES-CBC (128, 192 or 256-bit key) over whole 16-byte blocks in place; returns the next IV (the last
+/// ciphertext block).
+fn aes_cbc(key: &[u8], iv: &[u8], data: &mut [u8], encrypt: bool) -> Result<[u8; 16], Code> {
+    use aes::cipher::{BlockCipherDecrypt, BlockCipherEncrypt, KeyInit};
+    fn run<C: BlockCipherEncrypt + BlockCipherDecrypt>(
+        c: &C,
+        iv: &[u8],
+        data: &mut [u8],
+        encrypt: bool,
+    ) -> Result<[u8; 16], Code> {
+        let mut chain: [u8; 16] = iv.try_into().map_err(|_| Code::INVALID_INPUT)?;
+        for block in data.chunks_exact_mut(16) {
+            if encrypt {
+                for (b, c) in block.iter_mut().zip(chain) {
+                    *b ^= c;
+                }
+                c.encrypt_block(block.try_into().map_err(|_| Code::INVALID_INPUT)?);
+                chain.copy_from_slice(block);
+            } else {
+                let mut next = [0u8; 16];
+                next.copy_from_slice(block);
+                c.decrypt_block(block.try_into().map_err(|_| Code::INVALID_INPUT)?);
+                for (b, c) in block.iter_mut().zip(chain) {
+                    *b ^= c;
+                }
+                chain = next;
+            }
+        }
+        Ok(chain)
+    }
+    match key.len() {
+        16 => run(&aes::Aes128::new_from_slice(key).map_err(|_| Code::KEY_LENGTH)?, iv, data, encrypt),
+        24 => run(&aes::Aes192::new_from_slice(key).map_err(|_| Code::KEY_LENGTH)?, iv, data, encrypt),
+        32 => run(&aes::Aes256::new_from_slice(key).map_err(|_| Code::KEY_LENGTH)?, iv, data, encrypt),
+        _ => Err(Code::KEY_LENGTH),
+    }
+}
+
+/// `LQ`: generate an HMAC. Hash identifier (2N: `06` SHA-256), HMAC length (4N: bytes, 16 to 32), HMAC
+/// key format (2N: `00`), HMAC key length (4N: characters of the next field), HMAC key (an `S` key
+/// block of usage `M7`), `;`, data length (5N: bytes), data. Answer: HMAC length (4N), HMAC (binary).
+/// `LS` (with `verify`) takes the HMAC (binary, of the stated length) after the data and answers
+/// nothing, or `01` when it does not match.
+pub fn hmac_command(r: &mut Reader, verify: bool) -> Result<Vec<u8>, Code> {
+    use hmac::{Hmac, KeyInit, Mac};
+    if r.take(2)? != b"06" {
+        return Err(Code(*b"05"));
+    }
+    let len = r.number(4)?;
+    if !(16..=32).contains(&len) {
+        return Err(Code(*b"04"));
+    }
+    if r.take(2)? != b"00" {
+        return Err(Code(*b"07"));
+    }
+    let key_len = r.number(4)?;
+    let mut field = Reader::new(r.take(key_len)?);
+    let (key, alg) = keyblock::read_any(&mut field, &[crate::crypto::tr31::KeyUsage::MAC_HMAC], false)?;
+    if alg != crate::crypto::tr31::Algorithm::HMAC || !field.is_empty() {
+        return Err(Code(*b"08"));
+    }
+    r.expect(b';')?;
+    let data_len = r.number(5)?;
+    let data = r.take(data_len)?;
+    let mut m = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(&key).map_err(|_| Code(*b"80"))?;
+    m.update(data);
+    let full = m.finalize().into_bytes();
+    let mac = full.get(..len).ok_or(Code::INTERNAL)?;
+    if verify {
+        let given = r.take(len)?;
+        return if lmk::ct_eq(mac, given) { Ok(Vec::new()) } else { Err(Code::VERIFICATION_FAILED) };
+    }
+    let mut out = format!("{len:04}").into_bytes();
+    out.extend_from_slice(mac);
     Ok(out)
 }
 
@@ -577,6 +726,75 @@ pub fn kq(r: &mut Reader) -> Result<Vec<u8>, Code> {
         Some(arc) => Ok(emv::arpc1(&icc_mk[..], arqc, arc).map_err(map_err)?.to_vec()),
         None => Ok(Vec::new()),
     }
+}
+
+/// `KW`: ARQC verification and/or ARPC generation with EMV session keys. Mode (1H: 0 verify the ARQC, 3
+/// verify and generate an ARPC by method 2, 4 generate an ARPC by method 2 only), scheme ID (1N: only
+/// `2` here — ICC master key by EMV Option A, AC session key by the EMV common session key derivation of
+/// R = ATC ‖ 00×6, Book 2 A1.3, as Visa CVN 18 — an assignment of this simulator), MK-AC (key type
+/// 109), PAN/PSN (8B: the rightmost 16 digits of PAN ‖ PSN as BCD), ATC (2B), [modes 0 and 3:
+/// transaction data length (2H), transaction data (binary; the host pads it, zeros are added only to a
+/// partial last block), `;`], ARQC (8B), [modes 3 and 4: CSU (4B), proprietary authentication data
+/// length (1H: 0 to 8), proprietary authentication data]. Answer: [ARPC (4B)]; `01` when the ARQC fails.
+pub fn kw(r: &mut Reader) -> Result<Vec<u8>, Code> {
+    use crate::crypto::emv;
+    let mode = r.byte()?;
+    let scheme = r.byte()?;
+    if !matches!(mode, b'0' | b'3' | b'4') || scheme != b'2' {
+        return Err(Code::NOT_SUPPORTED);
+    }
+    let imk = lmk_key(r, KeyType::parse(b"109")?, false, Code::SOURCE_PARITY)?;
+    let pan_psn = hex::encode_upper(r.take(8)?);
+    let atc = r.take(2)?;
+    let data = if mode == b'4' {
+        None
+    } else {
+        let len = r.hex_number(2)?;
+        let data = Zeroizing::new(r.take(len)?.to_vec());
+        r.expect(b';')?;
+        Some(data)
+    };
+    let arqc = r.take(8)?;
+    let arpc_input = if mode == b'0' {
+        None
+    } else {
+        let csu = r.take(4)?;
+        let n = r.hex_number(1)?;
+        Some((csu, r.take(n)?))
+    };
+    if !pan_psn.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Code::INVALID_INPUT);
+    }
+    let (pan, psn) = pan_psn.split_at(14);
+    let sk = emv::cvn18_session_key(&imk, pan, psn, atc).map_err(map_err)?;
+    if let Some(data) = data {
+        // Padding method 1 adds zeros only to a partial last block: the host's own padding stands.
+        let expected = emv::ac(&sk[..], &data, 1).map_err(map_err)?;
+        if !lmk::ct_eq(&expected, arqc) {
+            return Err(Code::VERIFICATION_FAILED);
+        }
+    }
+    match arpc_input {
+        Some((csu, pad)) => Ok(emv::arpc2(&sk[..], arqc, csu, pad).map_err(map_err)?.to_vec()),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// `9A` (this simulator's own command, not a Thales one): the EMV Option A ICC master key of a PAN and
+/// PSN under an MK-AC, returned in clear for personalisation (a token's limited-use key). MK-AC (key
+/// type 109), PAN (12 to 19N), `;`, PSN (2N). Answer: ICC master key (32H), check value (6H).
+pub fn derive_icc_mk(r: &mut Reader) -> Result<Vec<u8>, Code> {
+    use crate::crypto::emv;
+    let imk = lmk_key(r, KeyType::parse(b"109")?, false, Code::SOURCE_PARITY)?;
+    let pan = r.digits_until(b';', 19)?;
+    let psn = r.digits(2)?;
+    if pan.len() < 12 {
+        return Err(Code::INVALID_INPUT);
+    }
+    let mk = emv::icc_mk_option_a(&imk, pan, psn).map_err(map_err)?;
+    let mut out = Zeroizing::new(hex::encode_upper(&mk[..]).into_bytes());
+    out.extend(kcv6(&mk[..])?);
+    Ok(out.to_vec())
 }
 
 /// `G0`: translate a PIN block from a TDES DUKPT device (ANSI X9.24-1) to a ZPK. BDK (key type 009),

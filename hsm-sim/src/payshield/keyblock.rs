@@ -53,20 +53,30 @@ fn mode_for(usage: KeyUsage) -> ModeOfUse {
 /// Reads an `S` key field (the `S` included) and returns the clear key after checking the block's MAC,
 /// that its usage fits `kt` (`04` otherwise; any usage when `kt` is `None`), and that it is a TDES key.
 pub fn read(r: &mut Reader, kt: Option<KeyType>) -> Result<Zeroizing<Vec<u8>>, Code> {
+    let (key, algorithm) = read_any(r, kt.map(usages).unwrap_or(&[]), kt.is_none())?;
+    if algorithm != Algorithm::TDES {
+        return Err(Code::KEY_LENGTH);
+    }
+    Ok(key)
+}
+
+/// Reads an `S` key field of any algorithm whose usage is one of `allowed` (any when `any`), returning
+/// the clear key and its algorithm.
+pub fn read_any(r: &mut Reader, allowed: &[KeyUsage], any: bool) -> Result<(Zeroizing<Vec<u8>>, Algorithm), Code> {
     r.expect(b'S')?;
     let len = r.rest().get(1..5).ok_or(Code::INVALID_INPUT)?;
     let len: usize = std::str::from_utf8(len).ok().and_then(|s| s.parse().ok()).ok_or(Code::INVALID_INPUT)?;
     let block = std::str::from_utf8(r.take(len)?).map_err(|_| Code::INVALID_INPUT)?;
     let (header, key) = tr31::unwrap(&KEYBLOCK_LMK, block).map_err(|_| Code::INVALID_INPUT)?;
-    if let Some(kt) = kt
-        && !usages(kt).contains(&header.usage)
-    {
+    if !any && !allowed.contains(&header.usage) {
         return Err(Code::INVALID_KEY_TYPE);
     }
-    if header.algorithm != Algorithm::TDES {
-        return Err(Code::KEY_LENGTH);
-    }
-    Ok(key)
+    Ok((key, header.algorithm))
+}
+
+/// The usages an `S` key field may carry where `kt` is expected (for callers outside this module).
+pub fn usages_of(kt: KeyType) -> &'static [KeyUsage] {
+    usages(kt)
 }
 
 /// Key block attributes a host may name after `#` in `A0`/`A6`: key usage (2), mode of use (1), key
@@ -76,6 +86,43 @@ pub struct Attributes {
     mode: ModeOfUse,
     version: KeyVersion,
     exportability: Exportability,
+    /// hsm-sim's own extension: `&` and an algorithm code after the attributes (`T2` double-length
+    /// TDES, the default; `A3` AES-256; `H2` a 32-byte HMAC-SHA-256 key).
+    algorithm: KeyAlgorithm,
+}
+
+/// The algorithm and length of a key a command generates as a key block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyAlgorithm {
+    /// Double-length TDES (16 bytes, odd parity).
+    Tdes2,
+    /// AES-256 (32 bytes).
+    Aes256,
+    /// An HMAC-SHA-256 key (32 bytes).
+    HmacSha256,
+}
+
+impl KeyAlgorithm {
+    pub fn key_len(self) -> usize {
+        match self {
+            KeyAlgorithm::Tdes2 => 16,
+            KeyAlgorithm::Aes256 | KeyAlgorithm::HmacSha256 => 32,
+        }
+    }
+
+    fn header(self) -> Algorithm {
+        match self {
+            KeyAlgorithm::Tdes2 => Algorithm::TDES,
+            KeyAlgorithm::Aes256 => Algorithm::AES,
+            KeyAlgorithm::HmacSha256 => Algorithm::HMAC,
+        }
+    }
+}
+
+impl Attributes {
+    pub fn algorithm(&self) -> KeyAlgorithm {
+        self.algorithm
+    }
 }
 
 /// Reads `#` and the attributes, if present.
@@ -88,16 +135,44 @@ pub fn read_attributes(r: &mut Reader) -> Result<Option<Attributes>, Code> {
     let mode = ModeOfUse::new(&text(r.take(1)?)?).map_err(|_| Code::INVALID_INPUT)?;
     let version = KeyVersion::new(&text(r.take(2)?)?).map_err(|_| Code::INVALID_INPUT)?;
     let exportability = Exportability::new(&text(r.take(1)?)?).map_err(|_| Code::INVALID_INPUT)?;
-    Ok(Some(Attributes { usage, mode, version, exportability }))
+    let algorithm = if r.eat(b'&') {
+        match r.take(2)? {
+            b"T2" => KeyAlgorithm::Tdes2,
+            b"A3" => KeyAlgorithm::Aes256,
+            b"H2" => KeyAlgorithm::HmacSha256,
+            _ => return Err(Code::INVALID_INPUT),
+        }
+    } else {
+        KeyAlgorithm::Tdes2
+    };
+    Ok(Some(Attributes { usage, mode, version, exportability, algorithm }))
 }
 
-/// `S` and the key block of a TDES `key` of type `kt` (or of the named attributes, whose usage must fit
-/// `kt`), exportable under a trusted key unless the attributes say otherwise.
+/// `S` and the key block of a `key` of type `kt` (or of the named attributes, whose usage must fit
+/// `kt`), exportable under a trusted key unless the attributes say otherwise. TDES unless the attributes
+/// name another algorithm; the key's length must be the algorithm's.
 pub fn wrap(kt: KeyType, attrs: Option<&Attributes>, key: &[u8], rng: &dyn SecureRandom) -> Result<Vec<u8>, Code> {
-    let allowed = usages(kt);
+    wrap_allowed(usages(kt), attrs, key, rng)
+}
+
+/// [`wrap`] for a key whose type is named by its attributes alone (key type `FFF`): any usage.
+pub fn wrap_any(attrs: &Attributes, key: &[u8], rng: &dyn SecureRandom) -> Result<Vec<u8>, Code> {
+    wrap_allowed(&[attrs.usage], Some(attrs), key, rng)
+}
+
+fn wrap_allowed(
+    allowed: &[KeyUsage],
+    attrs: Option<&Attributes>,
+    key: &[u8],
+    rng: &dyn SecureRandom,
+) -> Result<Vec<u8>, Code> {
+    let algorithm = attrs.map(|a| a.algorithm).unwrap_or(KeyAlgorithm::Tdes2);
+    if key.len() != algorithm.key_len() && !(algorithm == KeyAlgorithm::Tdes2 && key.len() == 24) {
+        return Err(Code::KEY_LENGTH);
+    }
     let header = match attrs {
         Some(a) if allowed.contains(&a.usage) => {
-            Header::new(Version::D, a.usage, Algorithm::TDES, a.mode, a.version, a.exportability)
+            Header::new(Version::D, a.usage, algorithm.header(), a.mode, a.version, a.exportability)
         }
         Some(_) => return Err(Code::INVALID_KEY_TYPE),
         None => {

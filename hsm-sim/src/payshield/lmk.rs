@@ -338,6 +338,11 @@ pub fn lmk_check_value() -> [u8; 8] {
     check_value(&TEST_LMK[0]).unwrap_or([0; 8])
 }
 
+/// LMK pair 02-03, under which payShield keeps PINs (`JE`/`JG`).
+pub fn pin_lmk() -> Zeroizing<Vec<u8>> {
+    Zeroizing::new(TEST_LMK.get(1).copied().unwrap_or([0; 16]).to_vec())
+}
+
 /// Constant-time equality of two secret byte strings.
 pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.ct_eq(b).into()

@@ -33,7 +33,7 @@ pub const MAX_ANSWER: usize = u16::MAX as usize;
 /// The commands answered, in the order of the documentation table.
 pub const COMMANDS: &[&str] = &[
     "NC", "BU", "A0", "A6", "A8", "CW", "CY", "DC", "EC", "CA", "CC", "M6", "M8", "M0", "M2", "GM", "KQ", "G0", "FA",
-    "HC",
+    "HC", "LQ", "LS", "KW", "9A", "JE", "JG",
 ];
 
 /// The host-command processor: stateless apart from its header length and random generator.
@@ -80,6 +80,12 @@ impl Front {
             b"G0" => commands::g0(&mut r, &self.rng),
             b"FA" => commands::fa(&mut r, &self.rng),
             b"HC" => commands::hc(&mut r, &self.rng),
+            b"LQ" => commands::hmac_command(&mut r, false),
+            b"LS" => commands::hmac_command(&mut r, true),
+            b"KW" => commands::kw(&mut r),
+            b"9A" => commands::derive_icc_mk(&mut r),
+            b"JE" => commands::je(&mut r),
+            b"JG" => commands::jg(&mut r, &self.rng),
             _ => return wire::answer(m.header, wire::UNKNOWN_COMMAND, Code::OK, &[]),
         };
         let response = wire::response_code(command);

@@ -98,6 +98,19 @@ pub enum KeyChange {
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
+pub struct HsmKeyRow {
+    pub label: String,
+    pub version: i64,
+    /// tsp's name for the usage (`hsm_sim::KeyUsage` as snake case).
+    pub usage: String,
+    /// The key under the payShield's LMK: a key block (`S…`) or a variant cryptogram (`U…`).
+    pub key_lmk: String,
+    /// Check value (6H).
+    pub kcv: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DataKeyRow {
     pub version: i64,
     pub kek_label: String,

@@ -137,6 +137,48 @@ macro_rules! sql_vault {
                 Ok(KeyChange::Changed { requestor_id, revoked_at: old_ends_at })
             }
 
+            pub async fn hsm_keys(&self, label: &str) -> StoreResult<Vec<HsmKeyRow>> {
+                Ok(sqlx::query_as(
+                    "SELECT label, version, usage, key_lmk, kcv, created_at FROM hsm_keys WHERE label = $1 \
+                     ORDER BY version",
+                )
+                .bind(label)
+                .fetch_all(&self.read)
+                .await?)
+            }
+
+            pub async fn insert_hsm_key(&self, k: &HsmKeyRow) -> StoreResult<bool> {
+                let mut w = self.writer().await?;
+                let r = sqlx::query(
+                    "INSERT INTO hsm_keys (label, version, usage, key_lmk, kcv, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (label, version) DO NOTHING",
+                )
+                .bind(&k.label)
+                .bind(k.version)
+                .bind(&k.usage)
+                .bind(&k.key_lmk)
+                .bind(&k.kcv)
+                .bind(k.created_at)
+                .execute(w.conn())
+                .await?;
+                w.done().await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            pub async fn delete_hsm_key(&self, label: &str, version: i64) -> StoreResult<bool> {
+                let mut w = self.writer().await?;
+                let r = sqlx::query(
+                    "DELETE FROM hsm_keys WHERE label = $1 AND version = $2 \
+                     AND version < (SELECT MAX(version) FROM hsm_keys WHERE label = $1)",
+                )
+                .bind(label)
+                .bind(version)
+                .execute(w.conn())
+                .await?;
+                w.done().await?;
+                Ok(r.rows_affected() == 1)
+            }
+
             pub async fn data_keys(&self) -> StoreResult<Vec<DataKeyRow>> {
                 Ok(sqlx::query_as(
                     "SELECT version, kek_label, kek_version, wrapped, created_at, fp_version FROM data_keys ORDER BY version",

@@ -4,8 +4,11 @@ CREATE TABLE webhook_endpoints (
     id            TEXT PRIMARY KEY,
     requestor_id  TEXT NOT NULL,
     url           TEXT NOT NULL,
-    -- The signing secret, sealed by the HSM (AES-256-GCM, the endpoint id as AAD): never in clear.
+    -- The signing secret, sealed under a data key of its own (the endpoint id as AAD), that key
+    -- wrapped by the HSM under the webhook KEK of version secret_kek_version: never in clear.
     secret_sealed BYTEA NOT NULL,
+    secret_key    BYTEA NOT NULL,
+    secret_kek_version BIGINT NOT NULL,
     status        TEXT NOT NULL CHECK (status IN ('active', 'disabled')),
     created_at    BIGINT NOT NULL,
     updated_at    BIGINT NOT NULL

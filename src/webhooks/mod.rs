@@ -3,8 +3,8 @@
 //! an event the store appends in the change's own database transaction (`crate::events`, the
 //! outbox). This module owns the endpoints, the signature, and the worker that delivers: it claims
 //! due deliveries under a lease (one node sends each), posts them signed, and retries with backoff
-//! until the retry window ends, when a delivery is dead. An endpoint gets its events in order: its
-//! next one waits while an earlier one is being retried.
+//! until the retry window ends, when a delivery is dead. An endpoint gets each instrument's events in
+//! order: an instrument's next event waits while an earlier one is being retried.
 
 pub mod address;
 
@@ -23,8 +23,10 @@ use crate::hsm::Hsm;
 use crate::store::{DeliveryOutcome, EndpointRow, EndpointStatus, EventRow, Store};
 use crate::{Error, Result};
 
-/// The HSM key the endpoints' signing secrets are sealed under.
-pub const SECRET_KEY_LABEL: &str = "webhook-secrets";
+/// The HSM key-encryption key that wraps the data keys the endpoints' signing secrets are sealed
+/// under (one data key per endpoint, as the vault does for card numbers: any HSM backend, payShield
+/// included, seals under a wrapped data key).
+pub const KEK_LABEL: &str = "tsp.webhooks.kek";
 /// The header that carries the signature: `t=<unix seconds>,v1=<hex HMAC-SHA256>`.
 pub const SIGNATURE_HEADER: &str = "Tsp-Signature";
 /// The header that carries the event id (receivers drop a repeated one).
@@ -123,7 +125,7 @@ impl Webhooks {
 
     /// Makes the key the signing secrets are sealed under, if it is not there yet.
     pub async fn load_keys(hsm: &Hsm) -> Result<()> {
-        hsm.ensure_key(SECRET_KEY_LABEL, KeyUsage::DataEncryption).await?;
+        hsm.ensure_key(KEK_LABEL, KeyUsage::Kek).await?;
         Ok(())
     }
 
@@ -135,13 +137,17 @@ impl Webhooks {
         self.rng.fill(raw.as_mut()).map_err(|_| Error::Internal("no randomness".into()))?;
         let secret = Zeroizing::new(format!("whsec_{}", hex::encode(raw.as_ref())));
         let id = format!("whe_{}", uuid::Uuid::now_v7().simple());
-        let sealed = self.hsm.seal(KeyRef::stored(SECRET_KEY_LABEL), id.as_bytes(), secret.as_bytes()).await?;
+        let (kek, wrapped) = self.hsm.generate_data_key(KEK_LABEL).await?;
+        let key = KeyRef::Wrapped { kek: kek.clone(), blob: wrapped.clone().into() };
+        let sealed = self.hsm.seal(key, id.as_bytes(), secret.as_bytes()).await?;
         let now = self.clock.now_ms();
         let row = EndpointRow {
             id,
             requestor_id: requestor_id.to_string(),
             url: url.to_string(),
             secret_sealed: sealed,
+            secret_key: wrapped,
+            secret_kek_version: i64::from(kek.version),
             status: EndpointStatus::Active,
             created_at: now,
             updated_at: now,
@@ -154,8 +160,12 @@ impl Webhooks {
         if let Some(s) = self.secrets.lock().map_err(|_| Error::Internal("poisoned".into()))?.get(&endpoint.id) {
             return Ok(s.clone());
         }
-        let opened =
-            self.hsm.open(KeyRef::stored(SECRET_KEY_LABEL), endpoint.id.as_bytes(), &endpoint.secret_sealed).await?;
+        let kek = hsm_sim::KeyId {
+            label: KEK_LABEL.to_string(),
+            version: u32::try_from(endpoint.secret_kek_version).map_err(|_| Error::Internal("KEK version".into()))?,
+        };
+        let key = KeyRef::Wrapped { kek, blob: endpoint.secret_key.clone().into() };
+        let opened = self.hsm.open(key, endpoint.id.as_bytes(), &endpoint.secret_sealed).await?;
         let secret = Arc::new(Zeroizing::new(opened.expose().to_vec()));
         self.secrets
             .lock()
@@ -169,7 +179,7 @@ impl Webhooks {
         let now = self.clock.now_ms();
         let claimed = self.store.claim_deliveries(&self.node, now, now + LEASE_MS, BATCH).await?;
         let n = claimed.len();
-        // Each endpoint's head delivery at once: a slow endpoint does not hold up the others.
+        // Side by side: a slow endpoint does not hold up the others.
         let sends = claimed.into_iter().map(|(d, e, ep)| async move {
             let outcome = self.try_once(&e, &ep, d.attempts + 1, d.created_at).await;
             let at = self.clock.now_ms();

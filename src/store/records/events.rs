@@ -19,6 +19,9 @@ pub struct EndpointRow {
     pub requestor_id: String,
     pub url: String,
     pub secret_sealed: Vec<u8>,
+    /// The data key the secret is sealed under, wrapped by the HSM under the webhook KEK.
+    pub secret_key: Vec<u8>,
+    pub secret_kek_version: i64,
     pub status: EndpointStatus,
     pub created_at: i64,
     pub updated_at: i64,

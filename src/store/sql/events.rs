@@ -8,13 +8,15 @@ macro_rules! sql_events {
             pub async fn insert_endpoint(&self, e: &EndpointRow) -> StoreResult<()> {
                 let mut w = self.writer().await?;
                 sqlx::query(
-                    "INSERT INTO webhook_endpoints (id, requestor_id, url, secret_sealed, status, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    "INSERT INTO webhook_endpoints (id, requestor_id, url, secret_sealed, secret_key, secret_kek_version, \
+                     status, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 )
                 .bind(&e.id)
                 .bind(&e.requestor_id)
                 .bind(&e.url)
                 .bind(&e.secret_sealed)
+                .bind(&e.secret_key)
+                .bind(e.secret_kek_version)
                 .bind(e.status)
                 .bind(e.created_at)
                 .bind(e.updated_at)
@@ -25,7 +27,7 @@ macro_rules! sql_events {
 
             pub async fn endpoint(&self, id: &str) -> StoreResult<Option<EndpointRow>> {
                 Ok(sqlx::query_as(
-                    "SELECT id, requestor_id, url, secret_sealed, status, created_at, updated_at FROM webhook_endpoints WHERE id = $1",
+                    "SELECT id, requestor_id, url, secret_sealed, secret_key, secret_kek_version, status, created_at, updated_at FROM webhook_endpoints WHERE id = $1",
                 )
                 .bind(id)
                 .fetch_optional(&self.read)
@@ -34,7 +36,7 @@ macro_rules! sql_events {
 
             pub async fn endpoints_of(&self, requestor_id: &str) -> StoreResult<Vec<EndpointRow>> {
                 Ok(sqlx::query_as(
-                    "SELECT id, requestor_id, url, secret_sealed, status, created_at, updated_at FROM webhook_endpoints \
+                    "SELECT id, requestor_id, url, secret_sealed, secret_key, secret_kek_version, status, created_at, updated_at FROM webhook_endpoints \
                      WHERE requestor_id = $1 ORDER BY created_at, id",
                 )
                 .bind(requestor_id)
@@ -131,10 +133,11 @@ macro_rules! sql_events {
                 Ok(revived + added)
             }
 
-            /// Claims for `owner`, until `lease_until`, the next due delivery of each active endpoint
-            /// (at most `limit`): only an endpoint's oldest pending delivery is ever claimed, so an
-            /// endpoint gets its events in order, and a leased one is claimed by nobody else. The lease
-            /// is checked again on the row being updated, so two nodes never hold one delivery.
+            /// Claims for `owner`, until `lease_until`, due deliveries (at most `limit`, oldest first):
+            /// of each instrument's events pending for an endpoint, only the lowest sequence number is
+            /// ever claimed, so an endpoint gets each instrument's events in order, and a leased one is
+            /// claimed by nobody else. The lease is checked again on the row being updated, so two
+            /// nodes never hold one delivery.
             pub async fn claim_deliveries(
                 &self,
                 owner: &str,
@@ -149,10 +152,12 @@ macro_rules! sql_events {
                        AND (event_id, endpoint_id) IN ( \
                          SELECT d.event_id, d.endpoint_id FROM event_deliveries d \
                          JOIN webhook_endpoints ep ON ep.id = d.endpoint_id AND ep.status = 'active' \
+                         JOIN events e ON e.id = d.event_id \
                          WHERE d.state = 'pending' AND d.next_at <= $2 AND (d.lease_until IS NULL OR d.lease_until <= $2) \
-                           AND NOT EXISTS (SELECT 1 FROM event_deliveries o WHERE o.endpoint_id = d.endpoint_id \
-                             AND o.state = 'pending' AND (o.created_at, o.event_id) < (d.created_at, d.event_id)) \
-                         LIMIT $4) \
+                           AND NOT EXISTS (SELECT 1 FROM event_deliveries o JOIN events oe ON oe.id = o.event_id \
+                             WHERE o.endpoint_id = d.endpoint_id AND o.state = 'pending' \
+                               AND oe.instrument_id = e.instrument_id AND oe.sequence < e.sequence) \
+                         ORDER BY d.created_at, d.event_id LIMIT $4) \
                      RETURNING event_id, endpoint_id",
                 )
                 .bind(owner)
@@ -216,13 +221,15 @@ macro_rules! sql_events {
             }
 
             /// Ends up to `limit` live tokens whose TTL has passed, each with its `token.expired` event,
-            /// in one transaction. Returns how many.
+            /// in one transaction. Returns how many. A token leased to a payment still at its issuer
+            /// is left to that payment (its outcome spends or releases it; a later sweep ends it).
             pub async fn expire_due_tokens(&self, now: i64, limit: i64) -> StoreResult<u64> {
                 let mut w = self.atomic_writer().await?;
                 let ended: Vec<(String, String)> = sqlx::query_as(
                     "UPDATE tokens SET state = 'expired' WHERE id IN \
-                       (SELECT id FROM tokens WHERE state = 'active' AND expires_at <= $1 LIMIT $2) \
-                     AND state = 'active' RETURNING id, instrument_id",
+                       (SELECT id FROM tokens WHERE state = 'active' AND expires_at <= $1 \
+                          AND (lease_until IS NULL OR lease_until <= $1) LIMIT $2) \
+                     AND state = 'active' AND (lease_until IS NULL OR lease_until <= $1) RETURNING id, instrument_id",
                 )
                 .bind(now)
                 .bind(limit)

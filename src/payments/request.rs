@@ -14,6 +14,8 @@ use crate::store::{TxnKind, TxnRow};
 pub(super) enum Command {
     /// `0800`: network management (echo).
     Echo,
+    /// `0800` DE70 `101`/`161`: a new TAK (key exchange, on a MAC link only).
+    KeyExchange,
     /// `0100` DE3 `90`: verify a card a terminal read and give its merchant token.
     Verify,
     /// `0200`/`0201` DE3 `00`: a purchase (with a token, or with a card number a terminal read).
@@ -46,7 +48,7 @@ impl Command {
             Command::Purchase => Some((TxnKind::Purchase, "02")),
             Command::Cancel => Some((TxnKind::Cancel, "02")),
             Command::Reversal => Some((TxnKind::Reversal, "04")),
-            Command::Echo | Command::Unsupported => None,
+            Command::Echo | Command::KeyExchange | Command::Unsupported => None,
         }
     }
 }
@@ -87,7 +89,10 @@ impl<'m> Request<'m> {
         let in_currency = |minor| Amount::from_de4(minor, config.currency_of_de49(currency));
         Request {
             msg,
-            command: Command::of(msg.mti(), msg.processing_code()),
+            command: match Command::of(msg.mti(), msg.processing_code()) {
+                Command::Echo if matches!(msg.network_management_code(), Some("101" | "161")) => Command::KeyExchange,
+                c => c,
+            },
             resp_mti: msg.mti().response(),
             amount: msg.amount().and_then(|a| i64::try_from(a).ok()).map(in_currency),
             currency,

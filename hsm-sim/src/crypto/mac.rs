@@ -85,3 +85,32 @@ pub fn aes_cmac(key: &[u8], data: &[u8]) -> Result<[u8; 16], HsmError> {
         _ => Err(HsmError::key("AES key must be 16, 24 or 32 bytes")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(s: &str) -> Vec<u8> {
+        hex::decode(s).unwrap()
+    }
+
+    #[test]
+    fn aes_cmac_rfc4493_examples() {
+        // RFC 4493 section 4, AES-128, examples 1, 2 and 4.
+        let key = h("2b7e151628aed2a6abf7158809cf4f3c");
+        let m = h("6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e51\
+                   30c81c46a35ce411e5fbc1191a0a52eff69f2445df4f9b17ad2b417be66c3710");
+        assert_eq!(aes_cmac(&key, &[]).unwrap().to_vec(), h("bb1d6929e95937287fa37d129b756746"));
+        assert_eq!(aes_cmac(&key, &m[..16]).unwrap().to_vec(), h("070a16b46b4d4144f79bdd9dd04a287c"));
+        assert_eq!(aes_cmac(&key, &m).unwrap().to_vec(), h("51f0bebf7e3b9d92fc49741779363cfe"));
+    }
+
+    #[test]
+    fn retail_mac_refuses_what_it_cannot_compute() {
+        assert!(retail_mac(&[0u8; 8], b"x", 1).is_err());
+        assert!(retail_mac(&[1u8; 16], b"x", 3).is_err());
+        // Padding method 1 adds nothing to whole blocks; method 2 always adds a block here.
+        let k = h("0123456789ABCDEFFEDCBA9876543210");
+        assert_ne!(retail_mac(&k, &[0u8; 8], 1).unwrap(), retail_mac(&k, &[0u8; 8], 2).unwrap());
+    }
+}

@@ -49,7 +49,14 @@ enum Command {
         seal: SealArgs,
     },
     /// Run the whole story once against a fresh temporary instance and print a transcript.
-    Demo,
+    Demo {
+        /// The dialect the demo's terminals speak: ascii, binary or bcd (docs/iso8583.md "Dialects").
+        #[arg(long, default_value = "ascii")]
+        dialect: tsp::iso8583::Dialect,
+        /// MAC every message under the terminals' TAKs (docs/iso8583.md "MAC").
+        #[arg(long)]
+        mac: bool,
+    },
     /// Apply the database migrations and exit (idempotent; `serve` applies them too).
     Migrate {
         #[command(flatten)]
@@ -146,6 +153,9 @@ enum Command {
         /// host:port of the ISO 8583 front.
         #[arg(long, default_value = "127.0.0.1:8583")]
         iso: String,
+        /// The dialect of that listener: ascii, binary or bcd (docs/iso8583.md "Dialects").
+        #[arg(long, default_value = "ascii")]
+        dialect: tsp::iso8583::Dialect,
         /// Base URL of the REST API.
         #[arg(long, default_value = "http://127.0.0.1:8080")]
         http: String,
@@ -344,7 +354,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             };
             app::serve(opts).await.map_err(|e| e.to_string())
         }
-        Command::Demo => tsp::demo::run(&mut std::io::stdout()).await,
+        Command::Demo { dialect, mac } => {
+            tsp::demo::run_with(&mut std::io::stdout(), tsp::demo::DemoOptions { dialect, mac }).await
+        }
         Command::Migrate { storage } => {
             let store =
                 app::open_store(&storage.data_dir, storage.database_url.as_deref()).await.map_err(|e| e.to_string())?;
@@ -639,8 +651,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!("{}", rotated.api_key);
             Ok(())
         }
-        Command::Load { mode, duration, count, connections, pipeline, iso, http, keys, json } => {
-            let opts = tsp::load::LoadOptions { mode, duration, count, connections, pipeline, iso, http, keys, json };
+        Command::Load { mode, duration, count, connections, pipeline, iso, dialect, http, keys, json } => {
+            let opts =
+                tsp::load::LoadOptions { mode, duration, count, connections, pipeline, iso, dialect, http, keys, json };
             tsp::load::command(&opts, &mut std::io::stdout()).await.map_err(|e| format!("load: {e}"))
         }
     }

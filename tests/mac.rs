@@ -405,8 +405,18 @@ async fn key_exchange_mid_traffic_with_an_overlap() {
     assert_eq!(count(&s, "SELECT COUNT(*) FROM link_keys WHERE link = $1", "KXB00001").await, 1);
 }
 
+/// A `tsp issuer-sim` process, killed when dropped (also when an assertion fails).
+struct Sim(std::process::Child);
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts `tsp issuer-sim --dialect binary --tak TAK`; its address.
-fn issuer_sim(tak: &str) -> (std::process::Child, String) {
+fn issuer_sim(tak: &str) -> (Sim, String) {
     let mut sim = std::process::Command::new(env!("CARGO_BIN_EXE_tsp"))
         .args(["issuer-sim", "--listen", "127.0.0.1:0", "--dialect", "binary", "--tak", tak])
         .stdout(std::process::Stdio::piped())
@@ -416,7 +426,7 @@ fn issuer_sim(tak: &str) -> (std::process::Child, String) {
     std::io::BufRead::read_line(&mut std::io::BufReader::new(sim.stdout.take().unwrap()), &mut line).unwrap();
     assert!(line.starts_with("tsp issuer-sim (binary) (MAC): listening on "), "{line}");
     let addr = line.trim().rsplit(' ').next().unwrap().to_string();
-    (sim, addr)
+    (Sim(sim), addr)
 }
 
 fn with_issuer(addr: &str, tak: &str) -> String {
@@ -430,7 +440,7 @@ fn with_issuer(addr: &str, tak: &str) -> String {
 
 #[tokio::test]
 async fn an_issuer_link_macs_both_ways() {
-    let (mut sim, addr) = issuer_sim(TAK_TDES);
+    let (sim, addr) = issuer_sim(TAK_TDES);
     let (host, port) = addr.rsplit_once(':').unwrap();
     // An acquirer written with pyiso8583, its MAC computed in Python: approved with a MACed answer;
     // a wrong MAC is refused 63.
@@ -460,6 +470,5 @@ async fn an_issuer_link_macs_both_ways() {
     assert_eq!(a.response_code(), Some("91"));
     let sql = "SELECT COUNT(*) FROM transactions WHERE terminal_id = $1 AND status = 'approved'";
     assert_eq!(count(&s, sql, "ISSMAC02").await, 0);
-    let _ = sim.kill();
-    let _ = sim.wait();
+    drop(sim);
 }

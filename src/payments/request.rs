@@ -254,6 +254,16 @@ mod tests {
     }
 
     #[test]
+    fn an_0800_asking_for_a_new_key_is_a_key_exchange() {
+        for (code, command) in [("301", Command::Echo), ("101", Command::KeyExchange), ("161", Command::KeyExchange)] {
+            let m = msg(Mti::NETWORK_REQUEST, &[(7, "1123103000"), (11, "000042"), (41, "TERM0001"), (70, code)]);
+            let req = Request::parse(&m, &config());
+            assert_eq!(req.command, command, "DE70 {code}");
+            assert!(req.new_txn(1).is_none(), "never recorded");
+        }
+    }
+
+    #[test]
     fn a_row_gives_back_the_fields_that_identify_its_request() {
         let row = TxnRow {
             mti: "0200".into(),

@@ -111,6 +111,27 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Whatever bytes arrive, finding the MAC is total: a layout error, never a panic; and
+        /// what it finds in a message it sealed is what it sealed.
+        #[test]
+        fn finding_a_mac_is_total(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..160)) {
+            for dialect in Dialect::ALL {
+                if let Ok(m) = dialect.decode(&bytes) {
+                    let _ = received(dialect, &bytes, &m);
+                    let mut m2 = m.clone();
+                    if let Ok(mut enc) = prepare(dialect, &mut m2) {
+                        seal(dialect, &mut enc, &[7; MAC_LEN]);
+                        let back = dialect.decode(&enc).unwrap();
+                        let (covered, tag) = received(dialect, &enc, &back).unwrap();
+                        proptest::prop_assert_eq!(tag, [7; MAC_LEN]);
+                        proptest::prop_assert_eq!(covered.len() + width(dialect), enc.len());
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn missing_and_misplaced_macs_are_told_apart() {
         let m = echo();

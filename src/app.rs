@@ -224,6 +224,12 @@ fn check_production(config: &Config, data_dir: &Path) -> Result<(), StartError> 
             ));
         }
     }
+    if config.webhooks.allow_private_addresses {
+        return Err(StartError::Production(
+            "[webhooks] allow_private_addresses = true would let a requestor make this service call into its own network"
+                .into(),
+        ));
+    }
     let demo_keys = data_dir.join("demo-keys.json");
     if demo_keys.exists() {
         return Err(StartError::Production(format!(
@@ -347,6 +353,9 @@ pub async fn build_with(opts: &ServeOptions, hsm: Hsm) -> Result<AppState, Start
         .map_err(|e| StartError::Issuer(i.id.clone(), e.to_string()))?;
         hosts.insert(i.id.clone(), host);
     }
+    crate::webhooks::Webhooks::load_keys(&hsm).await?;
+    let webhooks =
+        Arc::new(crate::webhooks::Webhooks::new(store.clone(), hsm.clone(), clock.clone(), config.webhooks.clone())?);
     let scrubbed = crate::payments::scrub_stored(&store, &hsm).await?;
     if scrubbed > 0 {
         println!("tsp: {scrubbed} stored transactions rekeyed and scrubbed of card data");
@@ -365,8 +374,20 @@ pub async fn build_with(opts: &ServeOptions, hsm: Hsm) -> Result<AppState, Start
     payments.link_keys().seed(&config.iso.link_keys).await?;
     let limits = Arc::new(crate::api::limits::RestLimits::new(&config.limits));
     let iso_addr = Arc::new(std::sync::OnceLock::new());
-    let state =
-        AppState { store, vault, tokens, config, issuers, clock, payments, terminals, simulator, limits, iso_addr };
+    let state = AppState {
+        store,
+        vault,
+        tokens,
+        config,
+        issuers,
+        clock,
+        payments,
+        terminals,
+        simulator,
+        limits,
+        iso_addr,
+        webhooks,
+    };
     if opts.seal.production {
         println!("tsp: PRODUCTION mode");
     } else {
@@ -573,6 +594,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), StartError> {
     let keys_task =
         tokio::spawn(crate::vault::rotation::run(state.vault.clone(), state.config.keys.clone(), stop_rx.clone()));
     let recovery_task = tokio::spawn(crate::payments::recovery::run(state.payments.clone(), stop_rx.clone()));
+    let webhooks_task = tokio::spawn(state.webhooks.clone().run(stop_rx.clone()));
     let advice_task = tokio::spawn(crate::payments::advice::run(state.payments.clone(), stop_rx));
     let stop = async move {
         shutdown_signal().await;
@@ -589,6 +611,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), StartError> {
         let _ = t.await;
     }
     let _ = advice_task.await;
+    let _ = webhooks_task.await;
     let _ = recovery_task.await;
     let _ = keys_task.await;
     store.close().await;

@@ -27,8 +27,12 @@ pub enum Error {
     TokenUsed,
     #[error("token is locked after failed attempts")]
     TokenLocked,
-    #[error("token was revoked when its instrument was suspended")]
-    TokenRevoked,
+    #[error("token is deleted")]
+    TokenDeleted,
+    #[error("token is suspended")]
+    TokenSuspended,
+    #[error("token is active, not suspended")]
+    TokenActive,
     #[error("this gift certificate is registered to another wallet")]
     GiftTaken,
     /// No API key has this key id.

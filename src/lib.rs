@@ -22,6 +22,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod events;
 pub mod hsm;
 pub mod instruments;
 pub mod iso8583;
@@ -45,5 +46,6 @@ pub mod tokens;
 pub mod vault;
 pub mod vectors;
 pub mod web;
+pub mod webhooks;
 
 pub use error::{Error, Result};

@@ -660,6 +660,7 @@ async fn run(cli: Cli) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
+    tsp::tls::install_crypto_provider();
     let cli = Cli::parse();
     init_logging(cli.log_json);
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

@@ -92,6 +92,7 @@ pub async fn seed(
                     failed_attempts: 0,
                     created_at: now,
                     multi_use: false,
+                    suspended_at: None,
                     expires_at: now + token_ttl_ms,
                     consumed_at: None,
                 });

@@ -50,6 +50,14 @@ fn provider() -> Arc<CryptoProvider> {
 }
 
 /// The certificates of a PEM file (a chain: leaf first), at least one.
+/// Makes ring the process's default rustls provider (the one the project uses everywhere; no
+/// aws-lc-rs). The HTTP clients (webhook deliveries, `tsp load`, the tests') need one installed before
+/// they are built. Idempotent.
+pub fn install_crypto_provider() {
+    // An error only says one is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let bad = |m: String| TlsError::File(path.to_path_buf(), m);
     let certs = CertificateDer::pem_file_iter(path)

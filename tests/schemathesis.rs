@@ -91,6 +91,13 @@ async fn the_server_answers_as_its_openapi_document_says() {
     .await;
     let merchant_token = m["token"].as_str().unwrap().to_string();
     tokens.push(merchant_token.clone());
+    // The issuer's token routes get a card of their own: what they suspend or delete must not be
+    // what the other keys' requests pay with.
+    let issuer_pan = card("424242", 9_303, 16);
+    let ic = created(&s, &app, "/v1/instruments", json!({ "type": "card", "pan": issuer_pan, "expiry": "3012" })).await;
+    let issuer_token = created(&s, &app, "/v1/tokens", json!({ "instrument_id": ic["id"] })).await;
+    let issuer_card = [ic["par"].as_str().unwrap().to_string()];
+    let issuer_tokens = [issuer_token["token"].as_str().unwrap().to_string()];
     let spare =
         created(&s, &admin, "/v1/admin/requestors", json!({ "name": "spare", "scopes": ["instruments"] })).await;
     let spare_key_id = spare["api_key"].as_str().unwrap().strip_prefix("tsp_").unwrap().split_once('_').unwrap().0;
@@ -105,6 +112,12 @@ values = {token_refs}
 values = {tokens}
 [dictionaries.merchant_tokens]
 values = {merchant_tokens}
+[dictionaries.issuer_tokens]
+values = {issuer_tokens}
+[dictionaries.issuer_cards]
+values = {issuer_cards}
+[dictionaries.token_actions]
+values = ["suspend", "resume", "delete"]
 [dictionaries.gift_codes]
 values = {gift_codes}
 [dictionaries.regions]
@@ -123,6 +136,9 @@ values = {key_ids}
 "path.token_ref" = {{ dictionary = "token_refs", probability = 0.7 }}
 "path.token" = {{ dictionary = "merchant_tokens", probability = 0.5 }}
 "body.token" = {{ dictionary = "tokens", probability = 0.7 }}
+"path.number" = {{ dictionary = "issuer_tokens", probability = 0.7 }}
+"path.par" = {{ dictionary = "issuer_cards", probability = 0.7 }}
+"path.action" = {{ dictionary = "token_actions", probability = 0.7 }}
 "body.code" = {{ dictionary = "gift_codes", probability = 0.5 }}
 "body.region" = {{ dictionary = "regions", probability = 0.5 }}
 "body.merchant_id" = {{ dictionary = "merchants", probability = 0.5 }}
@@ -134,14 +150,17 @@ values = {key_ids}
         tokens = toml_list(&tokens),
         merchant_tokens = toml_list(std::slice::from_ref(&merchant_token)),
         gift_codes = toml_list(&gift_codes),
+        issuer_tokens = toml_list(&issuer_tokens),
+        issuer_cards = toml_list(&issuer_card),
         key_ids = toml_list(&[spare_key_id.to_string()]),
     );
     let config_path = work.path().join("schemathesis.toml");
     std::fs::write(&config_path, config).unwrap();
 
-    // The operator first (its answers do not change the others' objects), the app last (it may
-    // suspend or delete the instruments the others' requests name).
-    for (who, key) in [("admin", &admin), ("van", &s.keys.van), ("terminal", &terminal), ("app", &app)] {
+    // The VAN and the terminal first; then the operator (it may suspend, move or remove the demo
+    // terminals the terminal's payments go through, and acts on the issuer card's tokens only); the
+    // app last (it may suspend or delete the instruments the others' requests name).
+    for (who, key) in [("van", &s.keys.van), ("terminal", &terminal), ("admin", &admin), ("app", &app)] {
         let out = Command::new("schemathesis")
             .current_dir(work.path())
             .env("NO_COLOR", "1")
@@ -156,7 +175,7 @@ values = {key_ids}
             .expect("run schemathesis");
         let mut text = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         // Its report may quote a request or an answer: never a card number.
-        for pan in &pans {
+        for pan in pans.iter().chain([&issuer_pan]) {
             text = text.replace(pan.as_str(), "<pan>");
         }
         assert!(out.status.success(), "schemathesis with the {who} key found problems:\n{text}");
@@ -183,6 +202,8 @@ values = {key_ids}
         "200 POST /v1/detokenize",
         "200 POST /v1/admin/api-keys/{key_id}/revoke",
         "200 POST /v1/terminal/payments",
+        "200 GET /v1/admin/tokens/{number}",
+        "200 GET /v1/admin/cards/{par}/tokens",
     ] {
         assert!(seen.contains_key(expected), "no {expected} in the run: {seen:#?}");
     }

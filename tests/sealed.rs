@@ -26,6 +26,9 @@ fn production_config(dir: &Path) -> PathBuf {
         let own: String = (0..32).map(|k| char::from(b"0123456789ABCDEF"[(k * 7 + i * 5 + 3) % 16])).collect();
         cfg = cfg.replace(demo, &own);
     }
+    // Production endpoints must be public (the demo allows any).
+    assert!(cfg.contains("allow_private_addresses = true"), "the demo config changed its webhooks");
+    cfg = cfg.replace("allow_private_addresses = true", "allow_private_addresses = false");
     // A second terminal of the demo merchant: the restarted node is paid from a new connection.
     cfg.push_str("\n[[terminals]]\nid = \"TERM0002\"\nmerchant_id = \"MERCHANT000001\"\n");
     let path = dir.join("production.toml");

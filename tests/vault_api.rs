@@ -135,13 +135,13 @@ async fn card_and_token_lifecycle() {
     let (st, d) = s.post(&s.keys.van, "/v1/detokenize", json!({ "token": fresh_tok })).await;
     assert_eq!((st, d["pan"].as_str()), (200, Some(HANBIT_PAN)));
 
-    // Delete: its live tokens are gone, and the instrument is final.
+    // Delete: its live tokens are gone (status `deleted`, issue 19), and the instrument is final.
     let (st, del) = s.delete(&app, &format!("/v1/instruments/{id}")).await;
     assert_eq!((st, del["status"].as_str()), (200, Some("deleted")));
     let (st, e) = s.post(&s.keys.van, "/v1/detokenize", json!({ "token": fresh_tok })).await;
     assert_eq!((st, e["error"]["code"].as_str()), (409, Some("instrument_deleted")));
     let (st, status) = s.get(&app, &format!("/v1/tokens/{}", fresh["token_ref"].as_str().unwrap())).await;
-    assert_eq!((st, status["status"].as_str()), (200, Some("revoked")));
+    assert_eq!((st, status["status"].as_str()), (200, Some("deleted")));
     let (st, e) = s.post(&app, "/v1/tokens", json!({ "instrument_id": id })).await;
     assert_eq!((st, e["error"]["code"].as_str()), (409, Some("instrument_deleted")));
     let (st, e) = s.post(&app, &format!("/v1/instruments/{id}/resume"), json!({})).await;

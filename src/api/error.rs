@@ -54,7 +54,10 @@ impl From<Error> for ApiError {
             Error::TokenExpired => (S::CONFLICT, "token_expired"),
             Error::TokenUsed => (S::CONFLICT, "token_used"),
             Error::TokenLocked => (S::CONFLICT, "token_locked"),
-            Error::TokenRevoked => (S::CONFLICT, "token_revoked"),
+            // The code is older than the word `deleted`, and codes are stable.
+            Error::TokenDeleted => (S::CONFLICT, "token_revoked"),
+            Error::TokenSuspended => (S::CONFLICT, "token_suspended"),
+            Error::TokenActive => (S::CONFLICT, "token_active"),
             Error::ApiKeyNotFound => (S::NOT_FOUND, "api_key_not_found"),
             Error::ApiKeyEnded => (S::CONFLICT, "api_key_revoked"),
             Error::NotACard => (S::CONFLICT, "not_a_card"),

@@ -138,5 +138,5 @@ pub async fn delete(State(s): State<AppState>, caller: Caller, Path(number): Pat
             .detail(json!({ "merchant_id": merchant })),
     )
     .await?;
-    Ok(Json(json!({ "token_ref": token.id, "merchant_id": merchant, "state": "revoked" })))
+    Ok(Json(json!({ "token_ref": token.id, "merchant_id": merchant, "state": "revoked", "status": "deleted" })))
 }

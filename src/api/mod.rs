@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 mod health;
 pub mod instruments;
+pub mod issuer_tokens;
 pub mod limits;
 pub mod listener;
 pub mod merchant_tokens;
@@ -17,6 +18,7 @@ pub mod terminal;
 pub mod terminals;
 pub mod tokens;
 mod transactions;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -53,6 +55,8 @@ pub struct AppState {
     pub limits: Arc<limits::RestLimits>,
     /// Where this node's ISO 8583 front listens, once it does (the terminal page pays through it).
     pub iso_addr: Arc<std::sync::OnceLock<std::net::SocketAddr>>,
+    /// Requestors' webhook endpoints and the delivery of events to them.
+    pub webhooks: Arc<crate::webhooks::Webhooks>,
 }
 
 /// `GET /metrics`: the Prometheus text format (no authentication: scrape it from the internal
@@ -93,13 +97,20 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/instruments/{id}/balance", get(instruments::balance))
         .route("/v1/instruments/{id}/charge", post(instruments::charge))
         .route("/v1/tokens", post(tokens::issue))
-        .route("/v1/tokens/{token_ref}", get(tokens::status))
+        .route("/v1/tokens/{token_ref}", get(tokens::status).delete(tokens::delete))
+        .route("/v1/tokens/{token_ref}/suspend", post(tokens::suspend))
+        .route("/v1/tokens/{token_ref}/resume", post(tokens::resume))
         .route("/v1/tokens/{token_ref}/code", get(barcodes::code))
         .route("/v1/terminal/payments", post(terminal::pay))
         .route("/v1/detokenize", post(tokens::detokenize))
         .route("/v1/merchant-tokens", post(merchant_tokens::create))
         .route("/v1/merchant-tokens/{token}", delete(merchant_tokens::delete))
         .route("/v1/transactions", get(transactions::list))
+        .route("/v1/webhooks", post(webhooks::create).get(webhooks::list))
+        .route("/v1/webhooks/{id}", delete(webhooks::delete))
+        .route("/v1/events", get(webhooks::events))
+        .route("/v1/events/{id}", get(webhooks::event))
+        .route("/v1/events/{id}/replay", post(webhooks::replay))
         .route("/v1/admin/issuers", get(admin::issuers))
         .route("/v1/admin/requestors", post(admin::create_requestor))
         .route("/v1/admin/api-keys/{key_id}/revoke", post(admin::revoke_key))
@@ -108,6 +119,13 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/admin/gift-certificates", post(admin::issue_gift))
         .route("/v1/admin/regions", post(admin::define_region).get(admin::regions))
         .route("/v1/admin/merchants", post(admin::define_merchant).get(admin::merchants))
+        .route("/v1/admin/tokens/{number}", get(issuer_tokens::get_one).delete(issuer_tokens::delete))
+        .route("/v1/admin/tokens/{number}/suspend", post(issuer_tokens::suspend))
+        .route("/v1/admin/tokens/{number}/resume", post(issuer_tokens::resume))
+        .route("/v1/admin/cards/{par}/tokens", get(issuer_tokens::list))
+        .route("/v1/admin/cards/{par}/tokens/{action}", post(issuer_tokens::act_on_card))
+        .route("/v1/admin/cards/{par}/reissue", post(issuer_tokens::reissue))
+        .route("/v1/admin/cards/{par}/lost", post(issuer_tokens::lost))
         .route("/v1/admin/terminals", post(terminals::register).get(terminals::list))
         .route("/v1/admin/terminals/{id}", get(terminals::get_one).delete(terminals::remove))
         .route("/v1/admin/terminals/{id}/suspend", post(terminals::suspend))

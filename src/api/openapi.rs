@@ -16,7 +16,10 @@ use utoipa::{Modify, OpenApi};
 
 use super::extract::BODY_LIMIT;
 use super::schemas::ErrorBody;
-use super::{admin, barcodes, health, instruments, merchant_tokens, terminal, terminals, tokens, transactions};
+use super::{
+    admin, barcodes, health, instruments, issuer_tokens, merchant_tokens, terminal, terminals, tokens, transactions,
+    webhooks,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -45,12 +48,21 @@ use super::{admin, barcodes, health, instruments, merchant_tokens, terminal, ter
         instruments::charge,
         tokens::issue,
         tokens::status,
+        tokens::suspend,
+        tokens::resume,
+        tokens::delete,
         tokens::detokenize,
         merchant_tokens::create,
         barcodes::code,
         terminal::pay,
         merchant_tokens::delete,
         transactions::list,
+        webhooks::create,
+        webhooks::list,
+        webhooks::delete,
+        webhooks::events,
+        webhooks::event,
+        webhooks::replay,
         admin::issuers,
         admin::create_requestor,
         admin::revoke_key,
@@ -61,6 +73,14 @@ use super::{admin, barcodes, health, instruments, merchant_tokens, terminal, ter
         admin::regions,
         admin::define_merchant,
         admin::merchants,
+        issuer_tokens::get_one,
+        issuer_tokens::suspend,
+        issuer_tokens::resume,
+        issuer_tokens::delete,
+        issuer_tokens::list,
+        issuer_tokens::act_on_card,
+        issuer_tokens::reissue,
+        issuer_tokens::lost,
         terminals::register,
         terminals::list,
         terminals::get_one,

@@ -142,11 +142,16 @@ pub struct IssuedToken {
 pub struct TokenState {
     pub token_ref: String,
     pub instrument_id: String,
-    /// `active`, `consumed`, `expired`, `revoked` or `locked`.
+    /// `active`, `suspended`, `deleted`, `consumed`, `expired` or `locked`.
     pub status: String,
+    /// The token number masked: first 6 and last 4 digits.
+    pub masked_token: Option<String>,
+    /// A merchant token (terminal tokenization), paid any number of times at its merchant.
+    pub multi_use: bool,
     pub token_expiry: String,
     pub expires_at: String,
     pub consumed_at: Option<String>,
+    pub suspended_at: Option<String>,
     pub merchant_id: Option<String>,
     pub currency: Option<String>,
     pub max_amount: Option<String>,
@@ -175,8 +180,29 @@ pub struct MerchantToken {
 pub struct MerchantTokenRevoked {
     pub token_ref: String,
     pub merchant_id: String,
-    /// `revoked`
+    /// `revoked` (kept for the clients that read it; `status` is the lifecycle's word)
     pub state: String,
+    /// `deleted`
+    pub status: String,
+}
+
+/// Every token of a card.
+#[derive(ToSchema)]
+pub struct CardTokens {
+    pub par: String,
+    pub items: Vec<TokenState>,
+}
+
+/// A change on every token of a card.
+#[derive(ToSchema)]
+pub struct CardTokensChanged {
+    pub par: String,
+    /// `suspend`, `resume` or `delete`
+    pub action: String,
+    /// How many tokens changed.
+    pub changed: u64,
+    /// The card's live tokens after the change.
+    pub items: Vec<TokenState>,
 }
 
 /// The 0210's answer.
@@ -359,4 +385,72 @@ pub struct Health {
 pub enum HealthOrError {
     Health(Health),
     Error(ErrorBody),
+}
+
+/// A webhook endpoint.
+#[derive(ToSchema)]
+pub struct Webhook {
+    pub id: String,
+    pub url: String,
+    /// `active` or `disabled`
+    pub status: String,
+    pub created_at: String,
+}
+
+/// A webhook endpoint just made, with its signing secret (shown this once).
+#[derive(ToSchema)]
+pub struct WebhookCreated {
+    pub id: String,
+    pub url: String,
+    pub status: String,
+    pub created_at: String,
+    /// `whsec_…`: the HMAC-SHA256 key of the `Tsp-Signature` header (its text's bytes).
+    pub secret: String,
+}
+
+#[derive(ToSchema)]
+pub struct Webhooks {
+    pub items: Vec<Webhook>,
+}
+
+/// One delivery of an event to one endpoint.
+#[derive(ToSchema)]
+pub struct Delivery {
+    pub endpoint_id: String,
+    /// `pending`, `delivered` or `dead`
+    pub state: String,
+    pub attempts: i64,
+    pub next_attempt_at: Option<String>,
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<String>,
+}
+
+/// An event, as delivered (plus its deliveries).
+#[derive(ToSchema)]
+pub struct EventView {
+    /// `evt_…`: receivers drop a repeated id.
+    pub id: String,
+    /// `token.suspended`, `payment.approved`, … (docs/webhooks.md)
+    #[schema(rename = "type")]
+    pub kind: String,
+    pub created_at: String,
+    pub instrument_id: String,
+    /// 1, 2, 3, … per instrument: receivers put an instrument's events in order by it.
+    pub sequence: i64,
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+    pub deliveries: Vec<Delivery>,
+}
+
+#[derive(ToSchema)]
+pub struct Events {
+    pub items: Vec<EventView>,
+}
+
+/// A card's instruments, of every requestor.
+#[derive(ToSchema)]
+pub struct CardInstruments {
+    pub par: String,
+    pub items: Vec<Instrument>,
 }

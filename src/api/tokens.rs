@@ -74,14 +74,66 @@ pub async fn issue(
     Ok((StatusCode::CREATED, Json(v)))
 }
 
-/// `GET /v1/tokens/{token_ref}`: whether the caller's token is still usable.
+/// What requestors and the issuer see of a token: never its number in full.
+pub(super) fn view(s: &AppState, t: &TokenRow) -> Value {
+    let masked = crate::tokens::TokenValue::parse(&t.token).map(|v| v.masked());
+    let mut v = json!({
+        "token_ref": t.id,
+        "instrument_id": t.instrument_id,
+        "status": s.tokens.status(t).as_str(),
+        "masked_token": masked,
+        "multi_use": t.multi_use,
+        "token_expiry": t.token_expiry,
+        "expires_at": rfc3339(t.expires_at),
+        "consumed_at": t.consumed_at.map(rfc3339),
+        "suspended_at": t.suspended_at.map(rfc3339),
+    });
+    restrictions(s, t, &mut v);
+    v
+}
+
+/// A lifecycle change of one token, asked by its requestor or by the issuer/operator.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Action {
+    Suspend,
+    Resume,
+    Delete,
+}
+
+impl Action {
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Action::Suspend => "suspend",
+            Action::Resume => "resume",
+            Action::Delete => "delete",
+        }
+    }
+
+    /// Applies the change to `t` and records who made it in the audit trail.
+    pub(super) async fn apply(self, s: &AppState, actor: &str, t: &TokenRow) -> ApiResult<TokenRow> {
+        let changed = match self {
+            Action::Suspend => s.tokens.suspend(t).await?,
+            Action::Resume => s.tokens.resume(t).await?,
+            Action::Delete => s.tokens.delete(t).await?,
+        };
+        let action = match self {
+            Action::Suspend => "token.suspend",
+            Action::Resume => "token.resume",
+            Action::Delete => "token.delete",
+        };
+        s.audit(crate::audit::Event::new(actor, action, Some(t.id.clone()))).await?;
+        Ok(changed)
+    }
+}
+
+/// `GET /v1/tokens/{token_ref}`: the caller's token and its status.
 #[utoipa::path(
     get,
     path = "/v1/tokens/{token_ref}",
     tag = "tokens",
     params(("token_ref" = String, Path, description = "the token reference (tok_…)")),
     responses(
-        (status = 200, description = "its state: active, consumed, expired, revoked or locked", body = super::schemas::TokenState),
+        (status = 200, description = "its status: active, suspended, deleted, consumed, expired or locked", body = super::schemas::TokenState),
         (status = 404, description = "`token_unknown`")
     ),
     security(("api_key" = []))
@@ -93,16 +145,81 @@ pub async fn status(
 ) -> ApiResult<Json<Value>> {
     let requestor = caller.require(Scope::Tokens)?;
     let t = s.tokens.token(requestor, &token_ref).await?;
-    let mut v = json!({
-        "token_ref": t.id,
-        "instrument_id": t.instrument_id,
-        "status": s.tokens.effective_state(&t),
-        "token_expiry": t.token_expiry,
-        "expires_at": rfc3339(t.expires_at),
-        "consumed_at": t.consumed_at.map(rfc3339),
-    });
-    restrictions(&s, &t, &mut v);
-    Ok(Json(v))
+    Ok(Json(view(&s, &t)))
+}
+
+async fn act(s: AppState, caller: Caller, token_ref: &str, action: Action) -> ApiResult<Json<Value>> {
+    let requestor = caller.require(Scope::Tokens)?;
+    let t = s.tokens.token(requestor, token_ref).await?;
+    let t = action.apply(&s, &requestor.id, &t).await?;
+    Ok(Json(view(&s, &t)))
+}
+
+/// `POST /v1/tokens/{token_ref}/suspend`: holds a live token; a terminal presenting it is declined
+/// `62` until it is resumed.
+#[utoipa::path(
+    post,
+    path = "/v1/tokens/{token_ref}/suspend",
+    operation_id = "suspend_token",
+    tag = "tokens",
+    params(("token_ref" = String, Path, description = "the token reference (tok_…)")),
+    responses(
+        (status = 200, description = "suspended", body = super::schemas::TokenState),
+        (status = 404, description = "`token_unknown`"),
+        (status = 409, description = "not active: `token_suspended`, `token_revoked`, `token_used`, `token_expired`, `token_locked`")
+    ),
+    security(("api_key" = []))
+)]
+pub async fn suspend(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(token_ref): Path<String>,
+) -> ApiResult<Json<Value>> {
+    act(s, caller, &token_ref, Action::Suspend).await
+}
+
+/// `POST /v1/tokens/{token_ref}/resume`: a suspended token is active again.
+#[utoipa::path(
+    post,
+    path = "/v1/tokens/{token_ref}/resume",
+    operation_id = "resume_token",
+    tag = "tokens",
+    params(("token_ref" = String, Path, description = "the token reference (tok_…)")),
+    responses(
+        (status = 200, description = "active", body = super::schemas::TokenState),
+        (status = 404, description = "`token_unknown`"),
+        (status = 409, description = "not suspended: `token_active`, `token_revoked`, `token_used`, `token_expired`, `token_locked`")
+    ),
+    security(("api_key" = []))
+)]
+pub async fn resume(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(token_ref): Path<String>,
+) -> ApiResult<Json<Value>> {
+    act(s, caller, &token_ref, Action::Resume).await
+}
+
+/// `DELETE /v1/tokens/{token_ref}`: ends a live (active or suspended) token for good.
+#[utoipa::path(
+    delete,
+    path = "/v1/tokens/{token_ref}",
+    operation_id = "delete_token",
+    tag = "tokens",
+    params(("token_ref" = String, Path, description = "the token reference (tok_…)")),
+    responses(
+        (status = 200, description = "deleted", body = super::schemas::TokenState),
+        (status = 404, description = "`token_unknown`"),
+        (status = 409, description = "not live: `token_revoked`, `token_used`, `token_expired`, `token_locked`")
+    ),
+    security(("api_key" = []))
+)]
+pub async fn delete(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(token_ref): Path<String>,
+) -> ApiResult<Json<Value>> {
+    act(s, caller, &token_ref, Action::Delete).await
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

@@ -43,6 +43,44 @@ pub struct Config {
     /// `[iso]`: ISO 8583 listeners besides `--iso-addr`.
     #[serde(default)]
     pub iso: IsoConfig,
+    /// `[webhooks]`: delivery of events to requestors' endpoints (docs/webhooks.md).
+    #[serde(default)]
+    pub webhooks: WebhooksConfig,
+}
+
+/// `[webhooks]`: how events reach requestors' endpoints.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    /// How often a node looks for due deliveries when it found none (milliseconds).
+    pub poll_ms: u64,
+    /// How long an endpoint may take to answer (milliseconds).
+    pub timeout_ms: u64,
+    /// The first retry's delay; each next one doubles it, up to `max_backoff_ms` (milliseconds).
+    pub backoff_ms: u64,
+    pub max_backoff_ms: u64,
+    /// How long a delivery is retried before it is dead (seconds; at least a day by default).
+    pub retry_for_seconds: u64,
+    /// Endpoints on loopback, private, link-local and other non-public addresses: refused unless
+    /// this is true (the demo configuration allows them; never in production: a requestor could
+    /// make the service call into its own network).
+    pub allow_private_addresses: bool,
+    /// A PEM bundle of extra CAs trusted for `https` endpoints, besides the system's.
+    pub ca_file: Option<std::path::PathBuf>,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        WebhooksConfig {
+            poll_ms: 500,
+            timeout_ms: 5_000,
+            backoff_ms: 5_000,
+            max_backoff_ms: 3_600_000,
+            retry_for_seconds: 90_000,
+            allow_private_addresses: false,
+            ca_file: None,
+        }
+    }
 }
 
 /// `[iso]`: the ISO 8583 front's listeners besides `--iso-addr` (which is always the `ascii`

@@ -37,6 +37,7 @@ const EXPIRY: &str = "3012";
 
 impl Rest {
     pub fn new(base: &str, keys: Keys) -> Result<Rest, LoadError> {
+        crate::tls::install_crypto_provider();
         let client = reqwest::Client::builder()
             .tcp_nodelay(true)
             .timeout(Duration::from_secs(30))

@@ -83,12 +83,16 @@ impl ResponseCode {
             Error::TokenExpired => Self::TOKEN_EXPIRED,
             Error::InstrumentExpired => Self::CARD_EXPIRED,
             Error::TokenUsed | Error::TokenLocked => Self::TOKEN_USED,
-            Error::TokenRevoked | Error::InstrumentSuspended | Error::InstrumentDeleted => Self::INSTRUMENT_BLOCKED,
+            Error::TokenDeleted | Error::TokenSuspended | Error::InstrumentSuspended | Error::InstrumentDeleted => {
+                Self::INSTRUMENT_BLOCKED
+            }
             Error::InstrumentNotFound => Self::UNKNOWN_CARD,
             Error::NotACard | Error::GiftTaken => Self::NOT_PERMITTED,
-            Error::Invalid { .. } | Error::InstrumentActive | Error::ApiKeyNotFound | Error::ApiKeyEnded => {
-                Self::INVALID_TRANSACTION
-            }
+            Error::Invalid { .. }
+            | Error::InstrumentActive
+            | Error::TokenActive
+            | Error::ApiKeyNotFound
+            | Error::ApiKeyEnded => Self::INVALID_TRANSACTION,
             Error::TokenRangeExhausted | Error::KeysChanged | Error::Hsm(_) | Error::Store(_) | Error::Internal(_) => {
                 Self::SYSTEM_ERROR
             }

@@ -144,7 +144,9 @@ async fn pay_decision(f: &mut InFlight<'_>, pan: &Pan) -> crate::Result<Paid> {
             txn.token_id = Some(t.id.clone());
             Ok(Paid::Approved(Some(Box::new(t))))
         }
-        Err(crate::Error::InstrumentSuspended | crate::Error::InstrumentDeleted) => Ok(Paid::Approved(None)),
+        Err(crate::Error::InstrumentSuspended | crate::Error::InstrumentDeleted | crate::Error::TokenSuspended) => {
+            Ok(Paid::Approved(None))
+        }
         Err(e) => Err(e),
     }
 }
@@ -211,7 +213,7 @@ impl Payments {
         txn.instrument_kind = Some(InstrumentKind::Card);
         let token = match self.tokens.merchant_token(&instrument, merchant).await {
             Ok(t) => t,
-            Err(crate::Error::InstrumentSuspended | crate::Error::InstrumentDeleted) => {
+            Err(crate::Error::InstrumentSuspended | crate::Error::InstrumentDeleted | crate::Error::TokenSuspended) => {
                 return Ok(Outcome::Refused(C::INSTRUMENT_BLOCKED));
             }
             Err(e) => return Err(e),

@@ -250,6 +250,109 @@ impl Store {
         dispatch!(self, s => s.end_token(id, revoke, now).await)
     }
 
+    /// Suspends (`suspend`) or resumes a live, unexpired token. The row as it now is, or None when
+    /// it was not in the state the change starts from (the caller reads why).
+    pub async fn suspend_token(&self, id: &str, suspend: bool, now: i64) -> StoreResult<Option<TokenRow>> {
+        dispatch!(self, s => s.suspend_token(id, suspend, now).await)
+    }
+
+    /// The PAR of a card registered under one of `fingerprints`, if any.
+    pub async fn par_by_fingerprints(&self, fingerprints: &[String]) -> StoreResult<Option<String>> {
+        dispatch!(self, s => s.par_by_fingerprints(fingerprints).await)
+    }
+
+    /// Live card instruments of a PAR, of every requestor.
+    pub async fn cards_by_par(&self, par: &str) -> StoreResult<Vec<InstrumentRow>> {
+        dispatch!(self, s => s.cards_by_par(par).await)
+    }
+
+    /// Writes a reissued card's new facts (same id and PAR) with its event.
+    pub async fn reissue_card(&self, c: &InstrumentRow, now: i64) -> StoreResult<InsertCard> {
+        dispatch!(self, s => s.reissue_card(c, now).await)
+    }
+
+    // Webhooks (`sql/events.rs`).
+
+    pub async fn insert_endpoint(&self, e: &EndpointRow) -> StoreResult<()> {
+        dispatch!(self, s => s.insert_endpoint(e).await)
+    }
+
+    pub async fn endpoint(&self, id: &str) -> StoreResult<Option<EndpointRow>> {
+        dispatch!(self, s => s.endpoint(id).await)
+    }
+
+    pub async fn endpoints_of(&self, requestor_id: &str) -> StoreResult<Vec<EndpointRow>> {
+        dispatch!(self, s => s.endpoints_of(requestor_id).await)
+    }
+
+    /// Disables an endpoint; true if it was active.
+    pub async fn disable_endpoint(&self, id: &str, now: i64) -> StoreResult<bool> {
+        dispatch!(self, s => s.disable_endpoint(id, now).await)
+    }
+
+    /// A requestor's events oldest first, after event `after`, optionally of one instrument.
+    pub async fn events_of(
+        &self,
+        requestor_id: &str,
+        instrument_id: Option<&str>,
+        after: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<EventRow>> {
+        dispatch!(self, s => s.events_of(requestor_id, instrument_id, after, limit).await)
+    }
+
+    pub async fn event(&self, id: &str) -> StoreResult<Option<EventRow>> {
+        dispatch!(self, s => s.event(id).await)
+    }
+
+    pub async fn deliveries_of(&self, event_id: &str) -> StoreResult<Vec<DeliveryRow>> {
+        dispatch!(self, s => s.deliveries_of(event_id).await)
+    }
+
+    /// Queues an event again for its requestor's active endpoints; how many deliveries.
+    pub async fn replay_event(&self, e: &EventRow, now: i64) -> StoreResult<u64> {
+        dispatch!(self, s => s.replay_event(e, now).await)
+    }
+
+    /// Claims due deliveries, each endpoint's oldest only, for `owner` until `lease_until`.
+    pub async fn claim_deliveries(
+        &self,
+        owner: &str,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<(DeliveryRow, EventRow, EndpointRow)>> {
+        dispatch!(self, s => s.claim_deliveries(owner, now, lease_until, limit).await)
+    }
+
+    /// Records one try of a delivery `owner` holds; false if its lease was lost.
+    pub async fn delivery_tried(
+        &self,
+        owner: &str,
+        event_id: &str,
+        endpoint_id: &str,
+        outcome: &DeliveryOutcome,
+        now: i64,
+    ) -> StoreResult<bool> {
+        dispatch!(self, s => s.delivery_tried(owner, event_id, endpoint_id, outcome, now).await)
+    }
+
+    /// Ends live tokens past their TTL with their events; how many.
+    pub async fn expire_due_tokens(&self, now: i64, limit: i64) -> StoreResult<u64> {
+        dispatch!(self, s => s.expire_due_tokens(now, limit).await)
+    }
+
+    /// Whether any instrument (of any requestor, in any state) has the PAR `par`.
+    pub async fn par_known(&self, par: &str) -> StoreResult<bool> {
+        dispatch!(self, s => s.par_known(par).await)
+    }
+
+    /// The tokens of every instrument with the Payment Account Reference `par`, newest first: the
+    /// live ones (active or suspended) only unless `all`; at most `limit`.
+    pub async fn tokens_by_par(&self, par: &str, all: bool, limit: i64) -> StoreResult<Vec<TokenRow>> {
+        dispatch!(self, s => s.tokens_by_par(par, all, limit).await)
+    }
+
     /// Binds merchants to a terminal requestor, all or none; returns those another requestor holds.
     pub async fn bind_merchants(&self, requestor_id: &str, merchants: &[String], now: i64) -> StoreResult<Vec<String>> {
         dispatch!(self, s => s.bind_merchants(requestor_id, merchants, now).await)

@@ -22,6 +22,8 @@ mod stored_value;
 mod local;
 #[macro_use]
 mod terminals;
+#[macro_use]
+mod events;
 
 // Column lists as macros so every statement stays a `&'static str` (sqlx refuses run-time SQL).
 macro_rules! instrument_cols {
@@ -33,7 +35,7 @@ macro_rules! instrument_cols {
 macro_rules! token_cols {
     () => {
         "id, token, instrument_id, requestor_id, state, token_expiry, psn, merchant_id, \
-         max_amount, currency, entry_modes, failed_attempts, created_at, expires_at, consumed_at, multi_use"
+         max_amount, currency, entry_modes, failed_attempts, created_at, expires_at, consumed_at, multi_use, suspended_at"
     };
 }
 
@@ -240,6 +242,54 @@ macro_rules! sql_store {
             Ok(())
         }
 
+        /// Appends an event to the webhook outbox inside the caller's transaction, so it commits or
+        /// rolls back with the change it tells of: the instrument's next sequence number, the event,
+        /// and a pending delivery to each of its requestor's active endpoints. A requestor with no
+        /// active endpoint gets no event: one statement that changes nothing.
+        async fn emit(conn: &mut $Conn, e: &EventDraft<'_>) -> StoreResult<()> {
+            let next: Option<(i64, String)> = sqlx::query_as(
+                "UPDATE instruments SET event_seq = event_seq + 1 WHERE id = $1 AND EXISTS \
+                 (SELECT 1 FROM webhook_endpoints w WHERE w.requestor_id = instruments.requestor_id AND w.status = 'active') \
+                 RETURNING event_seq, requestor_id",
+            )
+            .bind(e.instrument_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+            let Some((sequence, requestor_id)) = next else { return Ok(()) };
+            let id = format!("evt_{}", uuid::Uuid::now_v7().simple());
+            sqlx::query(
+                "INSERT INTO events (id, requestor_id, instrument_id, sequence, type, data, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(&id)
+            .bind(&requestor_id)
+            .bind(e.instrument_id)
+            .bind(sequence)
+            .bind(e.kind)
+            .bind(e.data.to_string())
+            .bind(e.now)
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query(
+                "INSERT INTO event_deliveries (event_id, endpoint_id, state, attempts, next_at, created_at) \
+                 SELECT $1, id, 'pending', 0, $2, $2 FROM webhook_endpoints WHERE requestor_id = $3 AND status = 'active'",
+            )
+            .bind(&id)
+            .bind(e.now)
+            .bind(&requestor_id)
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
+        }
+
+        /// The event a transaction's outcome makes, if it has one (a decided payment, cancel or
+        /// reversal of an instrument), appended inside the caller's transaction.
+        async fn emit_txn(conn: &mut $Conn, t: &TxnRow) -> StoreResult<()> {
+            let Some((instrument_id, kind)) = crate::events::of_transaction(t) else { return Ok(()) };
+            let data = crate::events::transaction_data(t);
+            emit(&mut *conn, &EventDraft { instrument_id, kind, data, now: t.updated_at }).await
+        }
+
         /// Gives a cancel's reservation of `amount` back to the payment `id`, inside the caller's
         /// transaction.
         async fn give_back(conn: &mut $Conn, id: &str, amount: Amount, now: i64) -> StoreResult<()> {
@@ -347,5 +397,6 @@ macro_rules! sql_store {
             audit_lock = $audit_lock
         );
         sql_terminals!($Store);
+        sql_events!($Store, for_update = $for_update);
     };
 }

@@ -58,6 +58,69 @@ pub struct IssuedToken {
     pub currency: Option<Currency>,
 }
 
+/// A token's status as requestors and the issuer see it (docs/instruments.md "Token lifecycle").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenStatus {
+    /// Live: it pays (within its restrictions).
+    Active,
+    /// Live but held: nothing accepts it until it is resumed.
+    Suspended,
+    /// Ended by its requestor, the issuer, or its instrument's suspension or deletion.
+    Deleted,
+    /// Spent by its approved payment (a one-time token).
+    Consumed,
+    /// Its TTL has passed.
+    Expired,
+    /// Locked after too many failed attempts.
+    Locked,
+}
+
+impl TokenStatus {
+    /// The status of `t` at `now`. The store's `state` column holds `active` (with `suspended_at`
+    /// set when suspended), `consumed`, `expired`, `locked` or `revoked` (shown as deleted).
+    pub fn of(t: &TokenRow, now: i64) -> Self {
+        match t.state.as_str() {
+            "active" if t.expires_at <= now => Self::Expired,
+            "active" if t.suspended_at.is_some() => Self::Suspended,
+            "active" => Self::Active,
+            "consumed" => Self::Consumed,
+            "expired" => Self::Expired,
+            "locked" => Self::Locked,
+            _ => Self::Deleted,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Suspended => "suspended",
+            Self::Deleted => "deleted",
+            Self::Consumed => "consumed",
+            Self::Expired => "expired",
+            Self::Locked => "locked",
+        }
+    }
+
+    /// Whether the token still holds its number (active or suspended).
+    pub fn is_live(self) -> bool {
+        matches!(self, Self::Active | Self::Suspended)
+    }
+
+    /// Why a lifecycle change cannot start from this status: `suspending` names the change (a
+    /// suspend; otherwise a resume or delete).
+    fn refusal(self, suspending: bool) -> Error {
+        match self {
+            Self::Active if suspending => Error::Internal("an active token refused to be suspended".into()),
+            Self::Active => Error::TokenActive,
+            Self::Suspended => Error::TokenSuspended,
+            Self::Deleted => Error::TokenDeleted,
+            Self::Consumed => Error::TokenUsed,
+            Self::Expired => Error::TokenExpired,
+            Self::Locked => Error::TokenLocked,
+        }
+    }
+}
+
 pub struct Tokens {
     store: Store,
     hsm: Hsm,
@@ -179,7 +242,11 @@ impl Tokens {
         let now = self.clock.now_ms();
         if let Some(t) = self.store.merchant_token(&instrument.id, merchant_id).await? {
             if t.expires_at > now {
-                return Ok(t);
+                // A suspended merchant token stays the card's token at this merchant, held.
+                return match t.suspended_at {
+                    Some(_) => Err(Error::TokenSuspended),
+                    None => Ok(t),
+                };
             }
             // Past its expiry: it ends, and the card gets a new one at this merchant.
             self.store.end_token(&t.id, false, now).await?;
@@ -203,6 +270,7 @@ impl Tokens {
             expires_at,
             consumed_at: None,
             multi_use: true,
+            suspended_at: None,
         };
         match self.insert_fresh(&mut row, &prefix, now).await? {
             Fresh::Inserted => {
@@ -333,6 +401,7 @@ impl Tokens {
             expires_at,
             consumed_at: None,
             multi_use: false,
+            suspended_at: None,
         })
     }
 
@@ -344,16 +413,9 @@ impl Tokens {
         }
     }
 
-    /// The state a token is effectively in now (a live token past its TTL is expired).
-    pub fn effective_state(&self, t: &TokenRow) -> &'static str {
-        match t.state.as_str() {
-            "active" if t.expires_at <= self.clock.now_ms() => "expired",
-            "active" => "active",
-            "consumed" => "consumed",
-            "expired" => "expired",
-            "locked" => "locked",
-            _ => "revoked",
-        }
+    /// The status a token is in now (a live token past its TTL is expired).
+    pub fn status(&self, t: &TokenRow) -> TokenStatus {
+        TokenStatus::of(t, self.clock.now_ms())
     }
 
     /// Why a token that exists cannot be used now, if it cannot. Reads its instrument.
@@ -365,15 +427,55 @@ impl Tokens {
     /// [`Tokens::refusal`] for a caller that already holds the token's instrument (None: gone).
     pub fn refusal_for(&self, t: &TokenRow, instrument: Option<&InstrumentRow>) -> Option<Error> {
         let instrument_status = instrument.map(|i| i.status.as_str()).unwrap_or("deleted");
-        match (self.effective_state(t), instrument_status) {
-            ("consumed", _) => Some(Error::TokenUsed),
-            ("locked", _) => Some(Error::TokenLocked),
-            ("expired", _) => Some(Error::TokenExpired),
+        match (self.status(t), instrument_status) {
+            (TokenStatus::Consumed, _) => Some(Error::TokenUsed),
+            (TokenStatus::Locked, _) => Some(Error::TokenLocked),
+            (TokenStatus::Expired, _) => Some(Error::TokenExpired),
             (_, "suspended") => Some(Error::InstrumentSuspended),
             (_, "deleted") => Some(Error::InstrumentDeleted),
-            ("revoked", _) => Some(Error::TokenRevoked),
-            _ => None,
+            (TokenStatus::Deleted, _) => Some(Error::TokenDeleted),
+            (TokenStatus::Suspended, _) => Some(Error::TokenSuspended),
+            (TokenStatus::Active, _) => None,
         }
+    }
+
+    /// Suspends a live token: no payment, lease or detokenize accepts it until it is resumed. A
+    /// payment that holds its lease already finishes.
+    pub async fn suspend(&self, t: &TokenRow) -> Result<TokenRow> {
+        self.set_suspended(t, true).await
+    }
+
+    /// Resumes a suspended token; it is active again (if its TTL has not passed meanwhile).
+    pub async fn resume(&self, t: &TokenRow) -> Result<TokenRow> {
+        self.set_suspended(t, false).await
+    }
+
+    async fn set_suspended(&self, t: &TokenRow, suspend: bool) -> Result<TokenRow> {
+        let now = self.clock.now_ms();
+        if let Some(row) = self.store.suspend_token(&t.id, suspend, now).await? {
+            return Ok(row);
+        }
+        // Not in the state the change starts from: say which state it is in now.
+        let now_row = self.store.token(&t.id).await?.ok_or(Error::TokenUnknown)?;
+        Err(TokenStatus::of(&now_row, now).refusal(suspend))
+    }
+
+    /// Deletes a live (active or suspended) token for good: its number is free to be drawn again.
+    pub async fn delete(&self, t: &TokenRow) -> Result<TokenRow> {
+        let now = self.clock.now_ms();
+        let ended = self.store.end_token(&t.id, true, now).await?;
+        let now_row = self.store.token(&t.id).await?.ok_or(Error::TokenUnknown)?;
+        match TokenStatus::of(&now_row, now) {
+            TokenStatus::Deleted if ended => Ok(now_row),
+            s => Err(s.refusal(false)),
+        }
+    }
+
+    /// A token by its number, for the issuer or an operator: the live one holding the number, else
+    /// the newest that held it.
+    pub async fn by_number(&self, number: &str) -> Result<TokenRow> {
+        let value = TokenValue::parse(number).ok_or(Error::TokenUnknown)?;
+        self.store.token_by_number(value.as_str()).await?.ok_or(Error::TokenUnknown)
     }
 
     /// The card behind a live token: its PAN and expiry. A read: the token stays live.

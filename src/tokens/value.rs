@@ -73,6 +73,14 @@ pub enum GenerateError {
     Random,
 }
 
+impl TokenValue {
+    /// First 6 and last 4 digits, the middle as `*`, as a PAN is shown.
+    pub fn masked(&self) -> String {
+        let n = self.0.len();
+        crate::vault::pan::mask(&self.0[..6.min(n)], &self.0[n.saturating_sub(4)..], n)
+    }
+}
+
 impl std::fmt::Debug for TokenValue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let n = self.0.len();

@@ -131,8 +131,13 @@ impl Vault {
                     return Ok((self.refresh_expiry(existing, &expiry, now).await?, false));
                 }
             }
+            // A card the issuer reissued keeps its PAR: its new number, registered again, gets it too.
+            let par = self.store.par_by_fingerprints(&fingerprints).await?;
             let fingerprint = fingerprints.into_iter().next().unwrap_or_default();
-            let row = self.seal_card(&keys, requestor_id, &pan, fingerprint, &expiry, &issuer.id, now).await?;
+            let mut row = self.seal_card(&keys, requestor_id, &pan, fingerprint, &expiry, &issuer.id, now).await?;
+            if par.is_some() {
+                row.par = par;
+            }
             match self.store.insert_card(&row).await? {
                 InsertCard::Inserted => return Ok((row, true)),
                 InsertCard::Duplicate(existing) => {
@@ -180,6 +185,86 @@ impl Vault {
             created_at: now,
             updated_at: now,
         })
+    }
+
+    /// The issuer reissued the card with PAR `par`: a new number (`pan`) and/or a new `expiry`.
+    /// Every live instrument of the card, of every requestor, keeps its id and PAR; its PAN is sealed
+    /// again and its facts change, each with its `instrument.updated` event. Its tokens go on
+    /// working: the next payment with any of them reaches the issuer with the new number. Returns
+    /// the instruments as they now are (an instrument whose requestor registered the new number
+    /// already is left as it was).
+    pub async fn reissue(&self, par: &str, pan: Option<&str>, expiry: Option<&str>) -> Result<Vec<InstrumentRow>> {
+        let pan = pan
+            .map(|p| {
+                Pan::parse(p).map_err(|e| match e {
+                    PanError::Format => Error::invalid("pan_format", "pan must be 13 to 19 digits"),
+                    PanError::Luhn => Error::invalid("pan_luhn", "pan fails the Luhn check"),
+                })
+            })
+            .transpose()?;
+        let expiry = expiry
+            .map(|e| {
+                CardExpiry::parse(e)
+                    .ok_or_else(|| Error::invalid("expiry_format", "expiry must be YYMM with month 01-12"))
+            })
+            .transpose()?;
+        if pan.is_none() && expiry.is_none() {
+            return Err(Error::invalid("reissue_empty", "give the new pan, the new expiry, or both"));
+        }
+        let cards = self.store.cards_by_par(par).await?;
+        let mut out = Vec::with_capacity(cards.len());
+        for card in cards {
+            if let Some(new) = &pan {
+                let issuer = self.issuers.for_pan(new.expose()).map(|i| i.id.clone());
+                if issuer.is_none() || issuer != card.issuer_id {
+                    return Err(Error::invalid("pan_other_issuer", "the new number is not the card's issuer's"));
+                }
+            }
+            let now = self.clock.now_ms();
+            let mut done = false;
+            for _ in 0..3 {
+                let keys = self.keys.current();
+                let current = match &pan {
+                    Some(p) => p.clone(),
+                    None => self.reveal_pan(&card).await?,
+                };
+                let fingerprint =
+                    self.fingerprints(&keys, current.expose()).await?.into_iter().next().unwrap_or_default();
+                let sealed = self
+                    .hsm
+                    .seal(keys.dek.clone(), &pan_aad(&card.id, keys.dek_version), current.expose().as_bytes())
+                    .await?;
+                let mut row = card.clone();
+                row.bin = Some(current.bin().to_string());
+                row.last4 = Some(current.last4().to_string());
+                row.pan_len = Some(current.expose().len() as i64);
+                row.expiry = expiry.as_ref().map(CardExpiry::yymm).or(card.expiry.clone());
+                row.fingerprint = Some(fingerprint);
+                row.fp_version = Some(keys.fp_version);
+                row.pan_sealed = Some(sealed);
+                row.dek_version = Some(keys.dek_version);
+                row.updated_at = now;
+                match self.store.reissue_card(&row, now).await? {
+                    InsertCard::Inserted => {
+                        out.push(row);
+                        done = true;
+                        break;
+                    }
+                    InsertCard::Duplicate(_) => {
+                        out.push(card.clone());
+                        done = true;
+                        break;
+                    }
+                    InsertCard::StaleKey => {
+                        self.keys.reload(&self.store).await?;
+                    }
+                }
+            }
+            if !done {
+                return Err(Error::KeysChanged);
+            }
+        }
+        Ok(out)
     }
 
     /// A re-registered card may carry a reissued card's new expiry.

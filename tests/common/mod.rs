@@ -238,7 +238,10 @@ impl TestServer {
             base: String::new(),
             iso: String::new(),
             keys: DemoKeys { app: "".into(), van: "".into(), admin: "".into() },
-            http: reqwest::Client::new(),
+            http: {
+                tsp::tls::install_crypto_provider();
+                reqwest::Client::new()
+            },
             database_url,
             data: data.clone(),
             extra,

@@ -214,6 +214,8 @@ pub struct TokenRow<M = Amount> {
     /// A merchant token (terminal tokenization): paid any number of times at its merchant, never
     /// consumed.
     pub multi_use: bool,
+    /// When its requestor or the issuer suspended it (a live token only); None when it is not.
+    pub suspended_at: Option<i64>,
 }
 
 impl TokenRow<i64> {
@@ -238,6 +240,7 @@ impl TokenRow<i64> {
             expires_at: self.expires_at,
             consumed_at: self.consumed_at,
             multi_use: self.multi_use,
+            suspended_at: self.suspended_at,
         })
     }
 }
@@ -550,7 +553,9 @@ pub struct AuditRow {
     pub hash: String,
 }
 
+mod events;
 mod stored_value;
 mod terminals;
+pub use events::*;
 pub use stored_value::*;
 pub use terminals::*;

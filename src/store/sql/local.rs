@@ -123,6 +123,8 @@ macro_rules! sql_local {
                 .bind(i.created_at)
                 .execute(w.conn())
                 .await?;
+                let data = crate::events::instrument_data(&i.id, "active");
+                emit(w.conn(), &EventDraft { instrument_id: &i.id, kind: "instrument.created", data, now: i.created_at }).await?;
                 w.done().await?;
                 Ok(None)
             }
@@ -252,7 +254,7 @@ macro_rules! sql_local {
                 if let Some(token_id) = change.consume_token {
                     let r = sqlx::query(
                         "UPDATE tokens SET state = 'consumed', consumed_at = $2 WHERE id = $1 AND state = 'active' AND expires_at > $2 \
-                         AND (lease_until IS NULL OR lease_until <= $2)",
+                         AND suspended_at IS NULL AND (lease_until IS NULL OR lease_until <= $2)",
                     )
                     .bind(token_id)
                     .bind(now)
@@ -346,11 +348,16 @@ macro_rules! sql_local {
                             .await?;
                     }
                 }
-                if let Some(t) = change.txn
-                    && bind_txn!(sqlx::query(TXN_UPDATE), t).execute(w.conn()).await?.rows_affected() != 1
-                {
-                    w.abort().await?;
-                    return Ok(WalletOutcome::Superseded);
+                if let Some(t) = change.txn {
+                    if bind_txn!(sqlx::query(TXN_UPDATE), t).execute(w.conn()).await?.rows_affected() != 1 {
+                        w.abort().await?;
+                        return Ok(WalletOutcome::Superseded);
+                    }
+                    if let (Some(token_id), Some(instrument_id)) = (change.consume_token, t.instrument_id.as_deref()) {
+                        let data = crate::events::token_data(token_id, "consumed");
+                        emit(w.conn(), &EventDraft { instrument_id, kind: "token.consumed", data, now }).await?;
+                    }
+                    emit_txn(w.conn(), t).await?;
                 }
                 w.done().await?;
                 Ok(WalletOutcome::Done)

@@ -86,6 +86,8 @@ macro_rules! sql_stored_value {
                     w.abort().await?;
                     return Ok(false);
                 }
+                let data = crate::events::instrument_data(&i.id, "active");
+                emit(w.conn(), &EventDraft { instrument_id: &i.id, kind: "instrument.created", data, now: i.created_at }).await?;
                 w.done().await?;
                 Ok(true)
             }
@@ -110,7 +112,7 @@ macro_rules! sql_stored_value {
                 let mut w = self.atomic_writer().await?;
                 let r = sqlx::query(
                     "UPDATE tokens SET state = 'consumed', consumed_at = $2 WHERE id = $1 AND state = 'active' AND expires_at > $2 \
-                     AND (lease_until IS NULL OR lease_until <= $2)",
+                     AND suspended_at IS NULL AND (lease_until IS NULL OR lease_until <= $2)",
                 )
                 .bind(token_id)
                 .bind(now)
@@ -128,6 +130,11 @@ macro_rules! sql_stored_value {
                     w.abort().await?;
                     return Ok(Movement::Superseded);
                 }
+                if let Some(instrument_id) = t.instrument_id.as_deref() {
+                    let data = crate::events::token_data(token_id, "consumed");
+                    emit(w.conn(), &EventDraft { instrument_id, kind: "token.consumed", data, now }).await?;
+                }
+                emit_txn(w.conn(), t).await?;
                 w.done().await?;
                 Ok(Movement::Done)
             }
@@ -164,6 +171,7 @@ macro_rules! sql_stored_value {
                     w.abort().await?;
                     return Ok(Movement::Superseded);
                 }
+                emit_txn(w.conn(), t).await?;
                 w.done().await?;
                 Ok(Movement::Done)
             }
@@ -197,7 +205,9 @@ macro_rules! sql_stored_value {
                 if let (true, Some((paid, amount))) = (reversed, release) {
                     give_back(w.conn(), paid, amount, now).await?;
                 }
-                bind_txn!(sqlx::query(TXN_UPDATE), reversal).execute(w.conn()).await?;
+                if bind_txn!(sqlx::query(TXN_UPDATE), reversal).execute(w.conn()).await?.rows_affected() == 1 && reversed {
+                    emit_txn(w.conn(), reversal).await?;
+                }
                 w.done().await?;
                 Ok(reversed)
             }

@@ -15,7 +15,7 @@ macro_rules! sql_tokens {
             /// card's number: `number_fingerprints` are the candidate number's fingerprints under the
             /// fingerprint keys in use (two while a rotation is under way).
             pub async fn insert_token(&self, t: &TokenRow, number_fingerprints: [&str; 2]) -> StoreResult<InsertToken> {
-                let mut w = self.writer().await?;
+                let mut w = self.atomic_writer().await?;
                 let r = sqlx::query(
                     "INSERT INTO tokens (id, token, instrument_id, requestor_id, state, token_expiry, psn, merchant_id, \
                      max_amount, currency, entry_modes, failed_attempts, created_at, expires_at, multi_use) \
@@ -42,6 +42,12 @@ macro_rules! sql_tokens {
                 .execute(w.conn())
                 .await?;
                 if r.rows_affected() == 1 {
+                    let mut data = crate::events::token_data(&t.id, "active");
+                    data["multi_use"] = serde_json::json!(t.multi_use);
+                    data["merchant_id"] = serde_json::json!(t.merchant_id);
+                    data["expires_at"] = serde_json::json!(crate::clock::rfc3339(t.expires_at));
+                    let draft = EventDraft { instrument_id: &t.instrument_id, kind: "token.created", data, now: t.created_at };
+                    emit(w.conn(), &draft).await?;
                     w.done().await?;
                     return Ok(InsertToken::Inserted);
                 }
@@ -156,16 +162,21 @@ macro_rules! sql_tokens {
 
 
             pub async fn expire_token_number(&self, token: &str, now: i64) -> StoreResult<bool> {
-                let mut w = self.writer().await?;
-                let r = sqlx::query(
-                    "UPDATE tokens SET state = 'expired' WHERE token = $1 AND state = 'active' AND expires_at <= $2",
+                let mut w = self.atomic_writer().await?;
+                let ended: Vec<(String, String)> = sqlx::query_as(
+                    "UPDATE tokens SET state = 'expired' WHERE token = $1 AND state = 'active' AND expires_at <= $2 \
+                     RETURNING id, instrument_id",
                 )
                 .bind(token)
                 .bind(now)
-                .execute(w.conn())
+                .fetch_all(w.conn())
                 .await?;
+                for (id, instrument_id) in &ended {
+                    let data = crate::events::token_data(id, "expired");
+                    emit(w.conn(), &EventDraft { instrument_id, kind: "token.expired", data, now }).await?;
+                }
                 w.done().await?;
-                Ok(r.rows_affected() > 0)
+                Ok(!ended.is_empty())
             }
 
             pub async fn token_by_number(&self, token: &str) -> StoreResult<Option<TokenRow>> {
@@ -196,18 +207,75 @@ macro_rules! sql_tokens {
             /// Ends a live token: `expired` when its TTL has passed by `now`, else `revoked` (when
             /// `revoke`). True if it was live.
             pub async fn end_token(&self, id: &str, revoke: bool, now: i64) -> StoreResult<bool> {
-                let mut w = self.writer().await?;
-                let r = sqlx::query(
+                let mut w = self.atomic_writer().await?;
+                let ended: Option<(String, String)> = sqlx::query_as(
                     "UPDATE tokens SET state = CASE WHEN expires_at <= $2 THEN 'expired' ELSE 'revoked' END \
-                     WHERE id = $1 AND state = 'active' AND (expires_at <= $2 OR $3)",
+                     WHERE id = $1 AND state = 'active' AND (expires_at <= $2 OR $3) RETURNING state, instrument_id",
                 )
                 .bind(id)
                 .bind(now)
                 .bind(revoke)
-                .execute(w.conn())
+                .fetch_optional(w.conn())
                 .await?;
+                if let Some((state, instrument_id)) = &ended {
+                    let (kind, status) =
+                        if state == "expired" { ("token.expired", "expired") } else { ("token.deleted", "deleted") };
+                    let data = crate::events::token_data(id, status);
+                    emit(w.conn(), &EventDraft { instrument_id, kind, data, now }).await?;
+                }
                 w.done().await?;
-                Ok(r.rows_affected() == 1)
+                Ok(ended.is_some())
+            }
+
+            pub async fn suspend_token(&self, id: &str, suspend: bool, now: i64) -> StoreResult<Option<TokenRow>> {
+                let mut w = self.atomic_writer().await?;
+                let row: Option<TokenRow<i64>> = sqlx::query_as(concat!(
+                    "UPDATE tokens SET suspended_at = CASE WHEN $2 THEN $3 ELSE NULL END \
+                     WHERE id = $1 AND state = 'active' AND expires_at > $3 AND ((suspended_at IS NULL) = $2) \
+                     RETURNING ",
+                    token_cols!()
+                ))
+                .bind(id)
+                .bind(suspend)
+                .bind(now)
+                .fetch_optional(w.conn())
+                .await?;
+                match row {
+                    Some(row) => {
+                        let (kind, status) = if suspend { ("token.suspended", "suspended") } else { ("token.resumed", "active") };
+                        let data = crate::events::token_data(&row.id, status);
+                        emit(w.conn(), &EventDraft { instrument_id: &row.instrument_id, kind, data, now }).await?;
+                        w.done().await?;
+                        Ok(Some(row.read_money(self.money())?))
+                    }
+                    None => {
+                        w.abort().await?;
+                        Ok(None)
+                    }
+                }
+            }
+
+            pub async fn par_known(&self, par: &str) -> StoreResult<bool> {
+                let found: Option<String> = sqlx::query_scalar("SELECT id FROM instruments WHERE par = $1 LIMIT 1")
+                    .bind(par)
+                    .fetch_optional(&self.read)
+                    .await?;
+                Ok(found.is_some())
+            }
+
+            pub async fn tokens_by_par(&self, par: &str, all: bool, limit: i64) -> StoreResult<Vec<TokenRow>> {
+                let rows: Vec<TokenRow<i64>> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    token_cols!(),
+                    " FROM tokens WHERE instrument_id IN (SELECT id FROM instruments WHERE par = $1) \
+                     AND ($2 OR state = 'active') ORDER BY created_at DESC, id DESC LIMIT $3"
+                ))
+                .bind(par)
+                .bind(all)
+                .bind(limit)
+                .fetch_all(&self.read)
+                .await?;
+                rows.into_iter().map(|r| r.read_money(self.money())).collect()
             }
 
             /// Binds merchants to a terminal requestor. Returns the merchants another requestor holds
@@ -285,10 +353,10 @@ macro_rules! sql_tokens {
             }
 
             pub async fn consume_token(&self, token: &str, now: i64) -> StoreResult<Consume> {
-                let mut w = self.writer().await?;
+                let mut w = self.atomic_writer().await?;
                 let consumed: Option<TokenRow<i64>> = sqlx::query_as(concat!(
                     "UPDATE tokens SET state = 'consumed', consumed_at = $2 \
-                     WHERE token = $1 AND state = 'active' AND expires_at > $2 \
+                     WHERE token = $1 AND state = 'active' AND suspended_at IS NULL AND expires_at > $2 \
                        AND (lease_until IS NULL OR lease_until <= $2) \
                        AND EXISTS (SELECT 1 FROM instruments i WHERE i.id = tokens.instrument_id AND i.status = 'active') \
                      RETURNING ",
@@ -299,6 +367,8 @@ macro_rules! sql_tokens {
                 .fetch_optional(w.conn())
                 .await?;
                 if let Some(row) = consumed {
+                    let data = crate::events::token_data(&row.id, "consumed");
+                    emit(w.conn(), &EventDraft { instrument_id: &row.instrument_id, kind: "token.consumed", data, now }).await?;
                     w.done().await?;
                     return Ok(Consume::Consumed(row.read_money(self.money())?));
                 }

@@ -38,8 +38,10 @@ macro_rules! sql_transactions {
             }
 
             pub async fn update_transaction(&self, t: &TxnRow) -> StoreResult<()> {
-                let mut w = self.writer().await?;
-                bind_txn!(sqlx::query(TXN_UPDATE), t).execute(w.conn()).await?;
+                let mut w = self.atomic_writer().await?;
+                if bind_txn!(sqlx::query(TXN_UPDATE), t).execute(w.conn()).await?.rows_affected() == 1 {
+                    emit_txn(w.conn(), t).await?;
+                }
                 w.done().await
             }
 
@@ -116,7 +118,8 @@ macro_rules! sql_transactions {
                 if let Some(token_id) = lease {
                     let r = sqlx::query(
                         "UPDATE tokens SET lease_id = $2, lease_until = $4 \
-                         WHERE id = $1 AND state = 'active' AND expires_at > $3 AND (lease_until IS NULL OR lease_until <= $3) \
+                         WHERE id = $1 AND state = 'active' AND suspended_at IS NULL AND expires_at > $3 \
+                           AND (lease_until IS NULL OR lease_until <= $3) \
                            AND EXISTS (SELECT 1 FROM instruments i WHERE i.id = tokens.instrument_id AND i.status = 'active')",
                     )
                     .bind(token_id)
@@ -203,6 +206,7 @@ macro_rules! sql_transactions {
                 if let Some(a) = advice {
                     insert_advice(w.conn(), a, now).await?;
                 }
+                emit_txn(w.conn(), t).await?;
                 w.done().await?;
                 Ok(true)
             }
@@ -257,6 +261,11 @@ macro_rules! sql_transactions {
                     w.abort().await?;
                     return Ok(false);
                 }
+                if let Some(instrument_id) = t.instrument_id.as_deref() {
+                    let data = crate::events::token_data(token_id, "consumed");
+                    emit(w.conn(), &EventDraft { instrument_id, kind: "token.consumed", data, now }).await?;
+                }
+                emit_txn(w.conn(), t).await?;
                 w.done().await?;
                 Ok(true)
             }
@@ -264,20 +273,28 @@ macro_rules! sql_transactions {
             /// Counts a failed attempt (bad cryptogram, wrong domain); the `max`-th locks the token.
             /// Returns the attempts so far.
             pub async fn fail_token_attempt(&self, token_id: &str, max: i64, now: i64) -> StoreResult<i64> {
-                let mut w = self.writer().await?;
-                let n: Option<i64> = sqlx::query_scalar(
+                let mut w = self.atomic_writer().await?;
+                let n: Option<(i64, String, Option<i64>, String)> = sqlx::query_as(
                     "UPDATE tokens SET failed_attempts = failed_attempts + 1, \
                        state = CASE WHEN failed_attempts + 1 >= $2 AND state = 'active' THEN 'locked' ELSE state END, \
                        locked_at = CASE WHEN failed_attempts + 1 >= $2 AND state = 'active' THEN $3 ELSE locked_at END \
-                     WHERE id = $1 RETURNING failed_attempts",
+                     WHERE id = $1 RETURNING failed_attempts, state, locked_at, instrument_id",
                 )
                 .bind(token_id)
                 .bind(max)
                 .bind(now)
                 .fetch_optional(w.conn())
                 .await?;
+                // Locked by this very attempt: its requestor hears of it once.
+                if let Some((_, state, Some(locked_at), instrument_id)) = &n
+                    && state == "locked"
+                    && *locked_at == now
+                {
+                    let data = crate::events::token_data(token_id, "locked");
+                    emit(w.conn(), &EventDraft { instrument_id, kind: "token.locked", data, now }).await?;
+                }
                 w.done().await?;
-                Ok(n.unwrap_or(0))
+                Ok(n.map_or(0, |r| r.0))
             }
 
             /// Marks an approved original reversed and records the reversal (and the advice owed to the
@@ -302,7 +319,9 @@ macro_rules! sql_transactions {
                 if reversed {
                     undo_with(w.conn(), &undo, now).await?;
                 }
-                bind_txn!(sqlx::query(TXN_UPDATE), reversal).execute(w.conn()).await?;
+                if bind_txn!(sqlx::query(TXN_UPDATE), reversal).execute(w.conn()).await?.rows_affected() == 1 && reversed {
+                    emit_txn(w.conn(), reversal).await?;
+                }
                 w.done().await?;
                 Ok(reversed)
             }

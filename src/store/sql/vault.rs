@@ -164,7 +164,7 @@ macro_rules! sql_vault {
             }
 
             pub async fn insert_card(&self, c: &InstrumentRow) -> StoreResult<InsertCard> {
-                let mut w = self.writer().await?;
+                let mut w = self.atomic_writer().await?;
                 let r = sqlx::query(
                     "INSERT INTO instruments (id, requestor_id, kind, status, issuer_id, bin, last4, pan_len, expiry, par, \
                      fingerprint, fp_version, pan_sealed, dek_version, created_at, updated_at) \
@@ -188,6 +188,9 @@ macro_rules! sql_vault {
                 .execute(w.conn())
                 .await?;
                 if r.rows_affected() == 1 {
+                    let data = crate::events::instrument_data(&c.id, "active");
+                    emit(w.conn(), &EventDraft { instrument_id: &c.id, kind: "instrument.created", data, now: c.created_at })
+                        .await?;
                     w.done().await?;
                     return Ok(InsertCard::Inserted);
                 }
@@ -316,14 +319,96 @@ macro_rules! sql_vault {
                 .await?)
             }
 
+            /// The PAR of a card already registered under one of `fingerprints` (by any requestor),
+            /// if any: a reissued card keeps its PAR, and a later registration of its new number must
+            /// get the same one.
+            pub async fn par_by_fingerprints(&self, fingerprints: &[String]) -> StoreResult<Option<String>> {
+                for fp in fingerprints {
+                    let par: Option<Option<String>> =
+                        sqlx::query_scalar("SELECT par FROM instruments WHERE fingerprint = $1 AND par IS NOT NULL LIMIT 1")
+                            .bind(fp)
+                            .fetch_optional(&self.read)
+                            .await?;
+                    if let Some(Some(par)) = par {
+                        return Ok(Some(par));
+                    }
+                }
+                Ok(None)
+            }
+
+            /// Card instruments of the PAR `par` that are not deleted, of every requestor.
+            pub async fn cards_by_par(&self, par: &str) -> StoreResult<Vec<InstrumentRow>> {
+                Ok(sqlx::query_as(concat!(
+                    "SELECT ",
+                    instrument_cols!(),
+                    " FROM instruments WHERE par = $1 AND kind = 'card' AND status <> 'deleted' ORDER BY created_at, id"
+                ))
+                .bind(par)
+                .fetch_all(&self.read)
+                .await?)
+            }
+
+            /// A reissued card's new facts on its instrument (same id, same PAR), with its
+            /// `instrument.updated` event, in one transaction. `StaleKey` when a rotation made its
+            /// data key old meanwhile, `Duplicate` when its requestor has the new number already.
+            pub async fn reissue_card(&self, c: &InstrumentRow, now: i64) -> StoreResult<InsertCard> {
+                let mut w = self.atomic_writer().await?;
+                let taken: Option<String> = sqlx::query_scalar(
+                    "SELECT id FROM instruments WHERE requestor_id = $1 AND fingerprint = $2 AND status <> 'deleted' AND id <> $3",
+                )
+                .bind(&c.requestor_id)
+                .bind(&c.fingerprint)
+                .bind(&c.id)
+                .fetch_optional(w.conn())
+                .await?;
+                if taken.is_some() {
+                    w.abort().await?;
+                    return Ok(InsertCard::Duplicate(Box::new(c.clone())));
+                }
+                let status: Option<String> = sqlx::query_scalar(
+                    "UPDATE instruments SET bin = $2, last4 = $3, pan_len = $4, expiry = $5, fingerprint = $6, fp_version = $7, \
+                     pan_sealed = $8, dek_version = $9, updated_at = $10 \
+                     WHERE id = $1 AND status <> 'deleted' AND $9 = (SELECT MAX(version) FROM data_keys) RETURNING status",
+                )
+                .bind(&c.id)
+                .bind(&c.bin)
+                .bind(&c.last4)
+                .bind(c.pan_len)
+                .bind(&c.expiry)
+                .bind(&c.fingerprint)
+                .bind(c.fp_version)
+                .bind(&c.pan_sealed)
+                .bind(c.dek_version)
+                .bind(now)
+                .fetch_optional(w.conn())
+                .await?;
+                let Some(status) = status else {
+                    w.abort().await?;
+                    return Ok(InsertCard::StaleKey);
+                };
+                let mut data = crate::events::instrument_data(&c.id, &status);
+                data["reason"] = serde_json::json!("reissued");
+                data["last4"] = serde_json::json!(c.last4);
+                data["expiry"] = serde_json::json!(c.expiry);
+                emit(w.conn(), &EventDraft { instrument_id: &c.id, kind: "instrument.updated", data, now }).await?;
+                w.done().await?;
+                Ok(InsertCard::Inserted)
+            }
+
             pub async fn update_card_expiry(&self, id: &str, expiry: &str, now: i64) -> StoreResult<()> {
-                let mut w = self.writer().await?;
-                sqlx::query("UPDATE instruments SET expiry = $2, updated_at = $3 WHERE id = $1")
-                    .bind(id)
-                    .bind(expiry)
-                    .bind(now)
-                    .execute(w.conn())
-                    .await?;
+                let mut w = self.atomic_writer().await?;
+                let status: Option<String> =
+                    sqlx::query_scalar("UPDATE instruments SET expiry = $2, updated_at = $3 WHERE id = $1 RETURNING status")
+                        .bind(id)
+                        .bind(expiry)
+                        .bind(now)
+                        .fetch_optional(w.conn())
+                        .await?;
+                if let Some(status) = status {
+                    let mut data = crate::events::instrument_data(id, &status);
+                    data["expiry"] = serde_json::json!(expiry);
+                    emit(w.conn(), &EventDraft { instrument_id: id, kind: "instrument.updated", data, now }).await?;
+                }
                 w.done().await
             }
 
@@ -352,11 +437,24 @@ macro_rules! sql_vault {
                     "UPDATE instruments SET status = $2, updated_at = $3 WHERE id = $1"
                 };
                 sqlx::query(sql).bind(id).bind(to.as_str()).bind(now).execute(w.conn()).await?;
+                let kind = match to {
+                    InstrumentStatus::Active => "instrument.resumed",
+                    InstrumentStatus::Suspended => "instrument.suspended",
+                    InstrumentStatus::Deleted => "instrument.deleted",
+                };
+                let data = crate::events::instrument_data(id, to.as_str());
+                emit(w.conn(), &EventDraft { instrument_id: id, kind, data, now }).await?;
                 if to != InstrumentStatus::Active {
-                    sqlx::query("UPDATE tokens SET state = 'revoked' WHERE instrument_id = $1 AND state = 'active'")
-                        .bind(id)
-                        .execute(w.conn())
-                        .await?;
+                    let ended: Vec<String> = sqlx::query_scalar(
+                        "UPDATE tokens SET state = 'revoked' WHERE instrument_id = $1 AND state = 'active' RETURNING id",
+                    )
+                    .bind(id)
+                    .fetch_all(w.conn())
+                    .await?;
+                    for token_id in &ended {
+                        let data = crate::events::token_data(token_id, "deleted");
+                        emit(w.conn(), &EventDraft { instrument_id: id, kind: "token.deleted", data, now }).await?;
+                    }
                 }
                 let row = sqlx::query_as(concat!("SELECT ", instrument_cols!(), " FROM instruments WHERE id = $1"))
                     .bind(id)

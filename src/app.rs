@@ -356,12 +356,26 @@ pub async fn build_with(opts: &ServeOptions, hsm: Hsm) -> Result<AppState, Start
     let simulator = Arc::new(Simulator::new(SimConfig::default()));
     let mut hosts = HashMap::new();
     for i in &config.issuers {
-        let host = crate::issuer::host::connect_in(
+        let mac = match (i.mac, &i.tak) {
+            (crate::config::MacMode::Off, _) => None,
+            (crate::config::MacMode::Required, None) => {
+                return Err(StartError::Issuer(i.id.clone(), "`mac = \"required\"` needs the link's `tak`".into()));
+            }
+            (crate::config::MacMode::Required, Some(tak)) => {
+                let bytes = tak.bytes().ok_or_else(|| StartError::Issuer(i.id.clone(), "`tak` must be hex".into()))?;
+                let mac = crate::issuer::tcp::LinkMac::from_clear(hsm.clone(), i.mac_algorithm, &bytes)
+                    .await
+                    .map_err(|e| StartError::Issuer(i.id.clone(), format!("tak: {e}")))?;
+                Some(mac)
+            }
+        };
+        let host = crate::issuer::host::connect_mac(
             &i.host,
             Duration::from_millis(i.timeout_ms),
             i.tls.as_ref(),
             i.dialect,
             simulator.clone(),
+            mac,
         )
         .map_err(|e| StartError::Issuer(i.id.clone(), e.to_string()))?;
         hosts.insert(i.id.clone(), host);
@@ -384,6 +398,7 @@ pub async fn build_with(opts: &ServeOptions, hsm: Hsm) -> Result<AppState, Start
     ));
     let terminals = payments.terminals();
     terminals.seed(&config.terminals, clock.now_ms()).await?;
+    payments.link_keys().seed(&config.iso.link_keys).await?;
     let limits = Arc::new(crate::api::limits::RestLimits::new(&config.limits));
     let iso_addr = Arc::new(std::sync::OnceLock::new());
     let state = AppState {
@@ -594,6 +609,8 @@ pub async fn serve(opts: ServeOptions) -> Result<(), StartError> {
     for l in &state.config.iso.listeners {
         let sock = tokio::net::TcpListener::bind(l.addr).await.map_err(|e| StartError::Bind(l.addr, e))?;
         let tpdu = if l.tpdu { ", TPDU" } else { "" };
+        let tpdu =
+            if l.mac == crate::config::MacMode::Required { format!("{tpdu}, MAC required") } else { tpdu.to_string() };
         println!(
             "tsp: ISO 8583 ({}, {} length{tpdu}) listening on {}{iso_mode}",
             l.dialect,

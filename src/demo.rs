@@ -86,18 +86,48 @@ async fn local_balance(state: &crate::api::AppState, instrument: &str) -> Result
     Ok(format!("principal {} + bonus {} {}, refundable {}", b.principal, b.bonus, b.currency.code, b.refundable))
 }
 
+/// How the demo's terminals talk to its ISO 8583 front.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DemoOptions {
+    pub dialect: crate::iso8583::Dialect,
+    /// A listener with `mac = "required"`: each terminal gets a fresh TAK (retail MAC) and MACs
+    /// every request; every answer's MAC is checked.
+    pub mac: bool,
+}
+
+/// The demo's terminals (DE41).
+const DEMO_TERMINALS: [&str; 2] = ["DEMO0001", "GNCAFE01"];
+
 pub async fn run(out: &mut dyn Write) -> Result<(), String> {
+    run_with(out, DemoOptions::default()).await
+}
+
+pub async fn run_with(out: &mut dyn Write, opts: DemoOptions) -> Result<(), String> {
     let dir = std::env::temp_dir().join(format!("tsp-demo-{}", uuid::Uuid::now_v7().simple()));
-    let result = story(out, &dir).await;
+    let result = story(out, &dir, opts).await;
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
 
-async fn story(out: &mut dyn Write, dir: &std::path::Path) -> Result<(), String> {
+async fn story(out: &mut dyn Write, dir: &std::path::Path, demo: DemoOptions) -> Result<(), String> {
     let e = |e: &dyn std::fmt::Display| e.to_string();
     std::fs::create_dir_all(dir).map_err(|x| e(&x))?;
     // The demo configuration, with issuers that give up after 700 ms so the timeout is quick.
-    let config = crate::config::DEFAULT_TOML.replace("[[issuers]]\n", "[[issuers]]\ntimeout_ms = 700\n");
+    let mut config = crate::config::DEFAULT_TOML.replace("[[issuers]]\n", "[[issuers]]\ntimeout_ms = 700\n");
+    // With MACs, a fresh TAK per demo terminal: loaded into the instance's key store as key blocks,
+    // and kept by the terminal.
+    let mut taks = std::collections::HashMap::new();
+    if demo.mac {
+        let rng = ring::rand::SystemRandom::new();
+        for t in DEMO_TERMINALS {
+            let mut key = zeroize::Zeroizing::new([0u8; 16]);
+            ring::rand::SecureRandom::fill(&rng, &mut key[..]).map_err(|_| "random source failed".to_string())?;
+            config.push_str(&format!("\n[[iso.link_keys]]\nterminal = \"{t}\"\ntak = \"{}\"\n", hex::encode(&key[..])));
+            taks.insert(t, key);
+        }
+    }
+    let terminal_mac =
+        |t: &str| taks.get(t).map(|k| crate::terminal::TerminalMac::new(crate::config::MacAlgorithm::Retail, &k[..]));
     let config_path = dir.join("tsp.toml");
     std::fs::write(&config_path, config).map_err(|x| e(&x))?;
     let opts = ServeOptions {
@@ -114,16 +144,22 @@ async fn story(out: &mut dyn Write, dir: &std::path::Path) -> Result<(), String>
     let iso = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|x| e(&x))?;
     let iso_addr = iso.local_addr().map_err(|x| e(&x))?.to_string();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let wire = crate::server::Wire { dialect: demo.dialect, framing: Default::default(), mac: demo.mac };
     let server = tokio::spawn(crate::server::serve(
         iso,
         state.payments.clone(),
         Default::default(),
-        Default::default(),
+        wire,
         None,
         stop_rx.clone(),
     ));
     let advices = tokio::spawn(crate::payments::advice::run(state.payments.clone(), stop_rx));
-    say!(out, "   ISO 8583 front on {iso_addr}; issuers answer from the in-process simulator\n");
+    let macs = if demo.mac { ", every message MACed under its terminal's TAK" } else { "" };
+    say!(
+        out,
+        "   ISO 8583 front on {iso_addr} ({} dialect{macs}); issuers answer from the in-process simulator\n",
+        demo.dialect
+    );
 
     let now = state.clock.now_ms();
     let wallet = requestors::create(
@@ -152,7 +188,10 @@ async fn story(out: &mut dyn Write, dir: &std::path::Path) -> Result<(), String>
         );
     }
 
-    let mut term = Terminal::connect(&iso_addr, "DEMO0001", "DEMOMART0000001").await.map_err(|x| e(&x))?;
+    let mut term = Terminal::connect(&iso_addr, "DEMO0001", "DEMOMART0000001")
+        .await
+        .map_err(|x| e(&x))?
+        .speaking(demo.dialect, terminal_mac("DEMO0001"));
     say!(out, "\n2. A chip (contactless) payment of 15,000 KRW with a Hanbit card token");
     let t = state.tokens.issue(&wallet, &hanbit.id, &TokenOptions::default()).await.map_err(|x| e(&x))?;
     say!(
@@ -277,7 +316,10 @@ async fn story(out: &mut dyn Write, dir: &std::path::Path) -> Result<(), String>
         .await
         .map_err(|x| e(&x))?;
     say!(out, "   wallet {} charged 100,000: principal +{}, bonus +{}", local.id, c.principal, c.bonus);
-    let mut cafe = Terminal::connect(&iso_addr, "GNCAFE01", "GN-CAFE-0001").await.map_err(|x| e(&x))?;
+    let mut cafe = Terminal::connect(&iso_addr, "GNCAFE01", "GN-CAFE-0001")
+        .await
+        .map_err(|x| e(&x))?
+        .speaking(demo.dialect, terminal_mac("GNCAFE01"));
     let t = state.tokens.issue(&wallet, &local.id, &TokenOptions::default()).await.map_err(|x| e(&x))?;
     let ans = term.pay(&t.row.token, 5_000).await.map_err(|x| e(&x))?;
     say!(out, "   pay 5,000 at DEMOMART (not in the region): {}", words(&ans));

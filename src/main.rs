@@ -49,7 +49,14 @@ enum Command {
         seal: SealArgs,
     },
     /// Run the whole story once against a fresh temporary instance and print a transcript.
-    Demo,
+    Demo {
+        /// The dialect the demo's terminals speak: ascii, binary or bcd (docs/iso8583.md "Dialects").
+        #[arg(long, default_value = "ascii")]
+        dialect: tsp::iso8583::Dialect,
+        /// MAC every message under the terminals' TAKs (docs/iso8583.md "MAC").
+        #[arg(long)]
+        mac: bool,
+    },
     /// Apply the database migrations and exit (idempotent; `serve` applies them too).
     Migrate {
         #[command(flatten)]
@@ -96,6 +103,13 @@ enum Command {
         /// The ISO 8583 dialect spoken: ascii, binary or bcd (docs/iso8583.md "Dialects").
         #[arg(long, default_value = "ascii")]
         dialect: tsp::iso8583::Dialect,
+        /// A MAC link (docs/iso8583.md "MAC"): the TAK in hex (a simulator's test key). Requests
+        /// must carry a valid MAC (else `63`); answers carry one.
+        #[arg(long)]
+        tak: Option<String>,
+        /// The TAK's algorithm: retail (TDES, ISO 9797-1 MAC algorithm 3) or cmac (AES).
+        #[arg(long, default_value = "retail", requires = "tak")]
+        mac_algorithm: String,
     },
     /// Data-key and fingerprint-key rotation (docs/operations.md "Key rotation").
     Keys {
@@ -139,6 +153,9 @@ enum Command {
         /// host:port of the ISO 8583 front.
         #[arg(long, default_value = "127.0.0.1:8583")]
         iso: String,
+        /// The dialect of that listener: ascii, binary or bcd (docs/iso8583.md "Dialects").
+        #[arg(long, default_value = "ascii")]
+        dialect: tsp::iso8583::Dialect,
         /// Base URL of the REST API.
         #[arg(long, default_value = "http://127.0.0.1:8080")]
         http: String,
@@ -349,7 +366,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             };
             app::serve(opts).await.map_err(|e| e.to_string())
         }
-        Command::Demo => tsp::demo::run(&mut std::io::stdout()).await,
+        Command::Demo { dialect, mac } => {
+            tsp::demo::run_with(&mut std::io::stdout(), tsp::demo::DemoOptions { dialect, mac }).await
+        }
         Command::Migrate { storage } => {
             let store =
                 app::open_store(&storage.data_dir, storage.database_url.as_deref()).await.map_err(|e| e.to_string())?;
@@ -477,7 +496,34 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!("closed the business day: settlement {id} at {}", tsp::clock::rfc3339(at));
             Ok(())
         }
-        Command::IssuerSim { listen, limit, latency_ms, failure_rate, tls_cert, tls_key, client_ca, dialect } => {
+        Command::IssuerSim {
+            listen,
+            limit,
+            latency_ms,
+            failure_rate,
+            tls_cert,
+            tls_key,
+            client_ca,
+            dialect,
+            tak,
+            mac_algorithm,
+        } => {
+            let link_mac = match tak {
+                None => None,
+                Some(hexkey) => {
+                    let algorithm = match mac_algorithm.as_str() {
+                        "retail" => tsp::config::MacAlgorithm::Retail,
+                        "cmac" => tsp::config::MacAlgorithm::Cmac,
+                        other => return Err(format!("--mac-algorithm {other:?}: retail or cmac")),
+                    };
+                    let key =
+                        zeroize::Zeroizing::new(hex::decode(hexkey).map_err(|_| "--tak must be hex".to_string())?);
+                    let hsm = tsp::hsm::Hsm::in_process(std::sync::Arc::new(
+                        hsm_sim::Hsm::ephemeral().map_err(|e| e.to_string())?,
+                    ));
+                    Some(tsp::issuer::tcp::LinkMac::from_clear(hsm, algorithm, &key).await.map_err(|e| e.to_string())?)
+                }
+            };
             let tls = match (tls_cert, tls_key) {
                 (Some(cert), Some(key)) => Some(
                     tsp::tls::acceptor(&tsp::config::ServerTlsConfig { cert, key, client_ca })
@@ -497,10 +543,14 @@ async fn run(cli: Cli) -> Result<(), String> {
             let mode = if tls.is_some() { " (TLS)" } else { "" };
             let at = listener.local_addr().map_err(|e| e.to_string())?;
             // The address stays the line's last word (tests and scripts read it from there).
-            let speaks = if dialect == tsp::iso8583::Dialect::Ascii { String::new() } else { format!(" ({dialect})") };
+            let mut speaks =
+                if dialect == tsp::iso8583::Dialect::Ascii { String::new() } else { format!(" ({dialect})") };
+            if link_mac.is_some() {
+                speaks.push_str(" (MAC)");
+            }
             println!("tsp issuer-sim{speaks}: listening on {at}{mode}");
             tokio::select! {
-                r = tsp::issuer::tcp::serve_in(listener, sim, tls, dialect) => r.map_err(|e| e.to_string()),
+                r = tsp::issuer::tcp::serve_mac(listener, sim, tls, dialect, link_mac) => r.map_err(|e| e.to_string()),
                 _ = tokio::signal::ctrl_c() => Ok(()),
             }
         }
@@ -618,8 +668,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!("{}", rotated.api_key);
             Ok(())
         }
-        Command::Load { mode, duration, count, connections, pipeline, iso, http, keys, json } => {
-            let opts = tsp::load::LoadOptions { mode, duration, count, connections, pipeline, iso, http, keys, json };
+        Command::Load { mode, duration, count, connections, pipeline, iso, dialect, http, keys, json } => {
+            let opts =
+                tsp::load::LoadOptions { mode, duration, count, connections, pipeline, iso, dialect, http, keys, json };
             tsp::load::command(&opts, &mut std::io::stdout()).await.map_err(|e| format!("load: {e}"))
         }
     }

@@ -18,6 +18,36 @@ pub enum TerminalError {
     Codec(#[from] crate::iso8583::CodecError),
     #[error("no answer")]
     NoAnswer,
+    #[error("the answer's MAC is missing or wrong")]
+    BadMac,
+    #[error("MAC: {0}")]
+    Mac(#[from] hsm_sim::HsmError),
+}
+
+/// A terminal's own TAK (the terminal's side of docs/iso8583.md "MAC"; a real terminal keeps it in
+/// its PIN pad's secure module): zeroized when dropped, never shown.
+pub struct TerminalMac {
+    algorithm: crate::config::MacAlgorithm,
+    key: zeroize::Zeroizing<Vec<u8>>,
+}
+
+impl TerminalMac {
+    pub fn new(algorithm: crate::config::MacAlgorithm, key: &[u8]) -> TerminalMac {
+        TerminalMac { algorithm, key: zeroize::Zeroizing::new(key.to_vec()) }
+    }
+
+    /// The 8-byte MAC of `data`.
+    pub fn mac(&self, data: &[u8]) -> Result<[u8; 8], hsm_sim::HsmError> {
+        match self.algorithm {
+            crate::config::MacAlgorithm::Retail => hsm_sim::crypto::mac::retail_mac(&self.key, data, 1),
+            crate::config::MacAlgorithm::Cmac => {
+                let tag = hsm_sim::crypto::mac::aes_cmac(&self.key, data)?;
+                let mut out = [0u8; 8];
+                out.copy_from_slice(&tag[..8]);
+                Ok(out)
+            }
+        }
+    }
 }
 
 /// Builds a terminal's requests (its STANs, DE7/DE12/DE13 from the clock, DE90 of cancels and
@@ -115,6 +145,8 @@ impl Requests {
 pub struct Terminal {
     stream: TcpStream,
     requests: Requests,
+    dialect: crate::iso8583::Dialect,
+    mac: Option<TerminalMac>,
 }
 
 impl std::ops::Deref for Terminal {
@@ -134,7 +166,16 @@ impl Terminal {
     pub async fn connect(addr: &str, terminal_id: &str, merchant_id: &str) -> Result<Terminal, TerminalError> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
-        Ok(Terminal { stream, requests: Requests::new(terminal_id, merchant_id) })
+        let requests = Requests::new(terminal_id, merchant_id);
+        Ok(Terminal { stream, requests, dialect: crate::iso8583::Dialect::Ascii, mac: None })
+    }
+
+    /// The same terminal speaking `dialect`, with a MAC under `mac` on every request (and every
+    /// answer's MAC checked).
+    pub fn speaking(mut self, dialect: crate::iso8583::Dialect, mac: Option<TerminalMac>) -> Terminal {
+        self.dialect = dialect;
+        self.mac = mac;
+        self
     }
 
     /// Continues the STANs after `last` (a terminal that keeps its counter across connections).
@@ -144,11 +185,31 @@ impl Terminal {
 
     /// Sends a request and waits (10 s at most) for its answer.
     pub async fn call(&mut self, req: &Message) -> Result<Message, TerminalError> {
-        write_frame(&mut self.stream, &req.encode()?).await?;
+        use crate::iso8583::mac;
+        let body = match &self.mac {
+            None => self.dialect.encode(req)?,
+            Some(k) => {
+                let mut m = req.clone();
+                let mut out = mac::prepare(self.dialect, &mut m)?;
+                let tag = k.mac(mac::covered(self.dialect, &out))?;
+                mac::seal(self.dialect, &mut out, &tag);
+                out
+            }
+        };
+        write_frame(&mut self.stream, &body).await?;
         let frame = tokio::time::timeout(Duration::from_secs(10), read_frame(&mut self.stream, 64 * 1024))
             .await
             .map_err(|_| TerminalError::NoAnswer)??;
-        Ok(Message::decode(&frame.ok_or(TerminalError::NoAnswer)?)?)
+        let frame = frame.ok_or(TerminalError::NoAnswer)?;
+        let answer = self.dialect.decode(&frame)?;
+        if let Some(k) = &self.mac {
+            let (covered, tag) = mac::received(self.dialect, &frame, &answer).map_err(|_| TerminalError::BadMac)?;
+            let expected = k.mac(covered)?;
+            if !bool::from(subtle::ConstantTimeEq::ct_eq(&expected[..], &tag[..])) {
+                return Err(TerminalError::BadMac);
+            }
+        }
+        Ok(answer)
     }
 
     /// Pays `amount` with a token or PAN (barcode entry) and returns the answer.

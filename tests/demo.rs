@@ -44,3 +44,24 @@ fn the_demo_runs_the_story_and_masks_every_pan() {
         assert!(!stdout.contains(pan) && !stderr.contains(pan), "clear PAN in the demo's output");
     }
 }
+
+#[test]
+fn the_demo_speaks_bcd_with_macs() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tsp"))
+        .args(["demo", "--dialect", "bcd", "--mac"])
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    for want in [
+        "(bcd dialect, every message MACed under its terminal's TAK)",
+        "ARQC verified, tag 91 (ARPC) in DE55: true",
+        "0410: 00 approved",
+        "pay 30,000 at GN-CAFE-0001: 00 approved (principal 20000 + bonus 10000); principal 80000 + bonus 0 KRW",
+        "== done",
+    ] {
+        assert!(stdout.contains(want), "missing {want:?} in:\n{stdout}");
+    }
+    assert!(!stdout.contains(": 63 "), "no security violation:\n{stdout}");
+}

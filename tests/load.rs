@@ -170,3 +170,31 @@ async fn seeded_cards_are_real_and_pay() {
     }
     assert_eq!(count(&s, "SELECT COUNT(*) FROM transactions WHERE status = 'approved'").await, 3);
 }
+
+#[tokio::test]
+async fn pay_over_a_binary_listener() {
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let config = format!("{}\n[[iso.listeners]]\naddr = \"{addr}\"\ndialect = \"binary\"\n", tsp::config::DEFAULT_TOML);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tsp.toml");
+    std::fs::write(&path, config).unwrap();
+    let path = path.to_str().unwrap().to_string();
+    let s = TestServer::start_with(dir, &["--config", &path]).await;
+    let keys = s.data_dir().join("demo-keys.json");
+    let mut cmd = Command::new(tsp_bin());
+    cmd.args(["load", "--mode", "pay", "--count", "100", "--connections", "2", "--dialect", "binary", "--json"])
+        .args(["--iso", &addr, "--http", &s.base, "--keys"])
+        .arg(&keys)
+        .env("RUST_LOG", "warn");
+    let out = tokio::task::spawn_blocking(move || cmd.output()).await.unwrap().unwrap();
+    let r: Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    assert!(out.status.success(), "{r}");
+    assert_eq!((n(&r["requests"]), n(&r["wrong"]), n(&r["codes"]["00"])), (100, 0, 100), "{r}");
+    assert_eq!(
+        count(&s, "SELECT COUNT(*) FROM transactions WHERE kind = 'purchase' AND status = 'approved'").await,
+        100
+    );
+}

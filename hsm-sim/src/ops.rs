@@ -1,9 +1,11 @@
 //! [`Hsm::execute`]: each request checked and handed to its primitive in `crypto/`.
 
-use crate::crypto::{aead::IV_LEN, cvv, dukpt_aes, dukpt_tdes, emv, ff1, mac, pin, tr31, wrap};
+use zeroize::Zeroizing;
+
+use crate::crypto::{aead::IV_LEN, cvv, dukpt_aes, dukpt_tdes, emv, ff1, kcv, mac, pin, tr31, wrap};
 use crate::error::HsmError;
 use crate::hsm::{Hsm, Material};
-use crate::keys::{Algorithm, Attributes, KeyRef, KeyUsage, Use};
+use crate::keys::{Algorithm, Attributes, KeyRef, KeyUsage, Use, mode_allows};
 use crate::protocol::{Request, Response};
 use crate::secret::{Bytes, SecretBytes};
 
@@ -31,7 +33,59 @@ fn pin_format(n: u8) -> Result<pin::PinFormat, HsmError> {
     pin::PinFormat::from_number(n)
 }
 
+/// The header of an ISO 8583 link key block: a MAC key (`M3` TDES, `M6` AES; mode `C`) or a zone
+/// key block protection key (`K1` AES; mode `B`), version D, not exportable.
+fn link_header(usage: &str, algorithm: &str) -> Result<tr31::Header, HsmError> {
+    let usage = tr31::KeyUsage::new(usage)?;
+    let algorithm = tr31::Algorithm::new(algorithm)?;
+    let mode = match (usage, algorithm) {
+        (tr31::KeyUsage::MAC_ISO9797_3, tr31::Algorithm::TDES) | (tr31::KeyUsage::MAC_CMAC, tr31::Algorithm::AES) => {
+            tr31::ModeOfUse::GEN_VER
+        }
+        (tr31::KeyUsage::KBPK, tr31::Algorithm::AES) => tr31::ModeOfUse::ENC_DEC,
+        _ => return Err(HsmError::key("a link key is M3/T, M6/A or K1/A")),
+    };
+    Ok(tr31::Header::new(tr31::Version::D, usage, algorithm, mode, tr31::KeyVersion::UNUSED, tr31::Exportability::NONE))
+}
+
+fn check_link_key(header: &tr31::Header, len: usize) -> Result<(), HsmError> {
+    let ok = if header.algorithm == tr31::Algorithm::TDES { len == 16 } else { matches!(len, 16 | 24 | 32) };
+    if ok {
+        Ok(())
+    } else {
+        Err(HsmError::key(format!("a link key of algorithm {} cannot be {len} bytes", header.algorithm)))
+    }
+}
+
+/// A link key's check value: TDES-ECB or AES-CMAC over zeros, 6 hex digits.
+fn link_kcv(header: &tr31::Header, key: &[u8]) -> Result<String, HsmError> {
+    if header.algorithm == tr31::Algorithm::TDES { kcv::tdes(key) } else { kcv::aes(key) }
+}
+
+/// The 8-byte MAC under a MAC key block's key, if the block's usage and mode allow `u`.
+fn block_mac(header: &tr31::Header, key: &[u8], data: &[u8], u: Use) -> Result<[u8; 8], HsmError> {
+    if !mode_allows(header.mode, u) {
+        return Err(HsmError::key(format!("a key of mode {} may not be used to {u:?}", header.mode)));
+    }
+    match (header.usage, header.algorithm) {
+        (tr31::KeyUsage::MAC_ISO9797_3, tr31::Algorithm::TDES) => mac::retail_mac(key, data, 1),
+        (tr31::KeyUsage::MAC_CMAC, tr31::Algorithm::AES) => {
+            let tag = mac::aes_cmac(key, data)?;
+            let mut out = [0u8; 8];
+            out.copy_from_slice(&tag[..8]);
+            Ok(out)
+        }
+        _ => Err(HsmError::key("not a MAC key (M3 TDES or M6 AES)")),
+    }
+}
+
 impl Hsm {
+    /// A key block under `kbpk`, opened inside the HSM.
+    fn open_block(&self, kbpk: &KeyRef, block: &str) -> Result<(tr31::Header, Zeroizing<Vec<u8>>), HsmError> {
+        let k = self.material(kbpk, KeyUsage::Kbpk, Use::Decrypt)?;
+        tr31::unwrap(k.bytes(), block)
+    }
+
     /// Runs one request.
     pub fn execute(&self, req: Request) -> Result<Response, HsmError> {
         match req {
@@ -241,6 +295,44 @@ impl Hsm {
                     &self.rng,
                 )?;
                 Ok(Response::PinBlock { block: Bytes(out) })
+            }
+
+            Request::KeyBlockFromClear { kbpk, usage, algorithm, key } => {
+                let header = link_header(&usage, &algorithm)?;
+                check_link_key(&header, key.len())?;
+                let kbpk = self.material(&kbpk, KeyUsage::Kbpk, Use::Encrypt)?;
+                let block = tr31::wrap(kbpk.bytes(), &header, key.expose(), &self.rng)?;
+                Ok(Response::LinkKey { block, kcv: link_kcv(&header, key.expose())? })
+            }
+            Request::BlockMacGenerate { kbpk, block, data } => {
+                let (header, key) = self.open_block(&kbpk, &block)?;
+                Ok(Response::Mac { mac: Bytes(block_mac(&header, &key, data.expose(), Use::Generate)?.to_vec()) })
+            }
+            Request::BlockMacVerify { kbpk, block, data, mac: given } => {
+                let (header, key) = self.open_block(&kbpk, &block)?;
+                let mac = block_mac(&header, &key, data.expose(), Use::Verify)?;
+                Ok(Response::Valid { valid: bool::from(subtle::ConstantTimeEq::ct_eq(&mac[..], &given.0[..])) })
+            }
+            Request::NewWorkingKey { kbpk, zone_block, usage, algorithm } => {
+                let header = link_header(&usage, &algorithm)?;
+                let (zone_header, zone) = self.open_block(&kbpk, &zone_block)?;
+                if zone_header.usage != tr31::KeyUsage::KBPK
+                    || zone_header.algorithm != tr31::Algorithm::AES
+                    || !mode_allows(zone_header.mode, Use::Encrypt)
+                {
+                    return Err(HsmError::key("the zone key must be an AES key block protection key (K1)"));
+                }
+                // A double-length TDES key or an AES-128 key.
+                let mut key = self.random(16)?;
+                if header.algorithm == tr31::Algorithm::TDES {
+                    emv::adjust_odd_parity(&mut key);
+                }
+                check_link_key(&header, key.len())?;
+                let storage = self.material(&kbpk, KeyUsage::Kbpk, Use::Encrypt)?;
+                let block = tr31::wrap(storage.bytes(), &header, &key, &self.rng)?;
+                let zone_block = tr31::wrap(&zone, &header, &key, &self.rng)?;
+                let kcv = link_kcv(&header, &key)?;
+                Ok(Response::WorkingKey { block, zone_block, kcv })
             }
 
             Request::DukptTdesIpek { bdk, ksn } => {

@@ -238,6 +238,41 @@ pub enum Request {
         pan: String,
     },
 
+    // ISO 8583 link keys: working keys kept outside the HSM as TR-31 version D key blocks under a
+    // KBPK (`kbpk`, normally stored), as a payShield keeps them under its key-block LMK.
+    /// A key block under `kbpk` holding a caller-supplied clear key, with the TR-31 `usage` (`M3`,
+    /// `M6`, `K1`) and `algorithm` (`T`, `A`): development and test link keys from configuration.
+    KeyBlockFromClear {
+        kbpk: KeyRef,
+        usage: String,
+        algorithm: String,
+        key: SecretBytes,
+    },
+    /// The 8-byte MAC of `data` under the MAC key in `block`: usage `M3` (TDES) is ISO/IEC 9797-1 MAC
+    /// algorithm 3 with padding method 1 (ANSI X9.19), usage `M6` (AES) the leftmost 8 bytes of
+    /// AES-CMAC.
+    BlockMacGenerate {
+        kbpk: KeyRef,
+        block: String,
+        data: SecretBytes,
+    },
+    /// Whether `mac` is the MAC [`Request::BlockMacGenerate`] gives (compared in constant time).
+    BlockMacVerify {
+        kbpk: KeyRef,
+        block: String,
+        data: SecretBytes,
+        mac: Bytes,
+    },
+    /// A fresh working key of TR-31 `usage` and `algorithm`, returned only as key blocks: one under
+    /// `kbpk` (to store) and one under the zone key in `zone_block` (a `K1` block under `kbpk`: the
+    /// link's KBPK shared with the other side), to send; and its check value.
+    NewWorkingKey {
+        kbpk: KeyRef,
+        zone_block: String,
+        usage: String,
+        algorithm: String,
+    },
+
     // DUKPT.
     /// TDES DUKPT (ANSI X9.24-1) initial key from a BDK and KSN; clear only under a clear BDK.
     DukptTdesIpek {
@@ -298,6 +333,10 @@ impl Request {
             Request::PinEncipher { .. } => "pin_encipher",
             Request::PinDecipher { .. } => "pin_decipher",
             Request::PinTranslate { .. } => "pin_translate",
+            Request::KeyBlockFromClear { .. } => "key_block_from_clear",
+            Request::BlockMacGenerate { .. } => "block_mac_generate",
+            Request::BlockMacVerify { .. } => "block_mac_verify",
+            Request::NewWorkingKey { .. } => "new_working_key",
             Request::DukptTdesIpek { .. } => "dukpt_tdes_ipek",
             Request::DukptTdesKey { .. } => "dukpt_tdes_key",
             Request::DukptAesIk { .. } => "dukpt_aes_ik",
@@ -355,6 +394,17 @@ pub enum Response {
     KeyBlock {
         block: String,
     },
+    /// A link key block and its key's check value (see [`Request::KeyBlockFromClear`]).
+    LinkKey {
+        block: String,
+        kcv: String,
+    },
+    /// A new working key as key blocks (see [`Request::NewWorkingKey`]).
+    WorkingKey {
+        block: String,
+        zone_block: String,
+        kcv: String,
+    },
     KeyBlockContents {
         key: SecretBytes,
         version: String,
@@ -384,6 +434,8 @@ impl Response {
             Response::PinBlock { .. } => "pin_block",
             Response::KeyBlock { .. } => "key_block",
             Response::KeyBlockContents { .. } => "key_block_contents",
+            Response::WorkingKey { .. } => "working_key",
+            Response::LinkKey { .. } => "link_key",
         }
     }
 }

@@ -97,12 +97,78 @@ pub struct HsmConfig {
 /// `[iso]`: the ISO 8583 front's listeners besides `--iso-addr` (which is always the `ascii`
 /// dialect in 2-byte length frames). Every listener shares the ISO limits, `[tls.iso]`, the terminal
 /// registry and the payment flows; only how messages are written differs (docs/iso8583.md "Dialects").
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IsoConfig {
     /// `[[iso.listeners]]`.
     #[serde(default)]
     pub listeners: Vec<IsoListenerConfig>,
+    /// After a key exchange (`0800` DE70 `101`/`161`) the replaced TAK is still accepted this long,
+    /// so messages in flight under it pass (default 300 s).
+    #[serde(default = "default_key_overlap_seconds")]
+    pub key_overlap_seconds: u64,
+    /// `[[iso.link_keys]]`: clear link keys per terminal, loaded once (development and tests only;
+    /// a real deployment loads them as key blocks).
+    #[serde(default)]
+    pub link_keys: Vec<LinkKeyConfig>,
+}
+
+impl Default for IsoConfig {
+    fn default() -> Self {
+        IsoConfig { listeners: Vec::new(), key_overlap_seconds: default_key_overlap_seconds(), link_keys: Vec::new() }
+    }
+}
+
+fn default_key_overlap_seconds() -> u64 {
+    300
+}
+
+/// Whether a link's messages carry a MAC (docs/iso8583.md "MAC").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MacMode {
+    /// No MAC is checked or written.
+    #[default]
+    Off,
+    /// Every request must carry a valid MAC (else `63`); every answer carries one.
+    Required,
+}
+
+/// The algorithm of a MAC key: `retail` (ISO/IEC 9797-1 MAC algorithm 3, TDES, TR-31 `M3`) or
+/// `cmac` (AES-CMAC, TR-31 `M6`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MacAlgorithm {
+    #[default]
+    Retail,
+    Cmac,
+}
+
+impl MacAlgorithm {
+    /// The TR-31 key usage and algorithm of a key block of this MAC.
+    pub fn tr31(self) -> (&'static str, &'static str) {
+        match self {
+            MacAlgorithm::Retail => ("M3", "T"),
+            MacAlgorithm::Cmac => ("M6", "A"),
+        }
+    }
+}
+
+/// `[[iso.link_keys]]`: a terminal's keys in clear (hex), for development and tests. Loaded into the
+/// key store as TR-31 blocks when the terminal has none of that kind yet (the database wins after).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkKeyConfig {
+    /// DE41.
+    pub terminal: String,
+    /// The TAK: 32 hex digits (TDES for `retail`, AES-128 for `cmac`), or 48/64 for AES.
+    #[serde(default)]
+    pub tak: Option<SecretHex>,
+    #[serde(default)]
+    pub mac_algorithm: MacAlgorithm,
+    /// The zone key (an AES key block protection key, 32 or 64 hex digits) a new TAK is sent under.
+    #[serde(default)]
+    pub zmk: Option<SecretHex>,
 }
 
 /// One more ISO 8583 listener: its address, dialect and framing.
@@ -122,6 +188,9 @@ pub struct IsoListenerConfig {
     /// swapped).
     #[serde(default)]
     pub tpdu: bool,
+    /// `off` (default) or `required`: every request must carry a MAC under its terminal's TAK.
+    #[serde(default)]
+    pub mac: MacMode,
 }
 
 impl IsoListenerConfig {
@@ -130,6 +199,7 @@ impl IsoListenerConfig {
         crate::server::Wire {
             dialect: self.dialect,
             framing: crate::iso8583::frame::Framing { length: self.length, tpdu: self.tpdu },
+            mac: self.mac == MacMode::Required,
         }
     }
 }
@@ -339,6 +409,15 @@ pub struct IssuerConfig {
     /// metadata").
     #[serde(default)]
     pub products: Vec<ProductConfig>,
+    /// `required`: every request to this issuer carries a MAC under `tak` and every answer must
+    /// carry a valid one (docs/iso8583.md "MAC").
+    #[serde(default)]
+    pub mac: MacMode,
+    /// The link's TAK in clear (hex), for development and tests: loaded into the HSM as a key block.
+    #[serde(default)]
+    pub tak: Option<SecretHex>,
+    #[serde(default)]
+    pub mac_algorithm: MacAlgorithm,
 }
 
 /// A card product of an issuer: its name, colours, card art and terms.
@@ -358,6 +437,30 @@ pub struct ProductConfig {
     pub terms_url: Option<String>,
     /// A PNG, JPEG or SVG file of the card art; absent, it is drawn from the colours and names.
     pub art: Option<std::path::PathBuf>,
+}
+
+/// A clear key from the configuration, as hex: zeroized when dropped, never shown by `Debug`.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct SecretHex(String);
+
+impl SecretHex {
+    /// The key's bytes; None when the text is not hex.
+    pub fn bytes(&self) -> Option<zeroize::Zeroizing<Vec<u8>>> {
+        hex::decode(&self.0).ok().map(zeroize::Zeroizing::new)
+    }
+}
+
+impl Drop for SecretHex {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
+
+impl std::fmt::Debug for SecretHex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretHex(…)")
+    }
 }
 
 fn default_host() -> String {

@@ -2,6 +2,7 @@
 //! `hsm_sim::Hsm` and a TCP one that talks to `hsm-sim serve`, and [`Hsm`], the typed calls the service
 //! makes. Nothing outside this module builds a `Request` by hand.
 
+pub mod mac;
 pub mod payshield;
 mod tcp;
 

@@ -36,6 +36,7 @@ pub mod bitmap;
 pub mod dialect;
 pub mod error;
 pub mod frame;
+pub mod mac;
 pub mod message;
 pub mod mti;
 pub mod original;

@@ -101,6 +101,21 @@ pub fn connect_in(
     dialect: Dialect,
     sim: Arc<Simulator>,
 ) -> Result<Arc<dyn IssuerHost>, IssuerError> {
+    connect_mac(url, timeout, tls, dialect, sim, None)
+}
+
+/// [`connect_in`] over a MAC link (a `tcp://` or `tls://` host only).
+pub fn connect_mac(
+    url: &str,
+    timeout: Duration,
+    tls: Option<&ClientTlsConfig>,
+    dialect: Dialect,
+    sim: Arc<Simulator>,
+    mac: Option<super::tcp::LinkMac>,
+) -> Result<Arc<dyn IssuerHost>, IssuerError> {
+    if url == "sim" && mac.is_some() {
+        return Err(IssuerError::Unavailable("a MAC needs a `tcp://` or `tls://` host".into()));
+    }
     let unavailable = IssuerError::Unavailable;
     if url == "sim" {
         if tls.is_some() {
@@ -128,7 +143,7 @@ pub fn connect_in(
                 }
                 (false, Some(_)) => return Err(unavailable(format!("{url}: a `tls` table needs a `tls://` host"))),
             };
-            Ok(Arc::new(TcpHost::with_tls(addr, connector, timeout).in_dialect(dialect)))
+            Ok(Arc::new(TcpHost::with_tls(addr, connector, timeout).in_dialect(dialect).with_mac(mac)))
         }
         _ => Err(bad()),
     }

@@ -18,8 +18,10 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::time::{Instant, timeout_at};
 use zeroize::{Zeroize, Zeroizing};
 
+use crate::config::MacAlgorithm;
+use crate::hsm::Hsm;
 use crate::iso8583::frame::{FrameError, encode_frame, read_frame};
-use crate::iso8583::{Dialect, MAX_MESSAGE_LEN, Message, Mti};
+use crate::iso8583::{Dialect, MAX_MESSAGE_LEN, Message, Mti, mac};
 use crate::tls::{BoxedIo, Connector, HANDSHAKE_TIMEOUT, TlsAcceptor};
 
 use super::host::{IssuerError, IssuerFuture, IssuerHost};
@@ -56,12 +58,57 @@ async fn write_loop<W: AsyncWrite + Unpin>(mut rx: mpsc::Receiver<Frame>, mut w:
     w.shutdown().await
 }
 
-/// Frames and queues `msg` in `dialect` (dropped if the connection is gone).
-async fn queue_message(tx: &mpsc::Sender<Frame>, dialect: Dialect, msg: &Message) {
-    let frame = match dialect.encode(msg).map_err(|e| e.to_string()).and_then(|b| {
-        let b = Zeroizing::new(b);
-        encode_frame(&b).map_err(|e| e.to_string())
-    }) {
+/// A link's MAC key (docs/iso8583.md "MAC"): a TR-31 key block under the HSM's link KBPK, used
+/// only through the HSM. With one, every message on the link carries a MAC (DE64, or DE128 with a
+/// secondary bitmap) over the whole encoded message before it, and every message received must.
+#[derive(Clone)]
+pub struct LinkMac {
+    hsm: Hsm,
+    block: String,
+}
+
+impl LinkMac {
+    pub fn new(hsm: Hsm, block: String) -> LinkMac {
+        LinkMac { hsm, block }
+    }
+
+    /// A MAC key from a clear key (configuration, `tsp issuer-sim --tak`) of `algorithm`.
+    pub async fn from_clear(hsm: Hsm, algorithm: MacAlgorithm, key: &[u8]) -> Result<LinkMac, hsm_sim::HsmError> {
+        hsm.ensure_link_kbpk().await?;
+        let (usage, alg) = algorithm.tr31();
+        let (block, _kcv) = hsm.link_key_from_clear(usage, alg, key).await?;
+        Ok(LinkMac { hsm, block })
+    }
+
+    /// `msg` encoded in `dialect` with its MAC.
+    pub async fn encode(&self, dialect: Dialect, msg: &mut Message) -> Result<Zeroizing<Vec<u8>>, String> {
+        let mut out = Zeroizing::new(mac::prepare(dialect, msg).map_err(|e| e.to_string())?);
+        let m = self.hsm.link_mac(&self.block, mac::covered(dialect, &out)).await.map_err(|e| e.to_string())?;
+        mac::seal(dialect, &mut out, &m);
+        Ok(out)
+    }
+
+    /// Whether `msg`, received as `raw`, carries a valid MAC.
+    pub async fn check(&self, dialect: Dialect, raw: &[u8], msg: &Message) -> bool {
+        let Ok((covered, given)) = mac::received(dialect, raw, msg) else { return false };
+        match self.hsm.link_mac_verify(&self.block, covered, &given).await {
+            Ok(valid) => valid,
+            Err(e) => {
+                tracing::error!(error = %e, "MAC check failed");
+                false
+            }
+        }
+    }
+}
+
+/// Frames and queues `msg` in `dialect`, with its MAC on a MAC link (dropped if the connection is
+/// gone).
+async fn queue_message(tx: &mpsc::Sender<Frame>, dialect: Dialect, msg: &Message, link_mac: Option<&LinkMac>) {
+    let body = match link_mac {
+        Some(k) => k.encode(dialect, &mut msg.clone()).await,
+        None => dialect.encode(msg).map(Zeroizing::new).map_err(|e| e.to_string()),
+    };
+    let frame = match body.and_then(|b| encode_frame(&b).map_err(|e| e.to_string())) {
         Ok(f) => Zeroizing::new(f),
         Err(e) => {
             tracing::error!(mti = %msg.mti(), error = %e, "ISO 8583 answer cannot be encoded");
@@ -183,6 +230,7 @@ pub struct TcpHost {
     tls: Option<Connector>,
     timeout: Duration,
     dialect: Dialect,
+    mac: Option<LinkMac>,
     conn: tokio::sync::Mutex<Option<Arc<Conn>>>,
     next_id: AtomicU64,
 }
@@ -201,6 +249,7 @@ impl TcpHost {
             tls,
             timeout,
             dialect: Dialect::Ascii,
+            mac: None,
             conn: tokio::sync::Mutex::new(None),
             next_id: AtomicU64::new(0),
         }
@@ -209,6 +258,14 @@ impl TcpHost {
     /// The same host, spoken to in `dialect` (default `ascii`).
     pub fn in_dialect(mut self, dialect: Dialect) -> TcpHost {
         self.dialect = dialect;
+        self
+    }
+
+    /// The same host over a MAC link: requests carry a MAC under `mac`, and an answer whose MAC is
+    /// missing or does not verify is not believed (the request's outcome is unknown: `91`, and a
+    /// `0420` is owed).
+    pub fn with_mac(mut self, mac: Option<LinkMac>) -> TcpHost {
+        self.mac = mac;
         self
     }
 
@@ -235,7 +292,7 @@ impl TcpHost {
         };
         let (rd, wr) = tokio::io::split(stream);
         let pending = Arc::new(Pending::open());
-        let reader = tokio::spawn(read_answers(rd, self.dialect, pending.clone()));
+        let reader = tokio::spawn(read_answers(rd, self.dialect, self.mac.clone(), pending.clone()));
         let (tx, rx) = mpsc::channel(QUEUE);
         let closing = pending.clone();
         let addr = self.addr.clone();
@@ -256,8 +313,12 @@ impl TcpHost {
         let resp_mti =
             req.mti().response().ok_or_else(|| IssuerError::Protocol(format!("{} is not a request", req.mti())))?;
         let key = MatchKey::new(resp_mti, &req);
-        let body =
-            Zeroizing::new(self.dialect.encode(&req).map_err(|e| IssuerError::Protocol(format!("request: {e}")))?);
+        let mut req = req;
+        let body = match &self.mac {
+            Some(k) => k.encode(self.dialect, &mut req).await,
+            None => self.dialect.encode(&req).map(Zeroizing::new).map_err(|e| e.to_string()),
+        }
+        .map_err(|e| IssuerError::Protocol(format!("request: {e}")))?;
         drop(req);
         let frame = Zeroizing::new(encode_frame(&body).map_err(|e| IssuerError::Protocol(e.to_string()))?);
         drop(body);
@@ -295,7 +356,12 @@ impl IssuerHost for TcpHost {
 }
 
 /// Reads answers and hands each to the request waiting for it, until the connection ends.
-async fn read_answers<R: AsyncRead + Unpin>(mut rd: R, dialect: Dialect, pending: Arc<Pending>) {
+async fn read_answers<R: AsyncRead + Unpin>(
+    mut rd: R,
+    dialect: Dialect,
+    link_mac: Option<LinkMac>,
+    pending: Arc<Pending>,
+) {
     loop {
         let bytes = match read_frame(&mut rd, MAX_MESSAGE_LEN).await {
             Ok(Some(b)) => Zeroizing::new(b),
@@ -306,7 +372,16 @@ async fn read_answers<R: AsyncRead + Unpin>(mut rd: R, dialect: Dialect, pending
             }
         };
         let (key, answer) = match dialect.decode(&bytes) {
-            Ok(msg) => (MatchKey::new(msg.mti(), &msg), Ok(msg)),
+            Ok(msg) => {
+                let key = MatchKey::new(msg.mti(), &msg);
+                match &link_mac {
+                    Some(k) if !k.check(dialect, &bytes, &msg).await => {
+                        tracing::warn!(mti = %key.mti, stan = %key.stan, "issuer answer with a missing or bad MAC");
+                        (key, Err(IssuerError::Protocol("answer MAC missing or wrong".into())))
+                    }
+                    _ => (key, Ok(msg)),
+                }
+            }
             Err(e) => match e.partial() {
                 Some(p) => (MatchKey::new(p.mti(), p), Err(IssuerError::Protocol(format!("answer: {e}")))),
                 None => {
@@ -348,12 +423,24 @@ pub async fn serve_in(
     tls: Option<TlsAcceptor>,
     dialect: Dialect,
 ) -> io::Result<()> {
+    serve_mac(listener, sim, tls, dialect, None).await
+}
+
+/// [`serve_in`] over a MAC link (`tsp issuer-sim --tak`): a request whose MAC is missing or wrong
+/// is answered `63` (security violation) and not handled; every answer carries a MAC.
+pub async fn serve_mac(
+    listener: TcpListener,
+    sim: Arc<Simulator>,
+    tls: Option<TlsAcceptor>,
+    dialect: Dialect,
+    link_mac: Option<LinkMac>,
+) -> io::Result<()> {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
                 tracing::debug!(%peer, "issuer-sim connection");
                 let _ = stream.set_nodelay(true);
-                let (sim, tls) = (sim.clone(), tls.clone());
+                let (sim, tls, link_mac) = (sim.clone(), tls.clone(), link_mac.clone());
                 tokio::spawn(async move {
                     let stream: BoxedIo = match tls {
                         None => Box::new(stream),
@@ -366,7 +453,7 @@ pub async fn serve_in(
                             Err(_) => return,
                         },
                     };
-                    serve_connection(stream, sim, dialect).await;
+                    serve_connection(stream, sim, dialect, link_mac).await;
                 });
             }
             Err(e) => {
@@ -379,7 +466,7 @@ pub async fn serve_in(
 }
 
 /// Answers one connection's requests, each on its own task, through one writer.
-async fn serve_connection(stream: BoxedIo, sim: Arc<Simulator>, dialect: Dialect) {
+async fn serve_connection(stream: BoxedIo, sim: Arc<Simulator>, dialect: Dialect, link_mac: Option<LinkMac>) {
     let (mut rd, wr) = tokio::io::split(stream);
     let (tx, rx) = mpsc::channel::<Frame>(QUEUE);
     let writer = tokio::spawn(write_loop(rx, wr));
@@ -398,14 +485,26 @@ async fn serve_connection(stream: BoxedIo, sim: Arc<Simulator>, dialect: Dialect
             }
         };
         let decoded = dialect.decode(&bytes);
+        let refused = match (&decoded, &link_mac) {
+            (Ok(req), Some(k)) if !oversized => !k.check(dialect, &bytes, req).await,
+            _ => false,
+        };
         drop(bytes);
+        let k = link_mac.as_ref();
         match decoded {
+            Ok(req) if refused => {
+                tracing::info!(mti = %req.mti(), "request with a missing or bad MAC: 63");
+                if let Some(mut resp) = sim.format_error(&req) {
+                    let _ = resp.set_response_code("63");
+                    queue_message(&tx, dialect, &resp, k).await;
+                }
+            }
             Ok(req) if !oversized => {
                 let Ok(permit) = in_flight.clone().acquire_owned().await else { break };
-                let (sim, tx) = (sim.clone(), tx.clone());
+                let (sim, tx, link_mac) = (sim.clone(), tx.clone(), link_mac.clone());
                 tokio::spawn(async move {
                     if let Some(resp) = sim.handle(req).await {
-                        queue_message(&tx, dialect, &resp).await;
+                        queue_message(&tx, dialect, &resp, link_mac.as_ref()).await;
                     }
                     drop(permit);
                 });
@@ -413,14 +512,14 @@ async fn serve_connection(stream: BoxedIo, sim: Arc<Simulator>, dialect: Dialect
             Ok(req) => {
                 tracing::info!(mti = %req.mti(), "oversized request");
                 if let Some(resp) = sim.format_error(&req) {
-                    queue_message(&tx, dialect, &resp).await;
+                    queue_message(&tx, dialect, &resp, k).await;
                 }
             }
             Err(e) => match e.partial() {
                 Some(partial) => {
                     tracing::info!(mti = %partial.mti(), error = %e, "malformed request");
                     if let Some(resp) = sim.format_error(partial) {
-                        queue_message(&tx, dialect, &resp).await;
+                        queue_message(&tx, dialect, &resp, k).await;
                     }
                 }
                 None => {

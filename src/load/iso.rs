@@ -123,6 +123,8 @@ pub struct Shared {
     pub payments_in_flight: usize,
     stats: Stats,
     closed: bool,
+    /// The dialect answers are written in.
+    dialect: crate::iso8583::Dialect,
 }
 
 impl Shared {
@@ -138,7 +140,7 @@ impl Shared {
     /// Checks one frame the server sent against the request it answers.
     fn answer(&mut self, bytes: &[u8]) {
         let now = Instant::now();
-        let msg = match Message::decode(bytes) {
+        let msg = match self.dialect.decode(bytes) {
             Ok(m) => m,
             Err(e) => {
                 // Attribute it to its request when its DE41 and DE11 can still be read.
@@ -221,6 +223,7 @@ pub struct ConnResult {
 /// [`REQUEST_TIMEOUT`]).
 pub async fn run_connection<D: Driver>(
     addr: &str,
+    dialect: crate::iso8583::Dialect,
     mut driver: D,
     pipeline: usize,
     deadline: Option<Instant>,
@@ -236,7 +239,7 @@ pub async fn run_connection<D: Driver>(
     };
     let _ = sock.set_nodelay(true);
     let (mut rd, mut wr) = sock.into_split();
-    let shared = Arc::new(Mutex::new(Shared::default()));
+    let shared = Arc::new(Mutex::new(Shared { dialect, ..Shared::default() }));
     let notify = Arc::new(Notify::new());
     let reader: JoinHandle<()> = {
         let (shared, notify) = (shared.clone(), notify.clone());
@@ -286,7 +289,7 @@ pub async fn run_connection<D: Driver>(
             }
         };
         let Outgoing { msg, op, code, paid } = *out;
-        let (Some(key), Ok(frame)) = (key_of(&msg), msg.encode().map(|b| encode_frame(&b))) else {
+        let (Some(key), Ok(frame)) = (key_of(&msg), dialect.encode(&msg).map(|b| encode_frame(&b))) else {
             lock(&shared).stats.stray(Wrong::Build);
             break;
         };

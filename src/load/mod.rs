@@ -93,6 +93,8 @@ pub struct LoadOptions {
     pub pipeline: usize,
     /// host:port of the ISO 8583 front.
     pub iso: String,
+    /// The dialect of that listener (docs/iso8583.md "Dialects"); 2-byte length frames.
+    pub dialect: crate::iso8583::Dialect,
     /// Base URL of the REST API.
     pub http: String,
     /// The demo keys file (`{"app","van","admin"}`).
@@ -224,7 +226,7 @@ pub async fn run(opts: &LoadOptions) -> Result<Report, LoadError> {
 
     if opts.mode == Mode::Echo {
         let drivers = (0..conns).map(|i| modes::Echo::new(&terminal_id(nonce, i), quota(i))).collect();
-        let (secs, results) = drive(&opts.iso, drivers, opts.pipeline, duration).await;
+        let (secs, results) = drive(&opts.iso, opts.dialect, drivers, opts.pipeline, duration).await;
         report.seconds = secs;
         merge(&mut report, results);
         return Ok(report);
@@ -275,7 +277,7 @@ pub async fn run(opts: &LoadOptions) -> Result<Report, LoadError> {
             drivers.push(modes::Pay::new(terminal(i), tokens.by_ref().take(*n).collect()));
         }
         report.setup_seconds = setup_started.elapsed().as_secs_f64();
-        let (secs, results) = drive(&opts.iso, drivers, opts.pipeline, duration).await;
+        let (secs, results) = drive(&opts.iso, opts.dialect, drivers, opts.pipeline, duration).await;
         report.seconds = secs;
         merge(&mut report, results);
         return Ok(report);
@@ -312,7 +314,7 @@ pub async fn run(opts: &LoadOptions) -> Result<Report, LoadError> {
         drivers.push(modes::Mixed::new(terminal(i), local, steps, per_kind));
     }
     report.setup_seconds = setup_started.elapsed().as_secs_f64();
-    let (secs, results) = drive(&opts.iso, drivers, opts.pipeline, duration).await;
+    let (secs, results) = drive(&opts.iso, opts.dialect, drivers, opts.pipeline, duration).await;
     report.seconds = secs;
     merge(&mut report, results);
     Ok(report)
@@ -321,6 +323,7 @@ pub async fn run(opts: &LoadOptions) -> Result<Report, LoadError> {
 /// The timed part over ISO 8583: one task per driver; the seconds from the start to the last answer.
 async fn drive<D: Driver + 'static>(
     addr: &str,
+    dialect: crate::iso8583::Dialect,
     drivers: Vec<D>,
     pipeline: usize,
     duration: Option<Duration>,
@@ -330,7 +333,7 @@ async fn drive<D: Driver + 'static>(
     let mut tasks = tokio::task::JoinSet::new();
     for d in drivers {
         let addr = addr.to_string();
-        tasks.spawn(async move { run_connection(&addr, d, pipeline, deadline).await });
+        tasks.spawn(async move { run_connection(&addr, dialect, d, pipeline, deadline).await });
     }
     let mut results = Vec::new();
     while let Some(r) = tasks.join_next().await {

@@ -23,6 +23,7 @@ impl ResponseCode {
     pub const TERMINAL_NOT_PERMITTED: Self = Self(*b"58");
     pub const EXCEEDS_LIMIT: Self = Self(*b"61");
     pub const INSTRUMENT_BLOCKED: Self = Self(*b"62");
+    pub const SECURITY_VIOLATION: Self = Self(*b"63");
     pub const EXCEEDS_CANCELLABLE: Self = Self(*b"64");
     pub const TOKEN_USED: Self = Self(*b"78");
     pub const CRYPTOGRAM_FAILED: Self = Self(*b"82");
@@ -60,6 +61,7 @@ impl ResponseCode {
             b"58" => "terminal not permitted",
             b"61" => "exceeds the amount limit",
             b"62" => "instrument suspended or deleted",
+            b"63" => "security violation",
             b"64" => "exceeds what is left to cancel",
             b"78" => "token already used or locked",
             b"82" => "cryptogram failed",

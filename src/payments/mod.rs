@@ -21,6 +21,7 @@ pub mod codes;
 mod echo;
 mod funding;
 mod issuer;
+mod link;
 mod purchase;
 pub mod recovery;
 mod reply;
@@ -47,6 +48,7 @@ use crate::tokens::Tokens;
 use crate::vault::Vault;
 use chip::Chip;
 pub use codes::ResponseCode;
+pub use link::LinkKeys;
 pub use reply::Reply;
 use request::{Command, Request};
 
@@ -64,6 +66,8 @@ pub struct Payments {
     pub(crate) hosts: HashMap<String, Arc<dyn IssuerHost>>,
     /// Which terminals may send requests.
     pub(crate) terminals: Arc<Registry>,
+    /// The terminals' MAC and zone keys (`link`).
+    pub(crate) link_keys: Arc<LinkKeys>,
 }
 
 /// What the front should do with a frame.
@@ -85,7 +89,9 @@ impl Payments {
         hosts: HashMap<String, Arc<dyn IssuerHost>>,
     ) -> Self {
         let terminals = Arc::new(Registry::new(store.clone()));
-        Payments { store, tokens, vault, hsm, config, clock, hosts, terminals }
+        let link_keys =
+            Arc::new(LinkKeys::new(store.clone(), hsm.clone(), clock.clone(), config.iso.key_overlap_seconds));
+        Payments { store, tokens, vault, hsm, config, clock, hosts, terminals, link_keys }
     }
 
     /// The terminal registry this front checks requests against (the admin API changes it through
@@ -94,14 +100,30 @@ impl Payments {
         self.terminals.clone()
     }
 
+    /// The terminals' link keys.
+    pub fn link_keys(&self) -> Arc<LinkKeys> {
+        self.link_keys.clone()
+    }
+
     /// Handles one decoded request that came over a connection whose client certificate says `peer`
     /// (None: clear text, or TLS without a client certificate).
     pub async fn handle(&self, msg: Message, peer: Option<&PeerIdentity>) -> Answer {
+        self.handle_on(msg, peer, false).await
+    }
+
+    /// [`Payments::handle`] for a request whose MAC was verified (`authenticated`): only such a
+    /// request may change its terminal's keys (a key exchange elsewhere is answered `12`).
+    pub async fn handle_on(&self, msg: Message, peer: Option<&PeerIdentity>, authenticated: bool) -> Answer {
         let started = Instant::now();
         let req = Request::parse(&msg, &self.config);
         let Some(resp_mti) = req.resp_mti else { return Answer::Nothing };
         let answer = match self.admit(&req, peer).await {
+            Ok(()) if matches!(req.command, Command::KeyExchange) => match authenticated {
+                true => self.key_exchange(req.msg).await,
+                false => Reply::network(req.msg, ResponseCode::INVALID_TRANSACTION),
+            },
             Ok(()) => self.answer(&req, resp_mti, started).await,
+            Err(code) if matches!(req.command, Command::KeyExchange) => Reply::network(req.msg, code),
             Err(code) => Reply::to(req.msg, resp_mti, code),
         };
         let code = answer.response_code().unwrap_or("none");
@@ -130,6 +152,7 @@ impl Payments {
     async fn answer(&self, req: &Request<'_>, resp_mti: Mti, started: Instant) -> Reply {
         let result = match req.command {
             Command::Echo => return echo::echo(req.msg),
+            Command::KeyExchange => return Reply::network(req.msg, ResponseCode::INVALID_TRANSACTION),
             Command::Verify => tokenize::tokenize(self, req, started).await,
             Command::Purchase => purchase::purchase(self, req, started).await,
             Command::Cancel => cancel::cancel(self, req, started).await,

@@ -74,6 +74,12 @@ impl Reply {
         let _ = self.0.set_icc_data(de55);
     }
 
+    /// DE48 of a key exchange's `0810`: `KB` + 3-digit length + the new key as a TR-31 key block
+    /// under the zone key, then `KC` + 2-digit length + its check value.
+    pub fn set_key_block(&mut self, block: &str, kcv: &str) {
+        let _ = self.0.set_additional_data(&format!("KB{:03}{block}KC{:02}{kcv}", block.len(), kcv.len()));
+    }
+
     /// DE48: `TK` + 2-digit length + the merchant token.
     pub fn set_merchant_token(&mut self, token: &str) {
         let _ = self.0.set_additional_data(&format!("TK{:02}{token}", token.len()));

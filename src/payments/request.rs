@@ -14,6 +14,8 @@ use crate::store::{TxnKind, TxnRow};
 pub(super) enum Command {
     /// `0800`: network management (echo).
     Echo,
+    /// `0800` DE70 `101`/`161`: a new TAK (key exchange, on a MAC link only).
+    KeyExchange,
     /// `0100` DE3 `90`: verify a card a terminal read and give its merchant token.
     Verify,
     /// `0200`/`0201` DE3 `00`: a purchase (with a token, or with a card number a terminal read).
@@ -46,7 +48,7 @@ impl Command {
             Command::Purchase => Some((TxnKind::Purchase, "02")),
             Command::Cancel => Some((TxnKind::Cancel, "02")),
             Command::Reversal => Some((TxnKind::Reversal, "04")),
-            Command::Echo | Command::Unsupported => None,
+            Command::Echo | Command::KeyExchange | Command::Unsupported => None,
         }
     }
 }
@@ -87,7 +89,10 @@ impl<'m> Request<'m> {
         let in_currency = |minor| Amount::from_de4(minor, config.currency_of_de49(currency));
         Request {
             msg,
-            command: Command::of(msg.mti(), msg.processing_code()),
+            command: match Command::of(msg.mti(), msg.processing_code()) {
+                Command::Echo if matches!(msg.network_management_code(), Some("101" | "161")) => Command::KeyExchange,
+                c => c,
+            },
             resp_mti: msg.mti().response(),
             amount: msg.amount().and_then(|a| i64::try_from(a).ok()).map(in_currency),
             currency,
@@ -246,6 +251,16 @@ mod tests {
         }
         // An echo is answered, never recorded.
         assert!(Request::parse(&msg(Mti::NETWORK_REQUEST, &full[1..]), &config()).new_txn(1).is_none());
+    }
+
+    #[test]
+    fn an_0800_asking_for_a_new_key_is_a_key_exchange() {
+        for (code, command) in [("301", Command::Echo), ("101", Command::KeyExchange), ("161", Command::KeyExchange)] {
+            let m = msg(Mti::NETWORK_REQUEST, &[(7, "1123103000"), (11, "000042"), (41, "TERM0001"), (70, code)]);
+            let req = Request::parse(&m, &config());
+            assert_eq!(req.command, command, "DE70 {code}");
+            assert!(req.new_txn(1).is_none(), "never recorded");
+        }
     }
 
     #[test]

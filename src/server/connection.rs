@@ -132,7 +132,7 @@ pub async fn run<S>(
         let (p, tx, identity) = (payments.clone(), tx.clone(), identity.clone());
         // Every line this request causes, down to the issuer call, carries its id.
         let span = tracing::info_span!("iso", id = %uuid::Uuid::now_v7().simple(), client = client.as_deref());
-        let dialect = wire.dialect;
+        let (dialect, mac_required) = (wire.dialect, wire.mac);
         let task = async move {
             let Some(body) = framing.split(&bytes) else {
                 // No TPDU to answer with: nothing can be routed back; the connection lives on.
@@ -140,22 +140,30 @@ pub async fn run<S>(
                 drop(permit);
                 return;
             };
-            let answer = match dialect.decode(body.message) {
-                Ok(m) if over_rate => p.throttled(&m),
-                Ok(m) => p.handle(m, identity.as_deref()).await,
+            // On a MAC link the MAC is checked before anything else; the TAK that verified it
+            // MACs the answer.
+            let (answer, key) = match dialect.decode(body.message) {
+                Ok(m) if over_rate => (p.throttled(&m), None),
+                Ok(m) if mac_required => match p.check_mac(dialect, body.message, &m).await {
+                    Ok(key) => (p.handle_on(m, identity.as_deref(), true).await, Some(key)),
+                    Err(refused) => (refused, None),
+                },
+                Ok(m) => (p.handle(m, identity.as_deref()).await, None),
                 Err(e) => {
                     tracing::info!(error = %e, "malformed ISO 8583 message");
-                    match e.partial() {
+                    let answer = match e.partial() {
                         Some(partial) => p.format_error(partial),
                         // Not even an MTI: nothing to answer to; the connection lives on.
                         None => Answer::Nothing,
-                    }
+                    };
+                    (answer, None)
                 }
             };
-            if let Answer::Send(b) = answer
-                && let Some(out) = in_dialect(dialect, b)
-            {
-                let _ = tx.send((body.tpdu, out)).await;
+            if let Answer::Send(b) = answer {
+                let out = if mac_required { p.seal_answer(dialect, &b, key).await } else { in_dialect(dialect, b) };
+                if let Some(out) = out {
+                    let _ = tx.send((body.tpdu, out)).await;
+                }
             }
             drop(permit);
         };

@@ -76,6 +76,9 @@ impl Default for Limits {
 pub struct Wire {
     pub dialect: Dialect,
     pub framing: Framing,
+    /// True (`mac = "required"`): every request must carry a valid MAC under its terminal's TAK and
+    /// every answer carries one (docs/iso8583.md "MAC").
+    pub mac: bool,
 }
 
 /// Accepts connections until `shutdown` turns true; each connection then stops reading, finishes

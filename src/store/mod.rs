@@ -409,6 +409,26 @@ impl Store {
         dispatch!(self, s => s.set_terminal_status(id, status, now).await)
     }
 
+    /// Every version of a link's key of `kind` (`tak`, `zmk`), newest first.
+    pub async fn link_keys(&self, link: &str, kind: &str) -> StoreResult<Vec<LinkKeyRow>> {
+        dispatch!(self, s => s.link_keys(link, kind).await)
+    }
+
+    /// Adds a new current version of a link's key (see `sql/terminals.rs`).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn add_link_key(
+        &self,
+        link: &str,
+        kind: &str,
+        key_block: &str,
+        kcv: &str,
+        now: i64,
+        retire_at: i64,
+        first_only: bool,
+    ) -> StoreResult<Option<i64>> {
+        dispatch!(self, s => s.add_link_key(link, kind, key_block, kcv, now, retire_at, first_only).await)
+    }
+
     /// Removes a terminal from the registry; false when there was none.
     pub async fn delete_terminal(&self, id: &str) -> StoreResult<bool> {
         dispatch!(self, s => s.delete_terminal(id).await)

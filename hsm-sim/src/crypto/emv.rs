@@ -43,9 +43,9 @@
 //! `range`. Error messages never carry key material or PANs.
 
 use aes::Aes128;
+use des::TdesEde2;
 use des::cipher::consts::U8;
-use des::cipher::{BlockCipherDecrypt, BlockCipherEncrypt, BlockSizeUser, KeyInit};
-use des::{Des, TdesEde2};
+use des::cipher::{BlockCipherEncrypt, BlockSizeUser, KeyInit};
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, Zeroizing};
 
@@ -98,10 +98,6 @@ fn tdes2(key: &[u8], what: &str) -> Result<TdesEde2, HsmError> {
 
 fn encrypt<C: BlockCipherEncrypt + BlockSizeUser<BlockSize = U8>>(cipher: &C, block: &mut [u8; 8]) {
     cipher.encrypt_block(block.into());
-}
-
-fn decrypt<C: BlockCipherDecrypt + BlockSizeUser<BlockSize = U8>>(cipher: &C, block: &mut [u8; 8]) {
-    cipher.decrypt_block(block.into());
 }
 
 /// Packs decimal digit values (0–9) right-aligned into 16 nibbles, zero-filled on the left, keeping the
@@ -215,40 +211,10 @@ fn check_sk(sk: &[u8]) -> Result<(), HsmError> {
     Ok(())
 }
 
-/// ISO/IEC 9797-1 MAC algorithm 3 with an 8-byte output: DES-CBC under K = key[0..8] over the padded
-/// data, then the last block is DES-decrypted under K' = key[8..16] and DES-encrypted under K again.
-/// Padding 1 appends zeros only when needed (empty data becomes one zero block); padding 2 always
-/// appends `80` then zeros.
+/// ISO/IEC 9797-1 MAC algorithm 3 under a session key ([`super::mac::retail_mac`]).
 fn mac_alg3(key: &[u8], data: &[u8], padding: u8) -> Result<[u8; 8], HsmError> {
     check_sk(key)?;
-    if padding != 1 && padding != 2 {
-        return Err(HsmError::range("ISO/IEC 9797-1 padding method must be 1 or 2"));
-    }
-    let (k1, k2) = key.split_at(8);
-    let k1 = Des::new_from_slice(k1).map_err(|_| HsmError::key("session key must be a 16-byte TDES key"))?;
-    let k2 = Des::new_from_slice(k2).map_err(|_| HsmError::key("session key must be a 16-byte TDES key"))?;
-    let mut h = [0u8; 8];
-    let chained = |block: &[u8; 8], h: &mut [u8; 8]| {
-        for (a, b) in h.iter_mut().zip(block) {
-            *a ^= b;
-        }
-        encrypt(&k1, h);
-    };
-    let (blocks, rest) = data.as_chunks::<8>();
-    for block in blocks {
-        chained(block, &mut h);
-    }
-    if padding == 2 || !rest.is_empty() || data.is_empty() {
-        let mut last = [0u8; 8];
-        last[..rest.len()].copy_from_slice(rest);
-        if padding == 2 {
-            last[rest.len()] = 0x80;
-        }
-        chained(&last, &mut h);
-    }
-    decrypt(&k2, &mut h);
-    encrypt(&k1, &mut h);
-    Ok(h)
+    super::mac::retail_mac(key, data, padding)
 }
 
 /// Application cryptogram (ARQC, TC, AAC): MAC algorithm 3 under the 16-byte session key, padding method

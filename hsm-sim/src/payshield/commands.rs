@@ -461,6 +461,10 @@ fn message(r: &mut Reader, format: u8) -> Result<Zeroizing<Vec<u8>>, Code> {
 /// under the left key, last block through DES⁻¹ right, DES left), padding method 0 (none: whole blocks
 /// only), 1 (zeros) or 2 (`80` then zeros).
 fn mac(key: &[u8], alg: u8, padding: u8, data: &[u8]) -> Result<[u8; 8], Code> {
+    if alg == b'3' && matches!(padding, b'1' | b'2') {
+        let key = key.get(..16).ok_or(Code::KEY_LENGTH)?;
+        return crate::crypto::mac::retail_mac(key, data, padding - b'0').map_err(|_| Code::KEY_LENGTH);
+    }
     let mut buf = Zeroizing::new(data.to_vec());
     match padding {
         b'0' if !buf.is_empty() && buf.len().is_multiple_of(8) => {}

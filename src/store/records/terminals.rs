@@ -26,3 +26,30 @@ pub struct TerminalRow {
     pub created_at: i64,
     pub updated_at: i64,
 }
+
+/// One version of a link's key (`link_keys`): a TR-31 key block under the HSM's link KBPK.
+#[derive(Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct LinkKeyRow {
+    /// The terminal (DE41) the key belongs to.
+    pub link: String,
+    /// `tak` or `zmk`.
+    pub kind: String,
+    pub version: i64,
+    pub key_block: String,
+    pub kcv: String,
+    pub created_at: i64,
+    /// None while current; a replaced key is accepted until then.
+    pub retires_at: Option<i64>,
+}
+
+impl std::fmt::Debug for LinkKeyRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinkKeyRow")
+            .field("link", &self.link)
+            .field("kind", &self.kind)
+            .field("version", &self.version)
+            .field("kcv", &self.kcv)
+            .field("retires_at", &self.retires_at)
+            .finish_non_exhaustive()
+    }
+}

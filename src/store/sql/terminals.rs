@@ -64,6 +64,69 @@ macro_rules! sql_terminals {
                 Ok(n == 1)
             }
 
+            /// Every version of a link's key of `kind`, newest first.
+            pub async fn link_keys(&self, link: &str, kind: &str) -> StoreResult<Vec<LinkKeyRow>> {
+                Ok(sqlx::query_as(
+                    "SELECT link, kind, version, key_block, kcv, created_at, retires_at FROM link_keys \
+                     WHERE link = $1 AND kind = $2 ORDER BY version DESC",
+                )
+                .bind(link)
+                .bind(kind)
+                .fetch_all(&self.read)
+                .await?)
+            }
+
+            /// Adds a new current version of a link's key; the versions current until now are accepted
+            /// until `retire_at`. With `first_only`, only when the link has no key of this kind yet
+            /// (None otherwise). Returns the new version.
+            #[allow(clippy::too_many_arguments)]
+            pub async fn add_link_key(
+                &self,
+                link: &str,
+                kind: &str,
+                key_block: &str,
+                kcv: &str,
+                now: i64,
+                retire_at: i64,
+                first_only: bool,
+            ) -> StoreResult<Option<i64>> {
+                let mut w = self.atomic_writer().await?;
+                let last: Option<i64> =
+                    sqlx::query_scalar("SELECT MAX(version) FROM link_keys WHERE link = $1 AND kind = $2")
+                        .bind(link)
+                        .bind(kind)
+                        .fetch_one(w.conn())
+                        .await?;
+                if first_only && last.is_some() {
+                    w.done().await?;
+                    return Ok(None);
+                }
+                sqlx::query(
+                    "UPDATE link_keys SET retires_at = $3 WHERE link = $1 AND kind = $2 \
+                     AND (retires_at IS NULL OR retires_at > $3)",
+                )
+                .bind(link)
+                .bind(kind)
+                .bind(retire_at)
+                .execute(w.conn())
+                .await?;
+                let version = last.unwrap_or(0) + 1;
+                sqlx::query(
+                    "INSERT INTO link_keys (link, kind, version, key_block, kcv, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(link)
+                .bind(kind)
+                .bind(version)
+                .bind(key_block)
+                .bind(kcv)
+                .bind(now)
+                .execute(w.conn())
+                .await?;
+                w.done().await?;
+                Ok(Some(version))
+            }
+
             /// Removes a terminal from the registry (its transactions stay); false when there was none.
             pub async fn delete_terminal(&self, id: &str) -> StoreResult<bool> {
                 let mut w = self.writer().await?;

@@ -421,3 +421,116 @@ fn pin_to_and_from_the_lmk() {
     // A malformed PIN block field.
     assert_eq!(ask(&f, &format!("JE{tpk}C880AFA5435G2BE601433221100996")), "JF15");
 }
+
+/// psec 1.3.0's docstring example of an ISO 9564-1 format 4 block: PIN 1234, PAN 1234567890123456,
+/// AES-128 key 00112233…EEFF.
+const ISO4_KEY: &str = "00112233445566778899AABBCCDDEEFF";
+const ISO4_BLOCK: &str = "E4BE5B623AF7E006AC319E5B93544564";
+/// NIST SP 800-38A's AES-256 key, as a second AES PIN key.
+const AES256: &str = "603DEB1015CA71BE2B73AEF0857D77811F352C073B6108D72D9810A30914DFF4";
+
+/// `CA`/`CC` with AES PIN keys (key blocks of algorithm `A`) and format 4 (`48`), and between format
+/// 4 and formats 0/3 under TDES keys. Expected blocks: psec 1.3.0 (tests/payshield_vectors.py). A
+/// format 4 answer has a random pad, so it is checked by translating it on to format 0 under a TDES
+/// key, whose block psec computes.
+#[test]
+fn aes_pin_translation() {
+    let f = Front::new(4);
+    let zpk_aes = key_block("#P0B00N&A1", ISO4_KEY);
+    let zpk_aes256 = key_block("#P0B00N&A3", AES256);
+    let tpk_aes256 = key_block("#P0B00N&A3", AES256);
+    let zpk_k1 = under_lmk("001", K1);
+    let zpk_k2 = under_lmk("001", K2);
+    let pan = "161234567890123456";
+    // psec: encode_pinblock_iso_0("1234", "1234567890123456") under K1 / K2 (encrypt_tdes_ecb).
+    let want_k1 = "CD0004E5639CBC7EC0B4CA01";
+    let k2_block = "7D7EB80C9A83202D";
+
+    // AES (format 4) → TDES (format 0).
+    assert_eq!(ask(&f, &format!("CC{zpk_aes}{zpk_k1}12{ISO4_BLOCK}4801{pan}")), want_k1);
+    // CA from an AES-256 TPK: psec encipher_pinblock_iso_4(AES256, "987654", "4761739001010010") gave
+    // the source block; the destination is psec's format 0 block of that PIN and PAN under K1.
+    let tail = "1231A9D5EF14939401295F7C8AC776FFBB4801164761739001010010";
+    assert_eq!(ask(&f, &format!("CA{tpk_aes256}{zpk_k1}{tail}")), "CB00063456D92743E69E5E01");
+
+    // TDES (format 0) → AES (format 4), then back to format 0 under K1.
+    let out = ask(&f, &format!("CC{zpk_k2}{zpk_aes}12{k2_block}0148{pan}"));
+    assert!(out.starts_with("CD0004") && out.ends_with("48") && out.len() == 6 + 32 + 2, "{out}");
+    let iso4 = &out[6..38];
+    assert_eq!(ask(&f, &format!("CC{zpk_aes}{zpk_k1}12{iso4}4801{pan}")), want_k1);
+    // Format 3 → format 4 too.
+    let out3 = ask(&f, &format!("CC{zpk_k2}{zpk_k1}12{k2_block}0147{}", &pan[5..17]));
+    assert!(out3.starts_with("CD0004") && out3.ends_with("47"), "{out3}");
+    let out = ask(&f, &format!("CC{zpk_k1}{zpk_aes}12{}4748{pan}", &out3[6..22]));
+    assert!(out.starts_with("CD0004") && out.ends_with("48"), "{out}");
+    assert_eq!(ask(&f, &format!("CC{zpk_aes}{zpk_k1}12{}4801{pan}", &out[6..38])), want_k1);
+
+    // AES-128 → AES-256 (format 4 → 4), then to format 0 under K1.
+    let out = ask(&f, &format!("CC{zpk_aes}{zpk_aes256}12{ISO4_BLOCK}4848{pan}"));
+    assert!(out.starts_with("CD0004") && out.ends_with("48") && out.len() == 40, "{out}");
+    assert_ne!(&out[6..38], ISO4_BLOCK);
+    assert_eq!(ask(&f, &format!("CC{zpk_aes256}{zpk_k1}12{}4801{pan}", &out[6..38])), want_k1);
+}
+
+/// Malformed and mismatched AES `CA`/`CC` requests: an error code each, never a panic.
+#[test]
+fn aes_pin_translation_errors() {
+    let f = Front::new(4);
+    let zpk_aes = key_block("#P0B00N&A1", ISO4_KEY);
+    let zpk_k1 = under_lmk("001", K1);
+    let pan = "161234567890123456";
+    // Format 4 under a TDES key, formats 0/3 under an AES key: 23.
+    assert_eq!(ask(&f, &format!("CC{zpk_k1}{zpk_aes}127D7EB80C9A83202D4848{pan}")), "CD23");
+    assert_eq!(ask(&f, &format!("CC{zpk_aes}{zpk_k1}12{ISO4_BLOCK}0101123456789012")), "CD23");
+    assert_eq!(ask(&f, &format!("CC{zpk_aes}{zpk_k1}12{ISO4_BLOCK}4848{pan}")), "CD23");
+    assert_eq!(ask(&f, &format!("CC{zpk_aes}{zpk_k1}12{ISO4_BLOCK}4802{pan}")), "CD23");
+    // Another PAN: the block does not decode (20).
+    assert_eq!(ask(&f, &format!("CC{zpk_aes}{zpk_k1}12{ISO4_BLOCK}4801161234567890123457")), "CD20");
+    // PIN longer than the maximum (24).
+    assert_eq!(ask(&f, &format!("CC{zpk_aes}{zpk_k1}03{ISO4_BLOCK}4801{pan}")), "CD24");
+    // PAN length out of 08–19, short PAN, non-digits, a short block (15).
+    for bad in ["0712345678", "201234567890123456789", "1612345678", "16123456789012345X", "1"] {
+        assert_eq!(ask(&f, &format!("CC{zpk_aes}{zpk_k1}12{ISO4_BLOCK}4801{bad}")), "CD15", "{bad}");
+    }
+    assert_eq!(ask(&f, &format!("CC{zpk_aes}{zpk_k1}12{}", &ISO4_BLOCK[..20])), "CD15");
+    // An AES key block of another usage where a ZPK is expected (04).
+    let bdk = key_block("#B0X00N&A1", ISO4_KEY);
+    assert_eq!(ask(&f, &format!("CC{bdk}{zpk_k1}12{ISO4_BLOCK}4801{pan}")), "CD04");
+    // The TDES-only PIN commands refuse format 48 (23).
+    let pvk = under_lmk("002", K1);
+    assert_eq!(ask(&f, &format!("EC{zpk_k1}{pvk}7D7EB80C9A83202D4812345678901234021")), "ED23");
+}
+
+/// `G0` with an AES BDK: ANSI X9.24-3-2017 AES DUKPT. The supplementary test vectors' format 4 PIN
+/// blocks (BDK FEDCBA9876543210F1F1F1F1F1F1F1F1, KSN 1234567890123456 ‖ counter 1 and 2, PIN 1234,
+/// PAN 4111111111111111) translated to format 0 under ZPK K1: psec's encode_pinblock_iso_0 and
+/// encrypt_tdes_ecb give 2A3D408A1977DDE9.
+#[test]
+fn aes_dukpt_pin_translation() {
+    let f = Front::new(4);
+    let bdk = key_block("#B0X00N&A1", "FEDCBA9876543210F1F1F1F1F1F1F1F1");
+    let zpk_k1 = under_lmk("001", K1);
+    let zpk_aes = key_block("#P0B00N&A1", ISO4_KEY);
+    let pan = "164111111111111111";
+    let c1 = "123456789012345600000001A912150391AB65A67E52883D81CE2D15";
+    let c2 = "12345678901234560000000252A00503BD34BA1383F6A7EE9FE2547F";
+    assert_eq!(ask(&f, &format!("G0{bdk}{zpk_k1}A05{c1}4801{pan}")), "G100042A3D408A1977DDE901");
+    assert_eq!(ask(&f, &format!("G0{bdk}{zpk_k1}A05{c2}4801{pan}")), "G100042A3D408A1977DDE901");
+    // To an AES ZPK (format 4), then on to format 0 under K1.
+    let out = ask(&f, &format!("G0{bdk}{zpk_aes}A05{c2}4848{pan}"));
+    assert!(out.starts_with("G10004") && out.ends_with("48") && out.len() == 40, "{out}");
+    assert_eq!(ask(&f, &format!("CC{zpk_aes}{zpk_k1}12{}4801{pan}", &out[6..38])), "CD00042A3D408A1977DDE901");
+    // The other counter's block under this KSN does not decode (20); counter 0 is no transaction KSN
+    // (15); a TDES format under the AES DUKPT key (23); a 20H KSN leaves the fields short (15); a BDK
+    // key block of another usage (04).
+    let ksn1 = "123456789012345600000001";
+    assert_eq!(ask(&f, &format!("G0{bdk}{zpk_k1}A05{ksn1}{}4801{pan}", &c2[24..])), "G120");
+    assert_eq!(ask(&f, &format!("G0{bdk}{zpk_k1}A05123456789012345600000000{}4801{pan}", &c2[24..])), "G115");
+    assert_eq!(ask(&f, &format!("G0{bdk}{zpk_k1}A05{c2}0101{}", &pan[5..17])), "G123");
+    assert_eq!(ask(&f, &format!("G0{bdk}{zpk_k1}A05{}", &c2[..20])), "G115");
+    assert_eq!(ask(&f, &format!("G0{zpk_aes}{zpk_k1}A05{c2}4801{pan}")), "G104");
+    // The TDES path is unchanged: a TDES DUKPT block with format 48 is refused (23).
+    let tdes_bdk = under_lmk("009", K1);
+    let zpk = under_lmk("001", K1);
+    assert_eq!(ask(&f, &format!("G0{tdes_bdk}{zpk}605FFFF9876543210E000011B9C1845EB993A7A4801{pan}")), "G123");
+}

@@ -62,3 +62,25 @@ print("LQ", hmac.new(bytes(range(32)), b"tsp payShield LQ vector", hashlib.sha25
 # PAN 5544332211009966, TDES-ECB under the test LMK pair 02-03.
 LMK_02_03 = bytes.fromhex("20202020202020203131313131313131")
 print("JE 1234 under LMK", ecb(LMK_02_03, psec.pinblock.encode_pinblock_iso_0("1234", "5544332211009966")).hex().upper())
+
+# CA/CC/G0 with AES PIN keys and ISO format 4 (48): format 0 blocks under K1/K2 that format 4 blocks
+# translate to. The format 4 inputs: psec's docstring block (PIN 1234, PAN 1234567890123456, AES key
+# 00112233…EEFF), the X9.24-3-2017 supplementary AES DUKPT blocks (PIN 1234, PAN 4111111111111111),
+# and one psec enciphered under NIST SP 800-38A's AES-256 key (PIN 987654, PAN 4761739001010010; its pad
+# is random, so it is printed, not compared).
+def h(b):
+    return b.hex().upper()
+
+
+AES256 = bytes.fromhex("603DEB1015CA71BE2B73AEF0857D77811F352C073B6108D72D9810A30914DFF4")
+print("CC 48->01 K1", h(psec.des.encrypt_tdes_ecb(K1, psec.pinblock.encode_pinblock_iso_0("1234", "1234567890123456"))))
+print("CC 01 source under K2", h(psec.des.encrypt_tdes_ecb(K2, psec.pinblock.encode_pinblock_iso_0("1234", "1234567890123456"))))
+print("G0 AES DUKPT -> 01 K1", h(psec.des.encrypt_tdes_ecb(K1, psec.pinblock.encode_pinblock_iso_0("1234", "4111111111111111"))))
+b4 = psec.pinblock.encipher_pinblock_iso_4(AES256, "987654", "4761739001010010")
+assert psec.pinblock.decipher_pinblock_iso_4(AES256, bytes.fromhex("31A9D5EF14939401295F7C8AC776FFBB"), "4761739001010010") == "987654"
+print("CA 48 source under AES256 (one draw)", h(b4))
+print("CA 48->01 K1", h(psec.des.encrypt_tdes_ecb(K1, psec.pinblock.encode_pinblock_iso_0("987654", "4761739001010010"))))
+# The published X9.24-3 PIN working key (counter 1) deciphers the published block to 1234 under psec too.
+assert psec.pinblock.decipher_pinblock_iso_4(
+    bytes.fromhex("AF8CB133A78F8DC2D1359F18527593FB"), bytes.fromhex("A912150391AB65A67E52883D81CE2D15"), "4111111111111111"
+) == "1234"

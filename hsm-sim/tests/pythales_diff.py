@@ -15,7 +15,8 @@ Two independent implementations judge hsm-sim's answers:
   ZMK is plain ECB (payShield's X scheme).
 - psec 1.3.0 for what pythales lacks or gets wrong: its DC/EC PVV (pynblock's get_visa_pvv keys DES
   with the ASCII of the hex PVK) is not the Visa PVV, so DC/EC are checked against psec's
-  generate_visa_pvv; CC, M6/M8, M0/M2 against psec's PIN blocks, MACs and TDES; KQ against pyemv
+  generate_visa_pvv; CC, M6/M8, M0/M2 against psec's PIN blocks, MACs and TDES; CA/CC with AES PIN keys
+  and ISO format 4 against psec's format 4 encipher/decipher (key blocks made by psec's TR-31); KQ against pyemv
   1.5.0's Visa CVN 10 and Mastercard CVN 16; GM against hashlib.
 
 Cases come from a seeded generator: the same cases on every run. Prints one line per failure and a
@@ -335,6 +336,53 @@ for i in range(20):
     check("KQ", r == b"KR00" + card.generate_arpc(arqc, arc), f"KQ {scheme} {r!r}")
     bad = bytes([arqc[0] ^ 1]) + arqc[1:]
     check("KQ", ours(head + bad + arc) == b"KR01", "KQ bad ARQC")
+
+# CA/CC with AES PIN keys and ISO format 4 (48), against psec 1.3.0 alone (pythales has no AES). The AES
+# keys reach hsm-sim as `S` key blocks that psec's tr31.wrap makes under hsm-sim's documented public
+# key-block LMK (SHA-256 of "hsm-sim payShield test key block LMK"): psec's TR-31 is a third check that
+# hsm-sim reads version D blocks as published. Format 4 answers (random pad) are deciphered by psec.
+KB_LMK = hashlib.sha256(b"hsm-sim payShield test key block LMK").digest()
+
+
+def aes_zpk(key, usage=b"P0"):
+    return b"S" + psec.tr31.wrap(KB_LMK, "D0000" + usage.decode() + "AB00N0000", key).encode()
+
+
+for i in range(20):
+    a1 = bytes(rng.getrandbits(8) for _ in range(rng.choice([16, 24, 32])))
+    a2 = bytes(rng.getrandbits(8) for _ in range(rng.choice([16, 24, 32])))
+    z = rkey()
+    a1_ours, a2_ours = aes_zpk(a1), aes_zpk(a2)
+    z_ours, _ = import_ours(b"001", z)
+    pin, pan = digits(rng.randint(4, 12)), digits(rng.randint(13, 19))  # psec's format 0: 13+ digits
+    acct = b"%02d" % len(pan) + pan.encode()
+    block4 = hx(psec.pinblock.encipher_pinblock_iso_4(a1, pin, pan))
+    # 4 -> 0 (AES to TDES): deterministic.
+    r = ours(b"CC" + a1_ours + z_ours + b"12" + block4 + b"48" + b"01" + acct)
+    want = b"CD00" + b"%02d" % len(pin) + hx(ecb(z, psec.pinblock.encode_pinblock_iso_0(pin, pan))) + b"01"
+    check("CC AES", r == want, f"CC 48->01 {r}")
+    # CA from an AES TPK, 4 -> 3: decoded by psec.
+    r = ours(b"CA" + a1_ours + z_ours + b"12" + block4 + b"48" + b"47" + acct)
+    ok = r[:4] == b"CB00" and r[-2:] == b"47" and len(r) == 4 + 2 + 16 + 2
+    if ok:
+        ok = psec.pinblock.decode_pinblock_iso_3(psec.des.decrypt_tdes_ecb(z, bytes.fromhex(r[6:22].decode())), pan) == pin
+    check("CA AES", ok, f"CA 48->47 {r}")
+    # 0 -> 4 (TDES to AES) and 4 -> 4 (AES to AES): deciphered by psec.
+    block0 = hx(ecb(z, psec.pinblock.encode_pinblock_iso_0(pin, pan)))
+    for src, src_key, dst_key, dst_clear, fmt in [
+        (block0, z_ours, a2_ours, a2, b"01"),
+        (block4, a1_ours, a2_ours, a2, b"48"),
+    ]:
+        r = ours(b"CC" + src_key + dst_key + b"12" + src + fmt + b"48" + acct)
+        ok = r[:4] == b"CD00" and r[-2:] == b"48" and len(r) == 4 + 2 + 32 + 2
+        if ok:
+            ok = psec.pinblock.decipher_pinblock_iso_4(dst_clear, bytes.fromhex(r[6:38].decode()), pan) == pin
+        check("CC AES", ok, f"CC {fmt}->48 {r}")
+    # Mismatched format and key (23), another PAN (20).
+    check("CC AES", ours(b"CC" + a1_ours + z_ours + b"12" + block4 + b"01" + b"01" + acct) == b"CD23", "format 01 under AES")
+    other = (pan[:-1] + str((int(pan[-1]) + 1) % 10)).encode()
+    r = ours(b"CC" + a1_ours + z_ours + b"12" + block4 + b"48" + b"01" + acct[:2] + other)
+    check("CC AES", r == b"CD20", f"CC 48 other PAN {r}")
 
 # Malformed input never closes the connection: each gets an answer, then NC still works.
 for junk in [b"", b"A", b"CW", b"A0", b"A69", b"CWU00", b"BU01", b"M6", b"M0019", b"GM0699999", b"CA" + b"U" * 40]:

@@ -322,19 +322,66 @@ pub fn cy(r: &mut Reader) -> Result<Vec<u8>, Code> {
     }
 }
 
-/// A PIN block format code: `01` ISO format 0, `47` ISO format 3.
+/// A TDES PIN block format code: `01` ISO format 0, `47` ISO format 3.
 fn pin_format(r: &mut Reader) -> Result<PinFormat, Code> {
+    match any_pin_format(r)? {
+        PinFormat::Iso4 => Err(Code::INVALID_PIN_BLOCK_FORMAT),
+        f => Ok(f),
+    }
+}
+
+/// A PIN block format code where AES PIN keys are accepted too: `01`, `47`, or `48` ISO format 4.
+fn any_pin_format(r: &mut Reader) -> Result<PinFormat, Code> {
     match r.take(2)? {
         b"01" => Ok(PinFormat::Iso0),
         b"47" => Ok(PinFormat::Iso3),
+        b"48" => Ok(PinFormat::Iso4),
         _ => Err(Code::INVALID_PIN_BLOCK_FORMAT),
     }
 }
 
 fn format_code(f: PinFormat) -> &'static [u8] {
     match f {
+        PinFormat::Iso0 => b"01",
         PinFormat::Iso3 => b"47",
-        _ => b"01",
+        PinFormat::Iso4 => b"48",
+    }
+}
+
+/// A PIN key as a command uses it: TDES (variant or `S` key block; single length widened) or AES (an
+/// `S` key block of algorithm `A` only: 16, 24 or 32 bytes).
+struct PinKey {
+    key: Zeroizing<Vec<u8>>,
+    aes: bool,
+}
+
+impl PinKey {
+    /// Reads a PIN key of type `kt`: a variant key, or a key block of one of `kt`'s usages of
+    /// algorithm TDES (odd parity, else `parity`) or AES.
+    fn read(r: &mut Reader, kt: KeyType, parity: Code) -> Result<Self, Code> {
+        if r.peek() != Some(b'S') {
+            return Ok(PinKey { key: widen(lmk_key(r, kt, false, parity)?), aes: false });
+        }
+        let (key, algorithm) = keyblock::read_any(r, keyblock::usages_of(kt), false)?;
+        match algorithm {
+            crate::crypto::tr31::Algorithm::AES => Ok(PinKey { key, aes: true }),
+            crate::crypto::tr31::Algorithm::TDES if lmk::odd_parity(&key) => Ok(PinKey { key: widen(key), aes: false }),
+            crate::crypto::tr31::Algorithm::TDES => Err(parity),
+            _ => Err(Code::KEY_LENGTH),
+        }
+    }
+
+    /// Length in bytes of the PIN blocks under this key: 16 (format 4) for AES, 8 for TDES.
+    fn block_len(&self) -> usize {
+        if self.aes { 16 } else { 8 }
+    }
+
+    /// `23` unless `format` fits the key: format 4 under an AES key, formats 0 and 3 under TDES.
+    fn check(&self, format: PinFormat) -> Result<(), Code> {
+        match (format == PinFormat::Iso4) == self.aes {
+            true => Ok(()),
+            false => Err(Code::INVALID_PIN_BLOCK_FORMAT),
+        }
     }
 }
 
@@ -345,10 +392,28 @@ fn account_pan(account: &str) -> String {
 }
 
 fn decipher_pin(format: PinFormat, key: &[u8], block: &[u8], account: &str) -> Result<Zeroizing<String>, Code> {
-    pin::decipher(format, key, block, &account_pan(account)).map_err(|e| match e.kind {
+    decipher_pan(format, key, block, &account_pan(account))
+}
+
+fn decipher_pan(format: PinFormat, key: &[u8], block: &[u8], pan: &str) -> Result<Zeroizing<String>, Code> {
+    pin::decipher(format, key, block, pan).map_err(|e| match e.kind {
         ErrorKind::Format => Code::INVALID_PIN_BLOCK,
         _ => map_err(e),
     })
+}
+
+/// The account field of `CA`/`CC`/`G0`: 12N (the 12 rightmost PAN digits before the check digit) when
+/// both formats are TDES ones; when either is format 4, which binds the whole PAN, the PAN's length
+/// (2N, 08–19) and the PAN (hsm-sim's own layout). Returned as a PAN the PIN block code accepts.
+fn account_field(r: &mut Reader, iso4: bool) -> Result<String, Code> {
+    if !iso4 {
+        return Ok(account_pan(r.digits(12)?));
+    }
+    let n = r.number(2)?;
+    if !(pin::PAN_MIN_LEN..=pin::PAN_MAX_LEN).contains(&n) {
+        return Err(Code::INVALID_INPUT);
+    }
+    Ok(r.digits(n)?.to_owned())
 }
 
 /// `DC`/`EC` after the PIN key: PVK pair, PIN block (16H), format code, account (12N), PVKI (1N),
@@ -380,24 +445,38 @@ pub fn ec(r: &mut Reader) -> Result<Vec<u8>, Code> {
     verify_pvv(r, &zpk)
 }
 
-/// `CA`/`CC` after the two keys: maximum PIN length (2N), source PIN block (16H), source format,
-/// destination format, account (12N). Answer: PIN length (2N), destination PIN block (16H), destination
-/// format code.
-fn translate(r: &mut Reader, from: &[u8], to: &[u8], rng: &dyn SecureRandom) -> Result<Vec<u8>, Code> {
-    let max = r.number(2)?;
-    let block = r.hex(8)?;
-    let src = pin_format(r)?;
-    let dst = pin_format(r)?;
-    let account = r.digits(12)?;
-    let pin = decipher_pin(src, from, &block, account)?;
-    if pin.len() > max {
+/// `CA`/`CC`/`G0` after the keys (and `CA`/`CC`'s maximum PIN length): source PIN block (16H under a
+/// TDES key, 32H under an AES key), source format, destination format, account ([`account_field`]).
+/// Each format must fit its key ([`PinKey::check`]). Answer: PIN length (2N), destination PIN block
+/// (16H or 32H), destination format code.
+fn translate_fields(
+    r: &mut Reader,
+    from: &PinKey,
+    to: &PinKey,
+    max: Option<usize>,
+    rng: &dyn SecureRandom,
+) -> Result<Vec<u8>, Code> {
+    let block = r.hex(from.block_len())?;
+    let src = any_pin_format(r)?;
+    let dst = any_pin_format(r)?;
+    from.check(src)?;
+    to.check(dst)?;
+    let pan = account_field(r, src == PinFormat::Iso4 || dst == PinFormat::Iso4)?;
+    let pin = decipher_pan(src, &from.key, &block, &pan)?;
+    if max.is_some_and(|max| pin.len() > max) {
         return Err(Code::PIN_LENGTH);
     }
-    let out = pin::encipher(dst, to, &pin, &account_pan(account), rng).map_err(map_err)?;
+    let out = pin::encipher(dst, &to.key, &pin, &pan, rng).map_err(map_err)?;
     let mut fields = format!("{:02}", pin.len()).into_bytes();
     fields.extend_from_slice(hex::encode_upper(out).as_bytes());
     fields.extend_from_slice(format_code(dst));
     Ok(fields)
+}
+
+/// `CA`/`CC` after the two keys: maximum PIN length (2N), then [`translate_fields`].
+fn translate(r: &mut Reader, from: &PinKey, to: &PinKey, rng: &dyn SecureRandom) -> Result<Vec<u8>, Code> {
+    let max = r.number(2)?;
+    translate_fields(r, from, to, Some(max), rng)
 }
 
 /// A PIN under the LMK as this simulator encodes it (its own encoding: payShield's is unpublished):
@@ -434,15 +513,15 @@ pub fn jg(r: &mut Reader, rng: &dyn SecureRandom) -> Result<Vec<u8>, Code> {
 
 /// `CA`: translate a PIN block from a TPK to a ZPK.
 pub fn ca(r: &mut Reader, rng: &dyn SecureRandom) -> Result<Vec<u8>, Code> {
-    let tpk = widen(lmk_key(r, KeyType::TPK, false, Code::SOURCE_PARITY)?);
-    let zpk = widen(lmk_key(r, KeyType::ZPK, false, Code::DESTINATION_PARITY)?);
+    let tpk = PinKey::read(r, KeyType::TPK, Code::SOURCE_PARITY)?;
+    let zpk = PinKey::read(r, KeyType::ZPK, Code::DESTINATION_PARITY)?;
     translate(r, &tpk, &zpk, rng)
 }
 
 /// `CC`: translate a PIN block from one ZPK to another.
 pub fn cc(r: &mut Reader, rng: &dyn SecureRandom) -> Result<Vec<u8>, Code> {
-    let src = widen(lmk_key(r, KeyType::ZPK, false, Code::SOURCE_PARITY)?);
-    let dst = widen(lmk_key(r, KeyType::ZPK, false, Code::DESTINATION_PARITY)?);
+    let src = PinKey::read(r, KeyType::ZPK, Code::SOURCE_PARITY)?;
+    let dst = PinKey::read(r, KeyType::ZPK, Code::DESTINATION_PARITY)?;
     translate(r, &src, &dst, rng)
 }
 
@@ -801,31 +880,40 @@ pub fn derive_icc_mk(r: &mut Reader) -> Result<Vec<u8>, Code> {
     Ok(out.to_vec())
 }
 
-/// `G0`: translate a PIN block from a TDES DUKPT device (ANSI X9.24-1) to a ZPK. BDK (key type 009),
-/// ZPK, KSN descriptor (3H, not interpreted: the KSN is always the 10-byte X9.24-1 one), KSN (20H),
-/// source PIN block (16H), source format (2N), destination format (2N), account (12N). The PIN key is
-/// the transaction key's PIN variant. Answer: PIN length (2N), PIN block (16H), destination format.
+/// `G0`: translate a PIN block from a DUKPT device to a ZPK. BDK (key type 009, or an `S` key block of
+/// usage `B0`), ZPK (TDES or AES, as in `CC`), KSN descriptor (3H, not interpreted), KSN, then as
+/// [`translate_fields`] (no maximum PIN length). A TDES BDK is ANSI X9.24-1 TDES DUKPT: KSN 20H, PIN key
+/// the transaction key's PIN variant, source format `01`/`47`. An AES BDK (a key block of algorithm
+/// `A`) is ANSI X9.24-3-2017 AES DUKPT: KSN 24H (IKID 16H ‖ counter 8H), PIN key the AES-128 working
+/// key of usage PIN (`1000`), source format `48`. Answer: PIN length (2N), PIN block, destination format.
 pub fn g0(r: &mut Reader, rng: &dyn SecureRandom) -> Result<Vec<u8>, Code> {
-    use crate::crypto::dukpt_tdes;
-    let bdk = lmk_key(r, KeyType::parse(b"009")?, false, Code::SOURCE_PARITY)?;
-    let zpk = widen(lmk_key(r, KeyType::ZPK, false, Code::DESTINATION_PARITY)?);
+    use crate::crypto::{dukpt_aes, dukpt_tdes, tr31::Algorithm};
+    let bdk_type = KeyType::parse(b"009")?;
+    let (bdk, aes) = if r.peek() == Some(b'S') {
+        match keyblock::read_any(r, keyblock::usages_of(bdk_type), false)? {
+            (k, Algorithm::AES) => (k, true),
+            (k, Algorithm::TDES) if lmk::odd_parity(&k) => (k, false),
+            (_, Algorithm::TDES) => return Err(Code::SOURCE_PARITY),
+            _ => return Err(Code::KEY_LENGTH),
+        }
+    } else {
+        (lmk_key(r, bdk_type, false, Code::SOURCE_PARITY)?, false)
+    };
+    let zpk = PinKey::read(r, KeyType::ZPK, Code::DESTINATION_PARITY)?;
     let descriptor = r.take(3)?;
     if !descriptor.iter().all(u8::is_ascii_hexdigit) {
         return Err(Code::INVALID_INPUT);
     }
-    let ksn = r.hex(10)?;
-    let txn = dukpt_tdes::transaction_key(&bdk, &ksn).map_err(map_err)?;
-    let pin_key = dukpt_tdes::pin_key(&txn);
-    let block = r.hex(8)?;
-    let src = pin_format(r)?;
-    let dst = pin_format(r)?;
-    let account = r.digits(12)?;
-    let pin = decipher_pin(src, &pin_key[..], &block, account)?;
-    let out = pin::encipher(dst, &zpk, &pin, &account_pan(account), rng).map_err(map_err)?;
-    let mut fields = format!("{:02}", pin.len()).into_bytes();
-    fields.extend_from_slice(hex::encode_upper(out).as_bytes());
-    fields.extend_from_slice(format_code(dst));
-    Ok(fields)
+    let pin_key = if aes {
+        let ksn = r.hex(dukpt_aes::KSN_LEN)?;
+        let key = dukpt_aes::working_key(&bdk, &ksn, dukpt_aes::Usage::Pin).map_err(map_err)?;
+        PinKey { key: Zeroizing::new(key.to_vec()), aes: true }
+    } else {
+        let ksn = r.hex(10)?;
+        let txn = dukpt_tdes::transaction_key(&bdk, &ksn).map_err(map_err)?;
+        PinKey { key: Zeroizing::new(dukpt_tdes::pin_key(&txn).to_vec()), aes: false }
+    };
+    translate_fields(r, &pin_key, &zpk, None, rng)
 }
 
 /// `FA`: translate a ZPK from ZMK to LMK encryption. ZMK under the LMK, ZPK under the ZMK, [`;` key

@@ -87,7 +87,7 @@ pub struct Attributes {
     version: KeyVersion,
     exportability: Exportability,
     /// hsm-sim's own extension: `&` and an algorithm code after the attributes (`T2` double-length
-    /// TDES, the default; `A3` AES-256; `H2` a 32-byte HMAC-SHA-256 key).
+    /// TDES, the default; `A1` AES-128, `A2` AES-192, `A3` AES-256; `H2` a 32-byte HMAC-SHA-256 key).
     algorithm: KeyAlgorithm,
 }
 
@@ -96,6 +96,10 @@ pub struct Attributes {
 pub enum KeyAlgorithm {
     /// Double-length TDES (16 bytes, odd parity).
     Tdes2,
+    /// AES-128 (16 bytes).
+    Aes128,
+    /// AES-192 (24 bytes).
+    Aes192,
     /// AES-256 (32 bytes).
     Aes256,
     /// An HMAC-SHA-256 key (32 bytes).
@@ -105,7 +109,8 @@ pub enum KeyAlgorithm {
 impl KeyAlgorithm {
     pub fn key_len(self) -> usize {
         match self {
-            KeyAlgorithm::Tdes2 => 16,
+            KeyAlgorithm::Tdes2 | KeyAlgorithm::Aes128 => 16,
+            KeyAlgorithm::Aes192 => 24,
             KeyAlgorithm::Aes256 | KeyAlgorithm::HmacSha256 => 32,
         }
     }
@@ -113,7 +118,7 @@ impl KeyAlgorithm {
     fn header(self) -> Algorithm {
         match self {
             KeyAlgorithm::Tdes2 => Algorithm::TDES,
-            KeyAlgorithm::Aes256 => Algorithm::AES,
+            KeyAlgorithm::Aes128 | KeyAlgorithm::Aes192 | KeyAlgorithm::Aes256 => Algorithm::AES,
             KeyAlgorithm::HmacSha256 => Algorithm::HMAC,
         }
     }
@@ -138,6 +143,8 @@ pub fn read_attributes(r: &mut Reader) -> Result<Option<Attributes>, Code> {
     let algorithm = if r.eat(b'&') {
         match r.take(2)? {
             b"T2" => KeyAlgorithm::Tdes2,
+            b"A1" => KeyAlgorithm::Aes128,
+            b"A2" => KeyAlgorithm::Aes192,
             b"A3" => KeyAlgorithm::Aes256,
             b"H2" => KeyAlgorithm::HmacSha256,
             _ => return Err(Code::INVALID_INPUT),

@@ -353,7 +353,10 @@ pub async fn build_with(opts: &ServeOptions, hsm: Hsm) -> Result<AppState, Start
         clock.clone(),
     ));
     // One in-process simulator serves every issuer configured with `host = "sim"`.
-    let simulator = Arc::new(Simulator::new(SimConfig::default()));
+    let simulator = Arc::new(Simulator::new(SimConfig {
+        activation: config.issuer_sim.activation.clone(),
+        ..SimConfig::default()
+    }));
     let mut hosts = HashMap::new();
     for i in &config.issuers {
         let mac = match (i.mac, &i.tak) {
@@ -381,6 +384,7 @@ pub async fn build_with(opts: &ServeOptions, hsm: Hsm) -> Result<AppState, Start
         hosts.insert(i.id.clone(), host);
     }
     crate::webhooks::Webhooks::load_keys(&hsm).await?;
+    Payments::load_verification_key(&hsm).await?;
     let webhooks =
         Arc::new(crate::webhooks::Webhooks::new(store.clone(), hsm.clone(), clock.clone(), config.webhooks.clone())?);
     let scrubbed = crate::payments::scrub_stored(&store, &hsm).await?;
@@ -414,6 +418,7 @@ pub async fn build_with(opts: &ServeOptions, hsm: Hsm) -> Result<AppState, Start
         limits,
         iso_addr,
         webhooks,
+        production: opts.seal.production,
     };
     if opts.seal.production {
         println!("tsp: PRODUCTION mode");

@@ -174,8 +174,8 @@ async fn story(out: &mut dyn Write, dir: &std::path::Path, demo: DemoOptions) ->
     .requestor;
     say!(out, "1. A pay app (TRID {}) registers cards of two issuers", wallet.trid);
     let (hanbit_pan, nuri_pan) = ("4111111111111111", "5555555555554444");
-    let (hanbit, _) = state.vault.register_card(&wallet, hanbit_pan, "3012").await.map_err(|x| e(&x))?;
-    let (nuri, _) = state.vault.register_card(&wallet, nuri_pan, "2911").await.map_err(|x| e(&x))?;
+    let (hanbit, _) = state.payments.register_card(&wallet, hanbit_pan, "3012").await.map_err(|x| e(&x))?;
+    let (nuri, _) = state.payments.register_card(&wallet, nuri_pan, "2911").await.map_err(|x| e(&x))?;
     for c in [&hanbit, &nuri] {
         say!(
             out,

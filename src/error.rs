@@ -19,6 +19,18 @@ pub enum Error {
     InstrumentExpired,
     #[error("instrument is already active")]
     InstrumentActive,
+    /// The issuer asked for step-up verification and it has not succeeded yet: no tokens.
+    #[error("instrument awaits step-up verification")]
+    InstrumentPendingVerification,
+    /// The issuer declined the card's registration (DE39 of its answer).
+    #[error("the card's issuer declined the registration")]
+    RegistrationDeclined { response_code: String },
+    /// A step-up cannot go on as asked.
+    #[error(transparent)]
+    Verification(#[from] crate::instruments::verification::Refusal),
+    /// The issuer could not be reached for something only it can do (send a one-time code).
+    #[error("the card's issuer is unavailable; try again")]
+    IssuerUnavailable,
     #[error("unknown token")]
     TokenUnknown,
     #[error("token has expired")]

@@ -15,6 +15,7 @@ pub const KINDS: &[&str] = &[
     "instrument.resumed",
     "instrument.deleted",
     "instrument.updated",
+    "instrument.verified",
     "token.created",
     "token.suspended",
     "token.resumed",

@@ -110,6 +110,10 @@ enum Command {
         /// The TAK's algorithm: retail (TDES, ISO 9797-1 MAC algorithm 3) or cmac (AES).
         #[arg(long, default_value = "retail", requires = "tak")]
         mac_algorithm: String,
+        /// Take the card registration rules (`[[issuer_sim.activation]]`) from this configuration
+        /// file instead of the demo configuration's.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Data-key and fingerprint-key rotation (docs/operations.md "Key rotation").
     Keys {
@@ -507,7 +511,17 @@ async fn run(cli: Cli) -> Result<(), String> {
             dialect,
             tak,
             mac_algorithm,
+            config,
         } => {
+            let rules = match config {
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+                    tsp::config::Config::parse(&text).map_err(|e| e.to_string())?
+                }
+                None => tsp::config::Config::default_config().map_err(|e| e.to_string())?,
+            }
+            .issuer_sim
+            .activation;
             let link_mac = match tak {
                 None => None,
                 Some(hexkey) => {
@@ -535,6 +549,9 @@ async fn run(cli: Cli) -> Result<(), String> {
                 default_limit_minor: limit,
                 latency_ms,
                 failure_rate,
+                activation: rules,
+                // Its "phone": each activation code it is asked to deliver is printed.
+                print_codes: true,
                 ..Default::default()
             };
             let sim = std::sync::Arc::new(tsp::issuer::sim::Simulator::new(cfg));

@@ -1,5 +1,6 @@
 //! The demo pages in a real browser (issue 10): headless Chromium (Debian's `/usr/bin/chromium`)
-//! driven by playwright-core (`tests/browser/e2e.mjs`) against `tsp serve` — add a card, pay it from
+//! driven by playwright-core (`tests/browser/e2e.mjs`) against `tsp serve` — add a card, verify a card
+//! its issuer steps up through the simulated phone, pay from
 //! the wallet through the terminal page, see the wallet update, close the day in the console; no
 //! page, response or request but the card's own registration carries the PAN.
 //! `TSP_SCREENSHOTS=docs` writes the phone-size screenshots README.md shows.
@@ -34,6 +35,7 @@ async fn wallet_terminal_and_console_in_chromium() {
         .env("TSP_BASE", &s.base)
         .env("TSP_KEYS", json!({ "app": s.keys.app, "admin": s.keys.admin, "terminal": keys["terminal"] }).to_string())
         .env("TSP_PAN", &pan)
+        .env("TSP_STEPUP_PAN", common::card("457000", 583_920_175, 16))
         .env("TSP_GIFT_CODE", gift["code"].as_str().unwrap());
     if let Ok(shots) = std::env::var("TSP_SCREENSHOTS") {
         cmd.env("TSP_SCREENSHOTS", std::path::Path::new(dir).join(shots));
@@ -45,7 +47,9 @@ async fn wallet_terminal_and_console_in_chromium() {
     let v: Value = serde_json::from_str(stdout.trim().lines().last().unwrap_or("")).expect("one JSON line");
     let seen = &v["seen"];
     assert_eq!(v["ok"], true, "{v}");
-    assert_eq!(seen["card_registrations"], 1, "{v}");
+    assert_eq!(seen["card_registrations"], 2, "{v}");
+    assert_eq!(seen["step_up"]["verified"], true, "{v}");
+    assert!(seen["step_up"]["message"].as_str().unwrap().contains("######"), "{v}");
     assert!(seen["checked_bodies"].as_u64().unwrap() > 20, "{v}");
     assert_eq!(seen["pages"]["terminal"]["card"], "00", "{v}");
     // The card tile showed its product's art (the PAN is a Hanbit Platinum BIN in the demo config).

@@ -137,15 +137,24 @@ async fn ascii_binary_and_bcd_listeners_at_once_over_a_bcd_issuer_link() {
 
     // The issuer link spoke BCD: a 2-byte length, the MTI 0200 as the bytes 02 00, a binary bitmap
     // with DE2, and DE2 as a 1-byte BCD length 16 and the PAN two digits a byte.
-    let wire = seen.lock().unwrap().clone();
-    assert!(wire.len() > 20, "the issuer got nothing");
+    // (Its first frames are the card's registration, `0100`s: the first `0200` is the one.)
+    let all = seen.lock().unwrap().clone();
+    assert!(all.len() > 20, "the issuer got nothing");
+    let mut at = 0;
+    let mut mtis = Vec::new();
+    while at + 4 <= all.len() && all[at + 2..at + 4] != [0x02, 0x00] {
+        mtis.push(all[at + 2..at + 4].to_vec());
+        at += 2 + usize::from(u16::from_be_bytes([all[at], all[at + 1]]));
+    }
+    assert!(mtis.iter().all(|m| m == &[0x01, 0x00]), "only 0100s before the purchase: {mtis:?}");
+    let wire = all[at..].to_vec();
     assert_eq!(&wire[2..4], &[0x02, 0x00], "BCD MTI");
     assert_ne!(wire[4] & 0x40, 0, "DE2 in a binary bitmap");
     let de2 = if wire[4] & 0x80 != 0 { 4 + 16 } else { 4 + 8 };
     assert_eq!(wire[de2], 0x16, "BCD length of DE2");
     assert_eq!(&wire[de2 + 1..de2 + 9], &hex::decode(PAN).unwrap()[..], "DE2 in BCD");
     // Nothing it received was ASCII: the PAN is nowhere in its digits.
-    assert!(common::find(&wire, PAN.as_bytes()).is_none(), "the PAN never travels as ASCII on a bcd link");
+    assert!(common::find(&all, PAN.as_bytes()).is_none(), "the PAN never travels as ASCII on a bcd link");
 }
 
 /// Reads one answer in 4-byte ASCII length framing: its body (TPDU and message).

@@ -117,6 +117,8 @@ async fn a_key_without_the_scope_learns_nothing_of_the_body() {
     let routes = [
         ("/v1/instruments", van),
         ("/v1/instruments/ins_x/charge", van),
+        ("/v1/instruments/ins_x/verification", van),
+        ("/v1/instruments/ins_x/verify", van),
         ("/v1/tokens", van),
         ("/v1/detokenize", app),
         ("/v1/merchant-tokens", app),

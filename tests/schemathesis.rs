@@ -76,6 +76,12 @@ async fn the_server_answers_as_its_openapi_document_says() {
     let wallet = w["id"].as_str().unwrap().to_string();
     created(&s, &app, &format!("/v1/instruments/{wallet}/charge"), json!({ "amount": "20000" })).await;
     instruments.push(wallet);
+    // A card its issuer steps up (the demo rules' BIN 457000): the verification routes get a pending
+    // instrument to work on.
+    let pending = card("457000", 9_304, 16);
+    let p = created(&s, &app, "/v1/instruments", json!({ "type": "card", "pan": pending, "expiry": "3012" })).await;
+    assert_eq!(p["status"], "pending_verification", "{p}");
+    instruments.push(p["id"].as_str().unwrap().to_string());
     let (mut token_refs, mut tokens) = (Vec::new(), Vec::new());
     for ins in instruments.iter().take(3) {
         let t = created(&s, &app, "/v1/tokens", json!({ "instrument_id": ins })).await;

@@ -202,7 +202,7 @@ async fn requestors_see_only_their_own_instruments() {
     let items = iss["items"].as_array().unwrap();
     assert_eq!(items.len(), 2);
     assert_eq!(items[0]["id"], "hanbit");
-    assert_eq!(items[0]["bin_prefixes"], json!(["411111", "424242"]));
+    assert_eq!(items[0]["bin_prefixes"], json!(["411111", "424242", "457000", "457099"]));
     assert_eq!(items[0]["token_bin_prefixes"], json!(["461000"]));
     assert_eq!(items[1]["id"], "nuri");
     assert!(items.iter().all(|i| i["name"].is_string()));

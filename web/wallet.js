@@ -1,5 +1,7 @@
 // The pay-app demo: the requestor's instruments as tiles, adding cards, gift certificates and local
-// wallets, charging a wallet, and paying with a one-time token shown as a barcode and a QR code.
+// wallets, verifying a card the issuer stepped up (a one-time code by SMS or the issuer's app, read
+// off the simulated phone), charging a wallet, and paying with a one-time token shown as a barcode
+// and a QR code.
 'use strict';
 
 (() => {
@@ -26,7 +28,8 @@
         meta ? ` · ${meta.product_name}` : (ins.type === 'card' && ins.issuer_id ? ` · ${ins.issuer_id}` : '')),
       el('div', { class: 'number' }, title),
       meta && meta.terms_url ? el('a', { class: 'terms', href: meta.terms_url, rel: 'noopener' }, `${meta.issuer_name} terms`) : '');
-    if (ins.status !== 'active') body.append(el('div', { class: 'muted' }, ins.status));
+    if (ins.status === 'pending_verification') body.append(verifier(ins));
+    else if (ins.status !== 'active') body.append(el('div', { class: 'muted' }, ins.status));
     if (ins.type !== 'card') {
       try {
         const b = await call('GET', `/v1/instruments/${ins.id}/balance`);
@@ -60,6 +63,53 @@
     }
     body.append(row);
     return body;
+  }
+
+  // Step-up (docs/instruments.md "Step-up verification"): the issuer sends a one-time code by a way
+  // the user picks; the user types it in. The demo's issuer is the simulator, whose "phone" shows the
+  // messages it sent.
+  function verifier(ins) {
+    const v = ins.verification || { methods: [] };
+    const box = el('div', { class: 'verify', 'data-testid': 'verify' },
+      el('p', {}, 'Your bank asks you to confirm this card. Where should it send a code?'));
+    const phone = el('div', { class: 'phone hidden', 'data-testid': 'phone', 'aria-live': 'polite' });
+    const showPhone = async () => {
+      try {
+        const m = await call('GET', `/v1/issuer-sim/messages?instrument_id=${ins.id}`);
+        const last = (m.items || []).slice(-1)[0];
+        if (!last) return;
+        phone.replaceChildren(el('div', { class: 'kind' }, `Simulated phone · ${last.destination}`), el('p', {}, last.text));
+        phone.classList.remove('hidden');
+      } catch { /* not the simulator: the code arrives on the real phone */ }
+    };
+    const sendRow = el('div', { class: 'row' });
+    for (const m of v.methods) {
+      const label = m.method === 'sms' ? `Text ${m.destination}` : `Notify ${m.destination}`;
+      sendRow.append(el('button', { type: 'button', class: 'secondary', onclick: async () => {
+        try {
+          const sent = await call('POST', `/v1/instruments/${ins.id}/verification`, { method: m.method });
+          status($('wallet-status'), `Code sent to ${sent.destination}.`, true);
+          await showPhone();
+          box.querySelector('input').focus();
+        } catch (e) { status($('wallet-status'), `No code sent: ${e.message}`, false); }
+      } }, label));
+    }
+    const id = `code-${ins.id}`;
+    const form = el('form', { class: 'charge' },
+      el('label', { for: id }, 'Verification code'),
+      el('input', { id, inputmode: 'numeric', autocomplete: 'one-time-code', pattern: '[0-9]{6}', maxlength: 6, required: true }),
+      el('button', { type: 'submit' }, 'Verify'));
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      try {
+        await call('POST', `/v1/instruments/${ins.id}/verify`, { code: form.querySelector('input').value.trim() });
+        status($('wallet-status'), 'Card verified.', true);
+        await refresh();
+      } catch (e) { status($('wallet-status'), `Not verified: ${e.message}`, false); }
+    });
+    box.append(sendRow, phone, form);
+    showPhone();
+    return box;
   }
 
   async function refresh() {

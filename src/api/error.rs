@@ -50,6 +50,20 @@ impl From<Error> for ApiError {
             Error::InstrumentExpired => (S::CONFLICT, "instrument_expired"),
             Error::InstrumentDeleted => (S::CONFLICT, "instrument_deleted"),
             Error::InstrumentActive => (S::CONFLICT, "instrument_active"),
+            Error::InstrumentPendingVerification => (S::CONFLICT, "instrument_pending_verification"),
+            Error::RegistrationDeclined { .. } => (S::UNPROCESSABLE_ENTITY, "registration_declined"),
+            Error::Verification(r) => {
+                use crate::instruments::verification::Refusal as R;
+                match r {
+                    R::MethodNotOffered => (S::UNPROCESSABLE_ENTITY, "method_not_offered"),
+                    R::CodesExhausted => (S::CONFLICT, "verification_codes_exhausted"),
+                    R::NoCode => (S::CONFLICT, "verification_not_started"),
+                    R::Expired => (S::UNPROCESSABLE_ENTITY, "code_expired"),
+                    R::Incorrect { .. } => (S::UNPROCESSABLE_ENTITY, "code_incorrect"),
+                    R::Exhausted => (S::CONFLICT, "verification_failed"),
+                }
+            }
+            Error::IssuerUnavailable => (S::SERVICE_UNAVAILABLE, "issuer_unavailable"),
             Error::TokenUnknown => (S::NOT_FOUND, "token_unknown"),
             Error::TokenExpired => (S::CONFLICT, "token_expired"),
             Error::TokenUsed => (S::CONFLICT, "token_used"),

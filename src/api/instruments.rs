@@ -35,6 +35,7 @@ pub fn view(issuers: &crate::issuer::Issuers, row: &InstrumentRow) -> Value {
         v["last4"] = json!(last4);
         v["expiry"] = json!(row.expiry);
         v["par"] = json!(row.par);
+        v["assurance"] = json!(row.assurance);
         if let Some(m) = row.issuer_id.as_deref().and_then(|id| issuers.metadata(id, &bin)) {
             v["card_metadata"] = json!(m);
         }
@@ -64,11 +65,20 @@ pub struct ChargeBody {
     pub amount: String,
 }
 
-/// The view with what needs a lookup: a wallet's region.
+/// The view with what needs a lookup: a wallet's region, a pending card's verification.
 async fn view_of(s: &AppState, row: &InstrumentRow) -> ApiResult<Value> {
     let mut v = view(&s.issuers, row);
     if row.kind == InstrumentKind::Local {
         v["region"] = json!(s.store.wallet_region(&row.id).await.map_err(crate::Error::from)?);
+    }
+    if let Some(p) = s.payments.verification_of(row).await? {
+        v["verification"] = json!({
+            "methods": p.state.offered,
+            "method": p.state.method,
+            "code_expires_at": p.state.code_expires_at.map(rfc3339),
+            "attempts_left": p.state.attempts_left(&p.policy),
+            "codes_left": p.state.codes_left(&p.policy),
+        });
     }
     Ok(v)
 }
@@ -97,10 +107,10 @@ fn registered(requestor: &crate::requestors::Requestor, row: &crate::store::Inst
     tag = "instruments",
     request_body(content = super::schemas::NewInstrument, description = r#"one of three shapes, by `type`: a card `{"type":"card","pan","expiry":"YYMM"}`, a gift certificate `{"type":"gift","code"}` or a local-currency wallet `{"type":"local","region"}`"#),
     responses(
-        (status = 201, description = "a new instrument", body = super::schemas::Instrument),
+        (status = 201, description = "a new instrument: `active`, or for a card whose issuer asked for step-up `pending_verification` with the ways to send a one-time code in `verification.methods`", body = super::schemas::Instrument),
         (status = 200, description = "already registered: the same instrument", body = super::schemas::Instrument),
         (status = 409, description = "`gift_registered`: the gift certificate is registered by another requestor; `instrument_*`: the instrument is in the wrong state"),
-        (status = 422, description = "an invalid field, the code names it: `type_invalid`, `pan_missing`, `pan_format`, `pan_luhn`, `pan_unknown_bin`, `expiry_format`, `expiry_past`, `code_invalid`, `region_unknown`, …")
+        (status = 422, description = "`registration_declined`: the card's issuer declined it; or an invalid field, the code names it: `type_invalid`, `pan_missing`, `pan_format`, `pan_luhn`, `pan_unknown_bin`, `expiry_format`, `expiry_past`, `code_invalid`, `region_unknown`, …")
     ),
     security(("api_key" = []))
 )]
@@ -114,12 +124,12 @@ pub async fn create(
     match kind.parse::<InstrumentKind>() {
         Ok(InstrumentKind::Card) => {
             let card: NewCard = parse_json(bytes.as_bytes())?;
-            let (row, created) = s.vault.register_card(requestor, &card.pan, &card.expiry).await?;
+            let (row, created) = s.payments.register_card(requestor, &card.pan, &card.expiry).await?;
             if created {
-                tracing::info!(instrument = %row.id, requestor = %requestor.id, "card registered");
+                tracing::info!(instrument = %row.id, requestor = %requestor.id, status = %row.status, "card registered");
                 s.audit(registered(requestor, &row)).await?;
             }
-            Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(view(&s.issuers, &row))))
+            Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(view_of(&s, &row).await?)))
         }
         Ok(InstrumentKind::Gift) => {
             let gift: NewGift = parse_json(bytes.as_bytes())?;
@@ -356,4 +366,162 @@ pub async fn charge(
             },
         })),
     ))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendCodeBody {
+    /// `sms` or `app`: one of the instrument's `verification.methods`.
+    pub method: String,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyBody {
+    /// The one-time code the cardholder received: six digits.
+    pub code: String,
+}
+
+/// `POST /v1/instruments/{id}/verification` `{"method"}`: has the issuer send the cardholder a
+/// one-time code (docs/instruments.md "Step-up verification"). A later call sends a new code that
+/// replaces the last one.
+#[utoipa::path(
+    post,
+    path = "/v1/instruments/{id}/verification",
+    operation_id = "send_verification_code",
+    tag = "instruments",
+    params(("id" = String, Path, description = "instrument id (ins_…)")),
+    request_body(content = SendCodeBody, description = "how the issuer should send the code"),
+    responses(
+        (status = 202, description = "the issuer is sending the code", body = super::schemas::CodeSent),
+        (status = 404, description = "`instrument_not_found`"),
+        (status = 409, description = "`instrument_active` (nothing to verify), `verification_codes_exhausted`, or the instrument is deleted"),
+        (status = 422, description = "`method_invalid`, `method_not_offered`"),
+        (status = 503, description = "`issuer_unavailable`: the issuer could not send it; try again")
+    ),
+    security(("api_key" = []))
+)]
+pub async fn send_code(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Scoped(auth, JsonBody(b), _): Scoped<scope::Instruments, JsonBody<SendCodeBody>>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let sent = s.payments.send_code(&auth, &id, &b.method).await?;
+    tracing::info!(instrument = %id, method = sent.method.as_str(), "verification code sent");
+    s.audit(
+        Event::new(&auth.id, "instrument.verification_sent", Some(id.clone())).detail(json!({ "method": sent.method })),
+    )
+    .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "method": sent.method,
+            "destination": sent.destination,
+            "expires_at": rfc3339(sent.expires_at),
+            "attempts_left": sent.attempts_left,
+            "codes_left": sent.codes_left,
+        })),
+    ))
+}
+
+/// `POST /v1/instruments/{id}/verify` `{"code"}`: the cardholder's one-time code. Right, the card
+/// is active with the assurance of the code's method; wrong, an attempt is used, and the last wrong
+/// one deletes the registration.
+#[utoipa::path(
+    post,
+    path = "/v1/instruments/{id}/verify",
+    operation_id = "verify_instrument",
+    tag = "instruments",
+    params(("id" = String, Path, description = "instrument id (ins_…)")),
+    request_body(content = VerifyBody, description = "the one-time code"),
+    responses(
+        (status = 200, description = "verified: the instrument is active", body = super::schemas::Instrument),
+        (status = 404, description = "`instrument_not_found`"),
+        (status = 409, description = "`verification_not_started` (no code sent yet), `verification_failed` (too many wrong codes: the registration is deleted), `instrument_active`, `instrument_deleted`"),
+        (status = 422, description = "`code_format`, `code_incorrect` (attempts are left; the message says how many), `code_expired` (request a new one)")
+    ),
+    security(("api_key" = []))
+)]
+pub async fn verify(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Scoped(auth, JsonBody(b), _): Scoped<scope::Instruments, JsonBody<VerifyBody>>,
+) -> ApiResult<Json<Value>> {
+    match s.payments.verify_code(&auth, &id, &b.code).await {
+        Ok(row) => {
+            tracing::info!(instrument = %row.id, "instrument verified");
+            s.audit(
+                Event::new(&auth.id, "instrument.verify", Some(row.id.clone()))
+                    .detail(json!({ "assurance": row.assurance })),
+            )
+            .await?;
+            Ok(Json(view_of(&s, &row).await?))
+        }
+        Err(e) => {
+            if let crate::Error::Verification(r) = &e {
+                tracing::info!(instrument = %id, refusal = %r, "verification refused");
+                if *r == crate::instruments::verification::Refusal::Exhausted {
+                    s.audit(Event::new(&auth.id, "instrument.verification_failed", Some(id.clone()))).await?;
+                }
+            }
+            Err(e.into())
+        }
+    }
+}
+
+/// `GET /v1/issuer-sim/messages?instrument_id=…`: the one-time codes the in-process issuer
+/// simulator "sent" the cardholder of the caller's card — the demo's and the tests' stand-in for
+/// the cardholder's phone. Not served in production, nor for an issuer that is not the simulator.
+#[utoipa::path(
+    get,
+    path = "/v1/issuer-sim/messages",
+    operation_id = "simulated_issuer_messages",
+    tag = "simulator",
+    params(("instrument_id" = String, Query, description = "the caller's card instrument (ins_…)")),
+    responses(
+        (status = 200, description = "the messages, oldest first", body = super::schemas::SimMessages),
+        (status = 404, description = "`not_found` in production or for an issuer that is not the in-process simulator; `instrument_not_found`"),
+        (status = 409, description = "`instrument_deleted`: a deleted card's number is gone, and with it its messages"),
+        (status = 422, description = "`instrument_id_missing`")
+    ),
+    security(("api_key" = []))
+)]
+pub async fn simulated_messages(
+    State(s): State<AppState>,
+    caller: Caller,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Json<Value>> {
+    let requestor = caller.require(Scope::Instruments)?;
+    if s.production {
+        return Err(ApiError::not_found());
+    }
+    let q = q.unwrap_or_default();
+    let id = q
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("instrument_id="))
+        .ok_or_else(|| ApiError::unprocessable("instrument_id_missing", "instrument_id is required"))?;
+    let row = s.vault.instrument(requestor, id).await?;
+    let simulated = row
+        .issuer_id
+        .as_deref()
+        .and_then(|id| s.config.issuers.iter().find(|i| i.id == id))
+        .is_some_and(|i| i.host == "sim");
+    if !simulated {
+        return Err(ApiError::not_found());
+    }
+    let pan = s.vault.reveal_pan(&row).await?;
+    let items: Vec<Value> = s
+        .simulator
+        .codes_sent(pan.expose())
+        .into_iter()
+        .map(|m| {
+            json!({
+                "method": m.method,
+                "destination": m.destination,
+                "text": m.text,
+                "sent_at": rfc3339(m.at_ms),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "items": items })))
 }

@@ -58,6 +58,8 @@ pub struct AppState {
     pub iso_addr: Arc<std::sync::OnceLock<std::net::SocketAddr>>,
     /// Requestors' webhook endpoints and the delivery of events to them.
     pub webhooks: Arc<crate::webhooks::Webhooks>,
+    /// `tsp serve --production`: the simulator's routes are not served.
+    pub production: bool,
 }
 
 /// `GET /metrics`: the Prometheus text format (no authentication: scrape it from the internal
@@ -97,6 +99,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/instruments/{id}/resume", post(instruments::resume))
         .route("/v1/instruments/{id}/balance", get(instruments::balance))
         .route("/v1/instruments/{id}/charge", post(instruments::charge))
+        .route("/v1/instruments/{id}/verification", post(instruments::send_code))
+        .route("/v1/instruments/{id}/verify", post(instruments::verify))
+        .route("/v1/issuer-sim/messages", get(instruments::simulated_messages))
         .route("/v1/card-art/{issuer}/{product}", get(card_art::get))
         .route("/v1/tokens", post(tokens::issue))
         .route("/v1/tokens/{token_ref}", get(tokens::status).delete(tokens::delete))

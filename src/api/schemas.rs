@@ -45,7 +45,8 @@ pub struct Instrument {
     pub id: String,
     #[serde(rename = "type")]
     pub kind: InstrumentType,
-    /// `active`, `suspended` or `deleted`.
+    /// `active`, `pending_verification` (a card the issuer asked to step up: no tokens until
+    /// `/verify` succeeds), `suspended` or `deleted`.
     pub status: String,
     pub created_at: String,
     pub updated_at: String,
@@ -59,8 +60,59 @@ pub struct Instrument {
     pub expiry: Option<String>,
     /// Cards only: the payment account reference.
     pub par: Option<String>,
+    /// Cards only: how the cardholder was verified at registration — `issuer_approved`, `otp_sms`,
+    /// `otp_app`, `card_present`, `stand_in`; null while pending, and for cards registered before
+    /// tsp recorded it.
+    pub assurance: Option<String>,
+    /// Cards pending step-up only.
+    pub verification: Option<VerificationState>,
     /// Local-currency wallets only.
     pub region: Option<String>,
+}
+
+/// Where a pending card's step-up stands.
+#[derive(ToSchema)]
+pub struct VerificationState {
+    /// The ways the issuer can send a one-time code.
+    pub methods: Vec<VerificationMethod>,
+    /// The method of the current code; null before the first.
+    pub method: Option<String>,
+    pub code_expires_at: Option<String>,
+    pub attempts_left: i64,
+    pub codes_left: i64,
+}
+
+#[derive(ToSchema)]
+pub struct VerificationMethod {
+    /// `sms` or `app`.
+    pub method: String,
+    /// Where it goes, masked by the issuer (`010-****-1234`).
+    pub destination: String,
+}
+
+/// A one-time code on its way.
+#[derive(ToSchema)]
+pub struct CodeSent {
+    pub method: String,
+    pub destination: String,
+    pub expires_at: String,
+    pub attempts_left: i64,
+    pub codes_left: i64,
+}
+
+/// What the simulated issuer sent a cardholder.
+#[derive(ToSchema)]
+pub struct SimMessages {
+    pub items: Vec<SimMessage>,
+}
+
+#[derive(ToSchema)]
+pub struct SimMessage {
+    pub method: String,
+    pub destination: String,
+    /// The text, code included.
+    pub text: String,
+    pub sent_at: String,
 }
 
 #[derive(ToSchema)]

@@ -49,6 +49,88 @@ pub struct Config {
     /// `[webhooks]`: delivery of events to requestors' endpoints (docs/webhooks.md).
     #[serde(default)]
     pub webhooks: WebhooksConfig,
+    /// `[verification]`: the one-time codes of step-up verification at card registration.
+    #[serde(default)]
+    pub verification: VerificationConfig,
+    /// `[issuer_sim]`: how the issuer simulator (in process, and `tsp issuer-sim`) decides.
+    #[serde(default)]
+    pub issuer_sim: IssuerSimConfig,
+}
+
+/// `[verification]`: the limits of a step-up (docs/instruments.md "Step-up verification").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VerificationConfig {
+    /// How long a one-time code can be entered after it was sent.
+    pub code_ttl_seconds: u64,
+    /// Wrong codes a registration may take over all its codes; the last one deletes it.
+    pub max_attempts: u32,
+    /// Codes a registration may be sent (the first and every resend).
+    pub max_codes: u32,
+}
+
+impl Default for VerificationConfig {
+    fn default() -> Self {
+        VerificationConfig { code_ttl_seconds: 300, max_attempts: 5, max_codes: 3 }
+    }
+}
+
+impl VerificationConfig {
+    pub fn policy(&self) -> crate::instruments::verification::Policy {
+        crate::instruments::verification::Policy {
+            code_ttl_ms: i64::try_from(self.code_ttl_seconds.saturating_mul(1000)).unwrap_or(i64::MAX),
+            max_attempts: i64::from(self.max_attempts.max(1)),
+            max_codes: i64::from(self.max_codes.max(1)),
+        }
+    }
+}
+
+/// `[issuer_sim]`: the simulated issuer's own decisions.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IssuerSimConfig {
+    /// `[[issuer_sim.activation]]`: how it answers a token activation request (a card
+    /// registration), the first matching rule deciding; no rule matching approves.
+    pub activation: Vec<ActivationRule>,
+}
+
+/// One rule of the simulated issuer for card registrations. Every condition given must hold.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActivationRule {
+    /// The card number starts with one of these (empty: any card).
+    #[serde(default)]
+    pub bin_prefixes: Vec<String>,
+    /// The card was asked to be registered more than this many times (this one included) within
+    /// `window_seconds`, by any requestor.
+    #[serde(default)]
+    pub registrations_over: Option<u32>,
+    #[serde(default = "default_activation_window")]
+    pub window_seconds: u64,
+    pub decision: ActivationDecision,
+}
+
+fn default_activation_window() -> u64 {
+    86_400
+}
+
+/// What a simulated issuer rule answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActivationDecision {
+    Approve,
+    StepUp,
+    Decline,
+}
+
+/// What the TSP decides for an issuer it cannot ask about a card registration (no answer, or an
+/// issuer that takes no token activation requests): `approve` (assurance `stand_in`) or `decline`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StandIn {
+    #[default]
+    Approve,
+    Decline,
 }
 
 /// `[webhooks]`: how events reach requestors' endpoints.
@@ -418,6 +500,10 @@ pub struct IssuerConfig {
     pub tak: Option<SecretHex>,
     #[serde(default)]
     pub mac_algorithm: MacAlgorithm,
+    /// A card registration the issuer cannot be asked about is approved (assurance `stand_in`) or
+    /// declined (docs/instruments.md "Step-up verification").
+    #[serde(default)]
+    pub activation_stand_in: StandIn,
 }
 
 /// A card product of an issuer: its name, colours, card art and terms.
@@ -536,6 +622,17 @@ impl Config {
             }
         }
         self.business_day()?;
+        for (i, rule) in self.issuer_sim.activation.iter().enumerate() {
+            if rule.bin_prefixes.iter().any(|p| !digits(p)) || rule.window_seconds == 0 {
+                return bad(format!(
+                    "issuer_sim.activation rule {}: bin_prefixes must be digits, window_seconds positive",
+                    i + 1
+                ));
+            }
+        }
+        if self.verification.code_ttl_seconds == 0 || self.verification.code_ttl_seconds > 86_400 {
+            return bad("verification.code_ttl_seconds must be 1 to 86400".into());
+        }
         for r in &self.regions {
             region::region_row(r, self, 0).map_err(|e| ConfigError::Invalid(format!("region {}: {e}", r.id)))?;
         }

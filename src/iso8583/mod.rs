@@ -13,7 +13,7 @@
 //! - [`dialect`]: [`Dialect`], the same messages in the `binary` and `bcd` layouts (binary bitmaps,
 //!   binary `b` fields, BCD numerics) for links that do not speak ASCII.
 //! - [`frame`]: the length prefix and optional TPDU around a message on TCP.
-//! - [`tlv`]: BER-TLV, the format of DE55 (ICC data).
+//! - [`tlv`]: BER-TLV, the format of DE55 (ICC data); [`private`]: the tagged elements of DE48.
 //! - [`error`]: [`CodecError`], which names the failing element and keeps what could be read, so
 //!   that even a malformed request gets its `30` answer.
 //!
@@ -40,6 +40,7 @@ pub mod mac;
 pub mod message;
 pub mod mti;
 pub mod original;
+pub mod private;
 pub mod spec;
 pub mod tlv;
 

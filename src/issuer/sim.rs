@@ -17,7 +17,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use crate::clock::{self, Clock};
-use crate::iso8583::{Message, Mti, OriginalData};
+use crate::iso8583::{Message, Mti, OriginalData, private};
 use crate::luhn;
 
 /// How the simulator behaves.
@@ -32,11 +32,22 @@ pub struct SimConfig {
     pub failure_rate: f64,
     /// Seeds approval codes and lost-answer draws, so that runs repeat.
     pub seed: u64,
+    /// How card registrations (token activation requests) are decided (`[[issuer_sim.activation]]`).
+    pub activation: Vec<crate::config::ActivationRule>,
+    /// Print every activation code sent on standard output (`tsp issuer-sim`: its "phone").
+    pub print_codes: bool,
 }
 
 impl Default for SimConfig {
     fn default() -> Self {
-        SimConfig { default_limit_minor: 5_000_000, latency_ms: 0, failure_rate: 0.0, seed: 0x5eed }
+        SimConfig {
+            default_limit_minor: 5_000_000,
+            latency_ms: 0,
+            failure_rate: 0.0,
+            seed: 0x5eed,
+            activation: Vec::new(),
+            print_codes: false,
+        }
     }
 }
 
@@ -131,6 +142,12 @@ struct State {
     txns: HashMap<TxKey, Entry>,
     stats: SimStats,
     rng: u64,
+    /// When each card was asked to be registered (token activation requests), for velocity rules.
+    registrations: HashMap<String, Vec<i64>>,
+    /// Activation codes "sent" to cardholders.
+    outbox: Vec<activation::SentCode>,
+    /// The token assurance of each card's last financial request.
+    assurance: HashMap<String, String>,
 }
 
 impl State {
@@ -230,6 +247,9 @@ impl Simulator {
             txns: HashMap::new(),
             stats: SimStats::default(),
             rng: cfg.seed,
+            registrations: HashMap::new(),
+            outbox: Vec::new(),
+            assurance: HashMap::new(),
         };
         Simulator { cfg, clock, state: Mutex::new(state) }
     }
@@ -316,9 +336,18 @@ impl Simulator {
     fn decide(&self, st: &mut State, req: &Message) -> Option<Message> {
         let mti = req.mti();
         Some(match mti {
-            Mti::AUTHORIZATION_REQUEST => self.verify(st, req),
+            Mti::AUTHORIZATION_REQUEST => match req.processing_code().and_then(|p| p.get(..2)) {
+                Some("33") => self.activation_request(st, req),
+                Some("34") => self.activation_code(st, req),
+                _ => self.verify(st, req),
+            },
             Mti::FINANCIAL_REQUEST => match req.processing_code().map(|p| p.get(..2)) {
-                Some(Some("00")) => self.remembered(st, req, Self::purchase),
+                Some(Some("00")) => {
+                    if let (Some(pan), Some(ta)) = (req.pan(), req.get(48).and_then(|d| private::get(d, "TA"))) {
+                        st.assurance.insert(pan.to_string(), ta.to_string());
+                    }
+                    self.remembered(st, req, Self::purchase)
+                }
                 Some(Some("20")) => self.remembered(st, req, Self::refund),
                 None => reply(req, "30"),
                 _ => reply(req, "12"),
@@ -495,6 +524,9 @@ impl Simulator {
         (reply(req, "00"), Effect::None)
     }
 }
+
+mod activation;
+pub use activation::{APP_DESTINATION, SentCode, phone_of};
 
 #[cfg(test)]
 pub(crate) mod tests;

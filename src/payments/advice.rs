@@ -67,7 +67,7 @@ async fn build(p: &Payments, a: &AdviceRow) -> crate::Result<Option<Message>> {
     let Some(t) = p.store.transaction(&a.transaction_id).await? else { return Ok(None) };
     let Some(instrument) = p.store.instrument(t.instrument_id.as_deref().unwrap_or("")).await? else { return Ok(None) };
     let Ok(pan) = p.vault.reveal_pan(&instrument).await else { return Ok(None) };
-    let mut msg = financial_request(&rebuilt(&t), pan.expose(), instrument.expiry.as_deref());
+    let mut msg = financial_request(&rebuilt(&t), pan.expose(), instrument.expiry.as_deref(), instrument.assurance);
     drop(pan);
     msg.set_mti(Mti::REVERSAL_ADVICE);
     let acquirer = t.acquirer_id.trim_start_matches('0');

@@ -83,9 +83,12 @@ impl ResponseCode {
             Error::TokenExpired => Self::TOKEN_EXPIRED,
             Error::InstrumentExpired => Self::CARD_EXPIRED,
             Error::TokenUsed | Error::TokenLocked => Self::TOKEN_USED,
-            Error::TokenDeleted | Error::TokenSuspended | Error::InstrumentSuspended | Error::InstrumentDeleted => {
-                Self::INSTRUMENT_BLOCKED
-            }
+            Error::TokenDeleted
+            | Error::TokenSuspended
+            | Error::InstrumentSuspended
+            | Error::InstrumentDeleted
+            | Error::InstrumentPendingVerification => Self::INSTRUMENT_BLOCKED,
+            Error::RegistrationDeclined { .. } | Error::Verification(_) => Self::DO_NOT_HONOR,
             Error::InstrumentNotFound => Self::UNKNOWN_CARD,
             Error::NotACard | Error::GiftTaken => Self::NOT_PERMITTED,
             Error::Invalid { .. }
@@ -93,6 +96,7 @@ impl ResponseCode {
             | Error::TokenActive
             | Error::ApiKeyNotFound
             | Error::ApiKeyEnded => Self::INVALID_TRANSACTION,
+            Error::IssuerUnavailable => Self::ISSUER_UNAVAILABLE,
             Error::TokenRangeExhausted | Error::KeysChanged | Error::Hsm(_) | Error::Store(_) | Error::Internal(_) => {
                 Self::SYSTEM_ERROR
             }

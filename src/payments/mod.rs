@@ -14,6 +14,7 @@
 //! DE32): a repeat gets the first answer again with no second effect, the same key with other
 //! content gets `94`. The answer is stored with the transaction before it is sent.
 
+pub mod activation;
 pub mod advice;
 mod cancel;
 mod chip;

@@ -131,7 +131,7 @@ async fn pay_decision(f: &mut InFlight<'_>, pan: &Pan) -> crate::Result<Paid> {
     if !p.store.hold_for_issuer(txn, None, p.clock.now_ms()).await? {
         return Ok(Paid::Done(C::SYSTEM_ERROR));
     }
-    let issuer_req = financial_request(req.msg, pan.expose(), Some(&expiry.yymm()));
+    let issuer_req = financial_request(req.msg, pan.expose(), Some(&expiry.yymm()), instrument.assurance);
     let auth_code = match p.ask_issuer(instrument.issuer_id.as_deref(), issuer_req, txn).await {
         IssuerAnswer::Answered { code, auth_code } if code.is_approved() => auth_code,
         IssuerAnswer::Answered { code, .. } => return Ok(Paid::Done(code)),
@@ -170,7 +170,7 @@ async fn register(
         Err(crate::Error::Invalid { .. }) => return Ok(Err(C::UNKNOWN_CARD)),
         Err(e) => return Err(e),
     };
-    if instrument.status != "active" {
+    if instrument.status.refusal().is_some() {
         return Ok(Err(C::INSTRUMENT_BLOCKED));
     }
     Ok(Ok(instrument))

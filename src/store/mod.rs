@@ -217,9 +217,43 @@ impl Store {
     // Instruments.
 
     /// Inserts a card unless the requestor has it already, or it is sealed under a data key that is no
-    /// longer the newest ([`InsertCard::StaleKey`]).
-    pub async fn insert_card(&self, c: &InstrumentRow) -> StoreResult<InsertCard> {
-        dispatch!(self, s => s.insert_card(c).await)
+    /// longer the newest ([`InsertCard::StaleKey`]). A card pending step-up gets its verification
+    /// row with the issuer's `offered` ways (JSON) in the same transaction.
+    pub async fn insert_card(&self, c: &InstrumentRow, offered: Option<&str>) -> StoreResult<InsertCard> {
+        dispatch!(self, s => s.insert_card(c, offered).await)
+    }
+
+    // Step-up verification (`sql/verifications.rs`).
+
+    /// The pending verification of instrument `id`.
+    pub async fn verification(&self, id: &str) -> StoreResult<Option<VerificationRow>> {
+        dispatch!(self, s => s.verification(id).await)
+    }
+
+    /// Records a sent code (replacing the one before) if the instrument is still pending and fewer
+    /// than `max_codes` were sent. False when not.
+    pub async fn record_code(&self, code: &NewCode<'_>, max_codes: i64) -> StoreResult<bool> {
+        dispatch!(self, s => s.record_code(code, max_codes).await)
+    }
+
+    /// The code with MAC `code_mac` was entered: if it is still the current one, unexpired, and
+    /// attempts are left, the instrument becomes active with `assurance` and the verification ends,
+    /// in one transaction. The instrument as it now is; None when the conditions no longer held.
+    pub async fn pass_verification(
+        &self,
+        id: &str,
+        code_mac: &[u8],
+        assurance: crate::instruments::assurance::Assurance,
+        max_attempts: i64,
+        now: i64,
+    ) -> StoreResult<Option<InstrumentRow>> {
+        dispatch!(self, s => s.pass_verification(id, code_mac, assurance, max_attempts, now).await)
+    }
+
+    /// A wrong code was entered: counts it, and the one that reaches `max_attempts` deletes the
+    /// instrument in the same transaction. The failed attempts now; None when nothing is pending.
+    pub async fn fail_verification(&self, id: &str, max_attempts: i64, now: i64) -> StoreResult<Option<i64>> {
+        dispatch!(self, s => s.fail_verification(id, max_attempts, now).await)
     }
 
     pub async fn instrument(&self, id: &str) -> StoreResult<Option<InstrumentRow>> {

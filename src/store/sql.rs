@@ -4,7 +4,8 @@
 //! (`FOR UPDATE` on PostgreSQL; SQLite has one writer, so nothing) and the statement that makes a read
 //! transaction one snapshot. Each backend expands [`sql_store!`] for its own types; the
 //! backend files keep only connecting and migrating. The methods live by aggregate, one file each
-//! under `sql/` (vault, tokens, audit, transactions, stored value, local currency, terminals); this file keeps
+//! under `sql/` (vault, tokens, audit, transactions, stored value, local currency, terminals, events,
+//! verifications); this file keeps
 //! the column lists, the helpers several aggregates share inside one database transaction (ledger
 //! postings, advices, leases, reservations) and the macro that puts them together.
 
@@ -24,12 +25,14 @@ mod local;
 mod terminals;
 #[macro_use]
 mod events;
+#[macro_use]
+mod verifications;
 
 // Column lists as macros so every statement stays a `&'static str` (sqlx refuses run-time SQL).
 macro_rules! instrument_cols {
     () => {
         "id, requestor_id, kind, status, issuer_id, bin, last4, pan_len, expiry, par, \
-         fingerprint, fp_version, pan_sealed, dek_version, created_at, updated_at"
+         fingerprint, fp_version, pan_sealed, dek_version, assurance, created_at, updated_at"
     };
 }
 macro_rules! token_cols {
@@ -398,5 +401,6 @@ macro_rules! sql_store {
         );
         sql_terminals!($Store);
         sql_events!($Store, for_update = $for_update);
+        sql_verifications!($Store, for_update = $for_update);
     };
 }

@@ -87,7 +87,9 @@ pub async fn register(store: &Store, requestor: &Requestor, code: &str, now: i64
         .ok_or_else(|| Error::invalid("code_unknown", "no gift certificate has this code"))?;
     if let Some(existing) = gift.instrument_id.as_deref() {
         return match store.instrument(existing).await? {
-            Some(i) if i.requestor_id == requestor.id && i.status != "deleted" => Ok((i, false)),
+            Some(i) if i.requestor_id == requestor.id && i.status != crate::store::InstrumentStatus::Deleted => {
+                Ok((i, false))
+            }
             _ => Err(Error::GiftTaken),
         };
     }

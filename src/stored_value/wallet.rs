@@ -117,7 +117,7 @@ pub async fn open(store: &Store, requestor: &Requestor, region: &str, now: i64) 
     match store.insert_wallet(&row, region).await? {
         None => Ok((row, true)),
         Some(existing) => match store.instrument(&existing).await? {
-            Some(i) if i.status == InstrumentStatus::Deleted.as_str() => {
+            Some(i) if i.status == InstrumentStatus::Deleted => {
                 // Reopened as the same wallet: what it still held and the month's charges toward the
                 // bonus cap come back (the cap is per person and month: closing a wallet must not
                 // reset it); its old tokens stay revoked.
@@ -391,10 +391,8 @@ pub async fn charge(
     instrument: &InstrumentRow,
     amount: &str,
 ) -> Result<Charged> {
-    match instrument.status.as_str() {
-        "active" => {}
-        "suspended" => return Err(Error::InstrumentSuspended),
-        _ => return Err(Error::InstrumentDeleted),
+    if let Some(e) = instrument.status.refusal() {
+        return Err(e);
     }
     let applied = apply(store, config, now, &instrument.id, None, |l, at| {
         let requested = Amount::parse(amount, &l.currency).map_err(|_| {

@@ -168,10 +168,8 @@ impl Tokens {
     /// Issues a one-time token for the requestor's instrument.
     pub async fn issue(&self, requestor: &Requestor, instrument_id: &str, opts: &TokenOptions) -> Result<IssuedToken> {
         let instrument = self.vault.instrument(requestor, instrument_id).await?;
-        match instrument.status.as_str() {
-            "active" => {}
-            "suspended" => return Err(Error::InstrumentSuspended),
-            _ => return Err(Error::InstrumentDeleted),
+        if let Some(e) = instrument.status.refusal() {
+            return Err(e);
         }
         let now = self.clock.now_ms();
         if self.expired(&instrument, now).await? {
@@ -183,11 +181,7 @@ impl Tokens {
 
         if let Fresh::NotActive = self.insert_fresh(&mut row, &prefix, now).await? {
             let now_row = self.vault.instrument(requestor, instrument_id).await?;
-            return Err(if now_row.status == "suspended" {
-                Error::InstrumentSuspended
-            } else {
-                Error::InstrumentDeleted
-            });
+            return Err(now_row.status.refusal().unwrap_or(Error::InstrumentDeleted));
         }
         let icc_key = self.hsm.derive_icc_mk(KeyRef::stored(imk_label), &row.token, TOKEN_PSN).await?;
         crate::metrics::get().tokens_issued.inc();
@@ -278,10 +272,12 @@ impl Tokens {
                 Ok(row)
             }
             Fresh::Existing(t) => Ok(*t),
-            Fresh::NotActive => Err(match self.store.instrument(&instrument.id).await?.map(|i| i.status) {
-                Some(s) if s == "suspended" => Error::InstrumentSuspended,
-                _ => Error::InstrumentDeleted,
-            }),
+            Fresh::NotActive => Err(self
+                .store
+                .instrument(&instrument.id)
+                .await?
+                .and_then(|i| i.status.refusal())
+                .unwrap_or(Error::InstrumentDeleted)),
         }
     }
 
@@ -426,13 +422,12 @@ impl Tokens {
 
     /// [`Tokens::refusal`] for a caller that already holds the token's instrument (None: gone).
     pub fn refusal_for(&self, t: &TokenRow, instrument: Option<&InstrumentRow>) -> Option<Error> {
-        let instrument_status = instrument.map(|i| i.status.as_str()).unwrap_or("deleted");
-        match (self.status(t), instrument_status) {
+        let instrument_refusal = instrument.map_or(Some(Error::InstrumentDeleted), |i| i.status.refusal());
+        match (self.status(t), instrument_refusal) {
             (TokenStatus::Consumed, _) => Some(Error::TokenUsed),
             (TokenStatus::Locked, _) => Some(Error::TokenLocked),
             (TokenStatus::Expired, _) => Some(Error::TokenExpired),
-            (_, "suspended") => Some(Error::InstrumentSuspended),
-            (_, "deleted") => Some(Error::InstrumentDeleted),
+            (_, Some(e)) => Some(e),
             (TokenStatus::Deleted, _) => Some(Error::TokenDeleted),
             (TokenStatus::Suspended, _) => Some(Error::TokenSuspended),
             (TokenStatus::Active, _) => None,

@@ -16,12 +16,53 @@ use hsm_sim::KeyRef;
 
 use crate::clock::Clock;
 use crate::hsm::Hsm;
+use crate::instruments::assurance::Assurance;
 use crate::issuer::Issuers;
 use crate::requestors::Requestor;
 use crate::store::{InsertCard, InstrumentKind, InstrumentRow, InstrumentStatus, Store};
 use crate::{Error, Result};
 use keys::{DataKeys, KeySet};
 pub use pan::{CardExpiry, Pan, PanError};
+
+/// What [`Vault::check_card`] found.
+pub enum Registration {
+    /// The requestor has this card already.
+    Existing(Box<InstrumentRow>),
+    /// A card new to the requestor: ask its issuer, then [`Vault::add_card`] (or drop it).
+    New(NewCard),
+}
+
+/// A checked card not yet stored. Holds the PAN (zeroized with it).
+#[must_use = "a checked card is registered with Vault::add_card or dropped"]
+pub struct NewCard {
+    requestor_id: String,
+    pan: Pan,
+    expiry: CardExpiry,
+    issuer_id: String,
+}
+
+impl NewCard {
+    pub fn pan(&self) -> &Pan {
+        &self.pan
+    }
+    pub fn expiry(&self) -> &CardExpiry {
+        &self.expiry
+    }
+    pub fn issuer_id(&self) -> &str {
+        &self.issuer_id
+    }
+    pub fn requestor_id(&self) -> &str {
+        &self.requestor_id
+    }
+}
+
+/// How a new card is admitted, as its issuer decided.
+pub enum Admission {
+    /// Active, verified this way.
+    Active(Assurance),
+    /// Pending step-up verification by one of these ways of reaching the cardholder.
+    Pending(Vec<crate::instruments::verification::Offer>),
+}
 
 pub struct Vault {
     store: Store,
@@ -105,15 +146,32 @@ impl Vault {
         Ok(format!("{}{}", self.par_prefix, base36_25(&mac)))
     }
 
-    /// Registers a card for a requestor. Returns the instrument and whether it is new: the same
-    /// requestor registering the same PAN again gets its existing instrument back.
+    /// Registers a card for a requestor without asking its issuer (assurance `stand_in`): for tools
+    /// and tests. The REST API asks the issuer first (`Payments::register_card`). Returns the
+    /// instrument and whether it is new: the same requestor registering the same PAN again gets its
+    /// existing instrument back.
     pub async fn register_card(&self, requestor: &Requestor, pan: &str, expiry: &str) -> Result<(InstrumentRow, bool)> {
-        self.register_card_as(&requestor.id, pan, expiry).await
+        match self.check_card(&requestor.id, pan, expiry).await? {
+            Registration::Existing(row) => Ok((*row, false)),
+            Registration::New(card) => self.add_card(card, Admission::Active(Assurance::StandIn)).await,
+        }
     }
 
-    /// [`Vault::register_card`] for the requestor `requestor_id` (terminal tokenization registers
-    /// cards for the terminal requestor of the merchant, which is not the caller).
+    /// A card read at a terminal, as an instrument of requestor `requestor_id` (terminal
+    /// tokenization registers cards for the terminal requestor of the merchant, which is not the
+    /// caller). Its assurance is `card_present`: the terminal read it and the issuer verified the
+    /// account.
     pub async fn register_card_as(&self, requestor_id: &str, pan: &str, expiry: &str) -> Result<(InstrumentRow, bool)> {
+        match self.check_card(requestor_id, pan, expiry).await? {
+            Registration::Existing(row) => Ok((*row, false)),
+            Registration::New(card) => self.add_card(card, Admission::Active(Assurance::CardPresent)).await,
+        }
+    }
+
+    /// The first half of registering a card: the number and expiry checked, the issuer found, and
+    /// the requestor's existing instrument for the card if there is one (its expiry brought up to
+    /// date). Nothing new is written.
+    pub async fn check_card(&self, requestor_id: &str, pan: &str, expiry: &str) -> Result<Registration> {
         let pan = Pan::parse(pan).map_err(|e| match e {
             PanError::Format => Error::invalid("pan_format", "pan must be 13 to 19 digits"),
             PanError::Luhn => Error::invalid("pan_luhn", "pan fails the Luhn check"),
@@ -124,28 +182,62 @@ impl Vault {
         if expiry.is_past(now) {
             return Err(Error::invalid("expiry_past", "the card has expired"));
         }
-        let issuer = self
+        let issuer_id = self
             .issuers
             .for_pan(pan.expose())
-            .ok_or_else(|| Error::invalid("pan_unknown_bin", "no issuer is configured for this card's BIN"))?;
+            .ok_or_else(|| Error::invalid("pan_unknown_bin", "no issuer is configured for this card's BIN"))?
+            .id
+            .clone();
+        if let Some(existing) = self.existing(requestor_id, &self.keys.current(), &pan).await? {
+            return Ok(Registration::Existing(Box::new(self.refresh_expiry(existing, &expiry, now).await?)));
+        }
+        Ok(Registration::New(NewCard { requestor_id: requestor_id.to_string(), pan, expiry, issuer_id }))
+    }
+
+    /// The requestor's live instrument of this card, under any fingerprint key in use.
+    async fn existing(&self, requestor_id: &str, keys: &KeySet, pan: &Pan) -> Result<Option<InstrumentRow>> {
+        for fp in &self.fingerprints(keys, pan.expose()).await? {
+            if let Some(existing) = self.store.instrument_by_fingerprint(requestor_id, fp).await? {
+                return Ok(Some(existing));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The second half: seals and stores a card [`Vault::check_card`] found new, active with its
+    /// assurance or pending step-up with the issuer's offers. Returns the instrument and whether it
+    /// is new (the requestor may have registered the card meanwhile: then that one).
+    pub async fn add_card(&self, card: NewCard, admission: Admission) -> Result<(InstrumentRow, bool)> {
+        let NewCard { requestor_id, pan, expiry, issuer_id } = card;
+        let now = self.clock.now_ms();
         // A rotation landing meanwhile makes the store refuse the row (`StaleKey`): then the card is
         // looked up and sealed again under the keys as they are now.
         for _ in 0..3 {
             let keys = self.keys.current();
             let fingerprints = self.fingerprints(&keys, pan.expose()).await?;
             for fp in &fingerprints {
-                if let Some(existing) = self.store.instrument_by_fingerprint(requestor_id, fp).await? {
+                if let Some(existing) = self.store.instrument_by_fingerprint(&requestor_id, fp).await? {
                     return Ok((self.refresh_expiry(existing, &expiry, now).await?, false));
                 }
             }
             // A card the issuer reissued keeps its PAR: its new number, registered again, gets it too.
             let par = self.store.par_by_fingerprints(&fingerprints).await?;
             let fingerprint = fingerprints.into_iter().next().unwrap_or_default();
-            let mut row = self.seal_card(&keys, requestor_id, &pan, fingerprint, &expiry, &issuer.id, now).await?;
+            let mut row = self.seal_card(&keys, &requestor_id, &pan, fingerprint, &expiry, &issuer_id, now).await?;
             if par.is_some() {
                 row.par = par;
             }
-            match self.store.insert_card(&row).await? {
+            let offered = match &admission {
+                Admission::Active(assurance) => {
+                    row.assurance = Some(*assurance);
+                    None
+                }
+                Admission::Pending(offers) => {
+                    row.status = InstrumentStatus::PendingVerification;
+                    Some(serde_json::to_string(offers).map_err(|e| Error::Internal(e.to_string()))?)
+                }
+            };
+            match self.store.insert_card(&row, offered.as_deref()).await? {
                 InsertCard::Inserted => return Ok((row, true)),
                 InsertCard::Duplicate(existing) => {
                     return Ok((self.refresh_expiry(*existing, &expiry, now).await?, false));
@@ -178,7 +270,7 @@ impl Vault {
             id,
             requestor_id: requestor_id.to_string(),
             kind: InstrumentKind::Card,
-            status: "active".into(),
+            status: InstrumentStatus::Active,
             issuer_id: Some(issuer_id.to_string()),
             bin: Some(pan.bin().to_string()),
             last4: Some(pan.last4().to_string()),
@@ -189,6 +281,7 @@ impl Vault {
             fp_version: Some(keys.fp_version),
             pan_sealed: Some(sealed),
             dek_version: Some(keys.dek_version),
+            assurance: None,
             created_at: now,
             updated_at: now,
         })
@@ -308,12 +401,13 @@ impl Vault {
         self.transition(requestor, id, &[InstrumentStatus::Suspended], InstrumentStatus::Active).await
     }
 
-    /// Deletes an instrument for good: its live tokens are revoked and its sealed PAN destroyed.
+    /// Deletes an instrument for good (a registration pending step-up too): its live tokens are
+    /// revoked and its sealed PAN destroyed.
     pub async fn delete(&self, requestor: &Requestor, id: &str) -> Result<InstrumentRow> {
         self.transition(
             requestor,
             id,
-            &[InstrumentStatus::Active, InstrumentStatus::Suspended],
+            &[InstrumentStatus::Active, InstrumentStatus::PendingVerification, InstrumentStatus::Suspended],
             InstrumentStatus::Deleted,
         )
         .await
@@ -327,7 +421,7 @@ impl Vault {
         to: InstrumentStatus,
     ) -> Result<InstrumentRow> {
         let current = self.instrument(requestor, id).await?;
-        match InstrumentStatus::parse(&current.status) {
+        match Some(current.status) {
             Some(InstrumentStatus::Deleted) => return Err(Error::InstrumentDeleted),
             Some(s) if s == to => return Ok(current),
             _ => {}
@@ -337,7 +431,7 @@ impl Vault {
         }
         // Another request changed it first: if it went where we wanted, that is success.
         let now = self.instrument(requestor, id).await?;
-        match InstrumentStatus::parse(&now.status) {
+        match Some(now.status) {
             Some(s) if s == to && to != InstrumentStatus::Deleted => Ok(now),
             _ => Err(Error::InstrumentDeleted),
         }

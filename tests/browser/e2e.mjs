@@ -1,7 +1,8 @@
 // End-to-end run of the demo pages in headless Chromium (Debian's), driven by playwright-core.
 // tests/browser.rs starts `tsp serve` and runs this with:
 //   TSP_BASE (http://host:port), TSP_KEYS ({"app","admin","terminal"}), TSP_PAN (a card to add),
-//   TSP_GIFT_CODE (a gift certificate to add), TSP_SCREENSHOTS (a folder, optional).
+//   TSP_GIFT_CODE (a gift certificate to add), TSP_STEPUP_PAN (a card its issuer steps up),
+//   TSP_SCREENSHOTS (a folder, optional).
 // Prints one JSON object with what it saw; exits 1 on the first check that fails. The PAN check covers
 // every page's HTML, every response and every request but the one that registers the card the user
 // typed (that request exists to carry it).
@@ -11,6 +12,7 @@ const base = process.env.TSP_BASE;
 const keys = JSON.parse(process.env.TSP_KEYS);
 const pan = process.env.TSP_PAN;
 const giftCode = process.env.TSP_GIFT_CODE;
+const stepUpPan = process.env.TSP_STEPUP_PAN;
 const shots = process.env.TSP_SCREENSHOTS;
 const phone = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true };
 const seen = { pages: {}, traffic: 0 };
@@ -77,6 +79,26 @@ try {
   const artSeen = await art.evaluate((i) => ({ width: i.naturalWidth, alt: i.alt, src: i.getAttribute('src') }));
   check(artSeen.width > 0 && /card$/.test(artSeen.alt) && artSeen.src.startsWith('/v1/card-art/'), `the card art did not load: ${JSON.stringify(artSeen)}`);
   seen.card_art = artSeen;
+  // A card its issuer steps up: no Pay until verified; a code by SMS, read off the simulated phone
+  // as a user would read their phone, typed in.
+  await wallet.getByLabel('Card number').fill(stepUpPan);
+  await wallet.getByLabel('Expiry (YYMM)').fill('3012');
+  await wallet.getByRole('button', { name: 'Add card' }).click();
+  const stepMasked = `${stepUpPan.slice(0, 6)}******${stepUpPan.slice(-4)}`;
+  const stepTile = wallet.locator('.tile[data-type="card"]').filter({ has: wallet.locator('.number', { hasText: stepMasked }) });
+  await stepTile.locator('[data-testid="verify"]').waitFor();
+  check(await stepTile.getByRole('button', { name: `Pay with ${stepMasked}` }).count() === 0, 'no Pay before the card is verified');
+  await stepTile.getByRole('button', { name: /^Text 010-/ }).click();
+  const phoneText = stepTile.locator('[data-testid="phone"] p');
+  await phoneText.waitFor();
+  const message = await phoneText.textContent();
+  const otp = (message.match(/\b(\d{6})\b/) || [])[1];
+  check(otp, `a six-digit code on the simulated phone: ${message}`);
+  await shot(wallet, 'wallet-step-up');
+  await stepTile.getByLabel('Verification code').fill(otp);
+  await stepTile.getByRole('button', { name: 'Verify' }).click();
+  await wallet.getByRole('button', { name: `Pay with ${stepMasked}` }).waitFor();
+  seen.step_up = { masked: stepMasked, message: message.replace(otp, '######'), verified: true };
   await wallet.getByLabel('Gift certificate code').fill(giftCode);
   await wallet.getByRole('button', { name: 'Add gift certificate' }).click();
   await wallet.locator('.tile[data-type="gift"]').waitFor();
@@ -171,7 +193,7 @@ try {
   check(focused === 'app-key', `Tab reaches the key field (got ${focused})`);
   await keyboard.keyboard.type(keys.app);
   await keyboard.keyboard.press('Enter');
-  await keyboard.locator('.tile[data-type="card"]').waitFor();
+  await keyboard.locator('.tile[data-type="card"]').first().waitFor();
 
   // Contrast (WCAG 2.x AA, 4.5:1 for text) of text against what is behind it, in both themes.
   const contrast = async (page) => page.evaluate(() => {

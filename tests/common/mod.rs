@@ -431,10 +431,18 @@ pub fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 pub async fn with_tcp_issuer(
     edit: impl Fn(String) -> String,
 ) -> (TestServer, std::sync::Arc<tsp::issuer::sim::Simulator>) {
-    use tsp::issuer::sim::{SimConfig, Simulator};
+    with_tcp_issuer_as(tsp::issuer::sim::SimConfig::default(), edit).await
+}
+
+/// [`with_tcp_issuer`] with a simulator configured as `cfg`.
+pub async fn with_tcp_issuer_as(
+    cfg: tsp::issuer::sim::SimConfig,
+    edit: impl Fn(String) -> String,
+) -> (TestServer, std::sync::Arc<tsp::issuer::sim::Simulator>) {
+    use tsp::issuer::sim::Simulator;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("address");
-    let sim = std::sync::Arc::new(Simulator::new(SimConfig::default()));
+    let sim = std::sync::Arc::new(Simulator::new(cfg));
     tokio::spawn(tsp::issuer::tcp::serve(listener, sim.clone()));
     let dir = tempfile::tempdir().expect("tempdir");
     let config = edit(

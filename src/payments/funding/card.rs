@@ -67,7 +67,7 @@ pub async fn pay(mut f: InFlight<'_>, paying: Paying) -> crate::Result<Reply> {
             return Err(e);
         }
     };
-    let issuer_req = financial_request(f.req.msg, pan.expose(), instrument.expiry.as_deref());
+    let issuer_req = financial_request(f.req.msg, pan.expose(), instrument.expiry.as_deref(), instrument.assurance);
     drop(pan);
     let (code, owe_advice) = match p.ask_issuer(instrument.issuer_id.as_deref(), issuer_req, &mut f.txn).await {
         IssuerAnswer::Answered { code, auth_code } if code.is_approved() => {
@@ -139,7 +139,7 @@ pub async fn cancel(mut f: InFlight<'_>, original: &TxnRow, amount: Amount) -> c
         return f.decline(C::INSTRUMENT_BLOCKED, reservation.release(), false).await;
     };
     // The refund as the issuer sees it: DE90 names the purchase as it was sent to the issuer.
-    let mut issuer_req = financial_request(f.req.msg, pan.expose(), instrument.expiry.as_deref());
+    let mut issuer_req = financial_request(f.req.msg, pan.expose(), instrument.expiry.as_deref(), instrument.assurance);
     drop(pan);
     let acquirer = original.acquirer_id.trim_start_matches('0');
     if let Ok(de90) = OriginalData::new(Mti::FINANCIAL_REQUEST, &original.stan, &original.transmitted, acquirer) {

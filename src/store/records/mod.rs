@@ -1,7 +1,8 @@
 //! Rows as the store reads and writes them: plain data, no behaviour.
 
-pub use crate::instruments::InstrumentKind;
+pub use crate::instruments::assurance::Assurance;
 pub use crate::instruments::card::CancelType;
+pub use crate::instruments::{InstrumentKind, InstrumentStatus};
 use crate::money::{Amount, Currencies};
 
 use super::{StoreError, StoreResult};
@@ -121,37 +122,15 @@ pub struct DataKeyRow {
     pub fp_version: i64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InstrumentStatus {
-    Active,
-    Suspended,
-    Deleted,
-}
-
-impl InstrumentStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            InstrumentStatus::Active => "active",
-            InstrumentStatus::Suspended => "suspended",
-            InstrumentStatus::Deleted => "deleted",
-        }
-    }
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "active" => Some(InstrumentStatus::Active),
-            "suspended" => Some(InstrumentStatus::Suspended),
-            "deleted" => Some(InstrumentStatus::Deleted),
-            _ => None,
-        }
-    }
-}
+stored_as_text!(InstrumentStatus);
+stored_as_text!(Assurance);
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct InstrumentRow {
     pub id: String,
     pub requestor_id: String,
     pub kind: InstrumentKind,
-    pub status: String,
+    pub status: InstrumentStatus,
     pub issuer_id: Option<String>,
     pub bin: Option<String>,
     pub last4: Option<String>,
@@ -163,8 +142,38 @@ pub struct InstrumentRow {
     /// IV ‖ ciphertext ‖ tag; wiped when the instrument is deleted.
     pub pan_sealed: Option<Vec<u8>>,
     pub dek_version: Option<i64>,
+    /// How the cardholder was identified and verified when the card was registered (ID&V); None for
+    /// stored value and for cards registered before tsp recorded it.
+    pub assurance: Option<Assurance>,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+/// A registration the issuer stepped up, while it is pending (`instrument_verifications`).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct VerificationRow {
+    pub instrument_id: String,
+    /// JSON: the issuer's offers (`instruments::verification::Offer`).
+    pub offered: String,
+    /// `sms` or `app`: the method of the current code.
+    pub method: Option<String>,
+    /// HMAC-SHA-256 of the current code under the HSM key `tsp.verification.code`.
+    pub code_mac: Option<Vec<u8>>,
+    pub code_expires_at: Option<i64>,
+    pub codes_sent: i64,
+    pub failed_attempts: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A code sent for a pending registration, to record.
+#[derive(Debug)]
+pub struct NewCode<'a> {
+    pub instrument_id: &'a str,
+    pub method: &'a str,
+    pub code_mac: &'a [u8],
+    pub expires_at: i64,
+    pub now: i64,
 }
 
 /// What inserting a card found.
@@ -452,7 +461,7 @@ impl InstrumentRow {
             id,
             requestor_id,
             kind,
-            status: "active".into(),
+            status: InstrumentStatus::Active,
             issuer_id: None,
             bin: None,
             last4: None,
@@ -463,6 +472,7 @@ impl InstrumentRow {
             fp_version: None,
             pan_sealed: None,
             dek_version: None,
+            assurance: None,
             created_at: now,
             updated_at: now,
         }

@@ -107,6 +107,7 @@ macro_rules! sql_tokens {
                                 .push_bind(c.fp_version)
                                 .push_bind(&c.pan_sealed)
                                 .push_bind(c.dek_version)
+                                .push_bind(c.assurance)
                                 .push_bind(c.created_at)
                                 .push_bind(c.updated_at);
                         });

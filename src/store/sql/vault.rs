@@ -205,12 +205,12 @@ macro_rules! sql_vault {
                 Ok(r.rows_affected() == 1)
             }
 
-            pub async fn insert_card(&self, c: &InstrumentRow) -> StoreResult<InsertCard> {
+            pub async fn insert_card(&self, c: &InstrumentRow, offered: Option<&str>) -> StoreResult<InsertCard> {
                 let mut w = self.atomic_writer().await?;
                 let r = sqlx::query(
                     "INSERT INTO instruments (id, requestor_id, kind, status, issuer_id, bin, last4, pan_len, expiry, par, \
-                     fingerprint, fp_version, pan_sealed, dek_version, created_at, updated_at) \
-                     SELECT $1, $2, 'card', 'active', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13 \
+                     fingerprint, fp_version, pan_sealed, dek_version, created_at, updated_at, assurance) \
+                     SELECT $1, $2, 'card', $14, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $15 \
                      WHERE $12 = (SELECT MAX(version) FROM data_keys) \
                      ON CONFLICT DO NOTHING",
                 )
@@ -227,10 +227,23 @@ macro_rules! sql_vault {
                 .bind(&c.pan_sealed)
                 .bind(c.dek_version)
                 .bind(c.created_at)
+                .bind(c.status)
+                .bind(c.assurance)
                 .execute(w.conn())
                 .await?;
                 if r.rows_affected() == 1 {
-                    let data = crate::events::instrument_data(&c.id, "active");
+                    if let Some(offered) = offered {
+                        sqlx::query(
+                            "INSERT INTO instrument_verifications (instrument_id, offered, created_at, updated_at) \
+                             VALUES ($1, $2, $3, $3)",
+                        )
+                        .bind(&c.id)
+                        .bind(offered)
+                        .bind(c.created_at)
+                        .execute(w.conn())
+                        .await?;
+                    }
+                    let data = crate::events::instrument_data(&c.id, c.status.as_str());
                     emit(w.conn(), &EventDraft { instrument_id: &c.id, kind: "instrument.created", data, now: c.created_at })
                         .await?;
                     w.done().await?;
@@ -474,6 +487,10 @@ macro_rules! sql_vault {
                 // A deleted card keeps its masked facts for the transaction history; the sealed PAN is
                 // destroyed.
                 let sql = if to == InstrumentStatus::Deleted {
+                    sqlx::query("DELETE FROM instrument_verifications WHERE instrument_id = $1")
+                        .bind(id)
+                        .execute(w.conn())
+                        .await?;
                     "UPDATE instruments SET status = $2, updated_at = $3, pan_sealed = NULL, dek_version = NULL WHERE id = $1"
                 } else {
                     "UPDATE instruments SET status = $2, updated_at = $3 WHERE id = $1"
@@ -483,6 +500,8 @@ macro_rules! sql_vault {
                     InstrumentStatus::Active => "instrument.resumed",
                     InstrumentStatus::Suspended => "instrument.suspended",
                     InstrumentStatus::Deleted => "instrument.deleted",
+                    // (No lifecycle change leads back to pending.)
+                    InstrumentStatus::PendingVerification => "instrument.updated",
                 };
                 let data = crate::events::instrument_data(id, to.as_str());
                 emit(w.conn(), &EventDraft { instrument_id: id, kind, data, now }).await?;

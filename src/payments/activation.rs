@@ -185,7 +185,8 @@ impl Payments {
         let code =
             Code::generate(&ring::rand::SystemRandom::new()).map_err(|_| Error::Internal("no randomness".into()))?;
         let pan = self.vault.reveal_pan(&instrument).await?;
-        let mut data = String::new();
+        // (It holds the code.)
+        let mut data = zeroize::Zeroizing::new(String::new());
         let _ = private::push(&mut data, "TR", &requestor.trid);
         let _ = private::push(&mut data, "VM", &method.letter().to_string());
         let _ = private::push(&mut data, "AC", code.expose());

@@ -262,11 +262,14 @@ async fn a_node_killed_under_load_loses_nothing_and_applies_nothing_twice() {
     .await
     .unwrap();
     assert!(reversed_twice.is_empty(), "originals reversed twice: {reversed_twice:?}");
-    // Every reversed stored-value payment with something left was restored exactly once; every
-    // reversed card payment owes its issuer exactly one 0420.
+    // Every reversed stored-value payment that moved money and has something left was restored
+    // exactly once (one reversed while still undecided, its node killed mid-flight, moved nothing:
+    // its movement commits with its outcome); every reversed card payment owes its issuer exactly
+    // one 0420.
     let unrestored: Vec<(String,)> = sqlx::query_as(
         "SELECT o.id FROM transactions o WHERE o.kind = 'purchase' AND o.status = 'reversed' \
          AND o.instrument_kind IN ('gift', 'local') AND o.cancelled_amount < o.amount \
+         AND EXISTS (SELECT 1 FROM ledger_entries pe WHERE pe.transaction_id = o.id) \
          AND (SELECT COUNT(*) FROM transactions r JOIN ledger_entries e ON e.transaction_id = r.id \
               WHERE r.original_id = o.id AND r.kind = 'reversal') <> 1",
     )

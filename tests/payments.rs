@@ -538,3 +538,33 @@ async fn a_reversed_cancel_gives_its_amount_back() {
     assert_eq!(r.sim.used(PAN), 10_000, "the refund was undone at the issuer");
     assert_eq!(code(&term.cancel(&pay, 4_000).await), "00", "the reversed cancel's amount is cancellable again");
 }
+
+/// The checks read before the request is claimed; a refusal that counts against the token is
+/// recorded once, by the request that claimed the key: its repeats get the first answer and cost
+/// the token nothing more.
+#[tokio::test]
+async fn a_repeated_refusal_counts_against_the_token_once() {
+    let r = rig().await;
+    let ins = r.card(PAN).await;
+    let t = r.token(&ins, json!({ "merchant_id": "OTHERSHOP" })).await;
+    let tok = t["token"].as_str().unwrap();
+    let mut term = r.terminal().await;
+    let wrong_shop = term.purchase(tok, 1000);
+    let first = term.call(&wrong_shop).await;
+    assert_eq!(code(&first), "57");
+    for _ in 0..6 {
+        let again = term.call(&wrong_shop).await;
+        assert_eq!(again.encode().unwrap(), first.encode().unwrap(), "a repeat gets the first answer");
+    }
+    let pool = r.s.database().await;
+    let (failed, state): (i64, String) = sqlx::query_as("SELECT failed_attempts, state FROM tokens WHERE token = $1")
+        .bind(tok)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    assert_eq!((failed, state.as_str()), (1, "active"), "seven copies of one request are one failed attempt");
+    // The token still pays where it belongs.
+    let mut shop = r.s.terminal_as("OTHER001", "OTHERSHOP").await;
+    assert_eq!(code(&shop.pay(tok, 1000).await), "00");
+}

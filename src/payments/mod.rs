@@ -225,12 +225,23 @@ impl InFlight<'_> {
     /// now (see `recovery`) — or, for a reversal, which took no effect, taken over: this
     /// transaction becomes that row and this request carries it out.
     async fn claim(&mut self) -> crate::Result<Result<(), Reply>> {
+        self.hash_content().await?;
+        match self.p.store.claim_transaction(&self.txn).await? {
+            Claim::New => Ok(Ok(())),
+            Claim::Existing(e) => self.repeat(*e).await,
+        }
+    }
+
+    /// Records on the transaction the keyed hash of the request's content, which tells a repeat
+    /// from a different request under the same key.
+    async fn hash_content(&mut self) -> crate::Result<()> {
+        self.txn.content_hash = keyed_hash(&self.p.hsm, &request_digest(self.req.msg)).await?;
+        Ok(())
+    }
+
+    /// This request's key is taken by `existing`: see [`InFlight::claim`].
+    async fn repeat(&mut self, existing: TxnRow) -> crate::Result<Result<(), Reply>> {
         let p = self.p;
-        self.txn.content_hash = keyed_hash(&p.hsm, &request_digest(self.req.msg)).await?;
-        let existing = match p.store.claim_transaction(&self.txn).await? {
-            Claim::New => return Ok(Ok(())),
-            Claim::Existing(e) => e,
-        };
         if existing.content_hash != self.txn.content_hash {
             return Ok(Err(self.respond(ResponseCode::DUPLICATE)));
         }
@@ -238,7 +249,7 @@ impl InFlight<'_> {
         // A pending row turns stale within `stale_ms` of its creation; the deadline only bounds a
         // store that keeps failing to resolve it.
         let deadline = Instant::now() + p.stale_after() + p.duplicate_wait();
-        let mut row = *existing;
+        let mut row = existing;
         loop {
             if let Some(r) = row.response.as_deref().and_then(Reply::stored) {
                 return Ok(Err(r));

@@ -1,11 +1,15 @@
 //! `0200` purchase (DE3 `00xxxx`) paid with a token in DE2 (a card number there is a terminal that
 //! read a card: `tokenize`).
 //!
-//! The checks every instrument gets, in order: duplicate key; a reversal that came first; amount
-//! and currency; the token (known, live, unexpired, its instrument active); DE14 against the
-//! token's expiry; the token's domain (merchant, currency, entry mode) and amount ceiling; for chip
-//! and contactless entry (DE22 `05x`/`07x`) the ARQC in DE55. Then the instrument's kind decides
-//! (`funding`): a card's issuer, a gift certificate's balance, a wallet's region and balance.
+//! The checks every instrument gets, in order: amount and currency; the token (known, live,
+//! unexpired, its instrument active); DE14 against the token's expiry; the token's domain
+//! (merchant, currency, entry mode) and amount ceiling; for chip and contactless entry (DE22
+//! `05x`/`07x`) the ARQC in DE55. They only read. Then the request claims its duplicate key (a
+//! repeat gets the first answer) and a reversal that came first declines it; a refusal that counts
+//! against the token is recorded only now, once. Then the instrument's kind decides (`funding`): a
+//! card's issuer, a gift certificate's balance, a wallet's region and balance. A card's one-time
+//! token takes the short way: the claim, the reversal check and the token's lease are one write
+//! (`funding::card::claim_and_pay`), so the payment is two durable writes — that and its outcome.
 
 use std::time::Instant;
 
@@ -26,12 +30,31 @@ pub async fn purchase(p: &Payments, req: &Request<'_>, started: Instant) -> crat
         f.txn.masked_pan = Some(pan.masked());
         return super::tokenize::pay_with_pan(f, &pan).await;
     }
+    // The checks only read: a repeat of this request runs them again harmlessly, and what they
+    // would write (a failed attempt on the token) waits until the request is claimed as new.
+    let checked = match check(&mut f).await? {
+        // The hot path, a card's one-time token: claimed and its token leased in one write.
+        Ok(paying) if paying.instrument.kind == InstrumentKind::Card && !paying.token.multi_use => {
+            return funding::card::claim_and_pay(f, paying).await;
+        }
+        checked => checked,
+    };
     if let Err(replay) = f.claim().await? {
         return Ok(replay);
     }
-    let paying = match check(&mut f).await? {
+    if p.store.reversal_waiting_for(&f.txn.key()).await?.is_some() {
+        // The terminal already reversed this payment: it must not take effect now.
+        return f.conclude(ResponseCode::DO_NOT_HONOR).await;
+    }
+    let p = f.p;
+    let paying = match checked {
         Ok(paying) => paying,
-        Err(code) => return f.conclude(code).await,
+        Err(refused) => {
+            if let Some(token_id) = refused.failed_attempt {
+                p.store.fail_token_attempt(&token_id, MAX_FAILED_ATTEMPTS, p.clock.now_ms()).await?;
+            }
+            return f.conclude(refused.code).await;
+        }
     };
     match paying.instrument.kind {
         InstrumentKind::Card => funding::card::pay(f, paying).await,
@@ -40,51 +63,58 @@ pub async fn purchase(p: &Payments, req: &Request<'_>, started: Instant) -> crat
     }
 }
 
-/// The checks every kind of instrument gets; `Err` is the code that refuses the payment. Records
-/// the token and its instrument on the transaction, and a verified chip cryptogram on `f`.
-async fn check(f: &mut InFlight<'_>) -> crate::Result<Result<Paying, ResponseCode>> {
+/// Why the checks refuse a payment: its code and, when the refusal counts against the token (its
+/// domain broken, its cryptogram wrong), the token's id.
+pub(crate) struct Refused {
+    pub code: ResponseCode,
+    pub failed_attempt: Option<String>,
+}
+
+impl From<ResponseCode> for Refused {
+    fn from(code: ResponseCode) -> Self {
+        Refused { code, failed_attempt: None }
+    }
+}
+
+/// The checks every kind of instrument gets, reading only; `Err` refuses the payment. Records the
+/// token and its instrument on the transaction, and a verified chip cryptogram on `f`.
+async fn check(f: &mut InFlight<'_>) -> crate::Result<Result<Paying, Refused>> {
     use ResponseCode as C;
     let (p, req) = (f.p, f.req);
-    if p.store.reversal_waiting_for(&f.txn.key()).await?.is_some() {
-        // The terminal already reversed this payment: it must not take effect now.
-        return Ok(Err(C::DO_NOT_HONOR));
-    }
-    let Some(amount) = req.amount.filter(|a| a.is_positive()) else { return Ok(Err(C::INVALID_AMOUNT)) };
+    let Some(amount) = req.amount.filter(|a| a.is_positive()) else { return Ok(Err(C::INVALID_AMOUNT.into())) };
     // DE49 absent: the platform's currency (a domestic terminal may leave it out); unknown: 12.
     let Some(currency) = p.config.currency_of_de49(req.currency).cloned() else {
-        return Ok(Err(C::INVALID_TRANSACTION));
+        return Ok(Err(C::INVALID_TRANSACTION.into()));
     };
-    let Some(number) = req.number else { return Ok(Err(C::FORMAT_ERROR)) };
-    let Some(token) = p.store.token_by_number(number).await? else { return Ok(Err(C::UNKNOWN_CARD)) };
+    let Some(number) = req.number else { return Ok(Err(C::FORMAT_ERROR.into())) };
+    let Some(token) = p.store.token_by_number(number).await? else { return Ok(Err(C::UNKNOWN_CARD.into())) };
     f.txn.token_id = Some(token.id.clone());
     f.txn.instrument_id = Some(token.instrument_id.clone());
     let Some(instrument) = p.store.instrument(&token.instrument_id).await? else {
-        return Ok(Err(C::INSTRUMENT_BLOCKED));
+        return Ok(Err(C::INSTRUMENT_BLOCKED.into()));
     };
     f.txn.instrument_kind = Some(instrument.kind);
     f.txn.issuer_id = instrument.issuer_id.clone();
     f.txn.masked_pan = masked(&instrument);
     if let Some(e) = p.tokens.refusal_for(&token, Some(&instrument)) {
-        return Ok(Err(C::from_error(&e)));
+        return Ok(Err(C::from_error(&e).into()));
     }
     // A merchant token's terminal may send the token's month or the card's (it read the card);
     // its expiry is the TSP's to enforce either way.
     let expiry_ok = |e: &str| e == token.token_expiry || (token.multi_use && instrument.expiry.as_deref() == Some(e));
     if req.expiry.is_some_and(|e| !expiry_ok(e)) {
-        return Ok(Err(C::CARD_EXPIRED));
+        return Ok(Err(C::CARD_EXPIRED.into()));
     }
-    if let Some(code) = domain_check(f, &token, &currency.code, amount).await? {
-        return Ok(Err(code));
+    if let Some(refused) = domain_check(f, &token, &currency.code, amount) {
+        return Ok(Err(refused));
     }
     // A merchant token has no chip key: a card-on-file payment carries no cryptogram of its own.
     if !token.multi_use && req.is_chip() {
         match Chip::verify(&p.hsm, req, &token, &instrument).await? {
             Ok(c) => f.chip = Some(c),
             Err(code) => {
-                if code == C::CRYPTOGRAM_FAILED {
-                    p.store.fail_token_attempt(&token.id, MAX_FAILED_ATTEMPTS, p.clock.now_ms()).await?;
-                }
-                return Ok(Err(code));
+                let failed_attempt = (code == C::CRYPTOGRAM_FAILED).then(|| token.id.clone());
+                return Ok(Err(Refused { code, failed_attempt }));
             }
         }
     }
@@ -97,13 +127,8 @@ fn masked(i: &InstrumentRow) -> Option<String> {
 }
 
 /// The token's domain controls; a violation counts as a failed attempt.
-async fn domain_check(
-    f: &InFlight<'_>,
-    t: &TokenRow,
-    currency: &str,
-    amount: Amount,
-) -> crate::Result<Option<ResponseCode>> {
-    let (p, req) = (f.p, f.req);
+fn domain_check(f: &InFlight<'_>, t: &TokenRow, currency: &str, amount: Amount) -> Option<Refused> {
+    let req = f.req;
     let merchant = req.merchant.unwrap_or("");
     let entry = req.entry_method();
     let wrong_domain = t.merchant_id.as_deref().is_some_and(|m| m != merchant)
@@ -111,14 +136,12 @@ async fn domain_check(
         || t.entry_modes.as_deref().is_some_and(|modes| !modes.split(',').any(|m| m == entry));
     if wrong_domain {
         // Another merchant trying a merchant token must not be able to lock it for its own.
-        if !t.multi_use {
-            p.store.fail_token_attempt(&t.id, MAX_FAILED_ATTEMPTS, p.clock.now_ms()).await?;
-        }
-        return Ok(Some(ResponseCode::NOT_PERMITTED));
+        let failed_attempt = (!t.multi_use).then(|| t.id.clone());
+        return Some(Refused { code: ResponseCode::NOT_PERMITTED, failed_attempt });
     }
     // Same currency (checked above), so same scale; a mismatch all the same counts as over the limit.
     if t.max_amount.is_some_and(|m| !amount.checked_le(m).unwrap_or(false)) {
-        return Ok(Some(ResponseCode::EXCEEDS_LIMIT));
+        return Some(ResponseCode::EXCEEDS_LIMIT.into());
     }
-    Ok(None)
+    None
 }

@@ -525,6 +525,14 @@ impl Store {
         dispatch!(self, s => s.claim_transaction(t).await)
     }
 
+    /// [`Store::claim_transaction`] and, in the same write, the lease of token `lease` to it (what
+    /// [`Store::hold_for_issuer`] does for a claimed one): a card payment's first durable write.
+    /// `key` is the payment's own key as a reversal names it: a reversal that came first leaves the
+    /// token alone.
+    pub async fn claim_holding(&self, t: &TxnRow, key: &str, lease: &str, now: i64) -> StoreResult<ClaimHold> {
+        dispatch!(self, s => s.claim_holding(t, key, lease, now).await)
+    }
+
     /// Writes a transaction's mutable columns.
     pub async fn update_transaction(&self, t: &TxnRow) -> StoreResult<()> {
         dispatch!(self, s => s.update_transaction(t).await)

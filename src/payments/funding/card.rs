@@ -50,14 +50,41 @@ impl<'a> Reservation<'a> {
     }
 }
 
+/// Pays with a claimed transaction: a merchant token's (multi-use: nothing to lease).
 pub async fn pay(mut f: InFlight<'_>, paying: Paying) -> crate::Result<Reply> {
+    let p = f.p;
+    let lease = (!paying.token.multi_use).then(|| Lease { token_id: paying.token.id.clone() });
+    if !p.store.hold_for_issuer(&f.txn, lease.as_ref().map(|l| l.token_id.as_str()), p.clock.now_ms()).await? {
+        return f.decline(ResponseCode::TOKEN_USED, None, false).await;
+    }
+    ask(f, paying, lease).await
+}
+
+/// Pays with a one-time token, the transaction not yet claimed: the claim and the token's lease are
+/// one write (what `hold_for_issuer` would add to the claim is already on the row).
+pub async fn claim_and_pay(mut f: InFlight<'_>, paying: Paying) -> crate::Result<Reply> {
+    use crate::store::ClaimHold;
+    let p = f.p;
+    f.hash_content().await?;
+    let lease = Lease { token_id: paying.token.id.clone() };
+    match p.store.claim_holding(&f.txn, &f.txn.key(), &lease.token_id, p.clock.now_ms()).await? {
+        ClaimHold::Held => ask(f, paying, Some(lease)).await,
+        // The terminal already reversed this payment: it must not take effect now.
+        ClaimHold::ReversalWaiting => f.conclude(ResponseCode::DO_NOT_HONOR).await,
+        ClaimHold::TokenBusy => f.decline(ResponseCode::TOKEN_USED, None, false).await,
+        ClaimHold::Existing(existing) => match f.repeat(*existing).await? {
+            Err(replay) => Ok(replay),
+            // (Only a reversal takes over a row; a purchase's key never names one.)
+            Ok(()) => Ok(f.respond(ResponseCode::SYSTEM_ERROR)),
+        },
+    }
+}
+
+/// Asks the card's issuer for a held payment and records the outcome.
+async fn ask(mut f: InFlight<'_>, paying: Paying, lease: Option<Lease>) -> crate::Result<Reply> {
     use ResponseCode as C;
     let p = f.p;
-    let Paying { token, instrument, .. } = paying;
-    let lease = (!token.multi_use).then(|| Lease { token_id: token.id.clone() });
-    if !p.store.hold_for_issuer(&f.txn, lease.as_ref().map(|l| l.token_id.as_str()), p.clock.now_ms()).await? {
-        return f.decline(C::TOKEN_USED, None, false).await;
-    }
+    let Paying { instrument, .. } = paying;
     let pan = match p.vault.reveal_pan(&instrument).await {
         Ok(pan) => pan,
         Err(e) => {

@@ -516,6 +516,20 @@ pub enum Claim {
     Existing(Box<TxnRow>),
 }
 
+/// What claiming a payment and leasing its token in one write found ([`crate::store::Store::claim_holding`]).
+#[derive(Debug)]
+pub enum ClaimHold {
+    /// Recorded as pending with the token leased to it: ask the issuer.
+    Held,
+    /// Recorded as pending, but a reversal of it came first: nothing leased; decline it.
+    ReversalWaiting,
+    /// Recorded as pending, but the token is not free (spent, leased, suspended, expired): nothing
+    /// leased; decline it.
+    TokenBusy,
+    /// A request with this key exists; nothing written.
+    Existing(Box<TxnRow>),
+}
+
 /// How a transaction ends.
 #[derive(Debug, Clone, Default)]
 pub struct Outcome {

@@ -37,6 +37,52 @@ macro_rules! sql_transactions {
                 Ok(Claim::Existing(Box::new(existing.read_money(self.money())?)))
             }
 
+            pub async fn claim_holding(&self, t: &TxnRow, key: &str, lease: &str, now: i64) -> StoreResult<ClaimHold> {
+                let mut w = self.atomic_writer().await?;
+                if bind_txn!(sqlx::query(TXN_INSERT), t).execute(w.conn()).await?.rows_affected() != 1 {
+                    let existing: Option<TxnRow<i64>> = sqlx::query_as(concat!(
+                        "SELECT ",
+                        txn_cols!(),
+                        " FROM transactions WHERE msg_class = $1 AND terminal_id = $2 AND stan = $3 AND transmitted = $4 AND acquirer_id = $5"
+                    ))
+                    .bind(&t.msg_class)
+                    .bind(&t.terminal_id)
+                    .bind(&t.stan)
+                    .bind(&t.transmitted)
+                    .bind(&t.acquirer_id)
+                    .fetch_optional(w.conn())
+                    .await?;
+                    w.abort().await?;
+                    let existing =
+                        existing.ok_or_else(|| StoreError::Corrupt("duplicate key without a transaction".into()))?;
+                    return Ok(ClaimHold::Existing(Box::new(existing.read_money(self.money())?)));
+                }
+                // The row stays (pending) whatever follows: the caller records its outcome.
+                let reversed: Option<bool> =
+                    sqlx::query_scalar("SELECT TRUE FROM transactions WHERE original_key = $1 AND kind = 'reversal' LIMIT 1")
+                        .bind(key)
+                        .fetch_optional(w.conn())
+                        .await?;
+                if reversed.is_some() {
+                    w.done().await?;
+                    return Ok(ClaimHold::ReversalWaiting);
+                }
+                let r = sqlx::query(
+                    "UPDATE tokens SET lease_id = $2, lease_until = $4 \
+                     WHERE id = $1 AND state = 'active' AND suspended_at IS NULL AND expires_at > $3 \
+                       AND (lease_until IS NULL OR lease_until <= $3) \
+                       AND EXISTS (SELECT 1 FROM instruments i WHERE i.id = tokens.instrument_id AND i.status = 'active')",
+                )
+                .bind(lease)
+                .bind(&t.id)
+                .bind(now)
+                .bind(i64::MAX)
+                .execute(w.conn())
+                .await?;
+                w.done().await?;
+                Ok(if r.rows_affected() == 1 { ClaimHold::Held } else { ClaimHold::TokenBusy })
+            }
+
             pub async fn update_transaction(&self, t: &TxnRow) -> StoreResult<()> {
                 let mut w = self.atomic_writer().await?;
                 if bind_txn!(sqlx::query(TXN_UPDATE), t).execute(w.conn()).await?.rows_affected() == 1 {

@@ -459,8 +459,8 @@ async fn run(cli: Cli) -> Result<(), String> {
             let verdict = tsp::audit::verify(&store).await.map_err(|e| e.to_string());
             store.close().await;
             match verdict? {
-                tsp::audit::Verdict::Intact { rows, head } => {
-                    println!("audit trail intact: {rows} rows, head {head}");
+                tsp::audit::Verdict::Intact { rows, chains, head } => {
+                    println!("audit trail intact: {rows} rows in {chains} chains, head {head}");
                     Ok(())
                 }
                 tsp::audit::Verdict::Broken { seq, reason } => {

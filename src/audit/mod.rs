@@ -190,20 +190,52 @@ fn chain_name(chain: &str) -> &str {
     if chain.is_empty() { "(legacy)" } else { chain }
 }
 
+/// How many of each chain's last hashes the walk keeps for the anchors to compare with. An anchor
+/// names a row its node read a moment before writing the anchor, so a few rows back from where the
+/// walk is in that chain; a row named further back than this is checked for being there (a removed
+/// tail is missing) but its hash is not compared.
+const RECENT: usize = 4096;
+
+/// What the walk has seen of one chain: its last position and hash, and its last [`RECENT`] hashes.
+#[derive(Default)]
+struct Walked {
+    last: i64,
+    recent: std::collections::VecDeque<String>,
+}
+
+impl Walked {
+    fn hash(&self) -> &str {
+        self.recent.back().map_or(GENESIS, String::as_str)
+    }
+
+    /// The hash of the row at `link`, if it is among those kept.
+    fn hash_at(&self, link: i64) -> Option<&str> {
+        let back = usize::try_from(self.last - link).ok()?;
+        let i = self.recent.len().checked_sub(back + 1)?;
+        self.recent.get(i).map(String::as_str)
+    }
+
+    fn push(&mut self, link: i64, hash: &str) {
+        if self.recent.len() == RECENT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(hash.to_string());
+        self.last = link;
+    }
+}
+
 /// Checks rows in `seq` order: first told the rows that name others ([`Checker::note_links`]), then
-/// every row ([`Checker::check`]).
+/// every row ([`Checker::check`]). Memory: a few hashes per chain and per fork, whatever the trail's
+/// length.
 #[derive(Default)]
 struct Checker {
     rows: u64,
     head: Option<String>,
-    /// Each chain's last position and hash so far.
-    chains: HashMap<String, (i64, String)>,
-    /// Rows that forks name (by `seq`) and that anchors name (by chain and link)…
+    chains: HashMap<String, Walked>,
+    /// Rows that chains fork from (by `seq`)…
     want_seq: HashSet<i64>,
-    want_link: HashSet<(String, i64)>,
     /// …and their hashes, once walked.
     seen_seq: HashMap<i64, String>,
-    seen_link: HashMap<(String, i64), String>,
 }
 
 impl Checker {
@@ -216,11 +248,6 @@ impl Checker {
         {
             self.want_seq.insert(n);
         }
-        if r.action == ANCHOR {
-            for (chain, link, _) in heads(r) {
-                self.want_link.insert((chain, link));
-            }
-        }
     }
 
     fn check(&mut self, r: &AuditRow) -> Result<(), Verdict> {
@@ -231,7 +258,8 @@ impl Checker {
         }
         let pos = r.position();
         let prev = match self.chains.get(&r.chain) {
-            Some((last, hash)) => {
+            Some(w) => {
+                let last = &w.last;
                 if pos != last + 1 {
                     return broken(if legacy {
                         format!("row {} is missing (the next row is {})", last + 1, r.seq)
@@ -241,7 +269,7 @@ impl Checker {
                         format!("link {} of chain {} is missing (the next is link {pos})", last + 1, r.chain)
                     });
                 }
-                hash.clone()
+                w.hash().to_string()
             }
             None if pos != 1 => {
                 return broken(if legacy {
@@ -273,15 +301,16 @@ impl Checker {
         }
         if !legacy && r.action == ANCHOR {
             for (chain, link, hash) in heads(r) {
-                match self.seen_link.get(&(chain.clone(), link)) {
-                    Some(h) if *h == hash => {}
-                    Some(_) => {
-                        return broken(format!(
-                            "link {link} of chain {} does not have the hash this anchor names",
-                            chain_name(&chain)
-                        ));
+                match self.chains.get(&chain) {
+                    Some(w) if link <= w.last => {
+                        if w.hash_at(link).is_some_and(|h| h != hash) {
+                            return broken(format!(
+                                "link {link} of chain {} does not have the hash this anchor names",
+                                chain_name(&chain)
+                            ));
+                        }
                     }
-                    None => {
+                    _ => {
                         return broken(format!(
                             "link {link} of chain {}, which this anchor names, is missing",
                             chain_name(&chain)
@@ -293,13 +322,14 @@ impl Checker {
         if self.want_seq.contains(&r.seq) {
             self.seen_seq.insert(r.seq, r.hash.clone());
         }
-        if !legacy && !self.want_link.is_empty() {
-            let key = (r.chain.clone(), pos);
-            if self.want_link.contains(&key) {
-                self.seen_link.insert(key, r.hash.clone());
+        match self.chains.get_mut(&r.chain) {
+            Some(w) => w.push(pos, &r.hash),
+            None => {
+                let mut w = Walked::default();
+                w.push(pos, &r.hash);
+                self.chains.insert(r.chain.clone(), w);
             }
         }
-        self.chains.insert(r.chain.clone(), (pos, r.hash.clone()));
         self.head = Some(r.hash.clone());
         self.rows += 1;
         Ok(())
@@ -466,6 +496,20 @@ mod tests {
     }
 
     #[test]
+    fn the_walk_keeps_a_chains_last_hashes() {
+        let mut w = Walked::default();
+        assert_eq!(w.hash(), GENESIS);
+        for link in 1..=(RECENT as i64 + 10) {
+            w.push(link, &format!("h{link}"));
+        }
+        assert_eq!(w.hash(), format!("h{}", RECENT + 10));
+        assert_eq!(w.hash_at(RECENT as i64 + 10), Some(format!("h{}", RECENT + 10).as_str()));
+        assert_eq!(w.hash_at(11), Some("h11"));
+        assert_eq!(w.hash_at(10), None, "older than what is kept");
+        assert_eq!(w.hash_at(RECENT as i64 + 11), None, "not walked yet");
+    }
+
+    #[test]
     fn an_untouched_chain_is_intact() {
         let rows = chain(5);
         assert_eq!(walk(&rows), Verdict::Intact { rows: 5, chains: 1, head: rows[4].hash.clone() });
@@ -549,6 +593,26 @@ mod tests {
             matches!(walk(&rest), Verdict::Broken { seq, ref reason } if seq == anchor && reason.contains("missing")),
             "{:?}",
             walk(&rest)
+        );
+
+        // Chain b rewritten from the row chain a anchored on, each row rehashed so that b itself
+        // holds: the anchor's hash no longer matches.
+        let mut rows = two_chains();
+        let anchor = rows.iter().find(|r| r.chain == "a" && r.action == ANCHOR).unwrap().seq;
+        let named = heads(rows.iter().find(|r| r.seq == anchor).unwrap())[0].1;
+        let mut prev = rows[find(&rows, "b", named - 1)].hash.clone();
+        for r in rows.iter_mut().filter(|r| r.chain == "b" && r.position() >= named) {
+            if r.position() == named {
+                r.outcome = "forged".into();
+            }
+            r.prev_hash = prev.clone();
+            r.hash = row_hash(&prev, r);
+            prev = r.hash.clone();
+        }
+        assert!(
+            matches!(walk(&rows), Verdict::Broken { seq, ref reason } if seq == anchor && reason.contains("does not have the hash")),
+            "{:?}",
+            walk(&rows)
         );
 
         // A whole chain removed: the anchor of the other chain names it.

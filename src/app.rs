@@ -405,6 +405,10 @@ pub async fn build_with(opts: &ServeOptions, hsm: Hsm) -> Result<AppState, Start
     payments.link_keys().seed(&config.iso.link_keys).await?;
     let limits = Arc::new(crate::api::limits::RestLimits::new(&config.limits));
     let iso_addr = Arc::new(std::sync::OnceLock::new());
+    let api_keys = Arc::new(crate::requestors::KeyCache::new(
+        std::time::Duration::from_millis(config.limits.api_key_cache_ms),
+        config.limits.api_key_cache_entries,
+    ));
     let state = AppState {
         store,
         vault,
@@ -416,6 +420,7 @@ pub async fn build_with(opts: &ServeOptions, hsm: Hsm) -> Result<AppState, Start
         terminals,
         simulator,
         limits,
+        api_keys,
         iso_addr,
         webhooks,
         production: opts.seal.production,

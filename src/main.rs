@@ -138,8 +138,10 @@ enum Command {
     /// Load a running `tsp serve`: report throughput, latency percentiles and response codes; fail
     /// (exit 1) when any answer is wrong.
     Load {
-        /// echo (0800), tokenize (POST /v1/tokens), pay (0200 with pre-issued tokens) or mixed (card,
-        /// gift and local-currency payments, partial cancels, reversals).
+        /// echo (0800), tokenize (POST /v1/tokens), pay (0200 with pre-issued tokens), mixed (card,
+        /// gift and local-currency payments, partial cancels, reversals), register (POST
+        /// /v1/instruments, a new card each time) or detokenize (POST /v1/detokenize with pre-issued
+        /// tokens; the server's `[limits] detokenize_per_second = 0` for a throughput run).
         #[arg(long)]
         mode: tsp::load::Mode,
         /// Stop after this long (`10s`, `500ms`, `2m`); 10s when --count is absent.
@@ -148,7 +150,7 @@ enum Command {
         /// Stop after this many requests (pay and mixed need it: their tokens are issued beforehand).
         #[arg(long)]
         count: Option<u64>,
-        /// ISO 8583 connections (or REST clients for tokenize).
+        /// ISO 8583 connections (or REST clients for tokenize, register and detokenize).
         #[arg(long, default_value_t = 64)]
         connections: usize,
         /// Requests in flight per ISO 8583 connection.
@@ -463,8 +465,8 @@ async fn run(cli: Cli) -> Result<(), String> {
             let verdict = tsp::audit::verify(&store).await.map_err(|e| e.to_string());
             store.close().await;
             match verdict? {
-                tsp::audit::Verdict::Intact { rows, head } => {
-                    println!("audit trail intact: {rows} rows, head {head}");
+                tsp::audit::Verdict::Intact { rows, chains, head } => {
+                    println!("audit trail intact: {rows} rows in {chains} chains, head {head}");
                     Ok(())
                 }
                 tsp::audit::Verdict::Broken { seq, reason } => {

@@ -155,24 +155,109 @@ pub fn well_formed_key_id(key_id: &str) -> bool {
 }
 
 /// The requestor an API key belongs to at `now` (Unix ms), or None for a malformed, unknown or
-/// revoked key. A rotated key works until its `revoked_at`, and not from then on.
+/// revoked key, looked up in the database. A rotated key works until its `revoked_at`, and not from
+/// then on.
 pub async fn authenticate(store: &Store, api_key: &str, now: i64) -> Result<Option<Requestor>> {
+    authenticate_cached(None, store, api_key, now).await
+}
+
+/// [`authenticate`], with the key's stored row taken from `cache` when it holds it (see [`KeyCache`]).
+pub async fn authenticate_cached(
+    cache: Option<&KeyCache>,
+    store: &Store,
+    api_key: &str,
+    now: i64,
+) -> Result<Option<Requestor>> {
     let Some((key_id, secret)) = api_key.strip_prefix("tsp_").and_then(|k| k.split_once('_')) else {
         return Ok(None);
     };
     if !well_formed_key_id(key_id) {
         return Ok(None);
     }
-    let Some((key, requestor)) = store.find_api_key(key_id).await? else {
-        return Ok(None);
+    let cached = cache.and_then(|c| c.get(key_id));
+    let entry = match cached {
+        Some(e) => e,
+        None => {
+            let Some((key, requestor)) = store.find_api_key(key_id).await? else {
+                return Ok(None);
+            };
+            let entry = std::sync::Arc::new(KnownKey {
+                secret_hash: key.secret_hash,
+                revoked_at: key.revoked_at,
+                requestor: Requestor::from_row(requestor)?,
+            });
+            if let Some(c) = cache {
+                c.put(key_id, entry.clone());
+            }
+            entry
+        }
     };
     let presented = Sha256::digest(secret.as_bytes());
-    let matches: bool = presented.as_slice().ct_eq(&key.secret_hash).into();
+    let matches: bool = presented.as_slice().ct_eq(&entry.secret_hash).into();
     // A `revoked_at` still to come is a rotated key in its overlap: it works until then.
-    if !matches || key.revoked_at.is_some_and(|at| at <= now) {
+    if !matches || entry.revoked_at.is_some_and(|at| at <= now) {
         return Ok(None);
     }
-    Requestor::from_row(requestor).map(Some)
+    Ok(Some(entry.requestor.clone()))
+}
+
+/// What is known of a stored API key: the hash of its secret, when it ends, and its requestor.
+struct KnownKey {
+    secret_hash: Vec<u8>,
+    revoked_at: Option<i64>,
+    requestor: Requestor,
+}
+
+/// API keys as the database held them a moment ago, so that a request is authenticated without a
+/// database round trip. Entries are keyed by the key id (public; never the key or its secret) and
+/// hold the SHA-256 of the secret, which each request's secret is compared with in constant time, as
+/// without the cache. An entry is used for at most `ttl` after it was read: a key revoked on another
+/// node (or by `tsp admin revoke-key`) stops working here within that bound; on the node that revokes
+/// or rotates it, at once ([`KeyCache::forget`]). A rotated key's scheduled end is kept in the entry
+/// and holds to the millisecond. Unknown keys are not cached. At most `capacity` entries: when full,
+/// the expired ones go, and if none had, all of them. A `ttl` of zero switches the cache off.
+pub struct KeyCache {
+    ttl: std::time::Duration,
+    capacity: usize,
+    entries: std::sync::RwLock<std::collections::HashMap<String, (std::time::Instant, std::sync::Arc<KnownKey>)>>,
+}
+
+impl KeyCache {
+    pub fn new(ttl: std::time::Duration, capacity: usize) -> KeyCache {
+        KeyCache { ttl, capacity: capacity.max(1), entries: Default::default() }
+    }
+
+    fn get(&self, key_id: &str) -> Option<std::sync::Arc<KnownKey>> {
+        if self.ttl.is_zero() {
+            return None;
+        }
+        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        entries.get(key_id).filter(|(read, _)| read.elapsed() < self.ttl).map(|(_, k)| k.clone())
+    }
+
+    fn put(&self, key_id: &str, key: std::sync::Arc<KnownKey>) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= self.capacity && !entries.contains_key(key_id) {
+            entries.retain(|_, (read, _)| read.elapsed() < self.ttl);
+            if entries.len() >= self.capacity {
+                entries.clear();
+            }
+        }
+        entries.insert(key_id.to_string(), (std::time::Instant::now(), key));
+    }
+
+    /// Drops what is known of `key_id`: its next use reads the database.
+    pub fn forget(&self, key_id: &str) {
+        self.entries.write().unwrap_or_else(|e| e.into_inner()).remove(key_id);
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.entries.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
 }
 
 /// How long a rotated key keeps working by default: a day.
@@ -191,8 +276,8 @@ pub struct RevokedKey {
     pub already: bool,
 }
 
-/// Ends the API key `key_id` now, on every node at once (keys are looked up on every request; no
-/// cache holds them). A rotated key still in its overlap ends now too. Revoking a revoked key changes
+/// Ends the API key `key_id` now: on this node at once once the caller drops it from its
+/// [`KeyCache`], on the others within their cache's time to live. A rotated key still in its overlap ends now too. Revoking a revoked key changes
 /// nothing and says so ([`RevokedKey::already`]). [`Error::ApiKeyNotFound`] for an unknown key id.
 pub async fn revoke_key(store: &Store, key_id: &str, now: i64) -> Result<RevokedKey> {
     if !well_formed_key_id(key_id) {
@@ -246,5 +331,38 @@ pub async fn rotate_key(store: &Store, key_id: &str, overlap_seconds: i64, now: 
             previous_key_id: key_id.to_string(),
             previous_revoked_at: revoked_at,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    fn known() -> Arc<KnownKey> {
+        let requestor = Requestor { id: "req_1".into(), trid: "40000000001".into(), name: "r".into(), scopes: vec![] };
+        Arc::new(KnownKey { secret_hash: vec![0; 32], revoked_at: None, requestor })
+    }
+
+    #[test]
+    fn the_key_cache_is_bounded_forgets_and_expires() {
+        let c = KeyCache::new(Duration::from_secs(60), 3);
+        for i in 0..10 {
+            c.put(&format!("key{i}"), known());
+            assert!(c.len() <= 3, "{} entries", c.len());
+        }
+        assert!(c.get("key9").is_some());
+        c.forget("key9");
+        assert!(c.get("key9").is_none(), "a forgotten key is read from the database again");
+
+        let off = KeyCache::new(Duration::ZERO, 3);
+        off.put("key1", known());
+        assert!(off.get("key1").is_none(), "a ttl of 0 caches nothing");
+
+        let short = KeyCache::new(Duration::from_millis(1), 3);
+        short.put("key1", known());
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(short.get("key1").is_none(), "an entry past its ttl is not used");
     }
 }

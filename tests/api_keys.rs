@@ -314,3 +314,29 @@ async fn the_cli_revokes_and_rotates_keys_on_the_database() {
     );
     no_secret_in_the_trail(&s, &[&ka, &kb, &kb2]).await;
 }
+
+/// Nodes authenticate API keys from memory for `[limits] api_key_cache_ms` (here 400 ms): a key
+/// revoked on one node gets 401 there at once, and on another node that holds it in memory once that
+/// bound has passed.
+#[tokio::test]
+async fn a_key_revoked_on_another_node_stops_there_within_the_cache_bound() {
+    let config = tsp::config::DEFAULT_TOML.replace("api_key_cache_ms = 5000", "api_key_cache_ms = 400");
+    assert_ne!(config, tsp::config::DEFAULT_TOML, "the default config names the knob");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tsp.toml");
+    std::fs::write(&path, config).unwrap();
+    let path = path.to_str().unwrap().to_string();
+    let a = TestServer::start_with(dir, &["--config", &path]).await;
+    let b = a.another_node().await;
+    let (_, k) = requestor(&a, "cached", &["instruments"]).await;
+    // Node B reads the key (and keeps it), node A too.
+    assert_eq!(list_status(&b, &k).await, 200);
+    assert_eq!(list_status(&a, &k).await, 200);
+    let read = Instant::now();
+    let (st, _) = revoke(&a, &a.keys.admin, key_id(&k)).await;
+    assert_eq!(st, 200);
+    assert_eq!(list_status(&a, &k).await, 401, "at once on the node that revoked it");
+    tokio::time::sleep(Duration::from_millis(600).saturating_sub(read.elapsed())).await;
+    assert_eq!(list_status(&b, &k).await, 401, "past the bound on the other node");
+    assert_eq!(list_status(&b, &b.keys.app).await, 200, "the other keys still work");
+}

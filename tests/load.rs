@@ -1,5 +1,6 @@
-//! `tsp load` against the real binary: pay, mixed and echo runs report no wrong answers, and what
-//! the report counts as approved is what the database holds; a run that cannot reach the server
+//! `tsp load` against the real binary: pay, mixed, echo, register and detokenize runs report no
+//! wrong answers, and what the report counts as approved (registered, detokenized) is what the
+//! database holds; a run that cannot reach the server
 //! fails with exit status 1.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is a panic
@@ -96,6 +97,31 @@ async fn mixed_300_matches_the_database_and_the_ledger_audits_clean() {
     .await;
     assert_eq!(cancelled, 50 * n(&approved["cancel"]));
     audit_ledger(&s).await;
+}
+
+#[tokio::test]
+async fn register_and_detokenize_runs_match_the_database() {
+    let s = TestServer::start().await;
+    let cards = "SELECT COUNT(*) FROM instruments WHERE kind = 'card'";
+    let before = count(&s, cards).await;
+    let (ok, r, err) = load(&s, &["--mode", "register", "--count", "200", "--connections", "4"]).await;
+    assert!(ok, "{r}\n{err}");
+    assert_eq!((r["mode"].as_str(), n(&r["requests"]), n(&r["wrong"])), (Some("register"), 200, 0), "{r}");
+    assert_eq!((n(&r["codes"]["201"]), n(&r["approved"]["register"])), (200, 200), "{r}");
+    assert!(r["latency_ms"]["p99"].as_f64().unwrap() >= r["latency_ms"]["p50"].as_f64().unwrap());
+    assert_eq!(count(&s, cards).await, before + 200, "every card registered is stored, each once");
+    assert_eq!(
+        count(&s, "SELECT COUNT(DISTINCT fingerprint) FROM instruments WHERE kind = 'card'").await,
+        before + 200
+    );
+
+    let (ok, r, err) = load(&s, &["--mode", "detokenize", "--count", "300", "--connections", "4"]).await;
+    assert!(ok, "{r}\n{err}");
+    assert_eq!((r["mode"].as_str(), n(&r["requests"]), n(&r["wrong"])), (Some("detokenize"), 300, 0), "{r}");
+    assert_eq!((n(&r["codes"]["200"]), n(&r["approved"]["detokenize"])), (300, 300), "{r}");
+    // Its setup registered one card per client; every detokenize answered is in the audit trail.
+    assert_eq!(count(&s, cards).await, before + 204);
+    assert_eq!(count(&s, "SELECT COUNT(*) FROM audit_log WHERE action = 'detokenize' AND outcome = 'ok'").await, 300);
 }
 
 #[tokio::test]

@@ -202,12 +202,40 @@ async fn a_node_killed_under_load_loses_nothing_and_applies_nothing_twice() {
     for n in 0..6 {
         tasks.push(tokio::spawn(terminal_load(n, a.clone(), b.iso.clone(), tokens.clone(), progress.clone())));
     }
-    // Midway (a third of the payments answered), node B dies (SIGKILL) and comes back.
-    while progress.load(std::sync::atomic::Ordering::Relaxed) < 48 {
+    // Meanwhile a VAN detokenizes on node B, one call after another: every call B answered must be
+    // in the audit trail after the kill (a row is durable before its answer goes out).
+    let detok_token = token(&a, card["id"].as_str().unwrap()).await;
+    let detok_answered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let detok = tokio::spawn({
+        let (http, url, van) = (b.http.clone(), b.url("/v1/detokenize"), b.keys.van.clone());
+        let (answered, stop) = (detok_answered.clone(), stop.clone());
+        async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let r = http.post(&url).bearer_auth(&van).json(&json!({ "token": detok_token })).send().await;
+                match r.map(|r| r.status().as_u16()) {
+                    Ok(200) => {
+                        answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    Ok(other) => panic!("detokenize on node B answered {other}"),
+                    Err(_) => {}
+                }
+            }
+        }
+    });
+    // Midway (a third of the payments answered, and some detokenize calls), node B dies (SIGKILL)
+    // and comes back.
+    while progress.load(std::sync::atomic::Ordering::Relaxed) < 48
+        || detok_answered.load(std::sync::atomic::Ordering::Relaxed) < 5
+    {
+        assert!(!detok.is_finished(), "the detokenize calls stopped");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let mut b = b;
     b.kill();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    detok.await.unwrap();
+
     tokio::time::sleep(Duration::from_millis(500)).await;
     let b = b.restart().await;
     let mut seen = Vec::new();
@@ -336,4 +364,20 @@ async fn a_node_killed_under_load_loses_nothing_and_applies_nothing_twice() {
         a.get(&app, &format!("/v1/instruments/{}/balance", gift["id"].as_str().unwrap())).await;
     assert_eq!(bal["principal"].as_str().unwrap().parse::<i64>().unwrap(), 300_000 - held);
     audit_ledger(&a).await;
+
+    // Every detokenize node B answered before it died is recorded, and the trail (B's chain cut off
+    // by the kill, its new chain after the restart, node A's) verifies.
+    let answered = detok_answered.load(std::sync::atomic::Ordering::Relaxed) as i64;
+    assert!(answered > 0, "node B answered no detokenize before the kill");
+    let (recorded,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM audit_log WHERE action = 'detokenize' AND outcome = 'ok'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(recorded >= answered, "{answered} detokenize calls answered, {recorded} recorded");
+    let mut verify = std::process::Command::new(common::tsp_bin());
+    verify.args(["audit", "verify"]).args(a.storage_args()).env("RUST_LOG", "warn");
+    let out = tokio::task::spawn_blocking(move || verify.output()).await.unwrap().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success() && text.starts_with("audit trail intact: "), "{text}");
 }

@@ -158,6 +158,7 @@ pub async fn revoke_key(
 ) -> ApiResult<Json<Value>> {
     let admin = caller.require(Scope::Admin)?;
     let r = requestors::revoke_key(&s.store, &key_id, s.clock.now_ms()).await?;
+    s.api_keys.forget(&r.key_id);
     tracing::info!(admin = %admin.id, key_id = %r.key_id, requestor = %r.requestor_id, already = r.already, "API key revoked");
     let revoked_at = crate::clock::rfc3339(r.revoked_at);
     s.audit(Event::new(&admin.id, "api_key.revoke", Some(r.key_id.clone())).detail(json!({
@@ -205,6 +206,7 @@ pub async fn rotate_key(
     let admin = &auth;
     let overlap = b.unwrap_or_default().overlap_seconds.unwrap_or(requestors::DEFAULT_OVERLAP_SECONDS);
     let r = requestors::rotate_key(&s.store, &key_id, overlap, s.clock.now_ms()).await?;
+    s.api_keys.forget(&r.previous_key_id);
     tracing::info!(admin = %admin.id, key_id = %r.previous_key_id, new_key_id = %r.key_id, requestor = %r.requestor_id, overlap, "API key rotated");
     let previous_revoked_at = crate::clock::rfc3339(r.previous_revoked_at);
     s.audit(Event::new(&admin.id, "api_key.rotate", Some(r.previous_key_id.clone())).detail(json!({

@@ -57,7 +57,7 @@ impl FromRequestParts<AppState> for Caller {
         let peer = parts.extensions.get::<ConnectInfo<Peer>>().map(|c| c.0.0);
         let source = Source::of(peer.map(|p| p.ip()));
         state.limits.key_may_try(source)?;
-        match requestors::authenticate(&state.store, key, state.clock.now_ms()).await? {
+        match requestors::authenticate_cached(Some(&state.api_keys), &state.store, key, state.clock.now_ms()).await? {
             Some(r) => Ok(Caller(r)),
             None => {
                 crate::metrics::get().auth_refused();

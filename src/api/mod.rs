@@ -54,6 +54,8 @@ pub struct AppState {
     /// The in-process issuer simulator that issuers configured with `host = "sim"` use.
     pub simulator: Arc<crate::issuer::sim::Simulator>,
     pub limits: Arc<limits::RestLimits>,
+    /// API keys as recently read (`[limits] api_key_cache_ms`); revoking or rotating a key here drops it.
+    pub api_keys: Arc<crate::requestors::KeyCache>,
     /// Where this node's ISO 8583 front listens, once it does (the terminal page pays through it).
     pub iso_addr: Arc<std::sync::OnceLock<std::net::SocketAddr>>,
     /// Requestors' webhook endpoints and the delivery of events to them.

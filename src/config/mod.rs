@@ -380,6 +380,12 @@ pub struct Limits {
     pub iso_idle_timeout_seconds: u64,
     /// A frame whose length has arrived must be complete within this, or the connection is closed.
     pub iso_frame_timeout_ms: u64,
+    /// How long a node authenticates an API key from memory after reading it from the database
+    /// (`requestors::KeyCache`): a key revoked on another node, or from the command line, stops
+    /// working here within this. The node that revokes a key stops it at once. 0: no cache.
+    pub api_key_cache_ms: u64,
+    /// API keys held in that cache at most.
+    pub api_key_cache_entries: usize,
 }
 
 impl Default for Limits {
@@ -398,6 +404,8 @@ impl Default for Limits {
             iso_max_in_flight: 64,
             iso_idle_timeout_seconds: 300,
             iso_frame_timeout_ms: 5_000,
+            api_key_cache_ms: 5_000,
+            api_key_cache_entries: 10_000,
         }
     }
 }

@@ -194,31 +194,109 @@ impl Rest {
     /// The `tokenize` mode on one client: `POST /v1/tokens` for `instrument` until `quota` requests
     /// (None: no limit) or `deadline`. Right is `201` with a 16-digit, Luhn-valid token.
     pub async fn tokenize(&self, instrument: &str, quota: Option<u64>, deadline: Option<Instant>) -> Stats {
-        let mut stats = Stats::default();
         let body = json!({ "instrument_id": instrument });
+        let next = || Some((body.clone(), ()));
+        let check = |_: &(), status: u16, v: &Value| {
+            let token_ok = v["token"]
+                .as_str()
+                .is_some_and(|t| t.len() == 16 && t.bytes().all(|b| b.is_ascii_digit()) && crate::luhn::is_valid(t));
+            if status != 201 {
+                Some(Wrong::Code)
+            } else if !token_ok {
+                Some(Wrong::Echo)
+            } else {
+                None
+            }
+        };
+        self.timed("tokenize", &self.keys.app, "/v1/tokens", quota, deadline, next, check).await
+    }
+
+    /// The `register` mode on one client: `POST /v1/instruments` with a new card each time (`pan()`
+    /// draws the run's next number; None once they are spent), until `quota` requests or `deadline`.
+    /// Right is `201` with an `ins_…` id and the card's last four digits.
+    pub async fn register(
+        &self,
+        pan: impl Fn() -> Option<String> + Send,
+        quota: Option<u64>,
+        deadline: Option<Instant>,
+    ) -> Stats {
+        let next = || {
+            let pan = pan()?;
+            let last4 = pan[pan.len().saturating_sub(4)..].to_string();
+            Some((json!({ "type": "card", "pan": pan, "expiry": EXPIRY }), last4))
+        };
+        let check = |last4: &String, status: u16, v: &Value| {
+            let right = v["id"].as_str().is_some_and(|id| id.starts_with("ins_"))
+                && v["last4"].as_str() == Some(last4.as_str())
+                && v["status"] == "active";
+            if status != 201 {
+                Some(Wrong::Code)
+            } else if !right {
+                Some(Wrong::Echo)
+            } else {
+                None
+            }
+        };
+        self.timed("register", &self.keys.app, "/v1/instruments", quota, deadline, next, check).await
+    }
+
+    /// The `detokenize` mode on one client: `POST /v1/detokenize` with the `van` key for each of
+    /// `tokens` (token, the PAN behind it) in turn, until `quota` requests or `deadline`. Right is
+    /// `200` with that PAN and the card's expiry.
+    pub async fn detokenize(
+        &self,
+        tokens: Vec<(String, String)>,
+        quota: Option<u64>,
+        deadline: Option<Instant>,
+    ) -> Stats {
+        let mut turn = tokens.iter().cycle();
+        let next = || turn.next().map(|(t, pan)| (json!({ "token": t }), pan.clone()));
+        let check = |pan: &String, status: u16, v: &Value| {
+            if status != 200 {
+                Some(Wrong::Code)
+            } else if v["pan"].as_str() != Some(pan.as_str()) || v["expiry"] != EXPIRY {
+                Some(Wrong::Echo)
+            } else {
+                None
+            }
+        };
+        self.timed("detokenize", &self.keys.van, "/v1/detokenize", quota, deadline, next, check).await
+    }
+
+    /// A timed REST mode on one client: POSTs what `next` gives (a body and what the answer must
+    /// show) with `key` to `path`, one at a time, until `quota` requests (None: no limit),
+    /// `deadline`, or `next` has no more; `check` names what is wrong with an answer, if anything.
+    #[allow(clippy::too_many_arguments)]
+    async fn timed<E>(
+        &self,
+        op: &'static str,
+        key: &str,
+        path: &str,
+        quota: Option<u64>,
+        deadline: Option<Instant>,
+        mut next: impl FnMut() -> Option<(Value, E)>,
+        check: impl Fn(&E, u16, &Value) -> Option<Wrong>,
+    ) -> Stats {
+        let mut stats = Stats::default();
         let mut sent = 0u64;
         while quota.is_none_or(|q| sent < q) && deadline.is_none_or(|d| Instant::now() < d) {
+            let Some((body, expected)) = next() else { break };
             sent += 1;
-            stats.op("tokenize").requests += 1;
+            stats.op(op).requests += 1;
             let t0 = Instant::now();
-            let answer = self.post(&self.keys.app, "/v1/tokens", &body).await;
+            let answer = self.post(key, path, &body).await;
             let micros = u64::try_from(t0.elapsed().as_micros()).unwrap_or(u64::MAX);
-            let op = stats.op("tokenize");
+            let o = stats.op(op);
             match answer {
                 Ok((status, v)) => {
-                    op.answered(&status.to_string(), micros);
-                    let token_ok = v["token"].as_str().is_some_and(|t| {
-                        t.len() == 16 && t.bytes().all(|b| b.is_ascii_digit()) && crate::luhn::is_valid(t)
-                    });
-                    if status != 201 {
-                        op.wrong(Wrong::Code);
-                    } else if !token_ok {
-                        op.wrong(Wrong::Echo);
+                    o.answered(&status.to_string(), micros);
+                    if let Some(w) = check(&expected, status, &v) {
+                        o.wrong(w);
                     }
                 }
                 Err(e) => {
-                    tracing::debug!(error = %e, "load: POST /v1/tokens failed");
-                    op.wrong(if e.is_timeout() { Wrong::Timeout } else { Wrong::Connection });
+                    tracing::debug!(error = %e, path, "load: request failed");
+                    o.wrong(if e.is_timeout() { Wrong::Timeout } else { Wrong::Connection });
                 }
             }
         }

@@ -5,10 +5,13 @@
 //!
 //! 1. **Setup** (not timed), over REST with the demo keys: cards (one per connection, fresh Luhn-valid
 //!    test PANs of BIN 411111 and 555555), for `mixed` a gift certificate and a local-currency wallet
-//!    of `seoul-gangnam`, and for `pay` and `mixed` every one-time token the run will pay with.
+//!    of `seoul-gangnam`, for `pay` and `mixed` every one-time token the run will pay with, and for
+//!    `detokenize` four tokens per connection (`register` needs no setup).
 //! 2. **The timed part**: `--connections` ISO 8583 connections with up to `--pipeline` requests in
 //!    flight each (`echo`, `pay`, `mixed`; see [`modes`] and [`iso`]), or as many REST clients on
-//!    keep-alive connections (`tokenize`; see [`http`]). It ends after `--count` requests or
+//!    keep-alive connections, one request in flight each (`tokenize`; `register`, a new card of the
+//!    demo BINs each time; `detokenize` with the `van` key, which needs the server's
+//!    `[limits] detokenize_per_second = 0` to measure more than that limit; see [`http`]). It ends after `--count` requests or
 //!    `--duration`, whichever comes first (`--duration` defaults to 10 s when `--count` is absent;
 //!    `pay` and `mixed` need `--count`, because their tokens are issued beforehand).
 //!
@@ -43,6 +46,10 @@ pub enum Mode {
     Pay,
     /// Card, gift certificate and local-currency payments, partial cancels and reversals.
     Mixed,
+    /// `POST /v1/instruments` over HTTP, a new card each time.
+    Register,
+    /// `POST /v1/detokenize` over HTTP with tokens issued beforehand.
+    Detokenize,
 }
 
 impl Mode {
@@ -52,7 +59,16 @@ impl Mode {
             Mode::Tokenize => "tokenize",
             Mode::Pay => "pay",
             Mode::Mixed => "mixed",
+            Mode::Register => "register",
+            Mode::Detokenize => "detokenize",
         }
+    }
+}
+
+impl Mode {
+    /// Whether the mode's timed part is REST (one request in flight per client).
+    pub fn over_rest(self) -> bool {
+        matches!(self, Mode::Tokenize | Mode::Register | Mode::Detokenize)
     }
 }
 
@@ -64,7 +80,9 @@ impl FromStr for Mode {
             "tokenize" => Ok(Mode::Tokenize),
             "pay" => Ok(Mode::Pay),
             "mixed" => Ok(Mode::Mixed),
-            _ => Err(format!("unknown mode {s:?}: echo, tokenize, pay or mixed")),
+            "register" => Ok(Mode::Register),
+            "detokenize" => Ok(Mode::Detokenize),
+            _ => Err(format!("unknown mode {s:?}: echo, tokenize, pay, mixed, register or detokenize")),
         }
     }
 }
@@ -126,6 +144,8 @@ const GIFT_FACE_VALUE: u64 = 100_000_000;
 const LOCAL_CHARGE: u64 = 50_000_000;
 /// The demo region of the wallet, whose merchant is [`modes::LOCAL_MERCHANT`].
 const LOCAL_REGION: &str = "seoul-gangnam";
+/// Tokens each `detokenize` client turns back into its card's number, in turn.
+const DETOKENIZE_TOKENS: usize = 4;
 /// REST requests at a time while preparing.
 const SETUP_PARALLEL: usize = 32;
 
@@ -181,6 +201,16 @@ fn test_pan(nonce: u32, i: usize) -> Result<String, LoadError> {
     crate::luhn::complete(&format!("{bin}{serial:09}")).ok_or_else(|| LoadError::Setup("test PAN".into()))
 }
 
+/// Card `n` of a `register` run: BIN 411111 (`hanbit`) or 555555 (`nuri`) in turn, three digits
+/// of the run, a six-digit serial, a Luhn digit; None past the millionth.
+fn register_pan(nonce: u32, n: u64) -> Option<String> {
+    if n >= 1_000_000 {
+        return None;
+    }
+    let bin = if n.is_multiple_of(2) { "411111" } else { "555555" };
+    crate::luhn::complete(&format!("{bin}{:03}{n:06}", nonce % 1000))
+}
+
 fn read_keys(path: &std::path::Path) -> Result<Keys, LoadError> {
     let err = |message: String| LoadError::Keys { path: path.display().to_string(), message };
     let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
@@ -217,7 +247,7 @@ pub async fn run(opts: &LoadOptions) -> Result<Report, LoadError> {
     let mut report = Report {
         mode: opts.mode.as_str(),
         connections: conns,
-        pipeline: if opts.mode == Mode::Tokenize { 1 } else { opts.pipeline },
+        pipeline: if opts.mode.over_rest() { 1 } else { opts.pipeline },
         setup_seconds: 0.0,
         seconds: 0.0,
         stats: Stats::default(),
@@ -232,10 +262,57 @@ pub async fn run(opts: &LoadOptions) -> Result<Report, LoadError> {
         return Ok(report);
     }
 
-    let rest = Rest::new(&opts.http, read_keys(&opts.keys)?)?;
+    let keys = read_keys(&opts.keys)?;
+    if opts.mode == Mode::Detokenize && keys.van.is_empty() {
+        return Err(LoadError::Keys {
+            path: opts.keys.display().to_string(),
+            message: "--mode detokenize needs the `van` key (scope detokenize)".into(),
+        });
+    }
+    let rest = Rest::new(&opts.http, keys)?;
+
+    if opts.mode == Mode::Register {
+        // Every card of the run is new: BIN 411111 or 555555 in turn, three digits of the run, a
+        // six-digit serial, a Luhn digit.
+        let next = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        report.setup_seconds = setup_started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        let deadline = duration.map(|d| started + d);
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..conns {
+            let (rest, q, next) = (rest.clone(), quota(i), next.clone());
+            tasks.spawn(async move {
+                let pan = move || register_pan(nonce, next.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+                rest.register(pan, q, deadline).await
+            });
+        }
+        join_rest(&mut report, tasks).await?;
+        report.seconds = started.elapsed().as_secs_f64();
+        return Ok(report);
+    }
+
     let pans = (0..conns).map(|i| test_pan(nonce, i)).collect::<Result<Vec<_>, _>>()?;
     eprintln!("tsp load: registering {conns} cards");
-    let cards = rest.cards(pans, SETUP_PARALLEL).await?;
+    let cards = rest.cards(pans.clone(), SETUP_PARALLEL).await?;
+
+    if opts.mode == Mode::Detokenize {
+        let wanted: Vec<String> =
+            cards.iter().flat_map(|c| std::iter::repeat_n(c.clone(), DETOKENIZE_TOKENS)).collect();
+        eprintln!("tsp load: issuing {} tokens", wanted.len());
+        let tokens = rest.tokens(wanted, SETUP_PARALLEL).await?;
+        report.setup_seconds = setup_started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        let deadline = duration.map(|d| started + d);
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, (chunk, pan)) in tokens.chunks(DETOKENIZE_TOKENS).zip(&pans).enumerate() {
+            let mine: Vec<(String, String)> = chunk.iter().map(|t| (t.clone(), pan.clone())).collect();
+            let (rest, q) = (rest.clone(), quota(i));
+            tasks.spawn(async move { rest.detokenize(mine, q, deadline).await });
+        }
+        join_rest(&mut report, tasks).await?;
+        report.seconds = started.elapsed().as_secs_f64();
+        return Ok(report);
+    }
 
     if opts.mode == Mode::Tokenize {
         report.setup_seconds = setup_started.elapsed().as_secs_f64();
@@ -246,12 +323,7 @@ pub async fn run(opts: &LoadOptions) -> Result<Report, LoadError> {
             let (rest, q) = (rest.clone(), quota(i));
             tasks.spawn(async move { rest.tokenize(&card, q, deadline).await });
         }
-        while let Some(r) = tasks.join_next().await {
-            match r {
-                Ok(s) => report.stats.add(&s),
-                Err(e) => return Err(LoadError::Setup(format!("tokenize task: {e}"))),
-            }
-        }
+        join_rest(&mut report, tasks).await?;
         report.seconds = started.elapsed().as_secs_f64();
         return Ok(report);
     }
@@ -318,6 +390,17 @@ pub async fn run(opts: &LoadOptions) -> Result<Report, LoadError> {
     report.seconds = secs;
     merge(&mut report, results);
     Ok(report)
+}
+
+/// Waits for the REST clients of a timed part and adds up what they counted.
+async fn join_rest(report: &mut Report, mut tasks: tokio::task::JoinSet<Stats>) -> Result<(), LoadError> {
+    while let Some(r) = tasks.join_next().await {
+        match r {
+            Ok(s) => report.stats.add(&s),
+            Err(e) => return Err(LoadError::Setup(format!("{} task: {e}", report.mode))),
+        }
+    }
+    Ok(())
 }
 
 /// The timed part over ISO 8583: one task per driver; the seconds from the start to the last answer.

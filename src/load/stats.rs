@@ -196,13 +196,18 @@ impl Report {
         self.stats.total().wrong_total()
     }
 
-    /// Answers `00` (or HTTP `201`) per operation family (`purchase`, `cancel`, `reversal`, `echo`,
-    /// `tokenize`), whatever the instrument.
+    /// Answers `00` (or the REST modes' success status: `201` for `tokenize` and `register`, `200`
+    /// for `detokenize`) per operation family (`purchase`, `cancel`, `reversal`, `echo`, `tokenize`,
+    /// `register`, `detokenize`), whatever the instrument.
     pub fn approved(&self) -> BTreeMap<&'static str, u64> {
         let mut out = BTreeMap::new();
         for (name, s) in &self.stats.ops {
             let family = name.split(' ').next().unwrap_or(name);
-            let ok = if *name == "tokenize" { s.code("201") } else { s.code("00") };
+            let ok = match *name {
+                "tokenize" | "register" => s.code("201"),
+                "detokenize" => s.code("200"),
+                _ => s.code("00"),
+            };
             *out.entry(family).or_default() += ok;
         }
         out

@@ -56,9 +56,9 @@ enum Backend {
     Postgres(postgres::PgStore),
 }
 
-/// The service's storage; cheap to clone.
+/// The service's storage; cheap to clone. (Clones share one audit appender: one chain per process.)
 #[derive(Clone)]
-pub struct Store(Backend);
+pub struct Store(Backend, Arc<audit_log::Appender>);
 
 macro_rules! dispatch {
     ($self:ident, $s:ident => $e:expr) => {
@@ -69,17 +69,46 @@ macro_rules! dispatch {
     };
 }
 
+mod audit_log;
+
+impl Backend {
+    async fn audit_last(&self) -> StoreResult<Option<(i64, String)>> {
+        match self {
+            Backend::Sqlite(s) => s.audit_last().await,
+            Backend::Postgres(s) => s.audit_last().await,
+        }
+    }
+
+    async fn audit_heads_since(&self, after: i64, own: &str) -> StoreResult<Vec<AuditHead>> {
+        match self {
+            Backend::Sqlite(s) => s.audit_heads_since(after, own).await,
+            Backend::Postgres(s) => s.audit_heads_since(after, own).await,
+        }
+    }
+
+    async fn insert_audit_rows(&self, rows: &[NewAuditRow]) -> StoreResult<Vec<(i64, i64)>> {
+        match self {
+            Backend::Sqlite(s) => s.insert_audit_rows(rows).await,
+            Backend::Postgres(s) => s.insert_audit_rows(rows).await,
+        }
+    }
+}
+
 impl Store {
+    fn new(backend: Backend) -> Store {
+        Store(backend, Arc::default())
+    }
+
     /// Opens (creating if needed) the SQLite database at `path` and applies migrations.
     pub async fn open_sqlite(path: &Path) -> StoreResult<Store> {
-        Ok(Store(Backend::Sqlite(sqlite::SqliteStore::open(path).await?)))
+        Ok(Store::new(Backend::Sqlite(sqlite::SqliteStore::open(path).await?)))
     }
 
     /// Opens the database a URL names (`postgres://…`, `postgresql://…` or `sqlite://path`) and
     /// applies its migrations. The error never echoes the URL (it may hold a password).
     pub async fn open_url(url: &str) -> StoreResult<Store> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Ok(Store(Backend::Postgres(postgres::PgStore::open(url).await?)));
+            return Ok(Store::new(Backend::Postgres(postgres::PgStore::open(url).await?)));
         }
         match url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
             Some(path) => Self::open_sqlite(Path::new(path)).await,
@@ -98,11 +127,11 @@ impl Store {
         match self.0 {
             Backend::Sqlite(mut s) => {
                 s.money = money;
-                Store(Backend::Sqlite(s))
+                Store(Backend::Sqlite(s), self.1)
             }
             Backend::Postgres(mut s) => {
                 s.money = money;
-                Store(Backend::Postgres(s))
+                Store(Backend::Postgres(s), self.1)
             }
         }
     }
@@ -468,19 +497,14 @@ impl Store {
         dispatch!(self, s => s.delete_terminal(id).await)
     }
 
-    /// Appends an audit row chained to the last one (see `crate::audit`).
-    pub async fn append_audit(
-        &self,
-        row: &AuditFields<'_>,
-        genesis: &str,
-        hash: &(dyn Fn(&str, i64) -> String + Sync),
-    ) -> StoreResult<i64> {
-        dispatch!(self, s => s.append_audit(row, genesis, hash).await)
+    /// Appends an audit row to this process's chain (see `crate::audit`); its `seq` once durable.
+    pub async fn append_audit(&self, row: AuditDraft) -> StoreResult<i64> {
+        self.1.append(&self.0, row).await
     }
 
-    /// Up to `limit` audit rows after sequence number `after`, in order.
-    pub async fn audit_rows(&self, after: i64, limit: i64) -> StoreResult<Vec<AuditRow>> {
-        dispatch!(self, s => s.audit_rows(after, limit).await)
+    /// Hands the audit rows to `visit` in `seq` order, in one snapshot (see the backends).
+    pub async fn audit_scan(&self, links: bool, visit: &mut dyn FnMut(AuditPass, AuditRow) -> bool) -> StoreResult<()> {
+        dispatch!(self, s => s.audit_scan(links, visit).await)
     }
 
     /// `tsp seed`'s bulk load of cards and tokens, in one transaction (see the backends).

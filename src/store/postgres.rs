@@ -62,6 +62,34 @@ impl PgStore {
         self.write.close().await;
     }
 
+    /// Writes a batch of chained audit rows in one statement (autocommit: durable when it returns)
+    /// and returns each row's (`seq`, `link`); `seq` comes from the table's sequence, in link order.
+    pub async fn insert_audit_rows(&self, rows: &[NewAuditRow]) -> StoreResult<Vec<(i64, i64)>> {
+        let col = |f: fn(&NewAuditRow) -> String| rows.iter().map(f).collect::<Vec<String>>();
+        let chains = col(|r| r.chain.clone());
+        let links: Vec<i64> = rows.iter().map(|r| r.link).collect();
+        let ats: Vec<i64> = rows.iter().map(|r| r.at).collect();
+        let subjects: Vec<Option<String>> = rows.iter().map(|r| r.subject.clone()).collect();
+        Ok(sqlx::query_as(
+            "INSERT INTO audit_log (chain, link, at, actor, action, subject, outcome, detail, prev_hash, hash) \
+             SELECT * FROM UNNEST($1::text[], $2::int8[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::text[], \
+             $8::text[], $9::text[], $10::text[]) AS r(chain, link, at, actor, action, subject, outcome, detail, \
+             prev_hash, hash) ORDER BY link RETURNING seq, link",
+        )
+        .bind(chains)
+        .bind(links)
+        .bind(ats)
+        .bind(col(|r| r.actor.clone()))
+        .bind(col(|r| r.action.clone()))
+        .bind(subjects)
+        .bind(col(|r| r.outcome.clone()))
+        .bind(col(|r| r.detail.clone()))
+        .bind(col(|r| r.prev_hash.clone()))
+        .bind(col(|r| r.hash.clone()))
+        .fetch_all(&self.write)
+        .await?)
+    }
+
     /// A connection for one write of at most one writing statement (autocommit: PostgreSQL shares
     /// fsyncs between concurrent commits itself).
     async fn writer(&self) -> StoreResult<PgWriter> {
@@ -111,7 +139,5 @@ sql_store!(
     snapshot = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY",
     seed_indexes = "SELECT indexname::text, indexdef FROM pg_indexes WHERE schemaname = current_schema() \
                     AND tablename IN ('instruments', 'tokens') \
-                    AND indexname NOT IN (SELECT conname FROM pg_constraint) ORDER BY indexname",
-    // Held to the end of the append's transaction: nodes chain their rows one after another.
-    audit_lock = "SELECT pg_advisory_xact_lock(8583001)"
+                    AND indexname NOT IN (SELECT conname FROM pg_constraint) ORDER BY indexname"
 );

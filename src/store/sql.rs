@@ -141,8 +141,7 @@ macro_rules! sql_store {
         $Conn:ty,
         for_update = $for_update:literal,
         snapshot = $snapshot:literal,
-        seed_indexes = $seed_indexes:literal,
-        audit_lock = $audit_lock:literal
+        seed_indexes = $seed_indexes:literal
     ) => {
         impl $Store {
             /// What reads this store's rows' amounts (see [`Money`]).
@@ -356,48 +355,42 @@ macro_rules! sql_store {
             $Conn,
             for_update = $for_update,
             snapshot = $snapshot,
-            seed_indexes = $seed_indexes,
-            audit_lock = $audit_lock
+            seed_indexes = $seed_indexes
         );
         sql_tokens!(
             $Store,
             $Conn,
             for_update = $for_update,
             snapshot = $snapshot,
-            seed_indexes = $seed_indexes,
-            audit_lock = $audit_lock
+            seed_indexes = $seed_indexes
         );
         sql_audit!(
             $Store,
             $Conn,
             for_update = $for_update,
             snapshot = $snapshot,
-            seed_indexes = $seed_indexes,
-            audit_lock = $audit_lock
+            seed_indexes = $seed_indexes
         );
         sql_transactions!(
             $Store,
             $Conn,
             for_update = $for_update,
             snapshot = $snapshot,
-            seed_indexes = $seed_indexes,
-            audit_lock = $audit_lock
+            seed_indexes = $seed_indexes
         );
         sql_stored_value!(
             $Store,
             $Conn,
             for_update = $for_update,
             snapshot = $snapshot,
-            seed_indexes = $seed_indexes,
-            audit_lock = $audit_lock
+            seed_indexes = $seed_indexes
         );
         sql_local!(
             $Store,
             $Conn,
             for_update = $for_update,
             snapshot = $snapshot,
-            seed_indexes = $seed_indexes,
-            audit_lock = $audit_lock
+            seed_indexes = $seed_indexes
         );
         sql_terminals!($Store);
         sql_events!($Store, for_update = $for_update);

@@ -85,6 +85,43 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// Writes a batch of chained audit rows in one statement (a single statement needs no
+    /// savepoint) and returns once the epoch holding it is committed: each row's (`seq`, `link`).
+    pub async fn insert_audit_rows(&self, rows: &[NewAuditRow]) -> StoreResult<Vec<(i64, i64)>> {
+        let batch: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|r| {
+                serde_json::json!([
+                    r.chain,
+                    r.link,
+                    r.at,
+                    r.actor,
+                    r.action,
+                    r.subject,
+                    r.outcome,
+                    r.detail,
+                    r.prev_hash,
+                    r.hash
+                ])
+            })
+            .collect();
+        let batch = serde_json::Value::Array(batch).to_string();
+        let mut w = self.writer().await?;
+        let assigned: Vec<(i64, i64)> = sqlx::query_as(
+            "INSERT INTO audit_log (chain, link, at, actor, action, subject, outcome, detail, prev_hash, hash) \
+             SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), \
+             json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'), \
+             json_extract(value, '$[6]'), json_extract(value, '$[7]'), json_extract(value, '$[8]'), \
+             json_extract(value, '$[9]') FROM json_each($1) ORDER BY key \
+             RETURNING seq, link",
+        )
+        .bind(batch)
+        .fetch_all(w.conn())
+        .await?;
+        w.done().await?;
+        Ok(assigned)
+    }
+
     pub async fn close(&self) {
         self.group.close().await;
         self.read.close().await;
@@ -97,9 +134,7 @@ sql_store!(
     for_update = "",
     snapshot = "",
     seed_indexes = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name IN ('instruments', 'tokens') \
-                    AND sql IS NOT NULL ORDER BY name",
-    // (One writer already.)
-    audit_lock = "SELECT 1"
+                    AND sql IS NOT NULL ORDER BY name"
 );
 
 /// Makes the database file (created empty here when new) and its `-wal` and `-shm` files readable

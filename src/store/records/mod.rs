@@ -576,10 +576,78 @@ impl AuditRow {
     }
 }
 
+impl AuditRow {
+    /// The row's place in its chain: its `link`, or for a row of the legacy chain (`chain` empty,
+    /// written before chains were per process) its `seq`.
+    pub fn position(&self) -> i64 {
+        self.link.unwrap_or(self.seq)
+    }
+}
+
+/// An audit row as its caller hands it over, before it is numbered and chained.
+#[derive(Debug, Clone)]
+pub struct AuditDraft {
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub subject: Option<String>,
+    pub outcome: String,
+    pub detail: String,
+}
+
+/// An audit row ready to be written: numbered in its chain and hashed (its `seq` is the database's).
+#[derive(Debug, Clone)]
+pub struct NewAuditRow {
+    pub chain: String,
+    pub link: i64,
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub subject: Option<String>,
+    pub outcome: String,
+    pub detail: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl NewAuditRow {
+    pub fn fields(&self) -> AuditFields<'_> {
+        AuditFields {
+            at: self.at,
+            actor: &self.actor,
+            action: &self.action,
+            subject: self.subject.as_deref(),
+            outcome: &self.outcome,
+            detail: &self.detail,
+        }
+    }
+}
+
+/// The last row of another chain, as an anchor names it (`chain`, `link`, `hash`).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AuditHead {
+    pub chain: String,
+    pub link: i64,
+    pub hash: String,
+}
+
+/// Which pass of [`crate::store::Store::audit_scan`] a row comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditPass {
+    /// First, only the rows that name other rows (chain starts and anchors), in order.
+    Links,
+    /// Then every row, in order.
+    Rows,
+}
+
 /// One row of the audit trail (see `crate::audit`).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AuditRow {
     pub seq: i64,
+    /// The chain it belongs to: one per process that wrote rows; empty for the legacy chain.
+    pub chain: String,
+    /// Its place in that chain (1, 2, …); None in the legacy chain, whose place is `seq`.
+    pub link: Option<i64>,
     pub at: i64,
     pub actor: String,
     pub action: String,

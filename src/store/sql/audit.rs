@@ -1,4 +1,5 @@
-//! The hash-chained audit trail: appends (serialized) and reads.
+//! The hash-chained audit trail: what the appender (`audit_log.rs`) reads before a batch, and the
+//! walk that verifies and exports it. Each backend writes a batch itself (`insert_audit_rows`).
 //! Expanded by `sql_store!` (`sql.rs`) once per backend, inside that backend's module.
 
 macro_rules! sql_audit {
@@ -7,60 +8,67 @@ macro_rules! sql_audit {
         $Conn:ty,
         for_update = $for_update:literal,
         snapshot = $snapshot:literal,
-        seed_indexes = $seed_indexes:literal,
-        audit_lock = $audit_lock:literal
+        seed_indexes = $seed_indexes:literal
     ) => {
         impl $Store {
-            /// Appends one audit row after the last one (the first after `genesis`): `hash(prev_hash,
-            /// seq)` gives its chain hash.
-            /// Appends are serialized (the single writer on SQLite, an advisory lock on PostgreSQL), so
-            /// the chain has no forks. Returns the row's sequence number.
-            pub async fn append_audit(
-                &self,
-                row: &AuditFields<'_>,
-                genesis: &str,
-                hash: &(dyn Fn(&str, i64) -> String + Sync),
-            ) -> StoreResult<i64> {
-                let mut w = self.atomic_writer().await?;
-                sqlx::query($audit_lock).execute(w.conn()).await?;
-                let last: Option<(i64, String)> =
-                    sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-                        .fetch_optional(w.conn())
-                        .await?;
-                let (seq, prev) = match last {
-                    Some((seq, h)) => (seq + 1, h),
-                    None => (1, genesis.to_string()),
-                };
-                let row_hash = hash(&prev, seq);
-                sqlx::query(
-                    "INSERT INTO audit_log (seq, at, actor, action, subject, outcome, detail, prev_hash, hash) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                )
-                .bind(seq)
-                .bind(row.at)
-                .bind(row.actor)
-                .bind(row.action)
-                .bind(row.subject)
-                .bind(row.outcome)
-                .bind(row.detail)
-                .bind(&prev)
-                .bind(&row_hash)
-                .execute(w.conn())
-                .await?;
-                w.done().await?;
-                Ok(seq)
+            /// The trail's last row (by `seq`): its `seq` and hash.
+            pub async fn audit_last(&self) -> StoreResult<Option<(i64, String)>> {
+                Ok(sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+                    .fetch_optional(&self.read)
+                    .await?)
             }
 
-            /// Up to `limit` audit rows after `after`, in order.
-            pub async fn audit_rows(&self, after: i64, limit: i64) -> StoreResult<Vec<AuditRow>> {
+            /// The last row of every chain but `own` (and the legacy one) that has rows after `after`.
+            pub async fn audit_heads_since(&self, after: i64, own: &str) -> StoreResult<Vec<AuditHead>> {
                 Ok(sqlx::query_as(
-                    "SELECT seq, at, actor, action, subject, outcome, detail, prev_hash, hash FROM audit_log \
-                     WHERE seq > $1 ORDER BY seq LIMIT $2",
+                    "SELECT a.chain, a.link, a.hash FROM audit_log a JOIN \
+                     (SELECT chain, MAX(link) AS link FROM audit_log WHERE seq > $1 AND chain <> $2 AND chain <> '' \
+                      GROUP BY chain) m ON a.chain = m.chain AND a.link = m.link ORDER BY a.chain",
                 )
                 .bind(after)
-                .bind(limit)
+                .bind(own)
                 .fetch_all(&self.read)
                 .await?)
+            }
+
+            /// Hands every row to `visit` in `seq` order, all in one snapshot: first (when `links`)
+            /// the chain starts and anchors ([`AuditPass::Links`]), then every row
+            /// ([`AuditPass::Rows`]). Stops when `visit` answers false.
+            pub async fn audit_scan(
+                &self,
+                links: bool,
+                visit: &mut dyn FnMut(AuditPass, AuditRow) -> bool,
+            ) -> StoreResult<()> {
+                let mut tx = self.read.begin().await?;
+                if !$snapshot.is_empty() {
+                    sqlx::query($snapshot).execute(&mut *tx).await?;
+                }
+                let passes: &[AuditPass] = if links { &[AuditPass::Links, AuditPass::Rows] } else { &[AuditPass::Rows] };
+                for pass in passes {
+                    let mut after = 0;
+                    loop {
+                        let q = match pass {
+                            AuditPass::Links => sqlx::query_as::<_, AuditRow>(
+                                "SELECT seq, chain, link, at, actor, action, subject, outcome, detail, prev_hash, hash \
+                                 FROM audit_log WHERE seq > $1 AND action IN ('audit.chain', 'audit.anchor') \
+                                 ORDER BY seq LIMIT 10000",
+                            ),
+                            AuditPass::Rows => sqlx::query_as::<_, AuditRow>(
+                                "SELECT seq, chain, link, at, actor, action, subject, outcome, detail, prev_hash, hash \
+                                 FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT 10000",
+                            ),
+                        };
+                        let page = q.bind(after).fetch_all(&mut *tx).await?;
+                        let Some(last) = page.last() else { break };
+                        after = last.seq;
+                        for r in page {
+                            if !visit(*pass, r) {
+                                return Ok(());
+                            }
+                        }
+                    }
+                }
+                Ok(())
             }
         }
     };

@@ -7,8 +7,7 @@ macro_rules! sql_stored_value {
         $Conn:ty,
         for_update = $for_update:literal,
         snapshot = $snapshot:literal,
-        seed_indexes = $seed_indexes:literal,
-        audit_lock = $audit_lock:literal
+        seed_indexes = $seed_indexes:literal
     ) => {
         impl $Store {
             // Cancellations.

@@ -7,8 +7,7 @@ macro_rules! sql_tokens {
         $Conn:ty,
         for_update = $for_update:literal,
         snapshot = $snapshot:literal,
-        seed_indexes = $seed_indexes:literal,
-        audit_lock = $audit_lock:literal
+        seed_indexes = $seed_indexes:literal
     ) => {
         impl $Store {
             /// Inserts a live token unless its number is taken by another live token or is a vaulted

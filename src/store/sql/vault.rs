@@ -7,8 +7,7 @@ macro_rules! sql_vault {
         $Conn:ty,
         for_update = $for_update:literal,
         snapshot = $snapshot:literal,
-        seed_indexes = $seed_indexes:literal,
-        audit_lock = $audit_lock:literal
+        seed_indexes = $seed_indexes:literal
     ) => {
         impl $Store {
             pub async fn insert_requestor(&self, r: &RequestorRow, key: &ApiKeyRow) -> StoreResult<()> {

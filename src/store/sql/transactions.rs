@@ -12,13 +12,9 @@ macro_rules! sql_transactions {
         impl $Store {
             // Payments.
 
-            pub async fn claim_transaction(&self, t: &TxnRow) -> StoreResult<Claim> {
-                let mut w = self.writer().await?;
-                let r = bind_txn!(sqlx::query(TXN_INSERT), t).execute(w.conn()).await?;
-                if r.rows_affected() == 1 {
-                    w.done().await?;
-                    return Ok(Claim::New);
-                }
+            /// The transaction holding `t`'s duplicate key, read through the writer (it may be in the
+            /// writer's uncommitted epoch).
+            async fn holder_of_key(&self, conn: &mut $Conn, t: &TxnRow) -> StoreResult<Box<TxnRow>> {
                 let existing: Option<TxnRow<i64>> = sqlx::query_as(concat!(
                     "SELECT ",
                     txn_cols!(),
@@ -29,32 +25,30 @@ macro_rules! sql_transactions {
                 .bind(&t.stan)
                 .bind(&t.transmitted)
                 .bind(&t.acquirer_id)
-                .fetch_optional(w.conn())
+                .fetch_optional(&mut *conn)
                 .await?;
-                w.abort().await?;
                 let existing = existing.ok_or_else(|| StoreError::Corrupt("duplicate key without a transaction".into()))?;
-                Ok(Claim::Existing(Box::new(existing.read_money(self.money())?)))
+                Ok(Box::new(existing.read_money(self.money())?))
+            }
+
+            pub async fn claim_transaction(&self, t: &TxnRow) -> StoreResult<Claim> {
+                let mut w = self.writer().await?;
+                let r = bind_txn!(sqlx::query(TXN_INSERT), t).execute(w.conn()).await?;
+                if r.rows_affected() == 1 {
+                    w.done().await?;
+                    return Ok(Claim::New);
+                }
+                let existing = self.holder_of_key(w.conn(), t).await;
+                w.abort().await?;
+                Ok(Claim::Existing(existing?))
             }
 
             pub async fn claim_holding(&self, t: &TxnRow, key: &str, lease: &str, now: i64) -> StoreResult<ClaimHold> {
                 let mut w = self.atomic_writer().await?;
                 if bind_txn!(sqlx::query(TXN_INSERT), t).execute(w.conn()).await?.rows_affected() != 1 {
-                    let existing: Option<TxnRow<i64>> = sqlx::query_as(concat!(
-                        "SELECT ",
-                        txn_cols!(),
-                        " FROM transactions WHERE msg_class = $1 AND terminal_id = $2 AND stan = $3 AND transmitted = $4 AND acquirer_id = $5"
-                    ))
-                    .bind(&t.msg_class)
-                    .bind(&t.terminal_id)
-                    .bind(&t.stan)
-                    .bind(&t.transmitted)
-                    .bind(&t.acquirer_id)
-                    .fetch_optional(w.conn())
-                    .await?;
+                    let existing = self.holder_of_key(w.conn(), t).await;
                     w.abort().await?;
-                    let existing =
-                        existing.ok_or_else(|| StoreError::Corrupt("duplicate key without a transaction".into()))?;
-                    return Ok(ClaimHold::Existing(Box::new(existing.read_money(self.money())?)));
+                    return Ok(ClaimHold::Existing(existing?));
                 }
                 // The row stays (pending) whatever follows: the caller records its outcome.
                 let reversed: Option<bool> =

@@ -1,9 +1,10 @@
 //! The REST front's listener: at most a configured number of connections at once, and each
 //! connection's peer address for the handlers (the abuse limits count refused keys by source).
 //!
-//! A connection past the cap is answered `503 connections_exhausted` with `Retry-After` and closed
-//! at once, without being served: the service keeps its file descriptors for the connections it
-//! serves, its health check and its ISO 8583 front.
+//! A connection past the cap is answered `503 connections_exhausted` with `Retry-After` once its
+//! request's head has arrived (at most a second), and closed, without being served: the service
+//! keeps its file descriptors for the connections it serves, its health check and its ISO 8583
+//! front.
 //!
 //! With a TLS acceptor (`[tls.rest]`) each connection's handshake runs on its own task, within
 //! [`HANDSHAKE_TIMEOUT`], and finished connections come back to `accept` through a channel: a slow or
@@ -20,7 +21,7 @@ use std::time::Duration;
 
 use axum::extract::connect_info::Connected;
 use axum::serve::{IncomingStream, Listener};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
@@ -74,7 +75,7 @@ impl Listener for CappedListener {
                 Some(ready) = self.ready_rx.recv() => return ready,
                 accepted = self.inner.accept() => accepted,
             };
-            let (mut io, peer) = match accepted {
+            let (io, peer) = match accepted {
                 Ok(c) => c,
                 Err(e) => {
                     // Out of descriptors, say: wait a little rather than spin.
@@ -107,10 +108,7 @@ impl Listener for CappedListener {
                         continue;
                     }
                     // Answered and closed off the accept loop, so a flood cannot stall accepting.
-                    tokio::spawn(async move {
-                        let _ = tokio::time::timeout(Duration::from_secs(1), io.write_all(EXHAUSTED)).await;
-                        let _ = io.shutdown().await;
-                    });
+                    tokio::spawn(refuse(io));
                 }
             }
         }
@@ -157,6 +155,41 @@ impl AsyncWrite for Counted {
     fn is_write_vectored(&self) -> bool {
         self.io.is_write_vectored()
     }
+}
+
+/// Answers a connection past the cap `503` and closes it, each step bounded in time. The request's
+/// head is read first: an answer that arrives before the client has sent its request is one HTTP
+/// clients take for a broken connection (hyper: "unexpected message"), and closing a socket with
+/// unread bytes resets it under the answer. So: read up to the blank line (at most 16 KiB, 1 s),
+/// answer, shut the write side, and drain what else comes for a moment before closing.
+async fn refuse(mut io: tokio::net::TcpStream) {
+    let mut buf = [0u8; 2048];
+    let mut head: Vec<u8> = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        loop {
+            match io.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    head.extend_from_slice(&buf[..n]);
+                    if head.windows(4).any(|w| w == b"\r\n\r\n") || head.len() > 16 * 1024 {
+                        break;
+                    }
+                }
+            }
+        }
+    })
+    .await;
+    drop(head);
+    let _ = tokio::time::timeout(Duration::from_secs(1), io.write_all(EXHAUSTED)).await;
+    let _ = io.shutdown().await;
+    let _ = tokio::time::timeout(Duration::from_millis(500), async {
+        while let Ok(n) = io.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 #[cfg(test)]

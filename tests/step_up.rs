@@ -124,7 +124,12 @@ async fn a_stepped_up_card_verifies_by_sms_and_its_assurance_reaches_the_issuer(
 
 #[tokio::test]
 async fn the_demo_walks_a_step_up_through_the_simulated_phone() {
-    let s = TestServer::start().await;
+    // The demo configuration with the velocity rule its comments show.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tsp.toml");
+    let velocity = "[[issuer_sim.activation]]\nregistrations_over = 5\nwindow_seconds = 3600\ndecision = \"step_up\"\n";
+    std::fs::write(&path, format!("{}\n{velocity}", tsp::config::DEFAULT_TOML)).unwrap();
+    let s = TestServer::start_with(dir, &["--config", path.to_str().unwrap()]).await;
     let app = s.keys.app.clone();
     let (st, _) = s.post(&app, "/v1/webhooks", json!({ "url": "http://127.0.0.1:9/hook" })).await;
     assert_eq!(st, 201);
@@ -170,7 +175,8 @@ async fn the_demo_walks_a_step_up_through_the_simulated_phone() {
     assert!(kinds.contains(&("instrument.verified", "active")), "{kinds:?}");
     assert!(!events.to_string().contains(&pan), "no PAN in events");
 
-    // A card asked to be registered more than 5 times in an hour is stepped up (the velocity rule).
+    // A card asked to be registered more than 5 times in an hour is stepped up (the velocity rule,
+    // after the demo's BIN rules).
     let busy = common::card("411111", 88, 16);
     for round in 0..6 {
         let (st, v) = register(&s, &app, &busy).await;

@@ -128,7 +128,7 @@ async fn pay_decision(f: &mut InFlight<'_>, pan: &Pan) -> crate::Result<Paid> {
     txn.instrument_kind = Some(InstrumentKind::Card);
     txn.issuer_id = instrument.issuer_id.clone();
     // What resolving this payment after a crash needs is recorded before the issuer is asked.
-    if !p.store.hold_for_issuer(txn, None, p.clock.now_ms()).await? {
+    if !p.store.hold_for_issuer(txn).await? {
         return Ok(Paid::Done(C::SYSTEM_ERROR));
     }
     let issuer_req = financial_request(req.msg, pan.expose(), Some(&expiry.yymm()), instrument.assurance);

@@ -614,10 +614,10 @@ impl Store {
         dispatch!(self, s => s.scrub_transactions(rows).await)
     }
 
-    /// Records a pending transaction's token, instrument, kind and issuer and leases its token to
-    /// it (see the backends), before the issuer is asked.
-    pub async fn hold_for_issuer(&self, t: &TxnRow, lease: Option<&str>, now: i64) -> StoreResult<bool> {
-        dispatch!(self, s => s.hold_for_issuer(t, lease, now).await)
+    /// Records a pending transaction's token, instrument, kind and issuer (see the backends),
+    /// before the issuer is asked.
+    pub async fn hold_for_issuer(&self, t: &TxnRow) -> StoreResult<bool> {
+        dispatch!(self, s => s.hold_for_issuer(t).await)
     }
 
     /// Reserves a card cancel's amount on its payment and records the cancel, together.

@@ -50,14 +50,13 @@ impl<'a> Reservation<'a> {
     }
 }
 
-/// Pays with a claimed transaction: a merchant token's (multi-use: nothing to lease).
+/// Pays with a claimed transaction: a merchant token's, which is multi-use (nothing to lease; a
+/// one-time token takes `claim_and_pay`).
 pub async fn pay(mut f: InFlight<'_>, paying: Paying) -> crate::Result<Reply> {
-    let p = f.p;
-    let lease = (!paying.token.multi_use).then(|| Lease { token_id: paying.token.id.clone() });
-    if !p.store.hold_for_issuer(&f.txn, lease.as_ref().map(|l| l.token_id.as_str()), p.clock.now_ms()).await? {
+    if !f.p.store.hold_for_issuer(&f.txn).await? {
         return f.decline(ResponseCode::TOKEN_USED, None, false).await;
     }
-    ask(f, paying, lease).await
+    ask(f, paying, None).await
 }
 
 /// Pays with a one-time token, the transaction not yet claimed: the claim and the token's lease are

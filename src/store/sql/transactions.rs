@@ -148,30 +148,10 @@ macro_rules! sql_transactions {
             }
 
             /// Records what later steps need of a pending transaction (its token, instrument, kind and
-            /// issuer) before anything leaves for an issuer and, with `lease`, leases that token to the
-            /// transaction: the lease is the transaction's id, held until its outcome is written or,
-            /// after a crash, until it is resolved. One database transaction; false (nothing written)
-            /// when the token is not free or the transaction is no longer pending.
-            pub async fn hold_for_issuer(&self, t: &TxnRow, lease: Option<&str>, now: i64) -> StoreResult<bool> {
-                let mut w = self.atomic_writer().await?;
-                if let Some(token_id) = lease {
-                    let r = sqlx::query(
-                        "UPDATE tokens SET lease_id = $2, lease_until = $4 \
-                         WHERE id = $1 AND state = 'active' AND suspended_at IS NULL AND expires_at > $3 \
-                           AND (lease_until IS NULL OR lease_until <= $3) \
-                           AND EXISTS (SELECT 1 FROM instruments i WHERE i.id = tokens.instrument_id AND i.status = 'active')",
-                    )
-                    .bind(token_id)
-                    .bind(&t.id)
-                    .bind(now)
-                    .bind(i64::MAX)
-                    .execute(w.conn())
-                    .await?;
-                    if r.rows_affected() != 1 {
-                        w.abort().await?;
-                        return Ok(false);
-                    }
-                }
+            /// issuer) before anything leaves for an issuer; false (nothing written) when it is no
+            /// longer pending. (A one-time token's lease is taken with the claim: `claim_holding`.)
+            pub async fn hold_for_issuer(&self, t: &TxnRow) -> StoreResult<bool> {
+                let mut w = self.writer().await?;
                 if bind_txn!(sqlx::query(TXN_UPDATE), t).execute(w.conn()).await?.rows_affected() != 1 {
                     w.abort().await?;
                     return Ok(false);

@@ -87,12 +87,12 @@ async fn check(f: &mut InFlight<'_>) -> crate::Result<Result<Paying, Refused>> {
         return Ok(Err(C::INVALID_TRANSACTION.into()));
     };
     let Some(number) = req.number else { return Ok(Err(C::FORMAT_ERROR.into())) };
-    let Some(token) = p.store.token_by_number(number).await? else { return Ok(Err(C::UNKNOWN_CARD.into())) };
+    let Some((token, instrument)) = p.store.token_with_instrument(number).await? else {
+        return Ok(Err(C::UNKNOWN_CARD.into()));
+    };
     f.txn.token_id = Some(token.id.clone());
     f.txn.instrument_id = Some(token.instrument_id.clone());
-    let Some(instrument) = p.store.instrument(&token.instrument_id).await? else {
-        return Ok(Err(C::INSTRUMENT_BLOCKED.into()));
-    };
+    let Some(instrument) = instrument else { return Ok(Err(C::INSTRUMENT_BLOCKED.into())) };
     f.txn.instrument_kind = Some(instrument.kind);
     f.txn.issuer_id = instrument.issuer_id.clone();
     f.txn.masked_pan = masked(&instrument);

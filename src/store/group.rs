@@ -12,7 +12,10 @@
 //! A write of several statements that must stand or fall together asks for an *atomic* writer, which
 //! runs inside its own savepoint; a single statement is atomic by itself and skips the two extra round
 //! trips to SQLite's thread (the connection is held for exactly the writes' round trips, so they are
-//! what bounds throughput).
+//! what bounds throughput). The hot path goes further: a *unit* writer sends its whole write as one
+//! text of statements (sqlx runs a multi-statement query on the connection's thread in one command,
+//! binding `$N` across all of them) that opens its own savepoint, so the write is one round trip
+//! whatever its number of statements (see `sqlite.rs`).
 //!
 //! If a commit fails, every writer of that epoch gets the error and nothing of the epoch is kept: a
 //! writer never reports success for a change that is not durable. An atomic writer that is dropped
@@ -89,6 +92,18 @@ impl GroupCommit {
 
     /// Waits for the connection for one write; an `atomic` one runs inside its own savepoint.
     pub async fn writer(&self, atomic: bool) -> StoreResult<Writer<'_>> {
+        self.take(if atomic { Hold::Atomic } else { Hold::Plain }).await
+    }
+
+    /// Waits for the connection for one unit of work sent whole: its text opens the savepoint itself
+    /// (`SAVEPOINT w;` first) and either releases it (finish with [`Writer::released`]) or leaves it
+    /// open for [`Writer::done`] or [`Writer::abort`]. Dropped unfinished — the unit failed midway or
+    /// its request was cancelled — the savepoint is rolled back if it is still open.
+    pub async fn unit_writer(&self) -> StoreResult<Writer<'_>> {
+        self.take(Hold::Unit).await
+    }
+
+    async fn take(&self, hold: Hold) -> StoreResult<Writer<'_>> {
         let mut st = self.state.lock().await;
         if st.closed {
             return Err(StoreError::Unavailable("store closed".into()));
@@ -101,11 +116,13 @@ impl GroupCommit {
             sqlx::query("BEGIN IMMEDIATE").execute(&mut st.conn).await?;
             st.open = true;
         }
-        if atomic && let Err(e) = sqlx::query("SAVEPOINT w").execute(&mut st.conn).await {
+        if hold == Hold::Atomic
+            && let Err(e) = sqlx::query("SAVEPOINT w").execute(&mut st.conn).await
+        {
             st.poisoned = true;
             return Err(e.into());
         }
-        Ok(Writer { group: self, state: st, atomic, finished: false })
+        Ok(Writer { group: self, state: st, atomic: hold != Hold::Plain, finished: false })
     }
 
     /// Commits the open epoch. (Also one no writer waits for — its writer was dropped — so that the
@@ -139,10 +156,12 @@ impl State {
     async fn settle(&mut self) {
         if self.dangling {
             self.dangling = false;
-            let undone = sqlx::query("ROLLBACK TO w").execute(&mut self.conn).await.is_ok()
-                && sqlx::query("RELEASE w").execute(&mut self.conn).await.is_ok();
-            if !undone {
-                self.poisoned = true;
+            match sqlx::query("ROLLBACK TO w; RELEASE w").execute(&mut self.conn).await {
+                Ok(_) => {}
+                // A unit that released its savepoint before its request was cancelled: it is whole.
+                // (Had SQLite dropped the epoch's transaction, the check below finds it.)
+                Err(e) if no_such_savepoint(&e) => self.unsure = true,
+                Err(_) => self.poisoned = true,
             }
         }
         if self.unsure {
@@ -206,8 +225,14 @@ impl Writer<'_> {
     /// Undoes this write's changes. It still waits for the epoch: what it read may have been written
     /// by an earlier writer of the same epoch, which is not yet durable.
     pub async fn abort(self) -> StoreResult<()> {
-        let sql: &[&str] = if self.atomic { &["ROLLBACK TO w", "RELEASE w"] } else { &[] };
+        let sql: &[&str] = if self.atomic { &["ROLLBACK TO w; RELEASE w"] } else { &[] };
         self.finish(sql).await
+    }
+
+    /// Keeps a unit's changes, its text having released its savepoint, and waits until they are
+    /// committed.
+    pub async fn released(self) -> StoreResult<()> {
+        self.finish(&[]).await
     }
 
     async fn finish(mut self, statements: &[&'static str]) -> StoreResult<()> {
@@ -232,6 +257,21 @@ impl Writer<'_> {
             None => Err(StoreError::Unavailable("epoch did not end".into())),
         }
     }
+}
+
+/// How a writer holds the connection.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Hold {
+    /// At most one writing statement: atomic by itself.
+    Plain,
+    /// Inside a savepoint this module opens.
+    Atomic,
+    /// Inside a savepoint the unit's own text opens.
+    Unit,
+}
+
+fn no_such_savepoint(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.message().contains("no such savepoint"))
 }
 
 impl Drop for Writer<'_> {
@@ -325,6 +365,43 @@ mod tests {
         drop(w); // a cancelled request
         insert(&g, 4, 1).await.unwrap();
         assert_eq!(committed(&opts).await, vec![1, 4]);
+    }
+
+    #[tokio::test]
+    async fn a_unit_stands_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let (g, opts) = open(&dir).await;
+        // Fails at its second statement: the first is undone.
+        let mut w = g.unit_writer().await.unwrap();
+        let failed = sqlx::query(
+            "SAVEPOINT w; INSERT INTO item (id, parent) VALUES (1, 1); INSERT INTO item (id, parent) VALUES (1, 1); \
+             RELEASE w",
+        )
+        .execute(w.conn())
+        .await;
+        assert!(failed.is_err());
+        drop(w);
+        // Whole, in one round trip.
+        let mut w = g.unit_writer().await.unwrap();
+        sqlx::query("SAVEPOINT w; INSERT INTO item (id, parent) VALUES (2, 1); INSERT INTO item (id, parent) VALUES (3, 1); RELEASE w")
+            .execute(w.conn())
+            .await
+            .unwrap();
+        w.released().await.unwrap();
+        // Its request cancelled after the text released the savepoint: the unit stands, and the
+        // epoch is not spoiled for the writers after it.
+        let mut w = g.unit_writer().await.unwrap();
+        sqlx::query("SAVEPOINT w; INSERT INTO item (id, parent) VALUES (4, 1); RELEASE w")
+            .execute(w.conn())
+            .await
+            .unwrap();
+        drop(w);
+        // Left open for an abort: undone.
+        let mut w = g.unit_writer().await.unwrap();
+        sqlx::query("SAVEPOINT w; INSERT INTO item (id, parent) VALUES (5, 1)").execute(w.conn()).await.unwrap();
+        w.abort().await.unwrap();
+        insert(&g, 6, 1).await.unwrap();
+        assert_eq!(committed(&opts).await, vec![2, 3, 4, 6]);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -532,6 +532,12 @@ impl Store {
         dispatch!(self, s => s.token_by_number(token).await)
     }
 
+    /// The live token with this number, else the newest dead one, with its instrument (`None` when
+    /// the instrument is gone).
+    pub async fn token_with_instrument(&self, number: &str) -> StoreResult<Option<(TokenRow, Option<InstrumentRow>)>> {
+        dispatch!(self, s => s.token_with_instrument(number).await)
+    }
+
     pub async fn token(&self, id: &str) -> StoreResult<Option<TokenRow>> {
         dispatch!(self, s => s.token(id).await)
     }

@@ -132,6 +132,82 @@ impl PgWriter {
     }
 }
 
+impl PgStore {
+    /// The live token with this number (else the newest dead one) and its instrument.
+    pub async fn token_with_instrument(&self, number: &str) -> StoreResult<Option<(TokenRow, Option<InstrumentRow>)>> {
+        let Some(token) = self.token_by_number(number).await? else { return Ok(None) };
+        let instrument = self.instrument(&token.instrument_id).await?;
+        Ok(Some((token, instrument)))
+    }
+}
+
+/// The hot path's writes, each one round trip: PostgreSQL runs a statement's data-modifying CTEs as
+/// one atomic statement (SQLite's form is a script of statements on the writer's thread, `sqlite.rs`).
+impl PgStore {
+    /// Claims a payment's duplicate key and leases its one-time token in one statement (see
+    /// [`Store::claim_holding`]): the pending row is inserted, and the token leased only when the row
+    /// is new and no reversal of it came first.
+    pub async fn claim_holding(&self, t: &TxnRow, key: &str, token_id: &str, now: i64) -> StoreResult<ClaimHold> {
+        let mut w = self.writer().await?;
+        let (claimed, reversed, held): (bool, bool, bool) = bind_txn!(
+            sqlx::query_as(concat!(
+                "WITH claimed AS (",
+                txn_insert!(),
+                " RETURNING id), reversed AS (SELECT ",
+                reversal_came_first!("$37"),
+                " AS yes), held AS (UPDATE tokens SET lease_id = $1, lease_until = $40 WHERE id = $38 \
+                 AND EXISTS (SELECT 1 FROM claimed) AND NOT (SELECT yes FROM reversed) AND ",
+                token_free!("$39"),
+                " RETURNING id) \
+                 SELECT EXISTS (SELECT 1 FROM claimed), (SELECT yes FROM reversed), EXISTS (SELECT 1 FROM held)"
+            )),
+            t
+        )
+        .bind(key)
+        .bind(token_id)
+        .bind(now)
+        .bind(i64::MAX)
+        .fetch_one(w.conn())
+        .await?;
+        if !claimed {
+            return Ok(ClaimHold::Existing(self.holder_of_key(w.conn(), t).await?));
+        }
+        Ok(match (reversed, held) {
+            (true, _) => ClaimHold::ReversalWaiting,
+            (false, true) => ClaimHold::Held,
+            (false, false) => ClaimHold::TokenBusy,
+        })
+    }
+
+    /// Consumes the leased token and records the approval in one database transaction; false (and
+    /// nothing written) when the lease is no longer held or the payment was decided meanwhile.
+    pub async fn approve_with_token(&self, t: &TxnRow, token_id: &str, lease_id: &str, now: i64) -> StoreResult<bool> {
+        let mut w = self.atomic_writer().await?;
+        let consumed = sqlx::query(consume_leased!("$1", "$2", "$3"))
+            .bind(token_id)
+            .bind(lease_id)
+            .bind(now)
+            .execute(w.conn())
+            .await?;
+        if consumed.rows_affected() != 1 {
+            w.abort().await?;
+            return Ok(false);
+        }
+        if bind_txn!(sqlx::query(TXN_UPDATE), t).execute(w.conn()).await?.rows_affected() != 1 {
+            // Reversed meanwhile: the token stays unconsumed.
+            w.abort().await?;
+            return Ok(false);
+        }
+        if let Some(instrument_id) = t.instrument_id.as_deref() {
+            let data = crate::events::token_data(token_id, "consumed");
+            emit(w.conn(), &EventDraft { instrument_id, kind: "token.consumed", data, now }).await?;
+        }
+        emit_txn(w.conn(), t).await?;
+        w.done().await?;
+        Ok(true)
+    }
+}
+
 sql_store!(
     PgStore,
     sqlx::PgConnection,

@@ -106,25 +106,73 @@ macro_rules! bind_txn {
     };
 }
 
-pub(super) const TXN_INSERT: &str = concat!(
-    "INSERT INTO transactions (",
-    txn_cols!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, \
-     $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36) \
-     ON CONFLICT (msg_class, terminal_id, stan, transmitted, acquirer_id) DO NOTHING"
-);
+/// Inserts a transaction row unless its duplicate key is taken; binds as [`bind_txn!`]. (A macro so
+/// that SQLite's units of work can put it into their text.)
+macro_rules! txn_insert {
+    () => {
+        concat!(
+            "INSERT INTO transactions (",
+            txn_cols!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, \
+             $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36) \
+             ON CONFLICT (msg_class, terminal_id, stan, transmitted, acquirer_id) DO NOTHING"
+        )
+    };
+}
+pub(super) const TXN_INSERT: &str = txn_insert!();
 
 /// Writes a transaction's outcome: its mutable columns (the key and the request's hash never change),
 /// once. Its parameters are [`bind_txn!`]'s (the numbers of `txn_cols!`; the key, the request's hash,
 /// `created_at` and the cancel reservation are left as they are). Only a `pending` row is written: a row another writer has decided — a reversal that found
 /// its original still pending because the node handling it died — is never overwritten by a late
 /// outcome, so a payment the terminal reversed cannot take effect afterwards.
-pub(super) const TXN_UPDATE: &str = "UPDATE transactions SET kind = $2, status = $3, mti = $4, response = $11, \
-     response_code = $12, processing_code = $13, merchant_id = $14, amount = $15, currency = $16, entry_mode = $17, \
-     token_id = $18, instrument_id = $19, instrument_kind = $20, masked_pan = $21, issuer_id = $22, original_id = $23, \
-     original_key = $24, auth_code = $25, rrn = $26, issuer_response = $27, issuer_ms = $28, total_ms = $29, \
-     updated_at = $31, cancel_type = $33, principal = $34, bonus = $35, forfeited = $36 \
-     WHERE id = $1 AND status = 'pending'";
+macro_rules! txn_update {
+    () => {
+        "UPDATE transactions SET kind = $2, status = $3, mti = $4, response = $11, \
+         response_code = $12, processing_code = $13, merchant_id = $14, amount = $15, currency = $16, entry_mode = $17, \
+         token_id = $18, instrument_id = $19, instrument_kind = $20, masked_pan = $21, issuer_id = $22, original_id = $23, \
+         original_key = $24, auth_code = $25, rrn = $26, issuer_response = $27, issuer_ms = $28, total_ms = $29, \
+         updated_at = $31, cancel_type = $33, principal = $34, bonus = $35, forfeited = $36 \
+         WHERE id = $1 AND status = 'pending'"
+    };
+}
+pub(super) const TXN_UPDATE: &str = txn_update!();
+
+/// When a one-time token may be leased to a payment: live, not suspended, unexpired at `$now`, not
+/// leased (or its lease run out), its instrument active. The one rule both backends' claims run.
+macro_rules! token_free {
+    ($now:literal) => {
+        concat!(
+            "state = 'active' AND suspended_at IS NULL AND expires_at > ",
+            $now,
+            " AND (lease_until IS NULL OR lease_until <= ",
+            $now,
+            ") AND EXISTS (SELECT 1 FROM instruments i WHERE i.id = tokens.instrument_id AND i.status = 'active')"
+        )
+    };
+}
+
+/// Consumes the one-time token `$tok` leased to the transaction `$lease`, at `$now`.
+macro_rules! consume_leased {
+    ($tok:literal, $lease:literal, $now:literal) => {
+        concat!(
+            "UPDATE tokens SET state = 'consumed', consumed_at = ",
+            $now,
+            ", lease_id = NULL, lease_until = NULL WHERE id = ",
+            $tok,
+            " AND lease_id = ",
+            $lease,
+            " AND state = 'active'"
+        )
+    };
+}
+
+/// Whether a reversal naming `$key` as its original came first.
+macro_rules! reversal_came_first {
+    ($key:literal) => {
+        concat!("EXISTS (SELECT 1 FROM transactions WHERE original_key = ", $key, " AND kind = 'reversal')")
+    };
+}
 
 pub(super) fn is_check_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.kind() == sqlx::error::ErrorKind::CheckViolation)
@@ -232,10 +280,7 @@ macro_rules! sql_store {
                         .bind(token_id)
                         .bind(lease)
                 }
-                LeaseEnd::Spend => sqlx::query(
-                    "UPDATE tokens SET state = 'consumed', consumed_at = $3, lease_id = NULL, lease_until = NULL \
-                     WHERE id = $1 AND lease_id = $2 AND state = 'active'",
-                )
+                LeaseEnd::Spend => sqlx::query(consume_leased!("$1", "$2", "$3"))
                 .bind(token_id)
                 .bind(lease)
                 .bind(now),

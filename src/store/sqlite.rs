@@ -70,6 +70,11 @@ impl SqliteStore {
         self.group.writer(true).await
     }
 
+    /// The write connection, for a unit of work sent as one text (see `group.rs`).
+    async fn unit_writer(&self) -> StoreResult<Writer<'_>> {
+        self.group.unit_writer().await
+    }
+
     pub async fn migrations(&self) -> StoreResult<i64> {
         let v: Option<i64> =
             sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success").fetch_one(&self.read).await?;
@@ -126,6 +131,134 @@ impl SqliteStore {
         self.group.close().await;
         self.read.close().await;
     }
+}
+
+/// The hot path's writes as units of work: each is one text of statements that SQLite's thread runs
+/// whole, in one round trip, inside its own savepoint. Each statement after the first decides from
+/// what the earlier ones did (`changes()`, the rows they left) instead of a round trip back here, and
+/// a final `SELECT` reports the outcome. (PostgreSQL's form is one statement of CTEs, `postgres.rs`;
+/// the conditions are the shared macros of `sql.rs`.)
+impl SqliteStore {
+    /// Claims a payment's duplicate key and leases its one-time token (see [`Store::claim_holding`]).
+    /// Parameters: the transaction's columns, then `$37` its key as a reversal names it, `$38` the
+    /// token, `$39` now, `$40` the lease's end.
+    pub async fn claim_holding(&self, t: &TxnRow, key: &str, token_id: &str, now: i64) -> StoreResult<ClaimHold> {
+        let mut w = self.unit_writer().await?;
+        let rows = bind_txn!(
+            sqlx::query(concat!(
+                "SAVEPOINT w; ",
+                txn_insert!(),
+                "; UPDATE tokens SET lease_id = $1, lease_until = $40 WHERE changes() = 1 AND id = $38 AND NOT ",
+                reversal_came_first!("$37"),
+                " AND ",
+                token_free!("$39"),
+                "; RELEASE w; SELECT EXISTS (SELECT 1 FROM transactions WHERE id = $1), ",
+                reversal_came_first!("$37"),
+                ", EXISTS (SELECT 1 FROM tokens WHERE id = $38 AND lease_id = $1)"
+            )),
+            t
+        )
+        .bind(key)
+        .bind(token_id)
+        .bind(now)
+        .bind(i64::MAX)
+        .fetch_all(w.conn())
+        .await?;
+        let [claimed, reversed, held] = report(&rows)?;
+        if !claimed {
+            let existing = self.holder_of_key(w.conn(), t).await;
+            w.released().await?;
+            return Ok(ClaimHold::Existing(existing?));
+        }
+        w.released().await?;
+        Ok(match (reversed, held) {
+            (true, _) => ClaimHold::ReversalWaiting,
+            (false, true) => ClaimHold::Held,
+            (false, false) => ClaimHold::TokenBusy,
+        })
+    }
+
+    /// Consumes the leased token and records the approval together; false (and nothing written)
+    /// when the lease is no longer held or the payment was decided meanwhile. Parameters: the
+    /// transaction's columns, then `$37` the token, `$38` the lease, `$39` now. The events the
+    /// approval makes follow in the same savepoint, only when the instrument's requestor has a
+    /// webhook endpoint.
+    pub async fn approve_with_token(&self, t: &TxnRow, token_id: &str, lease_id: &str, now: i64) -> StoreResult<bool> {
+        let mut w = self.unit_writer().await?;
+        let rows = bind_txn!(
+            sqlx::query(concat!(
+                "SAVEPOINT w; ",
+                consume_leased!("$37", "$38", "$39"),
+                " AND EXISTS (SELECT 1 FROM transactions WHERE id = $1 AND status = 'pending'); ",
+                txn_update!(),
+                " AND changes() = 1; SELECT changes() = 1, EXISTS (SELECT 1 FROM webhook_endpoints e JOIN instruments i ON i.requestor_id = e.requestor_id \
+                 WHERE i.id = $19 AND e.status = 'active')"
+            )),
+            t
+        )
+        .bind(token_id)
+        .bind(lease_id)
+        .bind(now)
+        .fetch_all(w.conn())
+        .await?;
+        let [approved, notify] = report(&rows)?;
+        if !approved {
+            w.abort().await?;
+            return Ok(false);
+        }
+        if notify {
+            if let Some(instrument_id) = t.instrument_id.as_deref() {
+                let data = crate::events::token_data(token_id, "consumed");
+                emit(w.conn(), &EventDraft { instrument_id, kind: "token.consumed", data, now }).await?;
+            }
+            emit_txn(w.conn(), t).await?;
+        }
+        w.done().await?;
+        Ok(true)
+    }
+}
+
+impl SqliteStore {
+    /// The live token with this number (else the newest dead one) and its instrument, in one round
+    /// trip to a read connection's thread: two statements, the second finding the instrument by the
+    /// same rule.
+    pub async fn token_with_instrument(&self, number: &str) -> StoreResult<Option<(TokenRow, Option<InstrumentRow>)>> {
+        use sqlx::FromRow;
+        macro_rules! the_token {
+            () => {
+                "FROM tokens WHERE token = $1 ORDER BY state = 'active' DESC, created_at DESC LIMIT 1"
+            };
+        }
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            token_cols!(),
+            " ",
+            the_token!(),
+            "; SELECT ",
+            instrument_cols!(),
+            " FROM instruments WHERE id = (SELECT instrument_id ",
+            the_token!(),
+            ")"
+        ))
+        .bind(number)
+        .fetch_all(&self.read)
+        .await?;
+        let mut rows = rows.iter();
+        let Some(token) = rows.next() else { return Ok(None) };
+        let token = TokenRow::<i64>::from_row(token)?.read_money(self.money())?;
+        let instrument = rows.next().map(InstrumentRow::from_row).transpose()?;
+        Ok(Some((token, instrument)))
+    }
+}
+
+/// A unit's report: the truths in its last row.
+fn report<const N: usize>(rows: &[sqlx::sqlite::SqliteRow]) -> StoreResult<[bool; N]> {
+    let row = rows.last().ok_or_else(|| StoreError::Corrupt("a unit of work reported nothing".into()))?;
+    let mut truths = [false; N];
+    for (i, t) in truths.iter_mut().enumerate() {
+        *t = row.try_get(i)?;
+    }
+    Ok(truths)
 }
 
 sql_store!(

@@ -476,8 +476,7 @@ impl Tokens {
     /// The card behind a live token: its PAN and expiry. A read: the token stays live.
     pub async fn detokenize(&self, van: &Requestor, number: &str) -> Result<(Pan, String)> {
         let value = TokenValue::parse(number).ok_or(Error::TokenUnknown)?;
-        let t = self.store.token_by_number(value.as_str()).await?.ok_or(Error::TokenUnknown)?;
-        let instrument = self.store.instrument(&t.instrument_id).await?;
+        let (t, instrument) = self.store.token_with_instrument(value.as_str()).await?.ok_or(Error::TokenUnknown)?;
         // A VAN detokenizes for the requestors it serves only; another's token is, to it, unknown (no
         // answer tells it the token exists).
         let owner = instrument.as_ref().map_or("", |i| i.requestor_id.as_str());

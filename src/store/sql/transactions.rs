@@ -43,39 +43,6 @@ macro_rules! sql_transactions {
                 Ok(Claim::Existing(existing?))
             }
 
-            pub async fn claim_holding(&self, t: &TxnRow, key: &str, lease: &str, now: i64) -> StoreResult<ClaimHold> {
-                let mut w = self.atomic_writer().await?;
-                if bind_txn!(sqlx::query(TXN_INSERT), t).execute(w.conn()).await?.rows_affected() != 1 {
-                    let existing = self.holder_of_key(w.conn(), t).await;
-                    w.abort().await?;
-                    return Ok(ClaimHold::Existing(existing?));
-                }
-                // The row stays (pending) whatever follows: the caller records its outcome.
-                let reversed: Option<bool> =
-                    sqlx::query_scalar("SELECT TRUE FROM transactions WHERE original_key = $1 AND kind = 'reversal' LIMIT 1")
-                        .bind(key)
-                        .fetch_optional(w.conn())
-                        .await?;
-                if reversed.is_some() {
-                    w.done().await?;
-                    return Ok(ClaimHold::ReversalWaiting);
-                }
-                let r = sqlx::query(
-                    "UPDATE tokens SET lease_id = $2, lease_until = $4 \
-                     WHERE id = $1 AND state = 'active' AND suspended_at IS NULL AND expires_at > $3 \
-                       AND (lease_until IS NULL OR lease_until <= $3) \
-                       AND EXISTS (SELECT 1 FROM instruments i WHERE i.id = tokens.instrument_id AND i.status = 'active')",
-                )
-                .bind(lease)
-                .bind(&t.id)
-                .bind(now)
-                .bind(i64::MAX)
-                .execute(w.conn())
-                .await?;
-                w.done().await?;
-                Ok(if r.rows_affected() == 1 { ClaimHold::Held } else { ClaimHold::TokenBusy })
-            }
-
             pub async fn update_transaction(&self, t: &TxnRow) -> StoreResult<()> {
                 let mut w = self.atomic_writer().await?;
                 if bind_txn!(sqlx::query(TXN_UPDATE), t).execute(w.conn()).await?.rows_affected() == 1 {
@@ -256,37 +223,6 @@ macro_rules! sql_transactions {
                 }
                 w.done().await?;
                 Ok(n)
-            }
-
-            /// Consumes the leased token and records the approval in one database transaction; false (and
-            /// nothing written) when the lease is no longer held.
-            pub async fn approve_with_token(&self, t: &TxnRow, token_id: &str, lease_id: &str, now: i64) -> StoreResult<bool> {
-                let mut w = self.atomic_writer().await?;
-                let r = sqlx::query(
-                    "UPDATE tokens SET state = 'consumed', consumed_at = $3, lease_id = NULL, lease_until = NULL \
-                     WHERE id = $1 AND lease_id = $2 AND state = 'active'",
-                )
-                .bind(token_id)
-                .bind(lease_id)
-                .bind(now)
-                .execute(w.conn())
-                .await?;
-                if r.rows_affected() != 1 {
-                    w.abort().await?;
-                    return Ok(false);
-                }
-                if bind_txn!(sqlx::query(TXN_UPDATE), t).execute(w.conn()).await?.rows_affected() != 1 {
-                    // Reversed meanwhile: the token stays unconsumed.
-                    w.abort().await?;
-                    return Ok(false);
-                }
-                if let Some(instrument_id) = t.instrument_id.as_deref() {
-                    let data = crate::events::token_data(token_id, "consumed");
-                    emit(w.conn(), &EventDraft { instrument_id, kind: "token.consumed", data, now }).await?;
-                }
-                emit_txn(w.conn(), t).await?;
-                w.done().await?;
-                Ok(true)
             }
 
             /// Counts a failed attempt (bad cryptogram, wrong domain); the `max`-th locks the token.

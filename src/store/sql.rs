@@ -293,6 +293,8 @@ macro_rules! sql_store {
         /// rolls back with the change it tells of: the instrument's next sequence number, the event,
         /// and a pending delivery to each of its requestor's active endpoints. A requestor with no
         /// active endpoint gets no event: one statement that changes nothing.
+        /// (SQLite's approval unit, `SqliteStore::approve_with_token`, writes its two events by the
+        /// same rule in its own statements: a change here belongs there too.)
         async fn emit(conn: &mut $Conn, e: &EventDraft<'_>) -> StoreResult<()> {
             let next: Option<(i64, String)> = sqlx::query_as(
                 "UPDATE instruments SET event_seq = event_seq + 1 WHERE id = $1 AND EXISTS \

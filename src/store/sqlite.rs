@@ -178,12 +178,18 @@ impl SqliteStore {
         })
     }
 
-    /// Consumes the leased token and records the approval together; false (and nothing written)
-    /// when the lease is no longer held or the payment was decided meanwhile. Parameters: the
-    /// transaction's columns, then `$37` the token, `$38` the lease, `$39` now. The events the
-    /// approval makes follow in the same savepoint, only when the instrument's requestor has a
-    /// webhook endpoint.
+    /// Consumes the leased token and records the approval together, with the events they make
+    /// (`token.consumed`, then the payment's) for the instrument's requestor's webhook endpoints;
+    /// false (and nothing written) when the lease is no longer held or the payment was decided
+    /// meanwhile. Parameters: the transaction's columns, then `$37` the token, `$38` the lease,
+    /// `$39` now, `$40`/`$41` the token event's id and data, `$42`/`$43`/`$44` the payment event's
+    /// id (NULL when it makes none), kind and data. The events are written as `emit` (`sql.rs`) writes
+    /// them — the instrument's next sequence numbers, one delivery per active endpoint, nothing when
+    /// the requestor has no endpoint — in statements that follow from what came before.
     pub async fn approve_with_token(&self, t: &TxnRow, token_id: &str, lease_id: &str, now: i64) -> StoreResult<bool> {
+        let event_id = || format!("evt_{}", uuid::Uuid::now_v7().simple());
+        let paid =
+            crate::events::of_transaction(t).map(|(_, kind)| (event_id(), kind, crate::events::transaction_data(t)));
         let mut w = self.unit_writer().await?;
         let rows = bind_txn!(
             sqlx::query(concat!(
@@ -191,30 +197,36 @@ impl SqliteStore {
                 consume_leased!("$37", "$38", "$39"),
                 " AND EXISTS (SELECT 1 FROM transactions WHERE id = $1 AND status = 'pending'); ",
                 txn_update!(),
-                " AND changes() = 1; SELECT changes() = 1, EXISTS (SELECT 1 FROM webhook_endpoints e JOIN instruments i ON i.requestor_id = e.requestor_id \
-                 WHERE i.id = $19 AND e.status = 'active')"
+                " AND changes() = 1; \
+                 UPDATE instruments SET event_seq = event_seq + 1 + ($42 IS NOT NULL) WHERE id = $19 AND changes() = 1 \
+                   AND EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.requestor_id = instruments.requestor_id \
+                   AND e.status = 'active'); \
+                 INSERT INTO events (id, requestor_id, instrument_id, sequence, type, data, created_at) \
+                   SELECT $40, requestor_id, id, event_seq - ($42 IS NOT NULL), 'token.consumed', $41, $39 \
+                   FROM instruments WHERE id = $19 AND changes() = 1 \
+                   UNION ALL SELECT $42, requestor_id, id, event_seq, $43, $44, $39 \
+                   FROM instruments WHERE id = $19 AND changes() = 1 AND $42 IS NOT NULL; \
+                 INSERT INTO event_deliveries (event_id, endpoint_id, state, attempts, next_at, created_at) \
+                   SELECT v.id, e.id, 'pending', 0, $39, $39 FROM events v JOIN webhook_endpoints e \
+                   ON e.requestor_id = v.requestor_id AND e.status = 'active' WHERE v.id IN ($40, $42); \
+                 RELEASE w; \
+                 SELECT EXISTS (SELECT 1 FROM transactions WHERE id = $1 AND status = 'approved')"
             )),
             t
         )
         .bind(token_id)
         .bind(lease_id)
         .bind(now)
+        .bind(event_id())
+        .bind(crate::events::token_data(token_id, "consumed").to_string())
+        .bind(paid.as_ref().map(|p| p.0.as_str()))
+        .bind(paid.as_ref().map(|p| p.1))
+        .bind(paid.as_ref().map(|p| p.2.to_string()))
         .fetch_all(w.conn())
         .await?;
-        let [approved, notify] = report(&rows)?;
-        if !approved {
-            w.abort().await?;
-            return Ok(false);
-        }
-        if notify {
-            if let Some(instrument_id) = t.instrument_id.as_deref() {
-                let data = crate::events::token_data(token_id, "consumed");
-                emit(w.conn(), &EventDraft { instrument_id, kind: "token.consumed", data, now }).await?;
-            }
-            emit_txn(w.conn(), t).await?;
-        }
-        w.done().await?;
-        Ok(true)
+        let [approved] = report(&rows)?;
+        w.released().await?;
+        Ok(approved)
     }
 }
 

@@ -11,7 +11,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 
-use super::sql::{TXN_INSERT, TXN_UPDATE, is_check_violation};
+use super::sql::{ApprovalEvents, TXN_INSERT, TXN_UPDATE, is_check_violation};
 use super::*;
 use crate::ledger::JournalEntry;
 
@@ -35,8 +35,17 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(Duration::from_secs(5))
-            // A connection broken by a database restart is found out before use and replaced.
-            .test_before_acquire(true)
+            // A connection broken by a database restart is found out before use and replaced: one
+            // idle for a second or more is pinged first (a ping on every acquire cost a round trip
+            // per statement of the hot path; a busy connection's breakage fails one request, and
+            // sqlx drops the connection).
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    use sqlx::Connection;
+                    Ok(meta.idle_for < Duration::from_secs(1) || conn.ping().await.is_ok())
+                })
+            })
             .connect_with(opts)
             .await?;
         MIGRATOR.run(&pool).await.map_err(|e| StoreError::Migrate(e.to_string()))?;
@@ -179,32 +188,42 @@ impl PgStore {
         })
     }
 
-    /// Consumes the leased token and records the approval in one database transaction; false (and
-    /// nothing written) when the lease is no longer held or the payment was decided meanwhile.
+    /// Consumes the leased token and records the approval, with the events they make, in one
+    /// statement: the token's row is locked while its lease is checked, the approval is written only
+    /// while the payment is pending, and the token consumed only with it; false (nothing written)
+    /// otherwise. Parameters: the transaction's columns, then `$37` the token, `$38` the lease, `$39`
+    /// now, `$40`–`$44` the events ([`ApprovalEvents`]), written as `emit` (`sql.rs`) writes them.
     pub async fn approve_with_token(&self, t: &TxnRow, token_id: &str, lease_id: &str, now: i64) -> StoreResult<bool> {
-        let mut w = self.atomic_writer().await?;
-        let consumed = sqlx::query(consume_leased!("$1", "$2", "$3"))
-            .bind(token_id)
-            .bind(lease_id)
-            .bind(now)
-            .execute(w.conn())
-            .await?;
-        if consumed.rows_affected() != 1 {
-            w.abort().await?;
-            return Ok(false);
-        }
-        if bind_txn!(sqlx::query(TXN_UPDATE), t).execute(w.conn()).await?.rows_affected() != 1 {
-            // Reversed meanwhile: the token stays unconsumed.
-            w.abort().await?;
-            return Ok(false);
-        }
-        if let Some(instrument_id) = t.instrument_id.as_deref() {
-            let data = crate::events::token_data(token_id, "consumed");
-            emit(w.conn(), &EventDraft { instrument_id, kind: "token.consumed", data, now }).await?;
-        }
-        emit_txn(w.conn(), t).await?;
+        let events = ApprovalEvents::of(t, token_id);
+        let mut w = self.writer().await?;
+        let q = bind_txn!(
+            sqlx::query_scalar(concat!(
+                "WITH lease AS (SELECT id FROM tokens WHERE id = $37 AND lease_id = $38 AND state = 'active' FOR UPDATE), \
+                 approved AS (",
+                txn_update!(),
+                " AND EXISTS (SELECT 1 FROM lease) RETURNING id), \
+                 consumed AS (UPDATE tokens SET state = 'consumed', consumed_at = $39, lease_id = NULL, lease_until = NULL \
+                   WHERE id IN (SELECT id FROM lease) AND EXISTS (SELECT 1 FROM approved) RETURNING id), \
+                 seq AS (UPDATE instruments SET event_seq = event_seq + 1 + ($42::text IS NOT NULL)::int \
+                   WHERE id = $19 AND EXISTS (SELECT 1 FROM consumed) AND EXISTS (SELECT 1 FROM webhook_endpoints e \
+                   WHERE e.requestor_id = instruments.requestor_id AND e.status = 'active') RETURNING requestor_id, event_seq), \
+                 ev AS (INSERT INTO events (id, requestor_id, instrument_id, sequence, type, data, created_at) \
+                   SELECT $40, requestor_id, $19, event_seq - ($42::text IS NOT NULL)::int, 'token.consumed', $41, $39 FROM seq \
+                   UNION ALL SELECT $42, requestor_id, $19, event_seq, $43, $44, $39 FROM seq WHERE $42::text IS NOT NULL \
+                   RETURNING id, requestor_id), \
+                 deliveries AS (INSERT INTO event_deliveries (event_id, endpoint_id, state, attempts, next_at, created_at) \
+                   SELECT ev.id, e.id, 'pending', 0, $39, $39 FROM ev JOIN webhook_endpoints e \
+                   ON e.requestor_id = ev.requestor_id AND e.status = 'active') \
+                 SELECT EXISTS (SELECT 1 FROM consumed)"
+            )),
+            t
+        )
+        .bind(token_id)
+        .bind(lease_id)
+        .bind(now);
+        let approved: bool = bind_approval_events!(q, events).fetch_one(w.conn()).await?;
         w.done().await?;
-        Ok(true)
+        Ok(approved)
     }
 }
 

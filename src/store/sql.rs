@@ -174,6 +174,39 @@ macro_rules! reversal_came_first {
     };
 }
 
+/// The events an approval with a one-time token makes (`token.consumed`, then the payment's),
+/// drawn before its unit runs; bound as `$40`–`$44` by [`bind_approval_events!`]. The unit writes
+/// them as `emit` does, only for a requestor with an active webhook endpoint.
+pub(super) struct ApprovalEvents {
+    pub(super) consumed_id: String,
+    pub(super) consumed_data: String,
+    pub(super) paid: Option<(String, &'static str, String)>,
+}
+
+impl ApprovalEvents {
+    pub(super) fn of(t: &super::TxnRow, token_id: &str) -> ApprovalEvents {
+        let id = || format!("evt_{}", uuid::Uuid::now_v7().simple());
+        ApprovalEvents {
+            consumed_id: id(),
+            consumed_data: crate::events::token_data(token_id, "consumed").to_string(),
+            paid: crate::events::of_transaction(t)
+                .map(|(_, kind)| (id(), kind, crate::events::transaction_data(t).to_string())),
+        }
+    }
+}
+
+/// Binds an [`ApprovalEvents`]: the token event's id and data, the payment event's id (NULL when it
+/// makes none), kind and data.
+macro_rules! bind_approval_events {
+    ($q:expr, $e:expr) => {
+        $q.bind(&$e.consumed_id)
+            .bind(&$e.consumed_data)
+            .bind($e.paid.as_ref().map(|p| p.0.as_str()))
+            .bind($e.paid.as_ref().map(|p| p.1))
+            .bind($e.paid.as_ref().map(|p| p.2.as_str()))
+    };
+}
+
 pub(super) fn is_check_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.kind() == sqlx::error::ErrorKind::CheckViolation)
 }
@@ -293,8 +326,8 @@ macro_rules! sql_store {
         /// rolls back with the change it tells of: the instrument's next sequence number, the event,
         /// and a pending delivery to each of its requestor's active endpoints. A requestor with no
         /// active endpoint gets no event: one statement that changes nothing.
-        /// (SQLite's approval unit, `SqliteStore::approve_with_token`, writes its two events by the
-        /// same rule in its own statements: a change here belongs there too.)
+        /// (The approval units, `approve_with_token` in `sqlite.rs` and `postgres.rs`, write their two
+        /// events by the same rule in their own statements: a change here belongs there too.)
         async fn emit(conn: &mut $Conn, e: &EventDraft<'_>) -> StoreResult<()> {
             let next: Option<(i64, String)> = sqlx::query_as(
                 "UPDATE instruments SET event_seq = event_seq + 1 WHERE id = $1 AND EXISTS \

@@ -13,7 +13,7 @@ use sqlx::{ConnectOptions, Row};
 
 use super::group::{GroupCommit, Writer};
 
-use super::sql::{TXN_INSERT, TXN_UPDATE, is_check_violation};
+use super::sql::{ApprovalEvents, TXN_INSERT, TXN_UPDATE, is_check_violation};
 use super::*;
 use crate::ledger::JournalEntry;
 
@@ -182,14 +182,11 @@ impl SqliteStore {
     /// (`token.consumed`, then the payment's) for the instrument's requestor's webhook endpoints;
     /// false (and nothing written) when the lease is no longer held or the payment was decided
     /// meanwhile. Parameters: the transaction's columns, then `$37` the token, `$38` the lease,
-    /// `$39` now, `$40`/`$41` the token event's id and data, `$42`/`$43`/`$44` the payment event's
-    /// id (NULL when it makes none), kind and data. The events are written as `emit` (`sql.rs`) writes
+    /// `$39` now, `$40`–`$44` the events ([`ApprovalEvents`]). The events are written as `emit` (`sql.rs`) writes
     /// them — the instrument's next sequence numbers, one delivery per active endpoint, nothing when
     /// the requestor has no endpoint — in statements that follow from what came before.
     pub async fn approve_with_token(&self, t: &TxnRow, token_id: &str, lease_id: &str, now: i64) -> StoreResult<bool> {
-        let event_id = || format!("evt_{}", uuid::Uuid::now_v7().simple());
-        let paid =
-            crate::events::of_transaction(t).map(|(_, kind)| (event_id(), kind, crate::events::transaction_data(t)));
+        let events = ApprovalEvents::of(t, token_id);
         let mut w = self.unit_writer().await?;
         let rows = bind_txn!(
             sqlx::query(concat!(
@@ -216,14 +213,8 @@ impl SqliteStore {
         )
         .bind(token_id)
         .bind(lease_id)
-        .bind(now)
-        .bind(event_id())
-        .bind(crate::events::token_data(token_id, "consumed").to_string())
-        .bind(paid.as_ref().map(|p| p.0.as_str()))
-        .bind(paid.as_ref().map(|p| p.1))
-        .bind(paid.as_ref().map(|p| p.2.to_string()))
-        .fetch_all(w.conn())
-        .await?;
+        .bind(now);
+        let rows = bind_approval_events!(rows, events).fetch_all(w.conn()).await?;
         let [approved] = report(&rows)?;
         w.released().await?;
         Ok(approved)

@@ -96,7 +96,7 @@ impl GroupCommit {
     }
 
     /// Waits for the connection for one unit of work sent whole: its text opens the savepoint itself
-    /// (`SAVEPOINT w;` first) and either releases it (finish with [`Writer::released`]) or leaves it
+    /// (`SAVEPOINT w;` first) and either releases it (finish with [`Writer::released_nowait`]) or leaves it
     /// open for [`Writer::done`] or [`Writer::abort`]. Dropped unfinished — the unit failed midway or
     /// its request was cancelled — the savepoint is rolled back if it is still open.
     pub async fn unit_writer(&self) -> StoreResult<Writer<'_>> {
@@ -229,13 +229,29 @@ impl Writer<'_> {
         self.finish(sql).await
     }
 
-    /// Keeps a unit's changes, its text having released its savepoint, and waits until they are
-    /// committed.
-    pub async fn released(self) -> StoreResult<()> {
-        self.finish(&[]).await
+    /// Keeps the changes of units whose texts released their savepoints and lets go of the
+    /// connection; the returned [`Committed`] tells when they are durable.
+    pub async fn released_nowait(self) -> StoreResult<Committed> {
+        self.finish_nowait(&[]).await
     }
 
-    async fn finish(mut self, statements: &[&'static str]) -> StoreResult<()> {
+    /// Undoes a unit that failed midway, if its savepoint is still open (a unit that failed after
+    /// releasing it is whole). Errs when the epoch cannot go on: nothing more may be written in it.
+    pub async fn undo_unit(&mut self) -> StoreResult<()> {
+        self.state.dangling = true;
+        self.state.unsure = true;
+        self.state.settle().await;
+        if self.state.poisoned {
+            return Err(StoreError::Unavailable("the epoch's transaction was lost".into()));
+        }
+        Ok(())
+    }
+
+    async fn finish(self, statements: &[&'static str]) -> StoreResult<()> {
+        self.finish_nowait(statements).await?.wait().await
+    }
+
+    async fn finish_nowait(mut self, statements: &[&'static str]) -> StoreResult<Committed> {
         let mut result = Ok(());
         for sql in statements {
             if let Err(e) = sqlx::query(*sql).execute(&mut self.state.conn).await {
@@ -245,12 +261,22 @@ impl Writer<'_> {
             }
         }
         self.state.waiting += 1;
-        let mut outcome = self.state.outcome.subscribe();
+        let outcome = self.state.outcome.subscribe();
         self.finished = true;
         drop(self);
-        result?;
+        result.map(|()| Committed(outcome))
+    }
+}
+
+/// The commit of an epoch a write finished in.
+#[derive(Clone)]
+pub struct Committed(watch::Receiver<Outcome>);
+
+impl Committed {
+    /// Waits until the epoch has ended: `Ok` once it is committed.
+    pub async fn wait(mut self) -> StoreResult<()> {
         let ended =
-            outcome.wait_for(Option::is_some).await.map_err(|_| StoreError::Unavailable("store closed".into()))?;
+            self.0.wait_for(Option::is_some).await.map_err(|_| StoreError::Unavailable("store closed".into()))?;
         match &*ended {
             Some(Ok(())) => Ok(()),
             Some(Err(why)) => Err(StoreError::Unavailable(why.to_string())),
@@ -387,7 +413,7 @@ mod tests {
             .execute(w.conn())
             .await
             .unwrap();
-        w.released().await.unwrap();
+        w.released_nowait().await.unwrap().wait().await.unwrap();
         // Its request cancelled after the text released the savepoint: the unit stands, and the
         // epoch is not spoiled for the writers after it.
         let mut w = g.unit_writer().await.unwrap();

@@ -9,6 +9,7 @@
 mod records;
 #[macro_use]
 mod sql;
+mod batch;
 mod group;
 mod postgres;
 mod sqlite;

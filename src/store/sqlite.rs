@@ -11,6 +11,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, Row};
 
+use super::batch::{self, Unit, UnitKind, UnitQueue};
 use super::group::{GroupCommit, Writer};
 
 use super::sql::{ApprovalEvents, TXN_INSERT, TXN_UPDATE, is_check_violation};
@@ -22,6 +23,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 #[derive(Clone)]
 pub struct SqliteStore {
     group: Arc<GroupCommit>,
+    units: Arc<Units>,
     read: SqlitePool,
     pub(super) money: Option<Arc<crate::money::Currencies>>,
 }
@@ -47,6 +49,10 @@ impl SqliteStore {
                 .pragma("cache_size", "-65536")
                 .pragma("wal_autocheckpoint", "8192")
                 .pragma("secure_delete", "on")
+                // Every write statement, and the batch texts of the units (`batch.rs`), stay prepared.
+                .statement_cache_capacity(512)
+                // A batch's results all fit, so SQLite's thread never waits for the batch's reader.
+                .row_buffer_size(1024)
                 .connect()
                 .await?;
         MIGRATOR.run(&mut write).await.map_err(|e| StoreError::Migrate(e.to_string()))?;
@@ -57,7 +63,10 @@ impl SqliteStore {
             .test_before_acquire(false)
             .connect_with(opts.read_only(true))
             .await?;
-        Ok(SqliteStore { group: GroupCommit::start(write), read, money: None })
+        let group = GroupCommit::start(write);
+        let units =
+            Arc::new(Units { claims: UnitQueue::start(&CLAIM, &group), approvals: UnitQueue::start(&APPROVE, &group) });
+        Ok(SqliteStore { group, units, read, money: None })
     }
 
     /// The write connection, for one write of at most one writing statement (see `group.rs`).
@@ -68,11 +77,6 @@ impl SqliteStore {
     /// The write connection, for a write of several statements that stand or fall together.
     async fn atomic_writer(&self) -> StoreResult<Writer<'_>> {
         self.group.writer(true).await
-    }
-
-    /// The write connection, for a unit of work sent as one text (see `group.rs`).
-    async fn unit_writer(&self) -> StoreResult<Writer<'_>> {
-        self.group.unit_writer().await
     }
 
     pub async fn migrations(&self) -> StoreResult<i64> {
@@ -134,43 +138,107 @@ impl SqliteStore {
 }
 
 /// The hot path's writes as units of work: each is one text of statements that SQLite's thread runs
-/// whole, in one round trip, inside its own savepoint. Each statement after the first decides from
-/// what the earlier ones did (`changes()`, the rows they left) instead of a round trip back here, and
-/// a final `SELECT` reports the outcome. (PostgreSQL's form is one statement of CTEs, `postgres.rs`;
-/// the conditions are the shared macros of `sql.rs`.)
+/// whole, inside its own savepoint, queued with others of its kind and sent in batches (`batch.rs`).
+/// Each statement after the first decides from what the earlier ones did (`changes()`, the rows they
+/// left) instead of a round trip back here, and a final `SELECT` reports the outcome. (PostgreSQL's
+/// form is one statement of CTEs, `postgres.rs`; the conditions are the shared macros of `sql.rs`.)
+///
+/// The claim of a payment's duplicate key with its one-time token's lease (see
+/// [`Store::claim_holding`]). Parameters: the transaction's columns, then `$37` its key as a reversal
+/// names it, `$38` the token, `$39` now, `$40` the lease's end. Reports: claimed, a reversal came
+/// first, leased.
+static CLAIM: UnitKind = UnitKind::new(
+    concat!(
+        "SAVEPOINT w; ",
+        txn_insert!(),
+        "; UPDATE tokens SET lease_id = $1, lease_until = $40 WHERE changes() = 1 AND id = $38 AND NOT ",
+        reversal_came_first!("$37"),
+        " AND ",
+        token_free!("$39"),
+        "; RELEASE w; SELECT EXISTS (SELECT 1 FROM transactions WHERE id = $1), ",
+        reversal_came_first!("$37"),
+        ", EXISTS (SELECT 1 FROM tokens WHERE id = $38 AND lease_id = $1)"
+    ),
+    40,
+);
+
+/// The approval of a payment with the consumption of its leased token and the events they make
+/// (`token.consumed`, then the payment's) for the instrument's requestor's webhook endpoints,
+/// written as `emit` (`sql.rs`) writes them — the instrument's next sequence numbers, one delivery
+/// per active endpoint, nothing when the requestor has no endpoint. Nothing is written when the
+/// lease is no longer held or the payment was decided meanwhile. Parameters: the transaction's
+/// columns, then `$37` the token, `$38` the lease, `$39` now, `$40`–`$44` the events
+/// ([`ApprovalEvents`]). Reports: approved.
+static APPROVE: UnitKind = UnitKind::new(
+    concat!(
+        "SAVEPOINT w; ",
+        consume_leased!("$37", "$38", "$39"),
+        " AND EXISTS (SELECT 1 FROM transactions WHERE id = $1 AND status = 'pending'); ",
+        txn_update!(),
+        " AND changes() = 1; \
+         UPDATE instruments SET event_seq = event_seq + 1 + ($42 IS NOT NULL) WHERE id = $19 AND changes() = 1 \
+           AND EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.requestor_id = instruments.requestor_id \
+           AND e.status = 'active'); \
+         INSERT INTO events (id, requestor_id, instrument_id, sequence, type, data, created_at) \
+           SELECT $40, requestor_id, id, event_seq - ($42 IS NOT NULL), 'token.consumed', $41, $39 \
+           FROM instruments WHERE id = $19 AND changes() = 1 \
+           UNION ALL SELECT $42, requestor_id, id, event_seq, $43, $44, $39 \
+           FROM instruments WHERE id = $19 AND changes() = 1 AND $42 IS NOT NULL; \
+         INSERT INTO event_deliveries (event_id, endpoint_id, state, attempts, next_at, created_at) \
+           SELECT v.id, e.id, 'pending', 0, $39, $39 FROM events v JOIN webhook_endpoints e \
+           ON e.requestor_id = v.requestor_id AND e.status = 'active' WHERE v.id IN ($40, $42); \
+         RELEASE w; \
+         SELECT EXISTS (SELECT 1 FROM transactions WHERE id = $1 AND status = 'approved')"
+    ),
+    44,
+);
+
+pub(super) struct ClaimUnit {
+    txn: TxnRow,
+    key: String,
+    token_id: String,
+    now: i64,
+}
+
+impl Unit for ClaimUnit {
+    fn bind(&self, q: batch::Query) -> batch::Query {
+        bind_txn!(q, self.txn).bind(&self.key).bind(&self.token_id).bind(self.now).bind(i64::MAX)
+    }
+}
+
+pub(super) struct ApproveUnit {
+    txn: TxnRow,
+    token_id: String,
+    lease_id: String,
+    now: i64,
+    events: ApprovalEvents,
+}
+
+impl Unit for ApproveUnit {
+    fn bind(&self, q: batch::Query) -> batch::Query {
+        let q = bind_txn!(q, self.txn).bind(&self.token_id).bind(&self.lease_id).bind(self.now);
+        bind_approval_events!(q, self.events)
+    }
+}
+
+/// The queues of the units above.
+struct Units {
+    claims: UnitQueue<ClaimUnit>,
+    approvals: UnitQueue<ApproveUnit>,
+}
+
 impl SqliteStore {
-    /// Claims a payment's duplicate key and leases its one-time token (see [`Store::claim_holding`]).
-    /// Parameters: the transaction's columns, then `$37` its key as a reversal names it, `$38` the
-    /// token, `$39` now, `$40` the lease's end.
     pub async fn claim_holding(&self, t: &TxnRow, key: &str, token_id: &str, now: i64) -> StoreResult<ClaimHold> {
-        let mut w = self.unit_writer().await?;
-        let rows = bind_txn!(
-            sqlx::query(concat!(
-                "SAVEPOINT w; ",
-                txn_insert!(),
-                "; UPDATE tokens SET lease_id = $1, lease_until = $40 WHERE changes() = 1 AND id = $38 AND NOT ",
-                reversal_came_first!("$37"),
-                " AND ",
-                token_free!("$39"),
-                "; RELEASE w; SELECT EXISTS (SELECT 1 FROM transactions WHERE id = $1), ",
-                reversal_came_first!("$37"),
-                ", EXISTS (SELECT 1 FROM tokens WHERE id = $38 AND lease_id = $1)"
-            )),
-            t
-        )
-        .bind(key)
-        .bind(token_id)
-        .bind(now)
-        .bind(i64::MAX)
-        .fetch_all(w.conn())
-        .await?;
-        let [claimed, reversed, held] = report(&rows)?;
+        let unit = ClaimUnit { txn: t.clone(), key: key.to_string(), token_id: token_id.to_string(), now };
+        let [claimed, reversed, held] = report(&self.units.claims.run(unit).await?)?;
         if !claimed {
-            let existing = self.holder_of_key(w.conn(), t).await;
-            w.released().await?;
-            return Ok(ClaimHold::Existing(existing?));
+            // Committed by now (the claim waited for its epoch), so a reader sees it.
+            let existing = self
+                .transaction_by_key(&t.msg_class, &t.terminal_id, &t.stan, &t.transmitted, &t.acquirer_id)
+                .await?
+                .ok_or_else(|| StoreError::Corrupt("duplicate key without a transaction".into()))?;
+            return Ok(ClaimHold::Existing(Box::new(existing)));
         }
-        w.released().await?;
         Ok(match (reversed, held) {
             (true, _) => ClaimHold::ReversalWaiting,
             (false, true) => ClaimHold::Held,
@@ -178,45 +246,15 @@ impl SqliteStore {
         })
     }
 
-    /// Consumes the leased token and records the approval together, with the events they make
-    /// (`token.consumed`, then the payment's) for the instrument's requestor's webhook endpoints;
-    /// false (and nothing written) when the lease is no longer held or the payment was decided
-    /// meanwhile. Parameters: the transaction's columns, then `$37` the token, `$38` the lease,
-    /// `$39` now, `$40`–`$44` the events ([`ApprovalEvents`]). The events are written as `emit` (`sql.rs`) writes
-    /// them — the instrument's next sequence numbers, one delivery per active endpoint, nothing when
-    /// the requestor has no endpoint — in statements that follow from what came before.
     pub async fn approve_with_token(&self, t: &TxnRow, token_id: &str, lease_id: &str, now: i64) -> StoreResult<bool> {
-        let events = ApprovalEvents::of(t, token_id);
-        let mut w = self.unit_writer().await?;
-        let rows = bind_txn!(
-            sqlx::query(concat!(
-                "SAVEPOINT w; ",
-                consume_leased!("$37", "$38", "$39"),
-                " AND EXISTS (SELECT 1 FROM transactions WHERE id = $1 AND status = 'pending'); ",
-                txn_update!(),
-                " AND changes() = 1; \
-                 UPDATE instruments SET event_seq = event_seq + 1 + ($42 IS NOT NULL) WHERE id = $19 AND changes() = 1 \
-                   AND EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.requestor_id = instruments.requestor_id \
-                   AND e.status = 'active'); \
-                 INSERT INTO events (id, requestor_id, instrument_id, sequence, type, data, created_at) \
-                   SELECT $40, requestor_id, id, event_seq - ($42 IS NOT NULL), 'token.consumed', $41, $39 \
-                   FROM instruments WHERE id = $19 AND changes() = 1 \
-                   UNION ALL SELECT $42, requestor_id, id, event_seq, $43, $44, $39 \
-                   FROM instruments WHERE id = $19 AND changes() = 1 AND $42 IS NOT NULL; \
-                 INSERT INTO event_deliveries (event_id, endpoint_id, state, attempts, next_at, created_at) \
-                   SELECT v.id, e.id, 'pending', 0, $39, $39 FROM events v JOIN webhook_endpoints e \
-                   ON e.requestor_id = v.requestor_id AND e.status = 'active' WHERE v.id IN ($40, $42); \
-                 RELEASE w; \
-                 SELECT EXISTS (SELECT 1 FROM transactions WHERE id = $1 AND status = 'approved')"
-            )),
-            t
-        )
-        .bind(token_id)
-        .bind(lease_id)
-        .bind(now);
-        let rows = bind_approval_events!(rows, events).fetch_all(w.conn()).await?;
-        let [approved] = report(&rows)?;
-        w.released().await?;
+        let unit = ApproveUnit {
+            txn: t.clone(),
+            token_id: token_id.to_string(),
+            lease_id: lease_id.to_string(),
+            now,
+            events: ApprovalEvents::of(t, token_id),
+        };
+        let [approved] = report(&self.units.approvals.run(unit).await?)?;
         Ok(approved)
     }
 }
@@ -254,9 +292,8 @@ impl SqliteStore {
     }
 }
 
-/// A unit's report: the truths in its last row.
-fn report<const N: usize>(rows: &[sqlx::sqlite::SqliteRow]) -> StoreResult<[bool; N]> {
-    let row = rows.last().ok_or_else(|| StoreError::Corrupt("a unit of work reported nothing".into()))?;
+/// A unit's report: the truths in its row.
+fn report<const N: usize>(row: &sqlx::sqlite::SqliteRow) -> StoreResult<[bool; N]> {
     let mut truths = [false; N];
     for (i, t) in truths.iter_mut().enumerate() {
         *t = row.try_get(i)?;

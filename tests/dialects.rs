@@ -21,6 +21,20 @@ fn free_addr() -> String {
     l.local_addr().unwrap().to_string()
 }
 
+/// Connects to `addr`, retrying while it refuses, for at most `wait`.
+async fn connect_within(addr: &str, wait: std::time::Duration) -> tokio::net::TcpStream {
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        match tokio::net::TcpStream::connect(addr).await {
+            Ok(s) => return s,
+            Err(e) if std::time::Instant::now() < deadline && e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await
+            }
+            Err(e) => panic!("{addr}: {e}"),
+        }
+    }
+}
+
 /// A TCP relay in front of `to` that keeps a copy of every byte sent toward it.
 async fn tap(to: String) -> (String, Arc<Mutex<Vec<u8>>>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -189,7 +203,8 @@ async fn a_tpdu_listener_survives_short_frames_and_closes_on_a_bad_length() {
     let mut frame = format!("{:04}", echo.len()).into_bytes();
     frame.extend_from_slice(&echo);
 
-    let mut s = tokio::net::TcpStream::connect(&framed).await.unwrap();
+    // (The extra listener may come up a moment after the server answers its health check.)
+    let mut s = connect_within(&framed, std::time::Duration::from_secs(5)).await;
     // A frame shorter than a TPDU has nowhere to be answered: no answer, and the connection lives on.
     s.write_all(b"0003\x60\x00\x01").await.unwrap();
     s.write_all(&frame).await.unwrap();

@@ -148,7 +148,9 @@ impl PgStore {
              i.created_at AS i_created_at, i.updated_at AS i_updated_at \
              FROM (SELECT ",
             token_cols!(),
-            " FROM tokens WHERE token = $1 ORDER BY state = 'active' DESC, created_at DESC LIMIT 1) t \
+            " ",
+            token_by_number_from!(),
+            ") t \
              LEFT JOIN instruments i ON i.id = t.instrument_id"
         ))
         .bind(number)

@@ -167,6 +167,14 @@ macro_rules! consume_leased {
     };
 }
 
+/// The token a number names, from `FROM`: the live one holding it, else the newest that held it.
+/// (Token numbers are reused once a token has ended.)
+macro_rules! token_by_number_from {
+    () => {
+        "FROM tokens WHERE token = $1 ORDER BY state = 'active' DESC, created_at DESC LIMIT 1"
+    };
+}
+
 /// Whether a reversal naming `$key` as its original came first.
 macro_rules! reversal_came_first {
     ($key:literal) => {

@@ -265,20 +265,15 @@ impl SqliteStore {
     /// same rule.
     pub async fn token_with_instrument(&self, number: &str) -> StoreResult<Option<(TokenRow, Option<InstrumentRow>)>> {
         use sqlx::FromRow;
-        macro_rules! the_token {
-            () => {
-                "FROM tokens WHERE token = $1 ORDER BY state = 'active' DESC, created_at DESC LIMIT 1"
-            };
-        }
         let rows = sqlx::query(concat!(
             "SELECT ",
             token_cols!(),
             " ",
-            the_token!(),
+            token_by_number_from!(),
             "; SELECT ",
             instrument_cols!(),
             " FROM instruments WHERE id = (SELECT instrument_id ",
-            the_token!(),
+            token_by_number_from!(),
             ")"
         ))
         .bind(number)

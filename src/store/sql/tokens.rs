@@ -183,7 +183,8 @@ macro_rules! sql_tokens {
                 let row: Option<TokenRow<i64>> = sqlx::query_as(concat!(
                     "SELECT ",
                     token_cols!(),
-                    " FROM tokens WHERE token = $1 ORDER BY state = 'active' DESC, created_at DESC LIMIT 1"
+                    " ",
+                    token_by_number_from!()
                 ))
                 .bind(token)
                 .fetch_optional(&self.read)
@@ -375,7 +376,8 @@ macro_rules! sql_tokens {
                 let row: Option<TokenRow<i64>> = sqlx::query_as(concat!(
                     "SELECT ",
                     token_cols!(),
-                    " FROM tokens WHERE token = $1 ORDER BY state = 'active' DESC, created_at DESC LIMIT 1"
+                    " ",
+                    token_by_number_from!()
                 ))
                 .bind(token)
                 .fetch_optional(w.conn())

@@ -312,9 +312,16 @@ async fn story(out: &mut dyn Write, dir: &std::path::Path, demo: DemoOptions) ->
     let (local, _) =
         crate::stored_value::wallet::open(&state.store, &wallet, "seoul-gangnam", now).await.map_err(|x| e(&x))?;
     let clock = state.clock.clone();
-    let c = crate::stored_value::wallet::charge(&state.store, &state.config, move || clock.now_ms(), &local, "100000")
-        .await
-        .map_err(|x| e(&x))?;
+    let c = crate::stored_value::wallet::charge(
+        state.payments.wallets(),
+        &state.store,
+        &state.config,
+        move || clock.now_ms(),
+        &local,
+        "100000",
+    )
+    .await
+    .map_err(|x| e(&x))?;
     say!(out, "   wallet {} charged 100,000: principal +{}, bonus +{}", local.id, c.principal, c.bonus);
     let mut cafe = Terminal::connect(&iso_addr, "GNCAFE01", "GN-CAFE-0001")
         .await

@@ -249,6 +249,7 @@ impl Rig {
                 let clock = self.state.clock.clone();
                 let before = self.wallet_view(wallet).await;
                 let c = tsp::stored_value::wallet::charge(
+                    self.state.payments.wallets(),
                     &self.state.store,
                     &self.state.config,
                     move || clock.now_ms(),

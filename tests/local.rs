@@ -375,6 +375,74 @@ async fn concurrent_payments_and_cancels_on_one_wallet() {
     audit_ledger(&s).await;
 }
 
+/// One token sent in four payments at once among twenty others on the same wallet: the wallet's
+/// node writes whatever arrives together as one batch, and the database's guard on the spent token
+/// refuses only the payments that reuse it; every other payment of the batch stands.
+#[tokio::test]
+async fn a_spent_token_in_a_busy_batch_is_refused_alone() {
+    let s = TestServer::start().await;
+    region(&s, "batch", "reverse", 86_400, &["BATCH-SHOP-1"]).await;
+    let id = wallet(&s, "batch").await;
+    charge(&s, &id, "100000").await; // 100,000 principal + 10,000 bonus
+    let mut tokens = Vec::new();
+    for _ in 0..20 {
+        tokens.push(token(&s, &id).await);
+    }
+    let mut sends: Vec<String> = tokens.clone();
+    sends.extend(std::iter::repeat_n(tokens[0].clone(), 3));
+    let mut terminals = Vec::new();
+    for i in 0..sends.len() {
+        terminals.push(s.terminal_as(&format!("BTCH{i:04}"), "BATCH-SHOP-1").await);
+    }
+    let mut tasks = Vec::new();
+    for (mut t, tok) in terminals.into_iter().zip(sends.clone()) {
+        tasks.push(tokio::spawn(async move {
+            let req = t.purchase(&tok, 1_000);
+            code(&t.call(&req).await)
+        }));
+    }
+    let mut codes = Vec::new();
+    for t in tasks {
+        codes.push(t.await.unwrap());
+    }
+    let reused: Vec<&String> = sends.iter().zip(&codes).filter(|(t, _)| **t == tokens[0]).map(|(_, c)| c).collect();
+    assert_eq!(reused.len(), 4);
+    assert_eq!(reused.iter().filter(|c| **c == "00").count(), 1, "one token pays once: {reused:?}");
+    let others = sends.iter().zip(&codes).filter(|(t, _)| **t != tokens[0]);
+    assert!(others.clone().all(|(_, c)| c == "00"), "{codes:?}");
+    assert_eq!(codes.iter().filter(|c| *c == "00").count(), 20);
+    // Bonus first: 10,000 of bonus, then 10,000 of principal.
+    assert_eq!(balance(&s, &id).await, bal("90000", "0"));
+    audit_ledger(&s).await;
+}
+
+/// A node holds a wallet as its own writes left it; another node's charge makes it stale. A payment
+/// the stale wallet could not cover is approved all the same: a refusal is answered only when a
+/// fresh read agrees, and the stale wallet is read again.
+#[tokio::test]
+async fn a_refusal_is_checked_against_what_another_node_wrote() {
+    let a = TestServer::start().await;
+    region(&a, "two", "reverse", 86_400, &["TWO-SHOP-1"]).await;
+    let id = wallet(&a, "two").await;
+    charge(&a, &id, "1000").await; // 1,000 principal + 100 bonus
+    let (first, second) = (token(&a, &id).await, token(&a, &id).await);
+    let mut t = a.terminal_as("TWON0001", "TWO-SHOP-1").await;
+    let req = t.purchase(&first, 1_000);
+    assert_eq!(code(&t.call(&req).await), "00");
+    assert_eq!(balance(&a, &id).await, bal("100", "0"));
+    let b = a.another_node().await;
+    charge(&b, &id, "5000").await; // 5,000 principal + 500 bonus, written by the other node
+    let req = t.purchase(&second, 3_000);
+    assert_eq!(code(&t.call(&req).await), "00", "node A must not refuse from its stale wallet");
+    assert_eq!(balance(&a, &id).await, bal("2600", "0"));
+    // And a payment neither node's wallet covers is refused: 2,600 left.
+    let third = token(&a, &id).await;
+    let req = t.purchase(&third, 3_000);
+    assert_eq!(code(&t.call(&req).await), "51");
+    assert_eq!(balance(&b, &id).await, bal("2600", "0"));
+    audit_ledger(&a).await;
+}
+
 /// Closing a wallet does not bar its owner from the region: opening it again reopens the same wallet,
 /// with what it held and the month's charges toward the bonus cap (closing must not reset the cap);
 /// tokens issued before the close stay revoked.

@@ -347,7 +347,15 @@ pub async fn charge(
         ));
     }
     let clock = s.clock.clone();
-    let c = crate::stored_value::wallet::charge(&s.store, &s.config, move || clock.now_ms(), &row, &b.amount).await?;
+    let c = crate::stored_value::wallet::charge(
+        s.payments.wallets(),
+        &s.store,
+        &s.config,
+        move || clock.now_ms(),
+        &row,
+        &b.amount,
+    )
+    .await?;
     tracing::info!(instrument = %row.id, entry = %c.entry_id, "wallet charged");
     let b = crate::stored_value::wallet::balance(&s.store, &s.config, &row.id, s.clock.now_ms()).await?;
     Ok((

@@ -69,6 +69,8 @@ pub struct Payments {
     pub(crate) terminals: Arc<Registry>,
     /// The terminals' MAC and zone keys (`link`).
     pub(crate) link_keys: Arc<LinkKeys>,
+    /// This node's writers of each local-currency wallet (`stored_value::lane`).
+    pub(crate) wallets: Arc<crate::stored_value::lane::Lanes>,
 }
 
 /// What the front should do with a frame.
@@ -92,7 +94,14 @@ impl Payments {
         let terminals = Arc::new(Registry::new(store.clone()));
         let link_keys =
             Arc::new(LinkKeys::new(store.clone(), hsm.clone(), clock.clone(), config.iso.key_overlap_seconds));
-        Payments { store, tokens, vault, hsm, config, clock, hosts, terminals, link_keys }
+        let wallets = Arc::new(crate::stored_value::lane::Lanes::new());
+        Payments { store, tokens, vault, hsm, config, clock, hosts, terminals, link_keys, wallets }
+    }
+
+    /// This node's wallet lanes: every change to a local-currency wallet on this node goes through
+    /// them (the REST charge as well as payments).
+    pub fn wallets(&self) -> &crate::stored_value::lane::Lanes {
+        &self.wallets
     }
 
     /// The terminal registry this front checks requests against (the admin API changes it through

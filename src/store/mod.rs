@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::path::Path;
 
 /// Storage failures. Their text never contains stored values.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("database unavailable: {0}")]
     Unavailable(String),
@@ -769,12 +769,12 @@ impl Store {
         dispatch!(self, s => s.insert_wallet(i, region_id).await)
     }
 
-    /// A wallet with the balances of `accounts` (principal, bonus) and optionally one payment, in one
-    /// snapshot.
     pub async fn wallet_region(&self, instrument_id: &str) -> StoreResult<Option<String>> {
         dispatch!(self, s => s.wallet_region(instrument_id).await)
     }
 
+    /// A wallet with the balances of `accounts` (principal, bonus) and optionally one payment, in one
+    /// snapshot.
     pub async fn wallet_snapshot(
         &self,
         instrument_id: &str,
@@ -788,8 +788,14 @@ impl Store {
         dispatch!(self, s => s.local_payment(transaction_id).await)
     }
 
-    /// Applies one change to a wallet, all or nothing.
-    pub async fn write_wallet(&self, w: &WalletWrite<'_>, now: i64) -> StoreResult<WalletOutcome> {
-        dispatch!(self, s => s.write_wallet(w, now).await)
+    /// Writes a wallet's new state with the changes that led to it, in order, all or nothing; the
+    /// wallet only if it is still at `wallet.version`. On anything but `Done`, the index of the change
+    /// that a guard refused (0 for `Conflict`).
+    pub async fn write_wallet(
+        &self,
+        wallet: &WalletRow,
+        changes: &[WalletWrite<'_>],
+    ) -> StoreResult<(WalletOutcome, usize)> {
+        dispatch!(self, s => s.write_wallet(wallet, changes).await)
     }
 }

@@ -4,4 +4,5 @@
 //! entries `ledger`'s; no card number ever reaches this module.
 
 pub mod gift;
+pub mod lane;
 pub mod wallet;

@@ -1,16 +1,19 @@
 //! Local-currency wallets (지역화폐): the region and merchant registry, a wallet per
 //! requestor and region, charging, the balance view, and the read–apply–write loop every wallet
-//! change goes through.
+//! change goes through (`lane`: this node's writers of one wallet).
 //!
 //! The money rules (bonus on the monthly cap, bonus first, cancel restore policy, forfeiture) are
 //! `instruments::local`'s; the entries are `ledger::standard`'s. Here a wallet is loaded in one
 //! snapshot (its row, its bonus grants, the balances of its two ledger accounts), a rule is applied to
 //! it in memory, and the new state is written with the entries in one database transaction that
-//! succeeds only if nobody wrote the wallet since (its `version`); a lost race reads again and retries.
+//! succeeds only if nobody wrote the wallet since (its `version`). On one node the changes of a wallet
+//! queue in its lane (`lane`), which decides them in order on the wallet it holds and writes them in
+//! batches; what another node wrote meanwhile is read again, never overwritten.
 //! Bonus that expired is lapsed (posted to the region's forfeited account) by the next write.
 
 use rust_decimal::Decimal;
 
+use super::lane::Lanes;
 use crate::config::{Config, RegionSpec, check_id, region_row};
 use crate::instruments::card::RuleError;
 use crate::instruments::local::{
@@ -21,12 +24,9 @@ use crate::money::{Amount, Currency};
 use crate::requestors::Requestor;
 use crate::store::{
     GrantRow, InstrumentKind, InstrumentRow, InstrumentStatus, LocalPaymentRow, MerchantRow, RegionRow, Store, TakeRow,
-    TxnRow, WalletOutcome, WalletRow, WalletSnapshot, WalletWrite,
+    TxnRow, WalletOutcome, WalletRow, WalletSnapshot,
 };
 use crate::{Error, Result};
-
-/// How often a wallet write is retried after losing a race before giving up.
-const MAX_ATTEMPTS: usize = 32;
 
 /// A stored region's rules.
 pub fn policy(region: &RegionRow, config: &Config) -> Result<(Currency, RegionPolicy)> {
@@ -135,6 +135,7 @@ pub async fn open(store: &Store, requestor: &Requestor, region: &str, now: i64) 
 }
 
 /// A wallet loaded for one change: the stored rows and the rules' view of them.
+#[derive(Clone)]
 pub struct Loaded {
     pub snapshot: WalletSnapshot,
     pub region: RegionRow,
@@ -200,7 +201,13 @@ pub async fn load(store: &Store, config: &Config, instrument_id: &str, payment: 
         bonus_month: w.bonus_month.as_deref().and_then(parse_month),
         charged_in_month: w.charged_in_month,
     };
-    let payment = snapshot.payment.as_ref().map(|p| LocalPayment {
+    let payment = snapshot.payment.as_ref().map(to_payment);
+    Ok(Loaded { snapshot, region, currency: cur, policy, wallet, payment })
+}
+
+/// The rules' view of a stored payment.
+pub(super) fn to_payment(p: &LocalPaymentRow) -> LocalPayment {
+    LocalPayment {
         principal: p.principal,
         bonus: p.bonus,
         takes: p
@@ -216,8 +223,7 @@ pub async fn load(store: &Store, config: &Config, instrument_id: &str, payment: 
         cancelled_principal: p.cancelled_principal,
         cancelled_bonus: p.cancelled_bonus,
         forfeited_bonus: p.forfeited_bonus,
-    });
-    Ok(Loaded { snapshot, region, currency: cur, policy, wallet, payment })
+    }
 }
 
 impl Loaded {
@@ -268,7 +274,7 @@ impl Loaded {
     }
 
     /// Removes expired grants; the entry that moves their bonus to the region's forfeited account.
-    fn lapse(&mut self, now: i64) -> Result<Option<JournalEntry>> {
+    pub(super) fn lapse(&mut self, now: i64) -> Result<Option<JournalEntry>> {
         let lapsed = self.wallet.lapse_expired(now, &self.policy).map_err(|e| corrupt(&e.to_string()))?;
         if lapsed.is_zero() {
             return Ok(None);
@@ -314,64 +320,19 @@ pub enum Applied<T> {
     Refused(WalletOutcome),
 }
 
-/// Striped per-wallet turns for this process: bounded memory, independent wallets rarely share one.
-fn turn(instrument_id: &str) -> &'static tokio::sync::Mutex<()> {
-    use std::hash::{Hash, Hasher};
-    static TURNS: std::sync::OnceLock<Vec<tokio::sync::Mutex<()>>> = std::sync::OnceLock::new();
-    let turns = TURNS.get_or_init(|| (0..256).map(|_| tokio::sync::Mutex::new(())).collect());
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    instrument_id.hash(&mut h);
-    &turns[(h.finish() % turns.len() as u64) as usize]
-}
-
 /// Loads the wallet, lapses expired bonus, lets `rule` decide, and writes the result with the lapse
-/// in one transaction; a lost race (the wallet changed since it was read) starts over.
+/// in one transaction, through the wallet's lane on this node (`lane`: changes of one wallet are
+/// decided in order and written in batches; what could not be written as decided is decided again).
 pub async fn apply<T>(
+    lanes: &Lanes,
     store: &Store,
     config: &Config,
     now: impl Fn() -> i64,
     instrument_id: &str,
     payment: Option<&str>,
-    mut rule: impl FnMut(&mut Loaded, i64) -> Result<Step<T>>,
+    rule: impl FnMut(&mut Loaded, i64) -> Result<Step<T>>,
 ) -> Result<Applied<T>> {
-    // Within this node, writers of one wallet take turns, so they do not spend their attempts
-    // losing races to each other; across nodes the version check alone decides (and is what makes it
-    // correct: this lock only saves work).
-    let _turn = turn(instrument_id).lock().await;
-    for attempt in 0..MAX_ATTEMPTS {
-        if attempt > 0 {
-            // Lost to another node: let it finish before reading again.
-            tokio::time::sleep(std::time::Duration::from_millis(1 + (attempt as u64 % 8))).await;
-        }
-        let mut loaded = load(store, config, instrument_id, payment).await?;
-        let at = now();
-        let lapse = loaded.lapse(at)?;
-        let (mut plan, answer) = match rule(&mut loaded, at)? {
-            Step::Refuse(answer) => return Ok(Applied::Done(answer)),
-            Step::Write(plan, answer) => (*plan, answer),
-        };
-        if let Some(e) = lapse {
-            plan.entries.insert(0, e);
-        }
-        let wallet = loaded.wallet_row()?;
-        let write = WalletWrite {
-            wallet: Some(&wallet),
-            entries: plan.entries,
-            transaction_id: plan.transaction_id.as_deref(),
-            consume_token: plan.consume_token.as_deref(),
-            new_payment: plan.new_payment.as_ref(),
-            payment_update: plan.payment_update.as_ref(),
-            cancel: plan.cancel.as_ref().map(|(id, a)| (id.as_str(), *a)),
-            reverse: plan.reverse.as_deref(),
-            txn: plan.txn.as_ref(),
-        };
-        match store.write_wallet(&write, at).await? {
-            WalletOutcome::Done => return Ok(Applied::Done(answer)),
-            WalletOutcome::Conflict => continue,
-            other => return Ok(Applied::Refused(other)),
-        }
-    }
-    Err(Error::Store(crate::store::StoreError::Busy))
+    super::lane::apply(lanes, store, config, now, instrument_id, payment, rule).await
 }
 
 /// What a charge added.
@@ -385,6 +346,7 @@ pub struct Charged {
 
 /// Charges `amount` (major-unit decimal text) to an active wallet: principal plus the region's bonus.
 pub async fn charge(
+    lanes: &Lanes,
     store: &Store,
     config: &Config,
     now: impl Fn() -> i64,
@@ -394,7 +356,7 @@ pub async fn charge(
     if let Some(e) = instrument.status.refusal() {
         return Err(e);
     }
-    let applied = apply(store, config, now, &instrument.id, None, |l, at| {
+    let applied = apply(lanes, store, config, now, &instrument.id, None, |l, at| {
         let requested = Amount::parse(amount, &l.currency).map_err(|_| {
             Error::invalid("amount_invalid", "amount must be a positive decimal at the currency's scale")
         })?;

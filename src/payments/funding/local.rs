@@ -65,6 +65,7 @@ pub async fn pay(mut f: InFlight<'_>, paying: Paying) -> crate::Result<Reply> {
     let approved: &TxnRow = &f.txn;
     let (currency, amount, token_id) = (&paying.currency.code, paying.amount, paying.token.id.as_str());
     let applied = wallet::apply(
+        &p.wallets,
         &p.store,
         &p.config,
         || p.clock.now_ms(),
@@ -120,6 +121,7 @@ pub async fn cancel(mut f: InFlight<'_>, original: &TxnRow, amount: Amount) -> c
     f.fill(&resp, TxnStatus::Approved);
     let approved: &TxnRow = &f.txn;
     let applied = wallet::apply(
+        &p.wallets,
         &p.store,
         &p.config,
         || p.clock.now_ms(),
@@ -185,6 +187,7 @@ async fn reverse_payment(f: &mut InFlight<'_>, original: &TxnRow) -> crate::Resu
     let merchant = original.merchant_id.clone().unwrap_or_default();
     let reversal: &TxnRow = &f.txn;
     let applied = wallet::apply(
+        &p.wallets,
         &p.store,
         &p.config,
         || p.clock.now_ms(),

@@ -166,12 +166,13 @@ impl TakeRow<i64> {
     }
 }
 
-/// Everything one change to a wallet writes, committed together or not at all: the wallet's new
-/// state (checked against the version it was read at), its ledger entries, and whichever of the
-/// token consumption, payment record, cancel reservation, reversal and transaction row go with it.
+/// Everything one change to a wallet writes besides the wallet row: its ledger entries, and whichever
+/// of the token consumption, payment record, cancel reservation, reversal and transaction row go
+/// with it. `Store::write_wallet` commits a wallet's new state with the changes that led to it.
 #[derive(Debug, Default)]
 pub struct WalletWrite<'a> {
-    pub wallet: Option<&'a WalletRow>,
+    /// When the change was decided.
+    pub now: i64,
     pub entries: Vec<crate::ledger::JournalEntry>,
     /// The ISO 8583 transaction the entries belong to.
     pub transaction_id: Option<&'a str>,
@@ -188,8 +189,8 @@ pub struct WalletWrite<'a> {
     pub txn: Option<&'a TxnRow>,
 }
 
-/// What a [`WalletWrite`] found. Anything but `Done` wrote nothing.
-#[derive(Debug, PartialEq, Eq)]
+/// What `Store::write_wallet` found. Anything but `Done` wrote nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WalletOutcome {
     Done,
     /// Someone wrote the wallet since it was read: read it again and retry.

@@ -204,163 +204,177 @@ macro_rules! sql_local {
                 local_payment_in(&mut conn, transaction_id, self.money()).await
             }
 
-            /// Applies one change to a wallet, all of it or nothing (see [`WalletWrite`]).
-            pub async fn write_wallet(&self, change: &WalletWrite<'_>, now: i64) -> StoreResult<WalletOutcome> {
+            /// Writes a wallet's new state and the changes that led to it, in order, all of it or
+            /// nothing: the wallet row only if it is still at `wallet.version` (else `Conflict`), then each
+            /// change (see [`WalletWrite`]). On anything but `Done`, the index of the change it stopped at
+            /// (0 for the wallet itself).
+            pub async fn write_wallet(
+                &self,
+                wallet: &WalletRow,
+                changes: &[WalletWrite<'_>],
+            ) -> StoreResult<(WalletOutcome, usize)> {
                 let mut w = self.atomic_writer().await?;
-                if let Some(wallet) = change.wallet {
-                    let r = sqlx::query(
-                        "UPDATE local_wallets SET bonus_month = $3, charged_in_month = $4, next_grant_id = $5, \
-                         version = version + 1 WHERE instrument_id = $1 AND version = $2",
+                let r = sqlx::query(
+                    "UPDATE local_wallets SET bonus_month = $3, charged_in_month = $4, next_grant_id = $5, \
+                     version = version + 1 WHERE instrument_id = $1 AND version = $2",
+                )
+                .bind(&wallet.instrument_id)
+                .bind(wallet.version)
+                .bind(&wallet.bonus_month)
+                .bind(wallet.charged_in_month)
+                .bind(wallet.next_grant_id)
+                .execute(w.conn())
+                .await?;
+                if r.rows_affected() != 1 {
+                    w.abort().await?;
+                    return Ok((WalletOutcome::Conflict, 0));
+                }
+                let kept: Vec<i64> = wallet.grants.iter().map(|g| g.grant_id).collect();
+                let stored: Vec<i64> = sqlx::query_scalar("SELECT grant_id FROM bonus_grants WHERE instrument_id = $1")
+                    .bind(&wallet.instrument_id)
+                    .fetch_all(w.conn())
+                    .await?;
+                for gone in stored.iter().filter(|g| !kept.contains(g)) {
+                    sqlx::query("DELETE FROM bonus_grants WHERE instrument_id = $1 AND grant_id = $2")
+                        .bind(&wallet.instrument_id)
+                        .bind(gone)
+                        .execute(w.conn())
+                        .await?;
+                }
+                for g in &wallet.grants {
+                    sqlx::query(
+                        "INSERT INTO bonus_grants (instrument_id, grant_id, granted_at, expires_at, amount, remaining) \
+                         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (instrument_id, grant_id) DO UPDATE SET remaining = excluded.remaining",
                     )
                     .bind(&wallet.instrument_id)
-                    .bind(wallet.version)
-                    .bind(&wallet.bonus_month)
-                    .bind(wallet.charged_in_month)
-                    .bind(wallet.next_grant_id)
+                    .bind(g.grant_id)
+                    .bind(g.granted_at)
+                    .bind(g.expires_at)
+                    .bind(g.amount)
+                    .bind(g.remaining)
                     .execute(w.conn())
                     .await?;
-                    if r.rows_affected() != 1 {
+                }
+                for (i, change) in changes.iter().enumerate() {
+                    let outcome = write_wallet_change(w.conn(), change).await?;
+                    if outcome != WalletOutcome::Done {
                         w.abort().await?;
-                        return Ok(WalletOutcome::Conflict);
+                        return Ok((outcome, i));
                     }
-                    let kept: Vec<i64> = wallet.grants.iter().map(|g| g.grant_id).collect();
-                    let stored: Vec<i64> = sqlx::query_scalar("SELECT grant_id FROM bonus_grants WHERE instrument_id = $1")
-                        .bind(&wallet.instrument_id)
-                        .fetch_all(w.conn())
-                        .await?;
-                    for gone in stored.iter().filter(|g| !kept.contains(g)) {
-                        sqlx::query("DELETE FROM bonus_grants WHERE instrument_id = $1 AND grant_id = $2")
-                            .bind(&wallet.instrument_id)
-                            .bind(gone)
-                            .execute(w.conn())
-                            .await?;
-                    }
-                    for g in &wallet.grants {
-                        sqlx::query(
-                            "INSERT INTO bonus_grants (instrument_id, grant_id, granted_at, expires_at, amount, remaining) \
-                             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (instrument_id, grant_id) DO UPDATE SET remaining = excluded.remaining",
-                        )
-                        .bind(&wallet.instrument_id)
-                        .bind(g.grant_id)
-                        .bind(g.granted_at)
-                        .bind(g.expires_at)
-                        .bind(g.amount)
-                        .bind(g.remaining)
-                        .execute(w.conn())
-                        .await?;
-                    }
-                }
-                if let Some(token_id) = change.consume_token {
-                    let r = sqlx::query(
-                        "UPDATE tokens SET state = 'consumed', consumed_at = $2 WHERE id = $1 AND state = 'active' AND expires_at > $2 \
-                         AND suspended_at IS NULL AND (lease_until IS NULL OR lease_until <= $2)",
-                    )
-                    .bind(token_id)
-                    .bind(now)
-                    .execute(w.conn())
-                    .await?;
-                    if r.rows_affected() != 1 {
-                        w.abort().await?;
-                        return Ok(WalletOutcome::TokenGone);
-                    }
-                }
-                if let Some(original) = change.reverse {
-                    let r = sqlx::query(
-                        "UPDATE transactions SET status = 'reversed', updated_at = $2 WHERE id = $1 AND status = 'approved'",
-                    )
-                    .bind(original)
-                    .bind(now)
-                    .execute(w.conn())
-                    .await?;
-                    if r.rows_affected() != 1 {
-                        w.abort().await?;
-                        return Ok(WalletOutcome::NotApproved);
-                    }
-                }
-                if let Some((original, amount)) = change.cancel {
-                    let r = sqlx::query(
-                        "UPDATE transactions SET cancelled_amount = cancelled_amount + $2, updated_at = $3 \
-                         WHERE id = $1 AND status = 'approved' AND amount IS NOT NULL AND cancelled_amount + $2 <= amount",
-                    )
-                    .bind(original)
-                    .bind(amount)
-                    .bind(now)
-                    .execute(w.conn())
-                    .await?;
-                    if r.rows_affected() != 1 {
-                        w.abort().await?;
-                        return Ok(WalletOutcome::ExceedsCancellable);
-                    }
-                }
-                for e in &change.entries {
-                    if !post_entry(w.conn(), e, change.transaction_id, now).await? {
-                        w.abort().await?;
-                        return Ok(WalletOutcome::Insufficient);
-                    }
-                }
-                if let Some(p) = change.new_payment {
-                    sqlx::query(
-                        "INSERT INTO local_payments (transaction_id, instrument_id, principal, bonus, cancelled_principal, \
-                         cancelled_bonus, forfeited_bonus) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                    )
-                    .bind(&p.transaction_id)
-                    .bind(&p.instrument_id)
-                    .bind(p.principal)
-                    .bind(p.bonus)
-                    .bind(p.cancelled_principal)
-                    .bind(p.cancelled_bonus)
-                    .bind(p.forfeited_bonus)
-                    .execute(w.conn())
-                    .await?;
-                    for (seq, t) in p.takes.iter().enumerate() {
-                        sqlx::query(
-                            "INSERT INTO local_payment_takes (transaction_id, seq, grant_id, expires_at, taken, returned) \
-                             VALUES ($1, $2, $3, $4, $5, $6)",
-                        )
-                        .bind(&p.transaction_id)
-                        .bind(seq as i64)
-                        .bind(t.grant_id)
-                        .bind(t.expires_at)
-                        .bind(t.taken)
-                        .bind(t.returned)
-                        .execute(w.conn())
-                        .await?;
-                    }
-                }
-                if let Some(p) = change.payment_update {
-                    sqlx::query(
-                        "UPDATE local_payments SET cancelled_principal = $2, cancelled_bonus = $3, forfeited_bonus = $4 \
-                         WHERE transaction_id = $1",
-                    )
-                    .bind(&p.transaction_id)
-                    .bind(p.cancelled_principal)
-                    .bind(p.cancelled_bonus)
-                    .bind(p.forfeited_bonus)
-                    .execute(w.conn())
-                    .await?;
-                    for t in &p.takes {
-                        sqlx::query("UPDATE local_payment_takes SET returned = $3 WHERE transaction_id = $1 AND grant_id = $2")
-                            .bind(&p.transaction_id)
-                            .bind(t.grant_id)
-                            .bind(t.returned)
-                            .execute(w.conn())
-                            .await?;
-                    }
-                }
-                if let Some(t) = change.txn {
-                    if bind_txn!(sqlx::query(TXN_UPDATE), t).execute(w.conn()).await?.rows_affected() != 1 {
-                        w.abort().await?;
-                        return Ok(WalletOutcome::Superseded);
-                    }
-                    if let (Some(token_id), Some(instrument_id)) = (change.consume_token, t.instrument_id.as_deref()) {
-                        let data = crate::events::token_data(token_id, "consumed");
-                        emit(w.conn(), &EventDraft { instrument_id, kind: "token.consumed", data, now }).await?;
-                    }
-                    emit_txn(w.conn(), t).await?;
                 }
                 w.done().await?;
-                Ok(WalletOutcome::Done)
+                Ok((WalletOutcome::Done, changes.len()))
             }
+        }
+
+        /// One change to a wallet, inside the caller's transaction: anything but `Done` means a guard
+        /// held and the caller must roll back.
+        async fn write_wallet_change(conn: &mut $Conn, change: &WalletWrite<'_>) -> StoreResult<WalletOutcome> {
+        let now = change.now;
+        if let Some(token_id) = change.consume_token {
+            let r = sqlx::query(
+                "UPDATE tokens SET state = 'consumed', consumed_at = $2 WHERE id = $1 AND state = 'active' AND expires_at > $2 \
+                 AND suspended_at IS NULL AND (lease_until IS NULL OR lease_until <= $2)",
+            )
+            .bind(token_id)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+            if r.rows_affected() != 1 {
+                return Ok(WalletOutcome::TokenGone);
+            }
+        }
+        if let Some(original) = change.reverse {
+            let r = sqlx::query(
+                "UPDATE transactions SET status = 'reversed', updated_at = $2 WHERE id = $1 AND status = 'approved'",
+            )
+            .bind(original)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+            if r.rows_affected() != 1 {
+                return Ok(WalletOutcome::NotApproved);
+            }
+        }
+        if let Some((original, amount)) = change.cancel {
+            let r = sqlx::query(
+                "UPDATE transactions SET cancelled_amount = cancelled_amount + $2, updated_at = $3 \
+                 WHERE id = $1 AND status = 'approved' AND amount IS NOT NULL AND cancelled_amount + $2 <= amount",
+            )
+            .bind(original)
+            .bind(amount)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+            if r.rows_affected() != 1 {
+                return Ok(WalletOutcome::ExceedsCancellable);
+            }
+        }
+        for e in &change.entries {
+            if !post_entry(&mut *conn, e, change.transaction_id, now).await? {
+                return Ok(WalletOutcome::Insufficient);
+            }
+        }
+        if let Some(p) = change.new_payment {
+            sqlx::query(
+                "INSERT INTO local_payments (transaction_id, instrument_id, principal, bonus, cancelled_principal, \
+                 cancelled_bonus, forfeited_bonus) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(&p.transaction_id)
+            .bind(&p.instrument_id)
+            .bind(p.principal)
+            .bind(p.bonus)
+            .bind(p.cancelled_principal)
+            .bind(p.cancelled_bonus)
+            .bind(p.forfeited_bonus)
+            .execute(&mut *conn)
+            .await?;
+            for (seq, t) in p.takes.iter().enumerate() {
+                sqlx::query(
+                    "INSERT INTO local_payment_takes (transaction_id, seq, grant_id, expires_at, taken, returned) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&p.transaction_id)
+                .bind(seq as i64)
+                .bind(t.grant_id)
+                .bind(t.expires_at)
+                .bind(t.taken)
+                .bind(t.returned)
+                .execute(&mut *conn)
+                .await?;
+            }
+        }
+        if let Some(p) = change.payment_update {
+            sqlx::query(
+                "UPDATE local_payments SET cancelled_principal = $2, cancelled_bonus = $3, forfeited_bonus = $4 \
+                 WHERE transaction_id = $1",
+            )
+            .bind(&p.transaction_id)
+            .bind(p.cancelled_principal)
+            .bind(p.cancelled_bonus)
+            .bind(p.forfeited_bonus)
+            .execute(&mut *conn)
+            .await?;
+            for t in &p.takes {
+                sqlx::query("UPDATE local_payment_takes SET returned = $3 WHERE transaction_id = $1 AND grant_id = $2")
+                    .bind(&p.transaction_id)
+                    .bind(t.grant_id)
+                    .bind(t.returned)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+        }
+        if let Some(t) = change.txn {
+            if bind_txn!(sqlx::query(TXN_UPDATE), t).execute(&mut *conn).await?.rows_affected() != 1 {
+                return Ok(WalletOutcome::Superseded);
+            }
+            if let (Some(token_id), Some(instrument_id)) = (change.consume_token, t.instrument_id.as_deref()) {
+                let data = crate::events::token_data(token_id, "consumed");
+                emit(&mut *conn, &EventDraft { instrument_id, kind: "token.consumed", data, now }).await?;
+            }
+            emit_txn(&mut *conn, t).await?;
+        }
+            Ok(WalletOutcome::Done)
         }
     };
 }

@@ -416,6 +416,48 @@ async fn a_spent_token_in_a_busy_batch_is_refused_alone() {
     audit_ledger(&s).await;
 }
 
+/// The database's balance guard stays the second line behind the lane: with the ledger holding less
+/// than the node's wallet says (300 of principal taken from under it), ten payments decided together
+/// post until the account is empty; the one that finds it short is refused, those after it are
+/// decided again from a fresh read and refused too, and what was written stands.
+#[tokio::test]
+async fn the_ledger_refuses_what_a_batch_overspends_and_keeps_what_fits() {
+    let s = TestServer::start().await;
+    region(&s, "short", "reverse", 86_400, &["SHORT-SHOP-1"]).await;
+    let id = wallet(&s, "short").await;
+    charge(&s, &id, "1000").await; // 1,000 principal + 100 bonus, as the node holds it
+    let pool = s.database().await;
+    let r = sqlx::query("UPDATE ledger_accounts SET balance = 300 WHERE id = $1")
+        .bind(format!("wallet:{id}:principal"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(r.rows_affected(), 1);
+    let mut tokens = Vec::new();
+    for _ in 0..10 {
+        tokens.push(token(&s, &id).await);
+    }
+    let mut terminals = Vec::new();
+    for i in 0..tokens.len() {
+        terminals.push(s.terminal_as(&format!("SHRT{i:04}"), "SHORT-SHOP-1").await);
+    }
+    let mut tasks = Vec::new();
+    for (mut t, tok) in terminals.into_iter().zip(tokens) {
+        tasks.push(tokio::spawn(async move {
+            let req = t.purchase(&tok, 100);
+            code(&t.call(&req).await)
+        }));
+    }
+    let mut codes = Vec::new();
+    for t in tasks {
+        codes.push(t.await.unwrap());
+    }
+    // 100 of bonus and the 300 of principal the ledger had: four payments.
+    assert_eq!(codes.iter().filter(|c| *c == "00").count(), 4, "{codes:?}");
+    assert_eq!(codes.iter().filter(|c| *c == "51").count(), 6, "{codes:?}");
+    assert_eq!(balance(&s, &id).await, bal("0", "0"));
+}
+
 /// A node holds a wallet as its own writes left it; another node's charge makes it stale. A payment
 /// the stale wallet could not cover is approved all the same: a refusal is answered only when a
 /// fresh read agrees, and the stale wallet is read again.

@@ -215,6 +215,13 @@ macro_rules! bind_approval_events {
     };
 }
 
+/// A journal entry to write with the transaction it belongs to (see `post_entries`).
+pub(super) struct Posted<'a> {
+    pub entry: &'a crate::ledger::JournalEntry,
+    pub transaction_id: Option<&'a str>,
+    pub now: i64,
+}
+
 pub(super) fn is_check_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.kind() == sqlx::error::ErrorKind::CheckViolation)
 }
@@ -248,33 +255,53 @@ macro_rules! sql_store {
             transaction_id: Option<&str>,
             now: i64,
         ) -> StoreResult<bool> {
-            sqlx::query(
-                "INSERT INTO ledger_entries (id, kind, currency, transaction_id, created_at) VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(e.id().as_str())
-            .bind(e.kind().as_str())
-            .bind(&e.currency().code)
-            .bind(transaction_id)
-            .bind(now)
-            .execute(&mut *conn)
-            .await?;
-            // Accounts in one global order (by id), so two transactions touching the same accounts
-            // lock their rows in the same order and cannot deadlock on PostgreSQL.
-            let mut order: Vec<(usize, &crate::ledger::Posting)> = e.lines().iter().enumerate().collect();
-            order.sort_by(|a, b| a.1.account.id.as_str().cmp(b.1.account.id.as_str()));
-            for (line, p) in order {
-                let amount = p.amount.to_minor().ok_or_else(|| StoreError::Corrupt("ledger amount out of range".into()))?;
-                let signed = if p.side == p.account.kind.normal_side() { amount } else { -amount };
-                sqlx::query("INSERT INTO ledger_accounts (id, kind, currency, balance, non_negative) VALUES ($1, $2, $3, 0, $4) ON CONFLICT (id) DO NOTHING")
-                    .bind(p.account.id.as_str())
-                    .bind(p.account.kind.as_str())
-                    .bind(&p.account.currency)
-                    .bind(p.account.kind.non_negative())
-                    .execute(&mut *conn)
-                    .await?;
+            post_entries(conn, &[Posted { entry: e, transaction_id, now }]).await
+        }
+
+        /// Writes journal entries in four statements whatever their number: the entries, the accounts
+        /// first used, each account's cached balance moved once by the sum of its postings, and the
+        /// postings. Balances move in one global order (by account id), so two transactions touching the
+        /// same accounts lock their rows in the same order and cannot deadlock on PostgreSQL. Several
+        /// entries' postings on one account are checked against the balance they leave together (each
+        /// was checked in order by its rule before it was written). `Ok(false)` when a stored-value
+        /// account would go negative: the caller drops the transaction and nothing is written.
+        async fn post_entries(conn: &mut $Conn, entries: &[Posted<'_>]) -> StoreResult<bool> {
+            if entries.is_empty() {
+                return Ok(true);
+            }
+            // Texts of one entry are few and kept prepared; a batch's vary with its size.
+            let keep = entries.len() == 1;
+            let out_of_range = || StoreError::Corrupt("ledger amount out of range".into());
+            let mut moves: std::collections::BTreeMap<&str, (&crate::ledger::Account, i64)> = Default::default();
+            let mut postings = Vec::new();
+            for p in entries {
+                for (line, posting) in p.entry.lines().iter().enumerate() {
+                    let amount = posting.amount.to_minor().ok_or_else(out_of_range)?;
+                    let signed = if posting.side == posting.account.kind.normal_side() { amount } else { -amount };
+                    let m = moves.entry(posting.account.id.as_str()).or_insert((&posting.account, 0));
+                    m.1 = m.1.checked_add(signed).ok_or_else(out_of_range)?;
+                    postings.push((p.entry.id().as_str(), line as i64, posting, amount));
+                }
+            }
+            let mut q = sqlx::QueryBuilder::new("INSERT INTO ledger_entries (id, kind, currency, transaction_id, created_at) ");
+            q.push_values(entries, |mut b, p| {
+                b.push_bind(p.entry.id().as_str())
+                    .push_bind(p.entry.kind().as_str())
+                    .push_bind(&p.entry.currency().code)
+                    .push_bind(p.transaction_id)
+                    .push_bind(p.now);
+            });
+            q.build().persistent(keep).execute(&mut *conn).await?;
+            let mut q = sqlx::QueryBuilder::new("INSERT INTO ledger_accounts (id, kind, currency, balance, non_negative) ");
+            q.push_values(moves.values(), |mut b, (a, _)| {
+                b.push_bind(a.id.as_str()).push_bind(a.kind.as_str()).push_bind(&a.currency).push("0").push_bind(a.kind.non_negative());
+            });
+            q.push(" ON CONFLICT (id) DO NOTHING");
+            q.build().persistent(keep).execute(&mut *conn).await?;
+            for (id, (_, delta)) in &moves {
                 let r = sqlx::query("UPDATE ledger_accounts SET balance = balance + $2 WHERE id = $1")
-                    .bind(p.account.id.as_str())
-                    .bind(signed)
+                    .bind(*id)
+                    .bind(*delta)
                     .execute(&mut *conn)
                     .await;
                 match r {
@@ -282,17 +309,12 @@ macro_rules! sql_store {
                     Err(err) if is_check_violation(&err) => return Ok(false),
                     Err(err) => return Err(err.into()),
                 }
-                sqlx::query(
-                    "INSERT INTO ledger_postings (entry_id, line, account_id, side, amount) VALUES ($1, $2, $3, $4, $5)",
-                )
-                .bind(e.id().as_str())
-                .bind(line as i64)
-                .bind(p.account.id.as_str())
-                .bind(p.side.as_str())
-                .bind(amount)
-                .execute(&mut *conn)
-                .await?;
             }
+            let mut q = sqlx::QueryBuilder::new("INSERT INTO ledger_postings (entry_id, line, account_id, side, amount) ");
+            q.push_values(&postings, |mut b, (entry, line, p, amount)| {
+                b.push_bind(*entry).push_bind(*line).push_bind(p.account.id.as_str()).push_bind(p.side.as_str()).push_bind(*amount);
+            });
+            q.build().persistent(keep).execute(&mut *conn).await?;
             Ok(true)
         }
 

@@ -14,7 +14,7 @@ use sqlx::{ConnectOptions, Row};
 use super::batch::{self, Unit, UnitKind, UnitQueue};
 use super::group::{GroupCommit, Writer};
 
-use super::sql::{ApprovalEvents, TXN_INSERT, TXN_UPDATE, is_check_violation};
+use super::sql::{ApprovalEvents, Posted, TXN_INSERT, TXN_UPDATE, is_check_violation};
 use super::*;
 use crate::ledger::JournalEntry;
 

@@ -206,69 +206,101 @@ macro_rules! sql_local {
 
             /// Writes a wallet's new state and the changes that led to it, in order, all of it or
             /// nothing: the wallet row only if it is still at `wallet.version` (else `Conflict`), then each
-            /// change (see [`WalletWrite`]). On anything but `Done`, the index of the change it stopped at
-            /// (0 for the wallet itself).
+            /// change (see [`WalletWrite`]), their ledger entries posted together. On anything but `Done`,
+            /// the index of the change it stopped at (0 for the wallet itself).
             pub async fn write_wallet(
                 &self,
                 wallet: &WalletRow,
                 changes: &[WalletWrite<'_>],
             ) -> StoreResult<(WalletOutcome, usize)> {
-                let mut w = self.atomic_writer().await?;
-                let r = sqlx::query(
-                    "UPDATE local_wallets SET bonus_month = $3, charged_in_month = $4, next_grant_id = $5, \
-                     version = version + 1 WHERE instrument_id = $1 AND version = $2",
-                )
-                .bind(&wallet.instrument_id)
-                .bind(wallet.version)
-                .bind(&wallet.bonus_month)
-                .bind(wallet.charged_in_month)
-                .bind(wallet.next_grant_id)
-                .execute(w.conn())
-                .await?;
-                if r.rows_affected() != 1 {
-                    w.abort().await?;
-                    return Ok((WalletOutcome::Conflict, 0));
-                }
-                let kept: Vec<i64> = wallet.grants.iter().map(|g| g.grant_id).collect();
-                let stored: Vec<i64> = sqlx::query_scalar("SELECT grant_id FROM bonus_grants WHERE instrument_id = $1")
-                    .bind(&wallet.instrument_id)
-                    .fetch_all(w.conn())
-                    .await?;
-                for gone in stored.iter().filter(|g| !kept.contains(g)) {
-                    sqlx::query("DELETE FROM bonus_grants WHERE instrument_id = $1 AND grant_id = $2")
-                        .bind(&wallet.instrument_id)
-                        .bind(gone)
-                        .execute(w.conn())
-                        .await?;
-                }
-                for g in &wallet.grants {
-                    sqlx::query(
-                        "INSERT INTO bonus_grants (instrument_id, grant_id, granted_at, expires_at, amount, remaining) \
-                         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (instrument_id, grant_id) DO UPDATE SET remaining = excluded.remaining",
+                // Entries are posted for all changes at once; only when that finds an account short are
+                // they posted change by change, to tell which change it was.
+                for one_by_one in [false, true] {
+                    let mut w = self.atomic_writer().await?;
+                    let r = sqlx::query(
+                        "UPDATE local_wallets SET bonus_month = $3, charged_in_month = $4, next_grant_id = $5, \
+                         version = version + 1 WHERE instrument_id = $1 AND version = $2",
                     )
                     .bind(&wallet.instrument_id)
-                    .bind(g.grant_id)
-                    .bind(g.granted_at)
-                    .bind(g.expires_at)
-                    .bind(g.amount)
-                    .bind(g.remaining)
+                    .bind(wallet.version)
+                    .bind(&wallet.bonus_month)
+                    .bind(wallet.charged_in_month)
+                    .bind(wallet.next_grant_id)
                     .execute(w.conn())
                     .await?;
-                }
-                for (i, change) in changes.iter().enumerate() {
-                    let outcome = write_wallet_change(w.conn(), change).await?;
-                    if outcome != WalletOutcome::Done {
+                    if r.rows_affected() != 1 {
                         w.abort().await?;
-                        return Ok((outcome, i));
+                        return Ok((WalletOutcome::Conflict, 0));
                     }
+                    write_grants(w.conn(), wallet).await?;
+                    for (i, change) in changes.iter().enumerate() {
+                        let mut outcome = write_wallet_change(w.conn(), change).await?;
+                        if one_by_one
+                            && outcome == WalletOutcome::Done
+                            && !post_entries(w.conn(), &posted(&changes[i..=i])).await?
+                        {
+                            outcome = WalletOutcome::Insufficient;
+                        }
+                        if outcome != WalletOutcome::Done {
+                            w.abort().await?;
+                            return Ok((outcome, i));
+                        }
+                    }
+                    if !one_by_one && !post_entries(w.conn(), &posted(changes)).await? {
+                        w.abort().await?;
+                        if changes.len() == 1 {
+                            return Ok((WalletOutcome::Insufficient, 0));
+                        }
+                        continue;
+                    }
+                    w.done().await?;
+                    return Ok((WalletOutcome::Done, changes.len()));
                 }
-                w.done().await?;
-                Ok((WalletOutcome::Done, changes.len()))
+                Err(StoreError::Corrupt("a wallet's entries were short together but not one by one".into()))
             }
         }
 
-        /// One change to a wallet, inside the caller's transaction: anything but `Done` means a guard
-        /// held and the caller must roll back.
+        /// The ledger entries of wallet changes, each with its transaction.
+        fn posted<'a>(changes: &'a [WalletWrite<'a>]) -> Vec<Posted<'a>> {
+            changes
+                .iter()
+                .flat_map(|c| c.entries.iter().map(|entry| Posted { entry, transaction_id: c.transaction_id, now: c.now }))
+                .collect()
+        }
+
+        /// A wallet's bonus grants as `wallet` holds them, inside the caller's transaction.
+        async fn write_grants(conn: &mut $Conn, wallet: &WalletRow) -> StoreResult<()> {
+            let kept: Vec<i64> = wallet.grants.iter().map(|g| g.grant_id).collect();
+            let stored: Vec<i64> = sqlx::query_scalar("SELECT grant_id FROM bonus_grants WHERE instrument_id = $1")
+                .bind(&wallet.instrument_id)
+                .fetch_all(&mut *conn)
+                .await?;
+            for gone in stored.iter().filter(|g| !kept.contains(g)) {
+                sqlx::query("DELETE FROM bonus_grants WHERE instrument_id = $1 AND grant_id = $2")
+                    .bind(&wallet.instrument_id)
+                    .bind(gone)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            for g in &wallet.grants {
+                sqlx::query(
+                    "INSERT INTO bonus_grants (instrument_id, grant_id, granted_at, expires_at, amount, remaining) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (instrument_id, grant_id) DO UPDATE SET remaining = excluded.remaining",
+                )
+                .bind(&wallet.instrument_id)
+                .bind(g.grant_id)
+                .bind(g.granted_at)
+                .bind(g.expires_at)
+                .bind(g.amount)
+                .bind(g.remaining)
+                .execute(&mut *conn)
+                .await?;
+            }
+            Ok(())
+        }
+
+        /// One change to a wallet but its ledger entries, inside the caller's transaction: anything but
+        /// `Done` means a guard held and the caller must roll back.
         async fn write_wallet_change(conn: &mut $Conn, change: &WalletWrite<'_>) -> StoreResult<WalletOutcome> {
         let now = change.now;
         if let Some(token_id) = change.consume_token {
@@ -308,11 +340,6 @@ macro_rules! sql_local {
             .await?;
             if r.rows_affected() != 1 {
                 return Ok(WalletOutcome::ExceedsCancellable);
-            }
-        }
-        for e in &change.entries {
-            if !post_entry(&mut *conn, e, change.transaction_id, now).await? {
-                return Ok(WalletOutcome::Insufficient);
             }
         }
         if let Some(p) = change.new_payment {

@@ -108,8 +108,10 @@ struct State {
     payment_order: VecDeque<String>,
     /// Bumped whenever the lane lets go of what it held: a decision begun before is made again.
     generation: u64,
-    /// Bumped whenever a kept payment row is let go of.
+    /// How many kept payment rows were let go of, and the ids of the latest (up to
+    /// [`PAYMENTS_KEPT`]): a payment read from the database while it was let go of is read again.
     evicted: u64,
+    evicted_ids: VecDeque<String>,
     next_seq: u64,
     settled: u64,
 }
@@ -178,8 +180,20 @@ impl State {
             if let Some(id) = self.payment_order.pop_front() {
                 self.payments.remove(&id);
                 self.evicted += 1;
+                self.evicted_ids.push_back(id);
+                if self.evicted_ids.len() > PAYMENTS_KEPT {
+                    self.evicted_ids.pop_front();
+                }
             }
         }
+    }
+
+    /// Whether a read of payment `id` from the database, begun when `evicted` rows had been let go
+    /// of, still stands: the lane did not let go of that payment's row meanwhile (it may have
+    /// changed it after the read began).
+    fn read_stands(&self, evicted: u64, id: &str) -> bool {
+        let since = (self.evicted - evicted) as usize;
+        since <= self.evicted_ids.len() && !self.evicted_ids.iter().rev().take(since).any(|e| e == id)
     }
 
     /// Adds a decided change to the batch gathering (begun when there is none); its sequence number.
@@ -298,7 +312,7 @@ fn decide<T>(
     now: &impl Fn() -> i64,
     rule: &mut impl FnMut(&mut Loaded, i64) -> Result<Step<T>>,
 ) -> Result<Decided<T>> {
-    if st.generation != generation || st.evicted != evicted {
+    if st.generation != generation {
         return Ok(Decided::Again);
     }
     // Read in this decision, with nothing of this node's on its way: what the database has.
@@ -314,9 +328,9 @@ fn decide<T>(
         Some(id) => match st.payments.get(id) {
             Some((_, row)) => Some(row.clone()),
             None => match read_payment {
-                Some(row) => row,
-                // Kept when this decision began, let go of since (the ticket would have said).
-                None => return Ok(Decided::Again),
+                Some(row) if st.read_stands(evicted, id) => row,
+                // Kept when this decision began and let go of since, or let go of while it was read.
+                _ => return Ok(Decided::Again),
             },
         },
     };
@@ -425,5 +439,66 @@ async fn write(store: &Store, batch: &Batch) -> Vec<Verdict> {
             before.into_iter().chain([Verdict::Refused(refused)]).chain(again(k + 1, n)).collect()
         }
         Err(e) => (0..n).map(|_| Verdict::Failed(e.clone())).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::money::Amount;
+
+    fn row(id: &str) -> LocalPaymentRow {
+        let zero = Amount::zero(&crate::money::test_currencies::krw());
+        LocalPaymentRow {
+            transaction_id: id.to_string(),
+            instrument_id: "ins_w".into(),
+            principal: zero,
+            bonus: zero,
+            cancelled_principal: zero,
+            cancelled_bonus: zero,
+            forfeited_bonus: zero,
+            takes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_payment_read_while_others_are_let_go_of_stands() {
+        let mut st = State { settled: 1, ..State::default() };
+        for i in 0..PAYMENTS_KEPT {
+            st.keep_payment(1, &row(&format!("txn_{i}")));
+        }
+        assert_eq!(st.evicted, 0);
+        // A read of txn_x begins; meanwhile new payments push the oldest kept rows out.
+        let ticket = st.evicted;
+        for i in 0..10 {
+            st.keep_payment(1, &row(&format!("txn_new_{i}")));
+        }
+        assert_eq!(st.evicted, 10);
+        assert!(st.read_stands(ticket, "txn_x"), "other payments were let go of, not this one");
+        assert!(!st.read_stands(ticket, "txn_3"), "txn_3 was let go of during the read");
+        assert!(st.read_stands(ticket + 4, "txn_3") && !st.read_stands(ticket + 3, "txn_3"));
+    }
+
+    #[test]
+    fn a_row_not_yet_written_is_never_let_go_of() {
+        let mut st = State { settled: 0, ..State::default() };
+        for i in 0..PAYMENTS_KEPT + 5 {
+            st.keep_payment(1, &row(&format!("txn_{i}")));
+        }
+        // Batch 1 is not settled: a read of the database would miss its rows.
+        assert_eq!((st.payments.len(), st.evicted), (PAYMENTS_KEPT + 5, 0));
+        st.settled = 1;
+        st.keep_payment(2, &row("txn_next"));
+        assert_eq!((st.payments.len(), st.evicted), (PAYMENTS_KEPT, 6));
+    }
+
+    #[test]
+    fn too_many_let_go_of_to_tell_means_read_again() {
+        let mut st = State { settled: 1, ..State::default() };
+        for i in 0..3 * PAYMENTS_KEPT {
+            st.keep_payment(1, &row(&format!("txn_{i}")));
+        }
+        assert!(!st.read_stands(0, "txn_unrelated"));
+        assert!(st.read_stands(st.evicted, "txn_unrelated"));
     }
 }

@@ -11,7 +11,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 
-use super::sql::{ApprovalEvents, Posted, TXN_INSERT, TXN_UPDATE, is_check_violation};
+use super::sql::{ApprovalEvents, Posted, TXN_INSERT, TXN_UPDATE, is_check_violation, token_created, token_inserted};
 use super::*;
 use crate::ledger::JournalEntry;
 
@@ -218,6 +218,39 @@ impl PgStore {
             (false, true) => ClaimHold::Held,
             (false, false) => ClaimHold::TokenBusy,
         })
+    }
+
+    /// Inserts a live token unless its number is taken by another live token or is a vaulted card's
+    /// number (see [`token_insert!`]), with its `token.created` event written as `emit` (`sql.rs`)
+    /// writes it, in one statement.
+    pub async fn insert_token(&self, t: &TokenRow, number_fingerprints: [&str; 2]) -> StoreResult<InsertToken> {
+        let event = token_created(t);
+        let mut w = self.writer().await?;
+        let (inserted, active, taken): (bool, bool, bool) = bind_token_insert!(
+            sqlx::query_as(concat!(
+                "WITH ins AS (",
+                token_insert!(),
+                " RETURNING id), \
+                 seq AS (UPDATE instruments SET event_seq = event_seq + 1 WHERE id = $3 AND EXISTS (SELECT 1 FROM ins) \
+                   AND EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.requestor_id = instruments.requestor_id \
+                   AND e.status = 'active') RETURNING requestor_id, event_seq), \
+                 ev AS (INSERT INTO events (id, requestor_id, instrument_id, sequence, type, data, created_at) \
+                   SELECT $16, requestor_id, $3, event_seq, 'token.created', $17, $11 FROM seq RETURNING id, requestor_id), \
+                 deliveries AS (INSERT INTO event_deliveries (event_id, endpoint_id, state, attempts, next_at, created_at) \
+                   SELECT ev.id, e.id, 'pending', 0, $11, $11 FROM ev JOIN webhook_endpoints e \
+                   ON e.requestor_id = ev.requestor_id AND e.status = 'active') \
+                 SELECT EXISTS (SELECT 1 FROM ins), \
+                   EXISTS (SELECT 1 FROM instruments WHERE id = $3 AND status = 'active'), \
+                   EXISTS (SELECT 1 FROM tokens WHERE token = $2 AND state = 'active' AND id <> $1)"
+            )),
+            t,
+            number_fingerprints,
+            event
+        )
+        .fetch_one(w.conn())
+        .await?;
+        w.done().await?;
+        Ok(token_inserted(inserted, active, taken))
     }
 
     /// Consumes the leased token and records the approval, with the events they make, in one

@@ -121,6 +121,80 @@ macro_rules! txn_insert {
 }
 pub(super) const TXN_INSERT: &str = txn_insert!();
 
+/// Inserts a live token unless its instrument is not active, its number is a vaulted card's (under
+/// either fingerprint, `$13`/`$14`) or is live already (a unique index). Parameters: `$1` id, `$2`
+/// number, `$3` instrument, `$4` requestor, `$5` expiry, `$6` PSN, `$7` merchant, `$8` max amount, `$9`
+/// currency, `$10` entry modes, `$11` now, `$12` expires at, `$15` multi-use. (A macro so that both
+/// backends' one-round-trip forms put it into their text: `insert_token` in `sqlite.rs` and
+/// `postgres.rs`.)
+macro_rules! token_insert {
+    () => {
+        "INSERT INTO tokens (id, token, instrument_id, requestor_id, state, token_expiry, psn, merchant_id, \
+         max_amount, currency, entry_modes, failed_attempts, created_at, expires_at, multi_use) \
+         SELECT $1, $2, $3, $4, 'active', $5, $6, $7, $8, $9, $10, 0, $11, $12, $15 \
+         WHERE EXISTS (SELECT 1 FROM instruments WHERE id = $3 AND status = 'active') \
+           AND NOT EXISTS (SELECT 1 FROM instruments WHERE fingerprint IN ($13, $14)) \
+         ON CONFLICT DO NOTHING"
+    };
+}
+
+/// What a token insert reports, after it: inserted, its instrument active, its number live under
+/// another token. Parameters as [`token_insert!`].
+macro_rules! token_insert_report {
+    () => {
+        "SELECT EXISTS (SELECT 1 FROM tokens WHERE id = $1), \
+         EXISTS (SELECT 1 FROM instruments WHERE id = $3 AND status = 'active'), \
+         EXISTS (SELECT 1 FROM tokens WHERE token = $2 AND state = 'active' AND id <> $1)"
+    };
+}
+
+/// Binds a token insert's parameters (see [`token_insert!`]), then the `token.created` event's id
+/// (`$16`) and data (`$17`).
+macro_rules! bind_token_insert {
+    ($q:expr, $t:expr, $fps:expr, $event:expr) => {
+        $q.bind(&$t.id)
+            .bind(&$t.token)
+            .bind(&$t.instrument_id)
+            .bind(&$t.requestor_id)
+            .bind(&$t.token_expiry)
+            .bind(&$t.psn)
+            .bind(&$t.merchant_id)
+            .bind($t.max_amount)
+            .bind(&$t.currency)
+            .bind(&$t.entry_modes)
+            .bind($t.created_at)
+            .bind($t.expires_at)
+            .bind(&$fps[0])
+            .bind(&$fps[1])
+            .bind($t.multi_use)
+            .bind(&$event.0)
+            .bind(&$event.1)
+    };
+}
+
+/// The `token.created` event of a new token: its id and data (written as `emit` writes events).
+pub(super) fn token_created(t: &super::TokenRow) -> (String, String) {
+    let mut data = crate::events::token_data(&t.id, "active");
+    data["multi_use"] = serde_json::json!(t.multi_use);
+    data["merchant_id"] = serde_json::json!(t.merchant_id);
+    data["expires_at"] = serde_json::json!(crate::clock::rfc3339(t.expires_at));
+    (format!("evt_{}", uuid::Uuid::now_v7().simple()), data.to_string())
+}
+
+/// What a token insert's report means.
+pub(super) fn token_inserted(inserted: bool, active: bool, taken: bool) -> super::InsertToken {
+    use super::InsertToken;
+    if inserted {
+        InsertToken::Inserted
+    } else if !active {
+        InsertToken::InstrumentNotActive
+    } else if taken {
+        InsertToken::NumberTaken
+    } else {
+        InsertToken::NumberIsPan
+    }
+}
+
 /// Writes a transaction's outcome: its mutable columns (the key and the request's hash never change),
 /// once. Its parameters are [`bind_txn!`]'s (the numbers of `txn_cols!`; the key, the request's hash,
 /// `created_at` and the cancel reservation are left as they are). Only a `pending` row is written: a row another writer has decided — a reversal that found
@@ -356,8 +430,9 @@ macro_rules! sql_store {
         /// rolls back with the change it tells of: the instrument's next sequence number, the event,
         /// and a pending delivery to each of its requestor's active endpoints. A requestor with no
         /// active endpoint gets no event: one statement that changes nothing.
-        /// (The approval units, `approve_with_token` in `sqlite.rs` and `postgres.rs`, write their two
-        /// events by the same rule in their own statements: a change here belongs there too.)
+        /// (The approval units, `approve_with_token`, and the token inserts, `insert_token`, in
+        /// `sqlite.rs` and `postgres.rs`, write their events by the same rule in their own statements:
+        /// a change here belongs there too.)
         async fn emit(conn: &mut $Conn, e: &EventDraft<'_>) -> StoreResult<()> {
             let next: Option<(i64, String)> = sqlx::query_as(
                 "UPDATE instruments SET event_seq = event_seq + 1 WHERE id = $1 AND EXISTS \

@@ -14,7 +14,7 @@ use sqlx::{ConnectOptions, Row};
 use super::batch::{self, Unit, UnitKind, UnitQueue};
 use super::group::{GroupCommit, Writer};
 
-use super::sql::{ApprovalEvents, Posted, TXN_INSERT, TXN_UPDATE, is_check_violation};
+use super::sql::{ApprovalEvents, Posted, TXN_INSERT, TXN_UPDATE, is_check_violation, token_created, token_inserted};
 use super::*;
 use crate::ledger::JournalEntry;
 
@@ -64,8 +64,11 @@ impl SqliteStore {
             .connect_with(opts.read_only(true))
             .await?;
         let group = GroupCommit::start(write);
-        let units =
-            Arc::new(Units { claims: UnitQueue::start(&CLAIM, &group), approvals: UnitQueue::start(&APPROVE, &group) });
+        let units = Arc::new(Units {
+            claims: UnitQueue::start(&CLAIM, &group),
+            approvals: UnitQueue::start(&APPROVE, &group),
+            tokens: UnitQueue::start(&TOKEN, &group),
+        });
         Ok(SqliteStore { group, units, read, money: None })
     }
 
@@ -193,6 +196,40 @@ static APPROVE: UnitKind = UnitKind::new(
     44,
 );
 
+/// The insert of a live token (see [`token_insert!`]) with its `token.created` event, written as
+/// `emit` (`sql.rs`) writes it. Parameters: the insert's, then `$16` the event's id and `$17` its data.
+/// Reports: inserted, instrument active, number live under another token.
+static TOKEN: UnitKind = UnitKind::new(
+    concat!(
+        "SAVEPOINT w; ",
+        token_insert!(),
+        "; UPDATE instruments SET event_seq = event_seq + 1 WHERE id = $3 AND changes() = 1 \
+           AND EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.requestor_id = instruments.requestor_id \
+           AND e.status = 'active'); \
+         INSERT INTO events (id, requestor_id, instrument_id, sequence, type, data, created_at) \
+           SELECT $16, requestor_id, id, event_seq, 'token.created', $17, $11 FROM instruments \
+           WHERE id = $3 AND changes() = 1; \
+         INSERT INTO event_deliveries (event_id, endpoint_id, state, attempts, next_at, created_at) \
+           SELECT v.id, e.id, 'pending', 0, $11, $11 FROM events v JOIN webhook_endpoints e \
+           ON e.requestor_id = v.requestor_id AND e.status = 'active' WHERE v.id = $16; \
+         RELEASE w; ",
+        token_insert_report!()
+    ),
+    17,
+);
+
+pub(super) struct TokenUnit {
+    token: TokenRow,
+    fingerprints: [String; 2],
+    event: (String, String),
+}
+
+impl Unit for TokenUnit {
+    fn bind(&self, q: batch::Query) -> batch::Query {
+        bind_token_insert!(q, self.token, self.fingerprints, self.event)
+    }
+}
+
 pub(super) struct ClaimUnit {
     txn: TxnRow,
     key: String,
@@ -225,6 +262,7 @@ impl Unit for ApproveUnit {
 struct Units {
     claims: UnitQueue<ClaimUnit>,
     approvals: UnitQueue<ApproveUnit>,
+    tokens: UnitQueue<TokenUnit>,
 }
 
 impl SqliteStore {
@@ -244,6 +282,19 @@ impl SqliteStore {
             (false, true) => ClaimHold::Held,
             (false, false) => ClaimHold::TokenBusy,
         })
+    }
+
+    /// Inserts a live token unless its number is taken by another live token or is a vaulted card's
+    /// number: `number_fingerprints` are the candidate number's fingerprints under the fingerprint
+    /// keys in use (two while a rotation is under way).
+    pub async fn insert_token(&self, t: &TokenRow, number_fingerprints: [&str; 2]) -> StoreResult<InsertToken> {
+        let unit = TokenUnit {
+            token: t.clone(),
+            fingerprints: number_fingerprints.map(str::to_string),
+            event: token_created(t),
+        };
+        let [inserted, active, taken] = report(&self.units.tokens.run(unit).await?)?;
+        Ok(token_inserted(inserted, active, taken))
     }
 
     pub async fn approve_with_token(&self, t: &TxnRow, token_id: &str, lease_id: &str, now: i64) -> StoreResult<bool> {

@@ -10,65 +10,6 @@ macro_rules! sql_tokens {
         seed_indexes = $seed_indexes:literal
     ) => {
         impl $Store {
-            /// Inserts a live token unless its number is taken by another live token or is a vaulted
-            /// card's number: `number_fingerprints` are the candidate number's fingerprints under the
-            /// fingerprint keys in use (two while a rotation is under way).
-            pub async fn insert_token(&self, t: &TokenRow, number_fingerprints: [&str; 2]) -> StoreResult<InsertToken> {
-                let mut w = self.atomic_writer().await?;
-                let r = sqlx::query(
-                    "INSERT INTO tokens (id, token, instrument_id, requestor_id, state, token_expiry, psn, merchant_id, \
-                     max_amount, currency, entry_modes, failed_attempts, created_at, expires_at, multi_use) \
-                     SELECT $1, $2, $3, $4, 'active', $5, $6, $7, $8, $9, $10, 0, $11, $12, $15 \
-                     WHERE EXISTS (SELECT 1 FROM instruments WHERE id = $3 AND status = 'active') \
-                       AND NOT EXISTS (SELECT 1 FROM instruments WHERE fingerprint IN ($13, $14)) \
-                     ON CONFLICT DO NOTHING",
-                )
-                .bind(&t.id)
-                .bind(&t.token)
-                .bind(&t.instrument_id)
-                .bind(&t.requestor_id)
-                .bind(&t.token_expiry)
-                .bind(&t.psn)
-                .bind(&t.merchant_id)
-                .bind(t.max_amount)
-                .bind(&t.currency)
-                .bind(&t.entry_modes)
-                .bind(t.created_at)
-                .bind(t.expires_at)
-                .bind(number_fingerprints[0])
-                .bind(number_fingerprints[1])
-                .bind(t.multi_use)
-                .execute(w.conn())
-                .await?;
-                if r.rows_affected() == 1 {
-                    let mut data = crate::events::token_data(&t.id, "active");
-                    data["multi_use"] = serde_json::json!(t.multi_use);
-                    data["merchant_id"] = serde_json::json!(t.merchant_id);
-                    data["expires_at"] = serde_json::json!(crate::clock::rfc3339(t.expires_at));
-                    let draft = EventDraft { instrument_id: &t.instrument_id, kind: "token.created", data, now: t.created_at };
-                    emit(w.conn(), &draft).await?;
-                    w.done().await?;
-                    return Ok(InsertToken::Inserted);
-                }
-                let active: Option<String> = sqlx::query_scalar("SELECT status FROM instruments WHERE id = $1")
-                    .bind(&t.instrument_id)
-                    .fetch_optional(w.conn())
-                    .await?;
-                let taken: Option<bool> =
-                    sqlx::query_scalar("SELECT TRUE FROM tokens WHERE token = $1 AND state = 'active'")
-                        .bind(&t.token)
-                        .fetch_optional(w.conn())
-                        .await?;
-                w.abort().await?;
-                Ok(if active.as_deref() != Some("active") {
-                    InsertToken::InstrumentNotActive
-                } else if taken.is_some() {
-                    InsertToken::NumberTaken
-                } else {
-                    InsertToken::NumberIsPan
-                })
-            }
-
             /// `tsp seed`'s bulk load, in one transaction: the secondary indexes of `instruments` and
             /// `tokens` are dropped, every batch from `batches` is inserted, live token numbers drawn
             /// twice get new ones from `redraw`, and the indexes are built again (a sort each, instead

@@ -226,7 +226,7 @@ impl PgStore {
     pub async fn insert_token(&self, t: &TokenRow, number_fingerprints: [&str; 2]) -> StoreResult<InsertToken> {
         let event = token_created(t);
         let mut w = self.writer().await?;
-        let (inserted, active, taken): (bool, bool, bool) = bind_token_insert!(
+        let (inserted, active): (bool, bool) = bind_token_insert!(
             sqlx::query_as(concat!(
                 "WITH ins AS (",
                 token_insert!(),
@@ -240,8 +240,7 @@ impl PgStore {
                    SELECT ev.id, e.id, 'pending', 0, $11, $11 FROM ev JOIN webhook_endpoints e \
                    ON e.requestor_id = ev.requestor_id AND e.status = 'active') \
                  SELECT EXISTS (SELECT 1 FROM ins), \
-                   EXISTS (SELECT 1 FROM instruments WHERE id = $3 AND status = 'active'), \
-                   EXISTS (SELECT 1 FROM tokens WHERE token = $2 AND state = 'active' AND id <> $1)"
+                   EXISTS (SELECT 1 FROM instruments WHERE id = $3 AND status = 'active')"
             )),
             t,
             number_fingerprints,
@@ -250,6 +249,7 @@ impl PgStore {
         .fetch_one(w.conn())
         .await?;
         w.done().await?;
+        let taken = !inserted && active && self.number_live(&t.token).await?;
         Ok(token_inserted(inserted, active, taken))
     }
 

@@ -198,7 +198,7 @@ static APPROVE: UnitKind = UnitKind::new(
 
 /// The insert of a live token (see [`token_insert!`]) with its `token.created` event, written as
 /// `emit` (`sql.rs`) writes it. Parameters: the insert's, then `$16` the event's id and `$17` its data.
-/// Reports: inserted, instrument active, number live under another token.
+/// Reports: inserted, instrument active.
 static TOKEN: UnitKind = UnitKind::new(
     concat!(
         "SAVEPOINT w; ",
@@ -293,7 +293,8 @@ impl SqliteStore {
             fingerprints: number_fingerprints.map(str::to_string),
             event: token_created(t),
         };
-        let [inserted, active, taken] = report(&self.units.tokens.run(unit).await?)?;
+        let [inserted, active] = report(&self.units.tokens.run(unit).await?)?;
+        let taken = !inserted && active && self.number_live(&t.token).await?;
         Ok(token_inserted(inserted, active, taken))
     }
 

@@ -10,6 +10,15 @@ macro_rules! sql_tokens {
         seed_indexes = $seed_indexes:literal
     ) => {
         impl $Store {
+            /// Whether a live token has this number (after a token insert was refused).
+            async fn number_live(&self, number: &str) -> StoreResult<bool> {
+                let live: Option<bool> = sqlx::query_scalar("SELECT TRUE FROM tokens WHERE token = $1 AND state = 'active'")
+                    .bind(number)
+                    .fetch_optional(&self.read)
+                    .await?;
+                Ok(live.is_some())
+            }
+
             /// `tsp seed`'s bulk load, in one transaction: the secondary indexes of `instruments` and
             /// `tokens` are dropped, every batch from `batches` is inserted, live token numbers drawn
             /// twice get new ones from `redraw`, and the indexes are built again (a sort each, instead

@@ -92,6 +92,19 @@ impl Lane {
     fn new() -> Lane {
         Lane { state: Mutex::new(State::default()), settled: watch::Sender::new(0) }
     }
+
+    /// Lets go of the wallet and of every batch not yet being written (they were decided on it),
+    /// and tells those waiting for batches to settle that these have: the changes to answer `Again`.
+    fn let_go(&self, st: &mut State) -> Vec<Change> {
+        st.held = None;
+        st.generation += 1;
+        st.payments.clear();
+        st.payment_order.clear();
+        let dropped: Vec<Change> = st.batches.drain(..).flat_map(|b| b.changes).collect();
+        st.settled = st.next_seq;
+        self.settled.send_replace(st.settled);
+        dropped
+    }
 }
 
 #[derive(Default)]
@@ -153,17 +166,6 @@ enum Verdict {
 impl State {
     fn idle(&self) -> bool {
         self.batches.is_empty() && !self.writing
-    }
-
-    /// Lets go of the wallet and of every batch not yet being written (they were decided on it).
-    fn let_go(&mut self) -> Vec<Change> {
-        self.held = None;
-        self.generation += 1;
-        self.payments.clear();
-        self.payment_order.clear();
-        let dropped: Vec<Change> = self.batches.drain(..).flat_map(|b| b.changes).collect();
-        self.settled = self.next_seq;
-        dropped
     }
 
     fn keep_payment(&mut self, seq: u64, row: &LocalPaymentRow) {
@@ -283,7 +285,7 @@ pub async fn apply<T>(
                         let dropped = {
                             let mut st = lock(&lane.state);
                             match &st.held {
-                                Some(h) if h.version < fresh.snapshot.wallet.version => st.let_go(),
+                                Some(h) if h.version < fresh.snapshot.wallet.version => lane.let_go(&mut st),
                                 _ => Vec::new(),
                             }
                         };
@@ -402,7 +404,7 @@ async fn write_batches(lane: Arc<Lane>, store: Store) {
             let written = verdicts.iter().all(|v| matches!(v, Verdict::Written));
             if !written && st.generation == batch.generation {
                 // The lane's wallet went on from what was not written.
-                dropped = st.let_go();
+                dropped = lane.let_go(&mut st);
             }
             st.settled = st.settled.max(batch.seq);
             lane.settled.send_replace(st.settled);

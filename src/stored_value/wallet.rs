@@ -320,20 +320,9 @@ pub enum Applied<T> {
     Refused(WalletOutcome),
 }
 
-/// Loads the wallet, lapses expired bonus, lets `rule` decide, and writes the result with the lapse
-/// in one transaction, through the wallet's lane on this node (`lane`: changes of one wallet are
-/// decided in order and written in batches; what could not be written as decided is decided again).
-pub async fn apply<T>(
-    lanes: &Lanes,
-    store: &Store,
-    config: &Config,
-    now: impl Fn() -> i64,
-    instrument_id: &str,
-    payment: Option<&str>,
-    rule: impl FnMut(&mut Loaded, i64) -> Result<Step<T>>,
-) -> Result<Applied<T>> {
-    super::lane::apply(lanes, store, config, now, instrument_id, payment, rule).await
-}
+/// Every change to a wallet: loaded (or as this node's lane holds it), expired bonus lapsed, `rule`
+/// decides, and the result is written with the lapse in one transaction (see `lane`).
+pub use super::lane::apply;
 
 /// What a charge added.
 pub struct Charged {

@@ -3,11 +3,34 @@
 line, /metrics snapshot, error body, data directory (every byte of it: the SQLite database, its WAL,
 the key store) and stored answer (PostgreSQL) the suite collected (TSP_TEST_COLLECT, see tests/common).
 Besides the whole number it looks for the digits a mask hides next to either visible part (first six
-+ middle, middle + last four) where that run is long enough (9+ digits) not to occur by chance; in
-data directories, where the first six and last four are stored side by side, the whole number only.
++ middle, middle + last four) where that run is long enough (9+ digits) not to occur by chance and
+stands where the mask would be (no digit beside it on the masked side); in data directories, where
+the first six and last four are stored side by side, the whole number only.
 Exit 1, naming the file and the masked PAN, on any find."""
 import os
 import sys
+
+
+def exposed(data, needle, what):
+    """Whether `needle` stands in `data` as what it is: the whole number anywhere; a partial run
+    only where the mask would be beside it — no digit after the digits beyond the first six, none
+    before the digits before the last four. A run inside a longer number (a float's noise such as
+    0.45700000000000013, a zero-padded RRN such as 000000006876) is not the card's: the whole
+    number, or the run next to a mask, space or any other non-digit, is."""
+    if what == "the number":
+        return needle in data
+    at = data.find(needle)
+    while at >= 0:
+        if what == "digits beyond the first six":
+            after = data[at + len(needle):at + len(needle) + 1]
+            if not after.isdigit():
+                return True
+        else:
+            before = data[at - 1:at] if at > 0 else b""
+            if not before.isdigit():
+                return True
+        at = data.find(needle, at + 1)
+    return False
 
 
 def main(root):
@@ -44,7 +67,7 @@ def main(root):
         for needle, masked, what in needles:
             if in_data and what != "the number":
                 continue
-            if needle.encode() in data:
+            if exposed(data, needle.encode(), what):
                 print(f"PAN scan: {what} of {masked} in {os.path.relpath(f, root)}")
                 found += 1
     logs = sum(1 for f in files if f.endswith((".err", ".out")))

@@ -210,6 +210,14 @@ where
     }
 }
 
+/// The same, for the SQLite write thread's connection (`store/write_thread.rs`).
+impl rusqlite::types::ToSql for Amount {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        let minor = self.stored_minor().ok_or(rusqlite::Error::ToSqlConversionFailure(Box::new(MoneyError::Range)))?;
+        Ok(minor.into())
+    }
+}
+
 /// The currencies the platform is configured with and its default: what reads a stored count of minor
 /// units back into an [`Amount`] at the scale of the row's currency.
 #[derive(Debug, Clone, Default)]

@@ -12,10 +12,9 @@
 //! A write of several statements that must stand or fall together asks for an *atomic* writer, which
 //! runs inside its own savepoint; a single statement is atomic by itself and skips the two extra round
 //! trips to SQLite's thread (the connection is held for exactly the writes' round trips, so they are
-//! what bounds throughput). The hot path goes further: a *unit* writer sends its whole write as one
-//! text of statements (sqlx runs a multi-statement query on the connection's thread in one command,
-//! binding `$N` across all of them) that opens its own savepoint, so the write is one round trip
-//! whatever its number of statements (see `sqlite.rs`).
+//! what bounds throughput). The hot path's writes do not come here: they run whole on the write
+//! thread (`write_thread.rs`), which has its own connection and epochs; the two take turns through one
+//! write lock, held from `BEGIN` to the end of each epoch.
 //!
 //! If a commit fails, every writer of that epoch gets the error and nothing of the epoch is kept: a
 //! writer never reports success for a change that is not durable. An atomic writer that is dropped
@@ -26,7 +25,7 @@
 use std::sync::Arc;
 
 use sqlx::SqliteConnection;
-use tokio::sync::{Mutex, MutexGuard, Notify, watch};
+use tokio::sync::{Mutex, MutexGuard, Notify, OwnedMutexGuard, watch};
 
 use super::{StoreError, StoreResult};
 
@@ -36,12 +35,17 @@ type Outcome = Option<Result<(), Arc<str>>>;
 /// The shared write connection and its open epoch.
 pub struct GroupCommit {
     state: Mutex<State>,
+    /// SQLite's one write lock, shared with the write thread (`write_thread.rs`): held from `BEGIN`
+    /// to the end of the epoch, so that the two connections take turns instead of meeting `SQLITE_BUSY`.
+    write_lock: Arc<Mutex<()>>,
     /// Wakes the committer: a writer finished (or was dropped) in the open epoch.
     finished: Notify,
 }
 
 struct State {
     conn: SqliteConnection,
+    /// The write lock, while an epoch is open.
+    held: Option<OwnedMutexGuard<()>>,
     /// The store is closing: no more writers.
     closed: bool,
     /// `BEGIN` has run and `COMMIT` not yet.
@@ -58,11 +62,13 @@ struct State {
 }
 
 impl GroupCommit {
-    /// Takes the write connection and starts the committer task.
-    pub fn start(conn: SqliteConnection) -> Arc<GroupCommit> {
+    /// Takes the write connection and starts the committer task; each epoch holds `write_lock`.
+    pub fn start(conn: SqliteConnection, write_lock: Arc<Mutex<()>>) -> Arc<GroupCommit> {
         let group = Arc::new(GroupCommit {
+            write_lock,
             state: Mutex::new(State {
                 conn,
+                held: None,
                 closed: false,
                 open: false,
                 waiting: 0,
@@ -95,14 +101,6 @@ impl GroupCommit {
         self.take(if atomic { Hold::Atomic } else { Hold::Plain }).await
     }
 
-    /// Waits for the connection for one unit of work sent whole: its text opens the savepoint itself
-    /// (`SAVEPOINT w;` first) and either releases it (finish with [`Writer::released_nowait`]) or leaves it
-    /// open for [`Writer::done`] or [`Writer::abort`]. Dropped unfinished — the unit failed midway or
-    /// its request was cancelled — the savepoint is rolled back if it is still open.
-    pub async fn unit_writer(&self) -> StoreResult<Writer<'_>> {
-        self.take(Hold::Unit).await
-    }
-
     async fn take(&self, hold: Hold) -> StoreResult<Writer<'_>> {
         let mut st = self.state.lock().await;
         if st.closed {
@@ -113,7 +111,11 @@ impl GroupCommit {
             st.end_epoch(false, "an earlier write broke the transaction").await;
         }
         if !st.open {
-            sqlx::query("BEGIN IMMEDIATE").execute(&mut st.conn).await?;
+            st.held = Some(self.write_lock.clone().lock_owned().await);
+            if let Err(e) = sqlx::query("BEGIN IMMEDIATE").execute(&mut st.conn).await {
+                st.held = None;
+                return Err(e.into());
+            }
             st.open = true;
         }
         if hold == Hold::Atomic
@@ -122,7 +124,7 @@ impl GroupCommit {
             st.poisoned = true;
             return Err(e.into());
         }
-        Ok(Writer { group: self, state: st, atomic: hold != Hold::Plain, finished: false })
+        Ok(Writer { group: self, state: st, atomic: hold == Hold::Atomic, finished: false })
     }
 
     /// Commits the open epoch. (Also one no writer waits for — its writer was dropped — so that the
@@ -158,8 +160,8 @@ impl State {
             self.dangling = false;
             match sqlx::query("ROLLBACK TO w; RELEASE w").execute(&mut self.conn).await {
                 Ok(_) => {}
-                // A unit that released its savepoint before its request was cancelled: it is whole.
-                // (Had SQLite dropped the epoch's transaction, the check below finds it.)
+                // A writer cancelled after its `RELEASE` ran but before it was marked finished: it is
+                // whole. (Had SQLite dropped the epoch's transaction, the check below finds it.)
                 Err(e) if no_such_savepoint(&e) => self.unsure = true,
                 Err(_) => self.poisoned = true,
             }
@@ -193,6 +195,7 @@ impl State {
             Err(Arc::from(why))
         };
         self.open = false;
+        self.held = None;
         self.waiting = 0;
         self.poisoned = false;
         let done = std::mem::replace(&mut self.outcome, watch::channel(None).0);
@@ -229,29 +232,7 @@ impl Writer<'_> {
         self.finish(sql).await
     }
 
-    /// Keeps the changes of units whose texts released their savepoints and lets go of the
-    /// connection; the returned [`Committed`] tells when they are durable.
-    pub async fn released_nowait(self) -> StoreResult<Committed> {
-        self.finish_nowait(&[]).await
-    }
-
-    /// Undoes a unit that failed midway, if its savepoint is still open (a unit that failed after
-    /// releasing it is whole). Errs when the epoch cannot go on: nothing more may be written in it.
-    pub async fn undo_unit(&mut self) -> StoreResult<()> {
-        self.state.dangling = true;
-        self.state.unsure = true;
-        self.state.settle().await;
-        if self.state.poisoned {
-            return Err(StoreError::Unavailable("the epoch's transaction was lost".into()));
-        }
-        Ok(())
-    }
-
-    async fn finish(self, statements: &[&'static str]) -> StoreResult<()> {
-        self.finish_nowait(statements).await?.wait().await
-    }
-
-    async fn finish_nowait(mut self, statements: &[&'static str]) -> StoreResult<Committed> {
+    async fn finish(mut self, statements: &[&'static str]) -> StoreResult<()> {
         let mut result = Ok(());
         for sql in statements {
             if let Err(e) = sqlx::query(*sql).execute(&mut self.state.conn).await {
@@ -261,22 +242,12 @@ impl Writer<'_> {
             }
         }
         self.state.waiting += 1;
-        let outcome = self.state.outcome.subscribe();
+        let mut outcome = self.state.outcome.subscribe();
         self.finished = true;
         drop(self);
-        result.map(|()| Committed(outcome))
-    }
-}
-
-/// The commit of an epoch a write finished in.
-#[derive(Clone)]
-pub struct Committed(watch::Receiver<Outcome>);
-
-impl Committed {
-    /// Waits until the epoch has ended: `Ok` once it is committed.
-    pub async fn wait(mut self) -> StoreResult<()> {
+        result?;
         let ended =
-            self.0.wait_for(Option::is_some).await.map_err(|_| StoreError::Unavailable("store closed".into()))?;
+            outcome.wait_for(Option::is_some).await.map_err(|_| StoreError::Unavailable("store closed".into()))?;
         match &*ended {
             Some(Ok(())) => Ok(()),
             Some(Err(why)) => Err(StoreError::Unavailable(why.to_string())),
@@ -292,8 +263,6 @@ enum Hold {
     Plain,
     /// Inside a savepoint this module opens.
     Atomic,
-    /// Inside a savepoint the unit's own text opens.
-    Unit,
 }
 
 fn no_such_savepoint(e: &sqlx::Error) -> bool {
@@ -337,7 +306,7 @@ mod tests {
         ] {
             sqlx::query(sql).execute(&mut conn).await.unwrap();
         }
-        (GroupCommit::start(conn), opts)
+        (GroupCommit::start(conn, Default::default()), opts)
     }
 
     /// What another connection (a reader) sees committed.
@@ -391,43 +360,6 @@ mod tests {
         drop(w); // a cancelled request
         insert(&g, 4, 1).await.unwrap();
         assert_eq!(committed(&opts).await, vec![1, 4]);
-    }
-
-    #[tokio::test]
-    async fn a_unit_stands_whole_or_not_at_all() {
-        let dir = tempfile::tempdir().unwrap();
-        let (g, opts) = open(&dir).await;
-        // Fails at its second statement: the first is undone.
-        let mut w = g.unit_writer().await.unwrap();
-        let failed = sqlx::query(
-            "SAVEPOINT w; INSERT INTO item (id, parent) VALUES (1, 1); INSERT INTO item (id, parent) VALUES (1, 1); \
-             RELEASE w",
-        )
-        .execute(w.conn())
-        .await;
-        assert!(failed.is_err());
-        drop(w);
-        // Whole, in one round trip.
-        let mut w = g.unit_writer().await.unwrap();
-        sqlx::query("SAVEPOINT w; INSERT INTO item (id, parent) VALUES (2, 1); INSERT INTO item (id, parent) VALUES (3, 1); RELEASE w")
-            .execute(w.conn())
-            .await
-            .unwrap();
-        w.released_nowait().await.unwrap().wait().await.unwrap();
-        // Its request cancelled after the text released the savepoint: the unit stands, and the
-        // epoch is not spoiled for the writers after it.
-        let mut w = g.unit_writer().await.unwrap();
-        sqlx::query("SAVEPOINT w; INSERT INTO item (id, parent) VALUES (4, 1); RELEASE w")
-            .execute(w.conn())
-            .await
-            .unwrap();
-        drop(w);
-        // Left open for an abort: undone.
-        let mut w = g.unit_writer().await.unwrap();
-        sqlx::query("SAVEPOINT w; INSERT INTO item (id, parent) VALUES (5, 1)").execute(w.conn()).await.unwrap();
-        w.abort().await.unwrap();
-        insert(&g, 6, 1).await.unwrap();
-        assert_eq!(committed(&opts).await, vec![2, 3, 4, 6]);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

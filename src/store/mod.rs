@@ -9,10 +9,10 @@
 mod records;
 #[macro_use]
 mod sql;
-mod batch;
 mod group;
 mod postgres;
 mod sqlite;
+mod write_thread;
 
 pub use records::*;
 
@@ -35,6 +35,18 @@ pub enum StoreError {
     /// Writers kept racing for the same row; the caller may try again later.
     #[error("database busy: too many conflicting writes")]
     Busy,
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+                StoreError::Unavailable(e.to_string())
+            }
+            // As with sqlx: SQLite's messages name constraints and columns, never bound values.
+            _ => StoreError::Database(e.to_string()),
+        }
+    }
 }
 
 impl From<sqlx::Error> for StoreError {

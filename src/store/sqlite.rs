@@ -1,7 +1,9 @@
 //! The embedded SQLite backend: WAL journal with `synchronous=FULL`, so a commit is on disk before
-//! it returns. SQLite admits one writer at a time, so every write goes through the one write
-//! connection, whose commits are shared by the writers that queue up together (`group.rs`); reads go
-//! through a small separate pool. The statements are shared with PostgreSQL (`sql.rs`).
+//! it returns. SQLite admits one writer at a time: the hot path's writes (a payment's claim and
+//! approval, a token's insert) run whole on the write thread (`write_thread.rs`), every other write
+//! goes through the group-commit connection (`group.rs`), and the two take turns through one lock;
+//! either way, commits are shared by the writers that queue up together. Reads go through a small
+//! separate pool. The statements are shared with PostgreSQL (`sql.rs`).
 
 use std::path::Path;
 use std::str::FromStr;
@@ -11,8 +13,8 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, Row};
 
-use super::batch::{self, Unit, UnitKind, UnitQueue};
 use super::group::{GroupCommit, Writer};
+use super::write_thread::{Params, Unit, UnitKind, WriteThread};
 
 use super::sql::{ApprovalEvents, Posted, TXN_INSERT, TXN_UPDATE, is_check_violation, token_created, token_inserted};
 use super::*;
@@ -23,7 +25,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 #[derive(Clone)]
 pub struct SqliteStore {
     group: Arc<GroupCommit>,
-    units: Arc<Units>,
+    units: WriteThread,
     read: SqlitePool,
     pub(super) money: Option<Arc<crate::money::Currencies>>,
 }
@@ -49,10 +51,8 @@ impl SqliteStore {
                 .pragma("cache_size", "-65536")
                 .pragma("wal_autocheckpoint", "8192")
                 .pragma("secure_delete", "on")
-                // Every write statement, and the batch texts of the units (`batch.rs`), stay prepared.
+                // Every write statement stays prepared.
                 .statement_cache_capacity(512)
-                // A batch's results all fit, so SQLite's thread never waits for the batch's reader.
-                .row_buffer_size(1024)
                 .connect()
                 .await?;
         MIGRATOR.run(&mut write).await.map_err(|e| StoreError::Migrate(e.to_string()))?;
@@ -63,12 +63,9 @@ impl SqliteStore {
             .test_before_acquire(false)
             .connect_with(opts.read_only(true))
             .await?;
-        let group = GroupCommit::start(write);
-        let units = Arc::new(Units {
-            claims: UnitQueue::start(&CLAIM, &group),
-            approvals: UnitQueue::start(&APPROVE, &group),
-            tokens: UnitQueue::start(&TOKEN, &group),
-        });
+        let write_lock = Arc::new(tokio::sync::Mutex::new(()));
+        let units = WriteThread::start(unit_connection(path)?, write_lock.clone())?;
+        let group = GroupCommit::start(write, write_lock);
         Ok(SqliteStore { group, units, read, money: None })
     }
 
@@ -135,35 +132,32 @@ impl SqliteStore {
     }
 
     pub async fn close(&self) {
+        self.units.close().await;
         self.group.close().await;
         self.read.close().await;
     }
 }
 
-/// The hot path's writes as units of work: each is one text of statements that SQLite's thread runs
-/// whole, inside its own savepoint, queued with others of its kind and sent in batches (`batch.rs`).
-/// Each statement after the first decides from what the earlier ones did (`changes()`, the rows they
-/// left) instead of a round trip back here, and a final `SELECT` reports the outcome. (PostgreSQL's
-/// form is one statement of CTEs, `postgres.rs`; the conditions are the shared macros of `sql.rs`.)
+/// The hot path's writes as units of work: each is a few statements that the write thread runs whole,
+/// inside its own savepoint (`write_thread.rs`). Each statement after the first decides from what the
+/// earlier ones did (`changes()`, the rows they left), and a final `SELECT` reports the outcome.
+/// (PostgreSQL's form is one statement of CTEs, `postgres.rs`; the conditions are the shared macros of
+/// `sql.rs`.)
 ///
 /// The claim of a payment's duplicate key with its one-time token's lease (see
 /// [`Store::claim_holding`]). Parameters: the transaction's columns, then `$37` its key as a reversal
 /// names it, `$38` the token, `$39` now, `$40` the lease's end. Reports: claimed, a reversal came
 /// first, leased.
-static CLAIM: UnitKind = UnitKind::new(
-    concat!(
-        "SAVEPOINT w; ",
-        txn_insert!(),
-        "; UPDATE tokens SET lease_id = $1, lease_until = $40 WHERE changes() = 1 AND id = $38 AND NOT ",
-        reversal_came_first!("$37"),
-        " AND ",
-        token_free!("$39"),
-        "; RELEASE w; SELECT EXISTS (SELECT 1 FROM transactions WHERE id = $1), ",
-        reversal_came_first!("$37"),
-        ", EXISTS (SELECT 1 FROM tokens WHERE id = $38 AND lease_id = $1)"
-    ),
-    40,
-);
+static CLAIM: UnitKind = UnitKind::new(concat!(
+    txn_insert!(),
+    "; UPDATE tokens SET lease_id = $1, lease_until = $40 WHERE changes() = 1 AND id = $38 AND NOT ",
+    reversal_came_first!("$37"),
+    " AND ",
+    token_free!("$39"),
+    "; SELECT EXISTS (SELECT 1 FROM transactions WHERE id = $1), ",
+    reversal_came_first!("$37"),
+    ", EXISTS (SELECT 1 FROM tokens WHERE id = $38 AND lease_id = $1)"
+));
 
 /// The approval of a payment with the consumption of its leased token and the events they make
 /// (`token.consumed`, then the payment's) for the instrument's requestor's webhook endpoints,
@@ -172,13 +166,11 @@ static CLAIM: UnitKind = UnitKind::new(
 /// lease is no longer held or the payment was decided meanwhile. Parameters: the transaction's
 /// columns, then `$37` the token, `$38` the lease, `$39` now, `$40`–`$44` the events
 /// ([`ApprovalEvents`]). Reports: approved.
-static APPROVE: UnitKind = UnitKind::new(
-    concat!(
-        "SAVEPOINT w; ",
-        consume_leased!("$37", "$38", "$39"),
-        " AND EXISTS (SELECT 1 FROM transactions WHERE id = $1 AND status = 'pending'); ",
-        txn_update!(),
-        " AND changes() = 1; \
+static APPROVE: UnitKind = UnitKind::new(concat!(
+    consume_leased!("$37", "$38", "$39"),
+    " AND EXISTS (SELECT 1 FROM transactions WHERE id = $1 AND status = 'pending'); ",
+    txn_update!(),
+    " AND changes() = 1; \
          UPDATE instruments SET event_seq = event_seq + 1 + ($42 IS NOT NULL) WHERE id = $19 AND changes() = 1 \
            AND EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.requestor_id = instruments.requestor_id \
            AND e.status = 'active'); \
@@ -190,20 +182,15 @@ static APPROVE: UnitKind = UnitKind::new(
          INSERT INTO event_deliveries (event_id, endpoint_id, state, attempts, next_at, created_at) \
            SELECT v.id, e.id, 'pending', 0, $39, $39 FROM events v JOIN webhook_endpoints e \
            ON e.requestor_id = v.requestor_id AND e.status = 'active' WHERE v.id IN ($40, $42); \
-         RELEASE w; \
          SELECT EXISTS (SELECT 1 FROM transactions WHERE id = $1 AND status = 'approved')"
-    ),
-    44,
-);
+));
 
 /// The insert of a live token (see [`token_insert!`]) with its `token.created` event, written as
 /// `emit` (`sql.rs`) writes it. Parameters: the insert's, then `$16` the event's id and `$17` its data.
 /// Reports: inserted, instrument active.
-static TOKEN: UnitKind = UnitKind::new(
-    concat!(
-        "SAVEPOINT w; ",
-        token_insert!(),
-        "; UPDATE instruments SET event_seq = event_seq + 1 WHERE id = $3 AND changes() = 1 \
+static TOKEN: UnitKind = UnitKind::new(concat!(
+    token_insert!(),
+    "; UPDATE instruments SET event_seq = event_seq + 1 WHERE id = $3 AND changes() = 1 \
            AND EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.requestor_id = instruments.requestor_id \
            AND e.status = 'active'); \
          INSERT INTO events (id, requestor_id, instrument_id, sequence, type, data, created_at) \
@@ -211,12 +198,9 @@ static TOKEN: UnitKind = UnitKind::new(
            WHERE id = $3 AND changes() = 1; \
          INSERT INTO event_deliveries (event_id, endpoint_id, state, attempts, next_at, created_at) \
            SELECT v.id, e.id, 'pending', 0, $11, $11 FROM events v JOIN webhook_endpoints e \
-           ON e.requestor_id = v.requestor_id AND e.status = 'active' WHERE v.id = $16; \
-         RELEASE w; ",
-        token_insert_report!()
-    ),
-    17,
-);
+           ON e.requestor_id = v.requestor_id AND e.status = 'active' WHERE v.id = $16; ",
+    token_insert_report!()
+));
 
 pub(super) struct TokenUnit {
     token: TokenRow,
@@ -225,7 +209,7 @@ pub(super) struct TokenUnit {
 }
 
 impl Unit for TokenUnit {
-    fn bind(&self, q: batch::Query) -> batch::Query {
+    fn bind(&self, q: Params) -> Params {
         bind_token_insert!(q, self.token, self.fingerprints, self.event)
     }
 }
@@ -238,7 +222,7 @@ pub(super) struct ClaimUnit {
 }
 
 impl Unit for ClaimUnit {
-    fn bind(&self, q: batch::Query) -> batch::Query {
+    fn bind(&self, q: Params) -> Params {
         bind_txn!(q, self.txn).bind(&self.key).bind(&self.token_id).bind(self.now).bind(i64::MAX)
     }
 }
@@ -252,23 +236,16 @@ pub(super) struct ApproveUnit {
 }
 
 impl Unit for ApproveUnit {
-    fn bind(&self, q: batch::Query) -> batch::Query {
+    fn bind(&self, q: Params) -> Params {
         let q = bind_txn!(q, self.txn).bind(&self.token_id).bind(&self.lease_id).bind(self.now);
         bind_approval_events!(q, self.events)
     }
 }
 
-/// The queues of the units above.
-struct Units {
-    claims: UnitQueue<ClaimUnit>,
-    approvals: UnitQueue<ApproveUnit>,
-    tokens: UnitQueue<TokenUnit>,
-}
-
 impl SqliteStore {
     pub async fn claim_holding(&self, t: &TxnRow, key: &str, token_id: &str, now: i64) -> StoreResult<ClaimHold> {
         let unit = ClaimUnit { txn: t.clone(), key: key.to_string(), token_id: token_id.to_string(), now };
-        let [claimed, reversed, held] = report(&self.units.claims.run(unit).await?)?;
+        let [claimed, reversed, held] = self.units.run(&CLAIM, &unit).await?;
         if !claimed {
             // Committed by now (the claim waited for its epoch), so a reader sees it.
             let existing = self
@@ -293,7 +270,7 @@ impl SqliteStore {
             fingerprints: number_fingerprints.map(str::to_string),
             event: token_created(t),
         };
-        let [inserted, active] = report(&self.units.tokens.run(unit).await?)?;
+        let [inserted, active] = self.units.run(&TOKEN, &unit).await?;
         let taken = !inserted && active && self.number_live(&t.token).await?;
         Ok(token_inserted(inserted, active, taken))
     }
@@ -306,7 +283,7 @@ impl SqliteStore {
             now,
             events: ApprovalEvents::of(t, token_id),
         };
-        let [approved] = report(&self.units.approvals.run(unit).await?)?;
+        let [approved] = self.units.run(&APPROVE, &unit).await?;
         Ok(approved)
     }
 }
@@ -339,15 +316,6 @@ impl SqliteStore {
     }
 }
 
-/// A unit's report: the truths in its row.
-fn report<const N: usize>(row: &sqlx::sqlite::SqliteRow) -> StoreResult<[bool; N]> {
-    let mut truths = [false; N];
-    for (i, t) in truths.iter_mut().enumerate() {
-        *t = row.try_get(i)?;
-    }
-    Ok(truths)
-}
-
 sql_store!(
     SqliteStore,
     sqlx::SqliteConnection,
@@ -356,6 +324,19 @@ sql_store!(
     seed_indexes = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name IN ('instruments', 'tokens') \
                     AND sql IS NOT NULL ORDER BY name"
 );
+
+/// The write thread's connection, set up as the group-commit connection is (see `open`).
+fn unit_connection(path: &Path) -> StoreResult<rusqlite::Connection> {
+    let conn = rusqlite::Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
+         PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 8192; PRAGMA secure_delete = ON",
+    )?;
+    // Every unit's statements, and the epoch's, stay prepared.
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
 
 /// Makes the database file (created empty here when new) and its `-wal` and `-shm` files readable
 /// and writable by their owner only: SQLite gives the files it creates the database file's mode, so

@@ -63,6 +63,12 @@ macro_rules! stored_as_text {
                 <String as sqlx::Encode<'q, DB>>::encode(self.as_str().to_string(), buf)
             }
         }
+
+        impl rusqlite::types::ToSql for $t {
+            fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+                self.as_str().to_sql()
+            }
+        }
     };
 }
 

@@ -5,17 +5,19 @@
 //! is a short list of statements whose later ones decide from what the earlier ones did
 //! (`changes()`, the rows they left) and whose last one reports the outcome in one row of truths.
 //! The caller binds the unit's parameters on its own task and sends it here; this thread, which owns
-//! a `rusqlite` connection, runs units back to back, each inside its own savepoint, in one epoch
-//! transaction, commits the epoch once, and only then answers every unit in it. While a commit's
-//! fsync runs, the next units queue in the channel and go into the next epoch together (group
-//! commit). Statements are plain calls into SQLite on this thread, kept prepared: no hop to another
-//! thread per statement or per unit, only one wake-up to come here and one to answer.
+//! a `rusqlite` connection, runs units back to back in one epoch transaction, commits the epoch once,
+//! and only then answers every unit in it. While a commit's fsync runs, the next units queue in the
+//! channel and go into the next epoch together (group commit). Statements are plain calls into SQLite
+//! on this thread, kept prepared: no hop to another thread per statement or per unit, only one
+//! wake-up to come here and one to answer.
 //!
 //! Durability is the group commit's: `synchronous=FULL`, and a unit is answered only once the epoch
-//! holding it is committed. A unit whose statement fails is rolled back alone (its savepoint) and
-//! its caller gets the error; the units before and after it stand. If the epoch's transaction is
-//! lost (SQLite rolls the whole transaction back on some errors) or its commit fails, every unit of
-//! the epoch gets the error and nothing of it is kept.
+//! holding it is committed. Units are written not to fail (conflicts are conditions, not errors), so
+//! an epoch first runs them bare; if one does fail midway, nothing of that pass is kept and the epoch
+//! runs again with each unit in its own savepoint, so that the failing unit is undone alone, its caller
+//! gets the error, and the others stand. If the epoch's transaction is lost (SQLite rolls the whole
+//! transaction back on some errors) or its commit fails, every unit of the epoch gets the error and
+//! nothing of it is kept.
 //!
 //! The rest of the store's writes go through `group.rs`'s connection. SQLite admits one writer, so
 //! the two take turns through one lock held from `BEGIN` to `COMMIT` (the `write_lock` both are given).
@@ -136,14 +138,18 @@ impl WriteThread {
 }
 
 fn serve(conn: rusqlite::Connection, write_lock: &tokio::sync::Mutex<()>, rx: &mpsc::Receiver<Msg>) {
-    let mut answers: Vec<(oneshot::Sender<Report>, Report)> = Vec::new();
     while let Ok(first) = rx.recv() {
         let mut next = Some(first);
         let mut closing = None;
+        let mut jobs: Vec<Job> = Vec::new();
+        let mut reports: Vec<Report> = Vec::new();
         // (A plain thread, outside the runtime: blocking on the lock is what it is for.)
         let held = write_lock.blocking_lock();
-        let began = conn.prepare_cached("BEGIN IMMEDIATE").and_then(|mut s| s.execute([])).map_err(StoreError::from);
-        let mut lost: Option<String> = began.as_ref().err().map(ToString::to_string);
+        let began = exec(&conn, "BEGIN IMMEDIATE");
+        // The first pass runs the units bare, with no savepoint each (a savepoint copies every page
+        // a unit first touches into its journal): units are written not to fail, so this is the
+        // pass that commits. Once one fails, no more units join the epoch.
+        let mut failed = began.is_err();
         while let Some(msg) = next.take() {
             match msg {
                 Msg::Close(done) => {
@@ -151,48 +157,41 @@ fn serve(conn: rusqlite::Connection, write_lock: &tokio::sync::Mutex<()>, rx: &m
                     break;
                 }
                 Msg::Unit(job) => {
-                    let report = match &lost {
-                        Some(why) => Err(StoreError::Unavailable(why.clone())),
-                        None => run_unit(&conn, &job),
-                    };
-                    answers.push((job.reply, report));
-                    // A failed statement can take SQLite's whole transaction with it: then nothing of
-                    // this epoch is kept, and no more units go into it.
-                    if lost.is_none() && conn.is_autocommit() {
-                        lost = Some("the epoch's transaction was lost".into());
+                    if !failed {
+                        match statements(&conn, &job) {
+                            Ok(report) => reports.push(Ok(report)),
+                            Err(_) => failed = true,
+                        }
                     }
+                    jobs.push(job);
                 }
             }
-            if answers.len() < MAX_EPOCH && lost.is_none() {
+            if jobs.len() < MAX_EPOCH && !failed {
                 next = rx.try_recv().ok();
             }
         }
-        let outcome = match lost {
-            Some(why) => {
-                tracing::error!(reason = %why, "write thread: epoch rolled back");
-                let _ = conn.execute_batch("ROLLBACK");
-                Err(why)
+        let outcome = match began {
+            Err(e) => Err(e.to_string()),
+            // A unit failed midway, its earlier statements written: nothing of the first pass is
+            // kept, and every unit runs again, each in its own savepoint, so that the failing one
+            // is undone alone. (A unit's parameters are fixed when it is bound, so those that
+            // succeeded do the same again.)
+            Ok(()) if failed => {
+                let _ = exec(&conn, "ROLLBACK");
+                again(&conn, &jobs).map(|r| reports = r)
             }
-            None if began.is_ok() => match conn.prepare_cached("COMMIT").and_then(|mut s| s.execute([])) {
-                Ok(_) => {
-                    crate::metrics::get().commit(answers.len());
-                    Ok(())
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "write thread: commit failed");
-                    let _ = conn.execute_batch("ROLLBACK");
-                    Err(format!("commit failed: {e}"))
-                }
-            },
-            None => Ok(()),
+            Ok(()) => end(&conn, jobs.len()),
         };
         drop(held);
-        for (reply, report) in answers.drain(..) {
+        for (i, job) in jobs.into_iter().enumerate() {
             let report = match &outcome {
-                Ok(()) => report,
+                Ok(()) => reports.get_mut(i).map_or_else(
+                    || Err(StoreError::Corrupt("a unit without its report".into())),
+                    |r| std::mem::replace(r, Ok(Vec::new())),
+                ),
                 Err(why) => Err(StoreError::Unavailable(why.clone())),
             };
-            let _ = reply.send(report);
+            let _ = job.reply.send(report);
         }
         if let Some(done) = closing {
             let _ = done.send(());
@@ -201,12 +200,42 @@ fn serve(conn: rusqlite::Connection, write_lock: &tokio::sync::Mutex<()>, rx: &m
     }
 }
 
+/// The second pass over an epoch in which a unit failed: every unit in its own savepoint, then the
+/// commit. Each unit's report, or why nothing of the epoch is kept.
+fn again(conn: &rusqlite::Connection, jobs: &[Job]) -> Result<Vec<Report>, String> {
+    exec(conn, "BEGIN IMMEDIATE").map_err(|e| e.to_string())?;
+    let mut reports = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        reports.push(run_unit(conn, job));
+        // A failed statement can take SQLite's whole transaction with it: then nothing of this
+        // epoch is kept.
+        if conn.is_autocommit() {
+            let why = "the epoch's transaction was lost".to_string();
+            tracing::error!(reason = %why, "write thread: epoch rolled back");
+            return Err(why);
+        }
+    }
+    end(conn, jobs.len()).map(|()| reports)
+}
+
+/// Commits the epoch (of `writes` units).
+fn end(conn: &rusqlite::Connection, writes: usize) -> Result<(), String> {
+    match exec(conn, "COMMIT") {
+        Ok(()) => {
+            crate::metrics::get().commit(writes);
+            Ok(())
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "write thread: commit failed");
+            let _ = exec(conn, "ROLLBACK");
+            Err(format!("commit failed: {e}"))
+        }
+    }
+}
+
 /// Runs one unit inside its own savepoint: kept whole when every statement succeeds, undone whole
 /// when one fails.
 fn run_unit(conn: &rusqlite::Connection, job: &Job) -> Report {
-    if let Some(e) = &job.params.error {
-        return Err(StoreError::Database(e.clone()));
-    }
     exec(conn, "SAVEPOINT w")?;
     match statements(conn, job) {
         Ok(report) => {
@@ -227,6 +256,9 @@ fn exec(conn: &rusqlite::Connection, sql: &str) -> StoreResult<()> {
 }
 
 fn statements(conn: &rusqlite::Connection, job: &Job) -> Report {
+    if let Some(e) = &job.params.error {
+        return Err(StoreError::Database(e.clone()));
+    }
     let Some((last, body)) = job.kind.statements().split_last() else {
         return Err(StoreError::Corrupt("a unit without statements".into()));
     };

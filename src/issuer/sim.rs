@@ -9,7 +9,7 @@
 //! Runs in-process behind [`super::host::InProcessHost`] or over TCP as `tsp issuer-sim`
 //! ([`super::host::serve`]).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -131,6 +131,40 @@ enum Entry {
     ReversedBeforeArrival,
 }
 
+/// How many requests the simulator remembers (for repeats, reversals and refunds); beyond it the
+/// oldest is forgotten. A real issuer's windows are bounded too, and this one lives in the service's
+/// process: remembering every request grew the server by about 1.4 KB a payment
+/// (docs/performance.md).
+const REMEMBERED: usize = 20_000;
+
+/// The remembered requests by key, and the order they came in (to forget the oldest).
+#[derive(Default)]
+struct Txns {
+    by_key: HashMap<TxKey, Entry>,
+    order: VecDeque<TxKey>,
+}
+
+impl Txns {
+    fn get(&self, key: &TxKey) -> Option<&Entry> {
+        self.by_key.get(key)
+    }
+
+    fn get_mut(&mut self, key: &TxKey) -> Option<&mut Entry> {
+        self.by_key.get_mut(key)
+    }
+
+    fn insert(&mut self, key: TxKey, entry: Entry) {
+        if self.by_key.insert(key.clone(), entry).is_none() {
+            self.order.push_back(key);
+            while self.order.len() > REMEMBERED {
+                if let Some(oldest) = self.order.pop_front() {
+                    self.by_key.remove(&oldest);
+                }
+            }
+        }
+    }
+}
+
 /// The mutable state, behind one lock.
 struct State {
     offline: bool,
@@ -139,7 +173,7 @@ struct State {
     /// Cards the issuer refuses outright (`05`): lost, stolen, closed.
     blocked: HashSet<String>,
     used: HashMap<String, i64>,
-    txns: HashMap<TxKey, Entry>,
+    txns: Txns,
     stats: SimStats,
     rng: u64,
     /// When each card was asked to be registered (token activation requests), for velocity rules.
@@ -244,7 +278,7 @@ impl Simulator {
             limits: HashMap::new(),
             blocked: HashSet::new(),
             used: HashMap::new(),
-            txns: HashMap::new(),
+            txns: Txns::default(),
             stats: SimStats::default(),
             rng: cfg.seed,
             registrations: HashMap::new(),

@@ -272,3 +272,23 @@ async fn offline_and_latency() {
     assert_eq!(s.stats().unanswered, 1);
     assert!(!format!("{s:?}").contains(PAN));
 }
+
+#[test]
+fn the_oldest_requests_are_forgotten_beyond_the_bound() {
+    let key = |i: usize| TxKey {
+        mti: Mti::FINANCIAL_REQUEST,
+        stan: format!("{i:06}"),
+        terminal: "TERM0001".into(),
+        sent_at: "0612143015".into(),
+        acquirer: "00000012345".into(),
+    };
+    let mut txns = Txns::default();
+    for i in 0..REMEMBERED + 10 {
+        txns.insert(key(i), Entry::ReversedBeforeArrival);
+    }
+    // A key seen again is not counted twice.
+    txns.insert(key(REMEMBERED + 9), Entry::ReversedBeforeArrival);
+    assert_eq!((txns.by_key.len(), txns.order.len()), (REMEMBERED, REMEMBERED));
+    assert!((0..10).all(|i| txns.get(&key(i)).is_none()));
+    assert!((10..REMEMBERED + 10).all(|i| txns.get(&key(i)).is_some()));
+}

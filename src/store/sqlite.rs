@@ -138,8 +138,8 @@ impl SqliteStore {
     }
 }
 
-/// The hot path's writes as units of work: each is a few statements that the write thread runs whole,
-/// inside its own savepoint (`write_thread.rs`). Each statement after the first decides from what the
+/// The hot path's writes as units of work: each is a few statements that the write thread runs whole
+/// (`write_thread.rs`). Each statement after the first decides from what the
 /// earlier ones did (`changes()`, the rows they left), and a final `SELECT` reports the outcome.
 /// (PostgreSQL's form is one statement of CTEs, `postgres.rs`; the conditions are the shared macros of
 /// `sql.rs`.)

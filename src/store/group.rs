@@ -98,10 +98,6 @@ impl GroupCommit {
 
     /// Waits for the connection for one write; an `atomic` one runs inside its own savepoint.
     pub async fn writer(&self, atomic: bool) -> StoreResult<Writer<'_>> {
-        self.take(if atomic { Hold::Atomic } else { Hold::Plain }).await
-    }
-
-    async fn take(&self, hold: Hold) -> StoreResult<Writer<'_>> {
         let mut st = self.state.lock().await;
         if st.closed {
             return Err(StoreError::Unavailable("store closed".into()));
@@ -118,13 +114,11 @@ impl GroupCommit {
             }
             st.open = true;
         }
-        if hold == Hold::Atomic
-            && let Err(e) = sqlx::query("SAVEPOINT w").execute(&mut st.conn).await
-        {
+        if atomic && let Err(e) = sqlx::query("SAVEPOINT w").execute(&mut st.conn).await {
             st.poisoned = true;
             return Err(e.into());
         }
-        Ok(Writer { group: self, state: st, atomic: hold == Hold::Atomic, finished: false })
+        Ok(Writer { group: self, state: st, atomic, finished: false })
     }
 
     /// Commits the open epoch. (Also one no writer waits for — its writer was dropped — so that the
@@ -254,15 +248,6 @@ impl Writer<'_> {
             None => Err(StoreError::Unavailable("epoch did not end".into())),
         }
     }
-}
-
-/// How a writer holds the connection.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Hold {
-    /// At most one writing statement: atomic by itself.
-    Plain,
-    /// Inside a savepoint this module opens.
-    Atomic,
 }
 
 fn no_such_savepoint(e: &sqlx::Error) -> bool {

@@ -22,6 +22,14 @@ use crate::ledger::JournalEntry;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
+/// What both write connections (the group-commit one and the write thread's) set beyond what every
+/// connection does. The writer touches index pages all over the tables: a 64 MiB page cache (SQLite's
+/// default is 2 MiB) keeps them, and checkpoints every 32 MiB of WAL rather than 4 MiB keep the epoch
+/// commits short. Overwritten and deleted content is zeroed, not left in free space (a scrubbed
+/// answer, a deleted card's sealed PAN).
+const WRITER_PRAGMAS: [(&str, &str); 3] =
+    [("cache_size", "-65536"), ("wal_autocheckpoint", "8192"), ("secure_delete", "on")];
+
 #[derive(Clone)]
 pub struct SqliteStore {
     group: Arc<GroupCommit>,
@@ -41,20 +49,13 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
-        // The writer touches index pages all over the tables: a 64 MiB page cache (SQLite's default is
-        // 2 MiB) keeps them, and checkpoints every 32 MiB of WAL rather than 4 MiB keep the epoch
-        // commits short.
-        let mut write =
-            // Overwritten and deleted content is zeroed, not left in free space (a scrubbed answer,
-            // a deleted card's sealed PAN).
-            opts.clone()
-                .pragma("cache_size", "-65536")
-                .pragma("wal_autocheckpoint", "8192")
-                .pragma("secure_delete", "on")
-                // Every write statement stays prepared.
-                .statement_cache_capacity(512)
-                .connect()
-                .await?;
+        let mut write = WRITER_PRAGMAS
+            .iter()
+            .fold(opts.clone(), |o, (name, value)| o.pragma(*name, *value))
+            // Every write statement stays prepared.
+            .statement_cache_capacity(512)
+            .connect()
+            .await?;
         MIGRATOR.run(&mut write).await.map_err(|e| StoreError::Migrate(e.to_string()))?;
         let read = SqlitePoolOptions::new()
             .max_connections(4)
@@ -328,11 +329,12 @@ sql_store!(
 /// The write thread's connection, set up as the group-commit connection is (see `open`).
 fn unit_connection(path: &Path) -> StoreResult<rusqlite::Connection> {
     let conn = rusqlite::Connection::open(path)?;
+    // What `open`'s options give every connection, then the writers' own.
     conn.busy_timeout(Duration::from_secs(5))?;
-    conn.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
-         PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 8192; PRAGMA secure_delete = ON",
-    )?;
+    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON")?;
+    for (name, value) in WRITER_PRAGMAS {
+        conn.pragma_update(None, name, value)?;
+    }
     // Every unit's statements, and the epoch's, stay prepared.
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)

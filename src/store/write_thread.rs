@@ -30,7 +30,7 @@ use tokio::sync::oneshot;
 use super::{StoreError, StoreResult};
 
 /// The most units one epoch holds; the rest wait for the next one.
-pub const MAX_EPOCH: usize = 512;
+const MAX_EPOCH: usize = 512;
 
 /// A kind of unit: its statements, separated by `;` (parameters `$1` …; no `;` inside a literal).
 pub struct UnitKind {
@@ -178,19 +178,16 @@ fn serve(conn: rusqlite::Connection, write_lock: &tokio::sync::Mutex<()>, rx: &m
             // succeeded do the same again.)
             Ok(()) if failed => {
                 let _ = exec(&conn, "ROLLBACK");
-                again(&conn, &jobs).map(|r| reports = r)
+                again(&conn, &jobs)
             }
-            Ok(()) => end(&conn, jobs.len()),
+            Ok(()) => end(&conn, jobs.len()).map(|()| reports),
         };
         drop(held);
-        for (i, job) in jobs.into_iter().enumerate() {
-            let report = match &outcome {
-                Ok(()) => reports.get_mut(i).map_or_else(
-                    || Err(StoreError::Corrupt("a unit without its report".into())),
-                    |r| std::mem::replace(r, Ok(Vec::new())),
-                ),
-                Err(why) => Err(StoreError::Unavailable(why.clone())),
-            };
+        // Every job has its report: the first pass gave one to each unless one failed, and then the
+        // second pass gave one to each.
+        let reports =
+            outcome.unwrap_or_else(|why| jobs.iter().map(|_| Err(StoreError::Unavailable(why.clone()))).collect());
+        for (job, report) in jobs.into_iter().zip(reports) {
             let _ = job.reply.send(report);
         }
         if let Some(done) = closing {

@@ -11,6 +11,7 @@ mod records;
 mod sql;
 mod group;
 mod postgres;
+mod readers;
 mod sqlite;
 mod write_thread;
 

@@ -11,7 +11,10 @@ use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 
-use super::sql::{ApprovalEvents, Posted, TXN_INSERT, TXN_UPDATE, is_check_violation, token_created, token_inserted};
+use super::sql::{
+    ApprovalEvents, INSTRUMENT_BY_ID, Posted, TXN_INSERT, TXN_UPDATE, VAN_SERVES, is_check_violation, token_created,
+    token_inserted,
+};
 use super::*;
 use crate::ledger::JournalEntry;
 
@@ -136,6 +139,15 @@ impl PgWriter {
 }
 
 impl PgStore {
+    pub async fn instrument(&self, id: &str) -> StoreResult<Option<InstrumentRow>> {
+        Ok(sqlx::query_as(INSTRUMENT_BY_ID).bind(id).fetch_optional(&self.read).await?)
+    }
+
+    pub async fn van_serves(&self, van_id: &str, requestor_id: &str) -> StoreResult<bool> {
+        let found = sqlx::query(VAN_SERVES).bind(van_id).bind(requestor_id).fetch_optional(&self.read).await?;
+        Ok(found.is_some())
+    }
+
     /// The live token with this number (else the newest dead one) and its instrument, in one
     /// round trip: the instrument's columns come prefixed `i_` beside the token's.
     pub async fn token_with_instrument(&self, number: &str) -> StoreResult<Option<(TokenRow, Option<InstrumentRow>)>> {

@@ -250,6 +250,12 @@ macro_rules! token_by_number_from {
     };
 }
 
+/// The instrument with id `$1`. (Each backend runs it its own way: SQLite in place, `readers.rs`.)
+pub(super) const INSTRUMENT_BY_ID: &str = concat!("SELECT ", instrument_cols!(), " FROM instruments WHERE id = $1");
+
+/// Whether the VAN `$1` serves the requestor `$2`: a row when it does.
+pub(super) const VAN_SERVES: &str = "SELECT 1 FROM van_requestors WHERE van_id = $1 AND requestor_id = $2";
+
 /// Whether a reversal naming `$key` as its original came first.
 macro_rules! reversal_came_first {
     ($key:literal) => {

@@ -3,7 +3,7 @@
 //! approval, a token's insert) run whole on the write thread (`write_thread.rs`), every other write
 //! goes through the group-commit connection (`group.rs`), and the two take turns through one lock;
 //! either way, commits are shared by the writers that queue up together. Reads go through a small
-//! separate pool. The statements are shared with PostgreSQL (`sql.rs`).
+//! separate pool, and the payment's own read runs in place on a connection of `readers.rs`. The statements are shared with PostgreSQL (`sql.rs`).
 
 use std::path::Path;
 use std::str::FromStr;
@@ -14,9 +14,13 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{ConnectOptions, Row};
 
 use super::group::{GroupCommit, Writer};
+use super::readers::Readers;
 use super::write_thread::{Params, Unit, UnitKind, WriteThread};
 
-use super::sql::{ApprovalEvents, Posted, TXN_INSERT, TXN_UPDATE, is_check_violation, token_created, token_inserted};
+use super::sql::{
+    ApprovalEvents, INSTRUMENT_BY_ID, Posted, TXN_INSERT, TXN_UPDATE, VAN_SERVES, is_check_violation, token_created,
+    token_inserted,
+};
 use super::*;
 use crate::ledger::JournalEntry;
 
@@ -35,6 +39,7 @@ pub struct SqliteStore {
     group: Arc<GroupCommit>,
     units: WriteThread,
     read: SqlitePool,
+    readers: Arc<Readers>,
     pub(super) money: Option<Arc<crate::money::Currencies>>,
 }
 
@@ -64,10 +69,11 @@ impl SqliteStore {
             .test_before_acquire(false)
             .connect_with(opts.read_only(true))
             .await?;
+        let readers = Arc::new(Readers::open(path)?);
         let write_lock = Arc::new(tokio::sync::Mutex::new(()));
         let units = WriteThread::start(unit_connection(path)?, write_lock.clone())?;
         let group = GroupCommit::start(write, write_lock);
-        Ok(SqliteStore { group, units, read, money: None })
+        Ok(SqliteStore { group, units, read, readers, money: None })
     }
 
     /// The write connection, for one write of at most one writing statement (see `group.rs`).
@@ -290,30 +296,34 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
-    /// The live token with this number (else the newest dead one) and its instrument, in one round
-    /// trip to a read connection's thread: two statements, the second finding the instrument by the
-    /// same rule.
+    pub async fn instrument(&self, id: &str) -> StoreResult<Option<InstrumentRow>> {
+        use rusqlite::OptionalExtension;
+        self.readers.with(|c| {
+            Ok(c.prepare_cached(INSTRUMENT_BY_ID)?.query_row([id], InstrumentRow::from_rusqlite).optional()?)
+        })
+    }
+
+    pub async fn van_serves(&self, van_id: &str, requestor_id: &str) -> StoreResult<bool> {
+        self.readers.with(|c| Ok(c.prepare_cached(VAN_SERVES)?.exists([van_id, requestor_id])?))
+    }
+
+    /// The live token with this number (else the newest dead one) and its instrument, read in place
+    /// (`readers.rs`): the payment's one read.
     pub async fn token_with_instrument(&self, number: &str) -> StoreResult<Option<(TokenRow, Option<InstrumentRow>)>> {
-        use sqlx::FromRow;
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            token_cols!(),
-            " ",
-            token_by_number_from!(),
-            "; SELECT ",
-            instrument_cols!(),
-            " FROM instruments WHERE id = (SELECT instrument_id ",
-            token_by_number_from!(),
-            ")"
-        ))
-        .bind(number)
-        .fetch_all(&self.read)
-        .await?;
-        let mut rows = rows.iter();
-        let Some(token) = rows.next() else { return Ok(None) };
-        let token = TokenRow::<i64>::from_row(token)?.read_money(self.money())?;
-        let instrument = rows.next().map(InstrumentRow::from_row).transpose()?;
-        Ok(Some((token, instrument)))
+        use rusqlite::OptionalExtension;
+        let found = self.readers.with(|c| {
+            let token = c
+                .prepare_cached(concat!("SELECT ", token_cols!(), " ", token_by_number_from!()))?
+                .query_row([number], TokenRow::from_rusqlite)
+                .optional()?;
+            let Some(token) = token else { return Ok(None) };
+            let instrument = c
+                .prepare_cached(INSTRUMENT_BY_ID)?
+                .query_row([&token.instrument_id], InstrumentRow::from_rusqlite)
+                .optional()?;
+            Ok(Some((token, instrument)))
+        })?;
+        found.map(|(token, instrument)| Ok((token.read_money(self.money())?, instrument))).transpose()
     }
 }
 

@@ -69,6 +69,12 @@ macro_rules! stored_as_text {
                 self.as_str().to_sql()
             }
         }
+
+        impl rusqlite::types::FromSql for $t {
+            fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+                v.as_str()?.parse::<$t>().map_err(|e| rusqlite::types::FromSqlError::Other(Box::new(e)))
+            }
+        }
     };
 }
 
@@ -247,6 +253,30 @@ pub struct TokenRow<M = Amount> {
 }
 
 impl TokenRow<i64> {
+    /// A row of `token_cols!` as rusqlite reads it (the SQLite store's in-place reads), column by
+    /// name as sqlx's `FromRow` reads it.
+    pub(crate) fn from_rusqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(TokenRow {
+            id: r.get("id")?,
+            token: r.get("token")?,
+            instrument_id: r.get("instrument_id")?,
+            requestor_id: r.get("requestor_id")?,
+            state: r.get("state")?,
+            token_expiry: r.get("token_expiry")?,
+            psn: r.get("psn")?,
+            merchant_id: r.get("merchant_id")?,
+            max_amount: r.get("max_amount")?,
+            currency: r.get("currency")?,
+            entry_modes: r.get("entry_modes")?,
+            failed_attempts: r.get("failed_attempts")?,
+            created_at: r.get("created_at")?,
+            expires_at: r.get("expires_at")?,
+            consumed_at: r.get("consumed_at")?,
+            multi_use: r.get("multi_use")?,
+            suspended_at: r.get("suspended_at")?,
+        })
+    }
+
     /// The row with its amounts, in its currency.
     pub(crate) fn read_money(self, m: Money<'_>) -> StoreResult<TokenRow> {
         let cur = self.currency.as_deref();
@@ -461,6 +491,29 @@ impl TxnRow<i64> {
 }
 
 impl InstrumentRow {
+    /// A row of `instrument_cols!` as rusqlite reads it (see [`TokenRow::from_rusqlite`]).
+    pub(crate) fn from_rusqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(InstrumentRow {
+            id: r.get("id")?,
+            requestor_id: r.get("requestor_id")?,
+            kind: r.get("kind")?,
+            status: r.get("status")?,
+            issuer_id: r.get("issuer_id")?,
+            bin: r.get("bin")?,
+            last4: r.get("last4")?,
+            pan_len: r.get("pan_len")?,
+            expiry: r.get("expiry")?,
+            par: r.get("par")?,
+            fingerprint: r.get("fingerprint")?,
+            fp_version: r.get("fp_version")?,
+            pan_sealed: r.get("pan_sealed")?,
+            dek_version: r.get("dek_version")?,
+            assurance: r.get("assurance")?,
+            created_at: r.get("created_at")?,
+            updated_at: r.get("updated_at")?,
+        })
+    }
+
     /// A new, active stored-value instrument (gift certificate or wallet): no card data.
     pub fn stored_value(id: String, requestor_id: String, kind: InstrumentKind, now: i64) -> InstrumentRow {
         InstrumentRow {

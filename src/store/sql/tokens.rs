@@ -278,16 +278,6 @@ macro_rules! sql_tokens {
                 w.done().await
             }
 
-            pub async fn van_serves(&self, van_id: &str, requestor_id: &str) -> StoreResult<bool> {
-                let found: Option<String> =
-                    sqlx::query_scalar("SELECT van_id FROM van_requestors WHERE van_id = $1 AND requestor_id = $2")
-                        .bind(van_id)
-                        .bind(requestor_id)
-                        .fetch_optional(&self.read)
-                        .await?;
-                Ok(found.is_some())
-            }
-
             pub async fn merchant_owner(&self, merchant_id: &str) -> StoreResult<Option<String>> {
                 Ok(sqlx::query_scalar("SELECT requestor_id FROM merchant_requestors WHERE merchant_id = $1")
                     .bind(merchant_id)

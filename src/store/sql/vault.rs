@@ -337,13 +337,6 @@ macro_rules! sql_vault {
                 Ok(r.rows_affected() == 1)
             }
 
-            pub async fn instrument(&self, id: &str) -> StoreResult<Option<InstrumentRow>> {
-                Ok(sqlx::query_as(concat!("SELECT ", instrument_cols!(), " FROM instruments WHERE id = $1"))
-                    .bind(id)
-                    .fetch_optional(&self.read)
-                    .await?)
-            }
-
             pub async fn instrument_by_fingerprint(
                 &self,
                 requestor_id: &str,

@@ -203,12 +203,23 @@ pub(super) fn token_inserted(inserted: bool, active: bool, taken: bool) -> super
 /// outcome, so a payment the terminal reversed cannot take effect afterwards.
 macro_rules! txn_update {
     () => {
-        "UPDATE transactions SET kind = $2, status = $3, mti = $4, response = $11, \
+        concat!(
+            "UPDATE transactions SET ",
+            txn_outcome_set!(),
+            ", instrument_id = $19, original_key = $24 WHERE id = $1 AND status = 'pending'"
+        )
+    };
+}
+
+/// The columns of [`txn_update!`]'s `SET` but the two indexed ones a transaction usually has from
+/// its claim on, its instrument and the original key it names.
+macro_rules! txn_outcome_set {
+    () => {
+        "kind = $2, status = $3, mti = $4, response = $11, \
          response_code = $12, processing_code = $13, merchant_id = $14, amount = $15, currency = $16, entry_mode = $17, \
-         token_id = $18, instrument_id = $19, instrument_kind = $20, masked_pan = $21, issuer_id = $22, original_id = $23, \
-         original_key = $24, auth_code = $25, rrn = $26, issuer_response = $27, issuer_ms = $28, total_ms = $29, \
-         updated_at = $31, cancel_type = $33, principal = $34, bonus = $35, forfeited = $36 \
-         WHERE id = $1 AND status = 'pending'"
+         token_id = $18, instrument_kind = $20, masked_pan = $21, issuer_id = $22, original_id = $23, \
+         auth_code = $25, rrn = $26, issuer_response = $27, issuer_ms = $28, total_ms = $29, \
+         updated_at = $31, cancel_type = $33, principal = $34, bonus = $35, forfeited = $36"
     };
 }
 pub(super) const TXN_UPDATE: &str = txn_update!();

@@ -125,6 +125,22 @@ async fn a_token_number_is_unique_among_live_tokens_and_never_a_registered_pan()
     state.clock.advance(31_000);
     assert!(state.store.expire_token_number(&dup.token, state.clock.now_ms()).await.unwrap());
     assert_eq!(state.store.insert_token(&dup, [&fp, &fp]).await.unwrap(), InsertToken::Inserted);
+    // The number now names two tokens: a lookup finds the live one.
+    let (found, _) = state.store.token_with_instrument(&dup.token).await.unwrap().unwrap();
+    assert_eq!((found.id.as_str(), found.state.as_str()), ("tok_dup", "active"));
+    // Dead tokens never collide with each other: a third one with the number is live beside two
+    // dead ones, and once it is dead too, the newest of the three is the one found.
+    state.clock.advance(31_000);
+    assert!(state.store.expire_token_number(&dup.token, state.clock.now_ms()).await.unwrap());
+    let mut third = dup.clone();
+    third.id = "tok_third".into();
+    third.created_at = state.clock.now_ms();
+    third.expires_at = third.created_at + 30_000;
+    assert_eq!(state.store.insert_token(&third, [&fp, &fp]).await.unwrap(), InsertToken::Inserted);
+    state.clock.advance(31_000);
+    assert!(state.store.expire_token_number(&dup.token, state.clock.now_ms()).await.unwrap());
+    let (found, _) = state.store.token_with_instrument(&dup.token).await.unwrap().unwrap();
+    assert_eq!((found.id.as_str(), found.state.as_str()), ("tok_third", "expired"));
 
     // A number equal to a registered PAN is refused, whoever registered it.
     let mut as_pan = t.row.clone();

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tsp::app::{ServeOptions, build};
 use tsp::money::Amount;
 use tsp::requestors::{self, Requestor, Scope};
-use tsp::store::{Claim, Consume, InsertToken, Store, StoreError, TxnRow};
+use tsp::store::{Claim, ClaimHold, Consume, InsertToken, Store, StoreError, TxnRow};
 use tsp::tokens::TokenOptions;
 
 async fn setup() -> (tempfile::TempDir, tsp::api::AppState, Requestor, Option<String>) {
@@ -205,4 +205,48 @@ async fn stored_amounts_read_back_at_their_rows_currency() {
     let db = dir.path().join("data").join("tsp.db");
     let bare = Store::open_url(&url.unwrap_or_else(|| format!("sqlite://{}", db.display()))).await.unwrap();
     assert!(matches!(bare.transaction("txn_amount_000001").await, Err(StoreError::Corrupt(_))));
+}
+
+/// A card payment's approval writes its outcome over the row its claim wrote, and only over that
+/// row: one whose instrument or original key disagree with the claim's is not approved, and its
+/// token is not consumed.
+#[tokio::test]
+async fn an_approval_requires_the_instrument_its_claim_wrote() {
+    let (_dir, state, req, _) = setup().await;
+    let (card, _) = state.vault.register_card(&req, "4111111111111111", "2912").await.unwrap();
+    let t = state.tokens.issue(&req, &card.id, &TokenOptions::default()).await.unwrap();
+    let now = state.clock.now_ms();
+    let row = TxnRow {
+        id: "txn_approve".into(),
+        kind: "purchase".parse().unwrap(),
+        status: "pending".parse().unwrap(),
+        mti: "0200".into(),
+        msg_class: "02".into(),
+        terminal_id: "TERM0001".into(),
+        stan: "000001".into(),
+        transmitted: "1123103000".into(),
+        acquirer_id: "00000012345".into(),
+        token_id: Some(t.row.id.clone()),
+        instrument_id: Some(card.id.clone()),
+        created_at: now,
+        updated_at: now,
+        ..Default::default()
+    };
+    let held = state.store.claim_holding(&row, "02TERM0001000001", &t.row.id, now).await.unwrap();
+    assert!(matches!(held, ClaimHold::Held));
+    let mut outcome = row.clone();
+    outcome.status = "approved".parse().unwrap();
+    outcome.response_code = Some("00".into());
+    for (instrument, original_key) in [(Some("ins_other"), None), (Some(card.id.as_str()), Some("02TERM0001000000"))] {
+        let mut other = outcome.clone();
+        other.instrument_id = instrument.map(Into::into);
+        other.original_key = original_key.map(Into::into);
+        assert!(!state.store.approve_with_token(&other, &t.row.id, &row.id, now).await.unwrap());
+        assert_eq!(state.store.transaction(&row.id).await.unwrap().unwrap().status.as_str(), "pending");
+        assert_eq!(state.store.token(&t.row.id).await.unwrap().unwrap().state, "active");
+    }
+    assert!(state.store.approve_with_token(&outcome, &t.row.id, &row.id, now).await.unwrap());
+    let stored = state.store.transaction(&row.id).await.unwrap().unwrap();
+    assert_eq!((stored.status.as_str(), stored.instrument_id.as_deref()), ("approved", Some(card.id.as_str())));
+    assert_eq!(state.store.token(&t.row.id).await.unwrap().unwrap().state, "consumed");
 }

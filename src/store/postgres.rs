@@ -277,7 +277,7 @@ impl PgStore {
             sqlx::query_scalar(concat!(
                 "WITH lease AS (SELECT id FROM tokens WHERE id = $37 AND lease_id = $38 AND state = 'active' FOR UPDATE), \
                  approved AS (",
-                txn_update!(),
+                txn_approve!(),
                 " AND EXISTS (SELECT 1 FROM lease) RETURNING id), \
                  consumed AS (UPDATE tokens SET state = 'consumed', consumed_at = $39, lease_id = NULL, lease_until = NULL \
                    WHERE id IN (SELECT id FROM lease) AND EXISTS (SELECT 1 FROM approved) RETURNING id), \

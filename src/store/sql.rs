@@ -211,6 +211,26 @@ macro_rules! txn_update {
     };
 }
 
+/// The outcome of a card payment approved with its leased token (both backends' approval units):
+/// [`txn_update!`]'s, except that the instrument and the original key must still be those its
+/// claim wrote rather than be set again — a column in SQLite's `SET` makes it delete and reinsert
+/// the column's index entries even when the value is unchanged — so a row that disagrees is not
+/// approved.
+macro_rules! txn_approve {
+    () => {
+        concat!("UPDATE transactions SET ", txn_outcome_set!(), " WHERE ", txn_approvable!())
+    };
+}
+
+/// Which row [`txn_approve!`] writes: the pending transaction `$1` with the instrument `$19` and
+/// the original key `$24` its claim wrote.
+macro_rules! txn_approvable {
+    () => {
+        "id = $1 AND status = 'pending' AND instrument_id IS NOT DISTINCT FROM $19 \
+         AND original_key IS NOT DISTINCT FROM $24"
+    };
+}
+
 /// The columns of [`txn_update!`]'s `SET` but the two indexed ones a transaction usually has from
 /// its claim on, its instrument and the original key it names.
 macro_rules! txn_outcome_set {

@@ -170,18 +170,17 @@ static CLAIM: UnitKind = UnitKind::new(concat!(
 /// (`token.consumed`, then the payment's) for the instrument's requestor's webhook endpoints,
 /// written as `emit` (`sql.rs`) writes them — the instrument's next sequence numbers, one delivery
 /// per active endpoint, nothing when the requestor has no endpoint. Nothing is written when the
-/// lease is no longer held or the payment was decided meanwhile. The transaction's outcome is
-/// written as [`txn_update!`] writes it, but its instrument and original key are required to be
-/// those it was claimed with rather than set again: a column in `SET` makes SQLite rewrite the
-/// column's index entries even when the value is the same. Parameters: the transaction's
+/// lease is no longer held or the payment was decided meanwhile (the outcome as [`txn_approve!`]
+/// writes it). Parameters: the transaction's
 /// columns, then `$37` the token, `$38` the lease, `$39` now, `$40`–`$44` the events
 /// ([`ApprovalEvents`]). Reports: approved.
 static APPROVE: UnitKind = UnitKind::new(concat!(
     consume_leased!("$37", "$38", "$39"),
-    " AND EXISTS (SELECT 1 FROM transactions WHERE id = $1 AND status = 'pending'); \
-     UPDATE transactions SET ",
-    txn_outcome_set!(),
-    " WHERE id = $1 AND status = 'pending' AND instrument_id IS $19 AND original_key IS $24 AND changes() = 1; \
+    " AND EXISTS (SELECT 1 FROM transactions WHERE ",
+    txn_approvable!(),
+    "); ",
+    txn_approve!(),
+    " AND changes() = 1; \
          UPDATE instruments SET event_seq = event_seq + 1 + ($42 IS NOT NULL) WHERE id = $19 AND changes() = 1 \
            AND EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.requestor_id = instruments.requestor_id \
            AND e.status = 'active'); \

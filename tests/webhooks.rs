@@ -320,8 +320,16 @@ async fn a_delivery_failing_past_the_retry_window_is_dead_and_a_replay_revives_i
     let got = rx.wait_for(2).await;
     assert_eq!(got[1].event_id, id);
     verify(&got[1], &secret);
-    let (_, e) = s.get(&s.keys.app, &format!("/v1/events/{id}")).await;
-    assert_eq!(e["deliveries"][0]["state"], "delivered", "{e}");
+    // The receiver has it before the sender has read the answer and marked it delivered: wait for that.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, e) = s.get(&s.keys.app, &format!("/v1/events/{id}")).await;
+        if e["deliveries"][0]["state"] == "delivered" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never marked delivered: {e}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tsp::app::{ServeOptions, build};
 use tsp::money::Amount;
 use tsp::requestors::{self, Requestor, Scope};
-use tsp::store::{Claim, ClaimHold, Consume, InsertToken, Store, StoreError, TxnRow};
+use tsp::store::{Claim, ClaimHold, Consume, InsertCard, InsertToken, Store, StoreError, TxnRow};
 use tsp::tokens::TokenOptions;
 
 async fn setup() -> (tempfile::TempDir, tsp::api::AppState, Requestor, Option<String>) {
@@ -249,4 +249,32 @@ async fn an_approval_requires_the_instrument_its_claim_wrote() {
     let stored = state.store.transaction(&row.id).await.unwrap().unwrap();
     assert_eq!((stored.status.as_str(), stored.instrument_id.as_deref()), ("approved", Some(card.id.as_str())));
     assert_eq!(state.store.token(&t.row.id).await.unwrap().unwrap().state, "consumed");
+}
+
+/// A card's insert writes a new card; meets the requestor's own card with the same fingerprint
+/// (answering with that one, not writing); and refuses a card sealed under a data key that is no
+/// longer the newest.
+#[tokio::test]
+async fn a_card_insert_meets_a_duplicate_or_a_stale_key() {
+    let (_dir, state, req, _) = setup().await;
+    let (first, _) = state.vault.register_card(&req, "4111111111111111", "2912").await.unwrap();
+    let mut again = first.clone();
+    again.id = "ins_again".into();
+    match state.store.insert_card(&again, None).await.unwrap() {
+        InsertCard::Duplicate(existing) => assert_eq!(existing.id, first.id),
+        other => panic!("not a duplicate: {other:?}"),
+    }
+    assert!(state.store.instrument("ins_again").await.unwrap().is_none());
+
+    let mut other = first.clone();
+    other.id = "ins_other".into();
+    other.fingerprint = Some("f".repeat(64));
+    other.dek_version = Some(first.dek_version.unwrap() - 1);
+    assert!(matches!(state.store.insert_card(&other, None).await.unwrap(), InsertCard::StaleKey));
+    assert!(state.store.instrument("ins_other").await.unwrap().is_none());
+
+    other.dek_version = first.dek_version;
+    assert!(matches!(state.store.insert_card(&other, None).await.unwrap(), InsertCard::Inserted));
+    let stored = state.store.instrument("ins_other").await.unwrap().unwrap();
+    assert_eq!((stored.requestor_id, stored.fingerprint), (first.requestor_id, other.fingerprint));
 }

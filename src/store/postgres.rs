@@ -12,8 +12,8 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 
 use super::sql::{
-    ApprovalEvents, INSTRUMENT_BY_ID, Posted, TXN_INSERT, TXN_UPDATE, VAN_SERVES, is_check_violation, token_created,
-    token_inserted,
+    ApprovalEvents, CARD_INSERT, INSTRUMENT_BY_ID, Posted, TXN_INSERT, TXN_UPDATE, VAN_SERVES, is_check_violation,
+    token_created, token_inserted,
 };
 use super::*;
 use crate::ledger::JournalEntry;
@@ -139,6 +139,50 @@ impl PgWriter {
 }
 
 impl PgStore {
+    /// A card's row with its `instrument.created` event and, when the issuer stepped the
+    /// registration up, its pending verification, in one transaction.
+    pub async fn insert_card(&self, c: &InstrumentRow, offered: Option<&str>) -> StoreResult<InsertCard> {
+        let mut w = self.atomic_writer().await?;
+        let r = bind_card!(sqlx::query(CARD_INSERT), c).execute(w.conn()).await?;
+        if r.rows_affected() == 1 {
+            if let Some(offered) = offered {
+                sqlx::query(
+                    "INSERT INTO instrument_verifications (instrument_id, offered, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $3)",
+                )
+                .bind(&c.id)
+                .bind(offered)
+                .bind(c.created_at)
+                .execute(w.conn())
+                .await?;
+            }
+            let data = crate::events::instrument_data(&c.id, c.status.as_str());
+            emit(w.conn(), &EventDraft { instrument_id: &c.id, kind: "instrument.created", data, now: c.created_at })
+                .await?;
+            w.done().await?;
+            return Ok(InsertCard::Inserted);
+        }
+        // (No error to catch: on PostgreSQL a failed statement would end the transaction.)
+        // Read through the writer: the row that beat us may be in its uncommitted epoch.
+        let fp = c.fingerprint.as_deref().unwrap_or_default();
+        let existing = sqlx::query_as::<_, InstrumentRow>(concat!(
+            "SELECT ",
+            instrument_cols!(),
+            " FROM instruments WHERE requestor_id = $1 AND fingerprint = $2 AND status <> 'deleted'"
+        ))
+        .bind(&c.requestor_id)
+        .bind(fp)
+        .fetch_optional(w.conn())
+        .await?;
+        let newest: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM data_keys").fetch_one(w.conn()).await?;
+        w.abort().await?;
+        match existing {
+            Some(row) => Ok(InsertCard::Duplicate(Box::new(row))),
+            None if newest != c.dek_version => Ok(InsertCard::StaleKey),
+            None => Err(StoreError::Corrupt("conflict without a matching instrument".into())),
+        }
+    }
+
     pub async fn instrument(&self, id: &str) -> StoreResult<Option<InstrumentRow>> {
         Ok(sqlx::query_as(INSTRUMENT_BY_ID).bind(id).fetch_optional(&self.read).await?)
     }

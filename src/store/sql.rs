@@ -281,6 +281,41 @@ macro_rules! token_by_number_from {
     };
 }
 
+/// Inserts a card sealed under the newest data key (else nothing: the caller seals it again), unless
+/// the requestor already has it (a unique index); binds as [`bind_card!`]. (A macro so that SQLite's
+/// unit of work puts it into its text.)
+macro_rules! card_insert {
+    () => {
+        "INSERT INTO instruments (id, requestor_id, kind, status, issuer_id, bin, last4, pan_len, expiry, par, \
+         fingerprint, fp_version, pan_sealed, dek_version, created_at, updated_at, assurance) \
+         SELECT $1, $2, 'card', $14, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $15 \
+         WHERE $12 = (SELECT MAX(version) FROM data_keys) \
+         ON CONFLICT DO NOTHING"
+    };
+}
+pub(super) const CARD_INSERT: &str = card_insert!();
+
+/// Binds a card's columns for [`card_insert!`] ($1 … $15).
+macro_rules! bind_card {
+    ($q:expr, $c:expr) => {
+        $q.bind(&$c.id)
+            .bind(&$c.requestor_id)
+            .bind(&$c.issuer_id)
+            .bind(&$c.bin)
+            .bind(&$c.last4)
+            .bind($c.pan_len)
+            .bind(&$c.expiry)
+            .bind(&$c.par)
+            .bind(&$c.fingerprint)
+            .bind($c.fp_version)
+            .bind(&$c.pan_sealed)
+            .bind($c.dek_version)
+            .bind($c.created_at)
+            .bind($c.status)
+            .bind($c.assurance)
+    };
+}
+
 /// The instrument with id `$1`. (Each backend runs it its own way: SQLite in place, `readers.rs`.)
 pub(super) const INSTRUMENT_BY_ID: &str = concat!("SELECT ", instrument_cols!(), " FROM instruments WHERE id = $1");
 

@@ -212,6 +212,38 @@ static TOKEN: UnitKind = UnitKind::new(concat!(
     token_insert_report!()
 ));
 
+/// The insert of a card (see [`card_insert!`]) with its `instrument.created` event, written as
+/// `emit` (`sql.rs`) writes it, and, when the issuer stepped the registration up, its pending
+/// verification. Parameters: the insert's, then `$16` the verification's offers (NULL: none), `$17`
+/// the event's id and `$18` its data. Reports: inserted, sealed under the newest data key.
+static CARD: UnitKind = UnitKind::new(concat!(
+    card_insert!(),
+    "; UPDATE instruments SET event_seq = event_seq + 1 WHERE id = $1 AND changes() = 1 \
+           AND EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.requestor_id = instruments.requestor_id \
+           AND e.status = 'active'); \
+         INSERT INTO events (id, requestor_id, instrument_id, sequence, type, data, created_at) \
+           SELECT $17, requestor_id, id, event_seq, 'instrument.created', $18, $13 FROM instruments \
+           WHERE id = $1 AND changes() = 1; \
+         INSERT INTO event_deliveries (event_id, endpoint_id, state, attempts, next_at, created_at) \
+           SELECT v.id, e.id, 'pending', 0, $13, $13 FROM events v JOIN webhook_endpoints e \
+           ON e.requestor_id = v.requestor_id AND e.status = 'active' WHERE v.id = $17; \
+         INSERT INTO instrument_verifications (instrument_id, offered, created_at, updated_at) \
+           SELECT $1, $16, $13, $13 WHERE $16 IS NOT NULL AND EXISTS (SELECT 1 FROM instruments WHERE id = $1); \
+         SELECT EXISTS (SELECT 1 FROM instruments WHERE id = $1), $12 = (SELECT MAX(version) FROM data_keys)"
+));
+
+pub(super) struct CardUnit {
+    card: InstrumentRow,
+    offered: Option<String>,
+    event: (String, String),
+}
+
+impl Unit for CardUnit {
+    fn bind(&self, q: Params) -> Params {
+        bind_card!(q, self.card).bind(&self.offered).bind(&self.event.0).bind(&self.event.1)
+    }
+}
+
 pub(super) struct TokenUnit {
     token: TokenRow,
     fingerprints: [String; 2],
@@ -283,6 +315,27 @@ impl SqliteStore {
         let [inserted, active] = self.units.run(&TOKEN, &unit).await?;
         let taken = !inserted && active && self.number_live(&t.token).await?;
         Ok(token_inserted(inserted, active, taken))
+    }
+
+    /// A card's row with its `instrument.created` event and, when the issuer stepped the
+    /// registration up, its pending verification: one unit on the write thread.
+    pub async fn insert_card(&self, c: &InstrumentRow, offered: Option<&str>) -> StoreResult<InsertCard> {
+        let event = (
+            format!("evt_{}", uuid::Uuid::now_v7().simple()),
+            crate::events::instrument_data(&c.id, c.status.as_str()).to_string(),
+        );
+        let unit = CardUnit { card: c.clone(), offered: offered.map(str::to_string), event };
+        let [inserted, newest_key] = self.units.run(&CARD, &unit).await?;
+        if inserted {
+            return Ok(InsertCard::Inserted);
+        }
+        // The row it met, if any, is committed by now (the unit waited for its epoch's commit).
+        let fp = c.fingerprint.as_deref().unwrap_or_default();
+        match self.instrument_by_fingerprint(&c.requestor_id, fp).await? {
+            Some(row) => Ok(InsertCard::Duplicate(Box::new(row))),
+            None if !newest_key => Ok(InsertCard::StaleKey),
+            None => Err(StoreError::Corrupt("conflict without a matching instrument".into())),
+        }
     }
 
     pub async fn approve_with_token(&self, t: &TxnRow, token_id: &str, lease_id: &str, now: i64) -> StoreResult<bool> {

@@ -12,8 +12,8 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 
 use super::sql::{
-    ApprovalEvents, CARD_INSERT, INSTRUMENT_BY_ID, Posted, TXN_INSERT, TXN_UPDATE, VAN_SERVES, is_check_violation,
-    token_created, token_inserted,
+    ApprovalEvents, CARD_INSERT, INSTRUMENT_BY_FINGERPRINT, INSTRUMENT_BY_ID, PAR_BY_FINGERPRINT, Posted, TXN_INSERT,
+    TXN_UPDATE, VAN_SERVES, is_check_violation, token_created, token_inserted,
 };
 use super::*;
 use crate::ledger::JournalEntry;
@@ -185,6 +185,30 @@ impl PgStore {
 
     pub async fn instrument(&self, id: &str) -> StoreResult<Option<InstrumentRow>> {
         Ok(sqlx::query_as(INSTRUMENT_BY_ID).bind(id).fetch_optional(&self.read).await?)
+    }
+
+    pub async fn instrument_by_fingerprint(
+        &self,
+        requestor_id: &str,
+        fingerprint: &str,
+    ) -> StoreResult<Option<InstrumentRow>> {
+        Ok(sqlx::query_as(INSTRUMENT_BY_FINGERPRINT)
+            .bind(requestor_id)
+            .bind(fingerprint)
+            .fetch_optional(&self.read)
+            .await?)
+    }
+
+    /// The PAR of an instrument with any of `fingerprints` (tried in order), if one has a PAR.
+    pub async fn par_by_fingerprints(&self, fingerprints: &[String]) -> StoreResult<Option<String>> {
+        for fp in fingerprints {
+            let par: Option<String> =
+                sqlx::query_scalar(PAR_BY_FINGERPRINT).bind(fp).fetch_optional(&self.read).await?;
+            if par.is_some() {
+                return Ok(par);
+            }
+        }
+        Ok(None)
     }
 
     pub async fn van_serves(&self, van_id: &str, requestor_id: &str) -> StoreResult<bool> {

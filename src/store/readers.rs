@@ -1,5 +1,6 @@
 //! SQLite read connections used on the caller's own thread, for the reads on the hot paths (a
-//! payment's token and instrument, a token request's instrument, a detokenize's VAN scope).
+//! payment's token and instrument, a token request's instrument, a detokenize's VAN scope, a
+//! registration's look for the card by fingerprint and for its PAR).
 //!
 //! sqlx runs each SQLite connection on a thread of its own: a read is a message to that thread and a
 //! wake-up back, and under `pay` those hops cost more CPU than the read itself (a few B-tree pages
@@ -7,9 +8,10 @@
 //! puts the connection back. A read may wait on the disk when its pages are not cached, as any
 //! blocking call would hold the task's worker thread; WAL readers never wait for the writer.
 //!
-//! Every other read still goes through sqlx's pool (`sqlite.rs`). (Not registration's: its write
-//! goes through the group-commit connection, driven by a task on the runtime, and reads run in place
-//! there made that serial task wait longer for its turn — docs/performance.md.)
+//! Every other read still goes through sqlx's pool (`sqlite.rs`). Reads in place lengthen each poll
+//! of the task that runs them: a path whose writes go through the group-commit connection (a task on
+//! the runtime, one hop to sqlx's thread per statement) got slower with them, its serial writer
+//! waiting longer for its turn (docs/performance.md), so they suit paths whose writes are units.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;

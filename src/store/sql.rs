@@ -319,6 +319,17 @@ macro_rules! bind_card {
 /// The instrument with id `$1`. (Each backend runs it its own way: SQLite in place, `readers.rs`.)
 pub(super) const INSTRUMENT_BY_ID: &str = concat!("SELECT ", instrument_cols!(), " FROM instruments WHERE id = $1");
 
+/// The requestor `$1`'s instrument (not deleted) with the fingerprint `$2`.
+pub(super) const INSTRUMENT_BY_FINGERPRINT: &str = concat!(
+    "SELECT ",
+    instrument_cols!(),
+    " FROM instruments WHERE requestor_id = $1 AND fingerprint = $2 AND status <> 'deleted'"
+);
+
+/// The PAR of any instrument with the fingerprint `$1`, if one has a PAR.
+pub(super) const PAR_BY_FINGERPRINT: &str =
+    "SELECT par FROM instruments WHERE fingerprint = $1 AND par IS NOT NULL LIMIT 1";
+
 /// Whether the VAN `$1` serves the requestor `$2`: a row when it does.
 pub(super) const VAN_SERVES: &str = "SELECT 1 FROM van_requestors WHERE van_id = $1 AND requestor_id = $2";
 

@@ -18,8 +18,8 @@ use super::readers::Readers;
 use super::write_thread::{Params, Unit, UnitKind, WriteThread};
 
 use super::sql::{
-    ApprovalEvents, INSTRUMENT_BY_ID, Posted, TXN_INSERT, TXN_UPDATE, VAN_SERVES, is_check_violation, token_created,
-    token_inserted,
+    ApprovalEvents, INSTRUMENT_BY_FINGERPRINT, INSTRUMENT_BY_ID, PAR_BY_FINGERPRINT, Posted, TXN_INSERT, TXN_UPDATE,
+    VAN_SERVES, is_check_violation, token_created, token_inserted,
 };
 use super::*;
 use crate::ledger::JournalEntry;
@@ -356,6 +356,33 @@ impl SqliteStore {
         use rusqlite::OptionalExtension;
         self.readers.with(|c| {
             Ok(c.prepare_cached(INSTRUMENT_BY_ID)?.query_row([id], InstrumentRow::from_rusqlite).optional()?)
+        })
+    }
+
+    pub async fn instrument_by_fingerprint(
+        &self,
+        requestor_id: &str,
+        fingerprint: &str,
+    ) -> StoreResult<Option<InstrumentRow>> {
+        use rusqlite::OptionalExtension;
+        self.readers.with(|c| {
+            Ok(c.prepare_cached(INSTRUMENT_BY_FINGERPRINT)?
+                .query_row([requestor_id, fingerprint], InstrumentRow::from_rusqlite)
+                .optional()?)
+        })
+    }
+
+    /// The PAR of an instrument with any of `fingerprints` (tried in order), if one has a PAR.
+    pub async fn par_by_fingerprints(&self, fingerprints: &[String]) -> StoreResult<Option<String>> {
+        use rusqlite::OptionalExtension;
+        self.readers.with(|c| {
+            let mut s = c.prepare_cached(PAR_BY_FINGERPRINT)?;
+            for fp in fingerprints {
+                if let Some(par) = s.query_row([fp], |r| r.get::<_, String>(0)).optional()? {
+                    return Ok(Some(par));
+                }
+            }
+            Ok(None)
         })
     }
 

@@ -271,22 +271,6 @@ macro_rules! sql_vault {
                 Ok(r.rows_affected() == 1)
             }
 
-            pub async fn instrument_by_fingerprint(
-                &self,
-                requestor_id: &str,
-                fingerprint: &str,
-            ) -> StoreResult<Option<InstrumentRow>> {
-                Ok(sqlx::query_as(concat!(
-                    "SELECT ",
-                    instrument_cols!(),
-                    " FROM instruments WHERE requestor_id = $1 AND fingerprint = $2 AND status <> 'deleted'"
-                ))
-                .bind(requestor_id)
-                .bind(fingerprint)
-                .fetch_optional(&self.read)
-                .await?)
-            }
-
             pub async fn instruments_of(&self, requestor_id: &str, include_deleted: bool) -> StoreResult<Vec<InstrumentRow>> {
                 Ok(sqlx::query_as(concat!(
                     "SELECT ",
@@ -303,20 +287,6 @@ macro_rules! sql_vault {
             /// The PAR of a card already registered under one of `fingerprints` (by any requestor),
             /// if any: a reissued card keeps its PAR, and a later registration of its new number must
             /// get the same one.
-            pub async fn par_by_fingerprints(&self, fingerprints: &[String]) -> StoreResult<Option<String>> {
-                for fp in fingerprints {
-                    let par: Option<Option<String>> =
-                        sqlx::query_scalar("SELECT par FROM instruments WHERE fingerprint = $1 AND par IS NOT NULL LIMIT 1")
-                            .bind(fp)
-                            .fetch_optional(&self.read)
-                            .await?;
-                    if let Some(Some(par)) = par {
-                        return Ok(Some(par));
-                    }
-                }
-                Ok(None)
-            }
-
             /// Card instruments of the PAR `par` that are not deleted, of every requestor.
             pub async fn cards_by_par(&self, par: &str) -> StoreResult<Vec<InstrumentRow>> {
                 Ok(sqlx::query_as(concat!(

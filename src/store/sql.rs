@@ -515,8 +515,9 @@ macro_rules! sql_store {
         /// and a pending delivery to each of its requestor's active endpoints. A requestor with no
         /// active endpoint gets no event: one statement that changes nothing.
         /// (The approval units, `approve_with_token`, and the token inserts, `insert_token`, in
-        /// `sqlite.rs` and `postgres.rs`, write their events by the same rule in their own statements:
-        /// a change here belongs there too.)
+        /// `sqlite.rs` and `postgres.rs`, and SQLite's card insert, write their events by the same
+        /// rule in their own statements (`unit_event!` in `sqlite.rs`): a change here belongs there
+        /// too.)
         async fn emit(conn: &mut $Conn, e: &EventDraft<'_>) -> StoreResult<()> {
             let next: Option<(i64, String)> = sqlx::query_as(
                 "UPDATE instruments SET event_seq = event_seq + 1 WHERE id = $1 AND EXISTS \

@@ -195,38 +195,59 @@ static APPROVE: UnitKind = UnitKind::new(concat!(
          SELECT EXISTS (SELECT 1 FROM transactions WHERE id = $1 AND status = 'approved')"
 ));
 
-/// The insert of a live token (see [`token_insert!`]) with its `token.created` event, written as
-/// `emit` (`sql.rs`) writes it. Parameters: the insert's, then `$16` the event's id and `$17` its data.
-/// Reports: inserted, instrument active.
+/// `emit` (`sql.rs`) as statements of a unit, right after the statement that wrote the instrument's
+/// row or the row the event is about (`changes() = 1`): the instrument `$ins`'s next sequence number
+/// and the event `$id` of type `$kind` with data `$data` at `$now`, with one delivery per active
+/// endpoint, only for a requestor with an active webhook endpoint.
+macro_rules! unit_event {
+    ($ins:literal, $id:literal, $kind:literal, $data:literal, $now:literal) => {
+        concat!(
+            "UPDATE instruments SET event_seq = event_seq + 1 WHERE id = ",
+            $ins,
+            " AND changes() = 1 AND EXISTS (SELECT 1 FROM webhook_endpoints e \
+             WHERE e.requestor_id = instruments.requestor_id AND e.status = 'active'); \
+             INSERT INTO events (id, requestor_id, instrument_id, sequence, type, data, created_at) SELECT ",
+            $id,
+            ", requestor_id, id, event_seq, '",
+            $kind,
+            "', ",
+            $data,
+            ", ",
+            $now,
+            " FROM instruments WHERE id = ",
+            $ins,
+            " AND changes() = 1; \
+             INSERT INTO event_deliveries (event_id, endpoint_id, state, attempts, next_at, created_at) \
+             SELECT v.id, e.id, 'pending', 0, ",
+            $now,
+            ", ",
+            $now,
+            " FROM events v JOIN webhook_endpoints e ON e.requestor_id = v.requestor_id AND e.status = 'active' \
+             WHERE v.id = ",
+            $id
+        )
+    };
+}
+
+/// The insert of a live token (see [`token_insert!`]) with its `token.created` event. Parameters:
+/// the insert's, then `$16` the event's id and `$17` its data. Reports: inserted, instrument active.
 static TOKEN: UnitKind = UnitKind::new(concat!(
     token_insert!(),
-    "; UPDATE instruments SET event_seq = event_seq + 1 WHERE id = $3 AND changes() = 1 \
-           AND EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.requestor_id = instruments.requestor_id \
-           AND e.status = 'active'); \
-         INSERT INTO events (id, requestor_id, instrument_id, sequence, type, data, created_at) \
-           SELECT $16, requestor_id, id, event_seq, 'token.created', $17, $11 FROM instruments \
-           WHERE id = $3 AND changes() = 1; \
-         INSERT INTO event_deliveries (event_id, endpoint_id, state, attempts, next_at, created_at) \
-           SELECT v.id, e.id, 'pending', 0, $11, $11 FROM events v JOIN webhook_endpoints e \
-           ON e.requestor_id = v.requestor_id AND e.status = 'active' WHERE v.id = $16; ",
+    "; ",
+    unit_event!("$3", "$16", "token.created", "$17", "$11"),
+    "; ",
     token_insert_report!()
 ));
 
-/// The insert of a card (see [`card_insert!`]) with its `instrument.created` event, written as
-/// `emit` (`sql.rs`) writes it, and, when the issuer stepped the registration up, its pending
-/// verification. Parameters: the insert's, then `$16` the verification's offers (NULL: none), `$17`
-/// the event's id and `$18` its data. Reports: inserted, sealed under the newest data key.
+/// The insert of a card (see [`card_insert!`]) with its `instrument.created` event and, when the
+/// issuer stepped the registration up, its pending verification. Parameters: the insert's, then
+/// `$16` the verification's offers (NULL: none), `$17` the event's id and `$18` its data. Reports:
+/// inserted, sealed under the newest data key.
 static CARD: UnitKind = UnitKind::new(concat!(
     card_insert!(),
-    "; UPDATE instruments SET event_seq = event_seq + 1 WHERE id = $1 AND changes() = 1 \
-           AND EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.requestor_id = instruments.requestor_id \
-           AND e.status = 'active'); \
-         INSERT INTO events (id, requestor_id, instrument_id, sequence, type, data, created_at) \
-           SELECT $17, requestor_id, id, event_seq, 'instrument.created', $18, $13 FROM instruments \
-           WHERE id = $1 AND changes() = 1; \
-         INSERT INTO event_deliveries (event_id, endpoint_id, state, attempts, next_at, created_at) \
-           SELECT v.id, e.id, 'pending', 0, $13, $13 FROM events v JOIN webhook_endpoints e \
-           ON e.requestor_id = v.requestor_id AND e.status = 'active' WHERE v.id = $17; \
+    "; ",
+    unit_event!("$1", "$17", "instrument.created", "$18", "$13"),
+    "; \
          INSERT INTO instrument_verifications (instrument_id, offered, created_at, updated_at) \
            SELECT $1, $16, $13, $13 WHERE $16 IS NOT NULL AND EXISTS (SELECT 1 FROM instruments WHERE id = $1); \
          SELECT EXISTS (SELECT 1 FROM instruments WHERE id = $1), $12 = (SELECT MAX(version) FROM data_keys)"

@@ -1,9 +1,10 @@
 //! The embedded SQLite backend: WAL journal with `synchronous=FULL`, so a commit is on disk before
 //! it returns. SQLite admits one writer at a time: the hot path's writes (a payment's claim and
-//! approval, a token's insert) run whole on the write thread (`write_thread.rs`), every other write
-//! goes through the group-commit connection (`group.rs`), and the two take turns through one lock;
-//! either way, commits are shared by the writers that queue up together. Reads go through a small
-//! separate pool, and the payment's own read runs in place on a connection of `readers.rs`. The statements are shared with PostgreSQL (`sql.rs`).
+//! approval, a token's insert, a card's registration) run whole on the write thread
+//! (`write_thread.rs`), every other write goes through the group-commit connection (`group.rs`), and
+//! the two take turns through one lock; either way, commits are shared by the writers that queue up
+//! together. The hot path's reads run in place on the connections of `readers.rs`, the others go
+//! through a small separate sqlx pool. The statements are shared with PostgreSQL (`sql.rs`).
 
 use std::path::Path;
 use std::str::FromStr;

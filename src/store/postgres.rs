@@ -163,17 +163,13 @@ impl PgStore {
             return Ok(InsertCard::Inserted);
         }
         // (No error to catch: on PostgreSQL a failed statement would end the transaction.)
-        // Read through the writer: the row that beat us may be in its uncommitted epoch.
+        // Read in the writer's transaction, which met the row that beat it.
         let fp = c.fingerprint.as_deref().unwrap_or_default();
-        let existing = sqlx::query_as::<_, InstrumentRow>(concat!(
-            "SELECT ",
-            instrument_cols!(),
-            " FROM instruments WHERE requestor_id = $1 AND fingerprint = $2 AND status <> 'deleted'"
-        ))
-        .bind(&c.requestor_id)
-        .bind(fp)
-        .fetch_optional(w.conn())
-        .await?;
+        let existing = sqlx::query_as::<_, InstrumentRow>(INSTRUMENT_BY_FINGERPRINT)
+            .bind(&c.requestor_id)
+            .bind(fp)
+            .fetch_optional(w.conn())
+            .await?;
         let newest: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM data_keys").fetch_one(w.conn()).await?;
         w.abort().await?;
         match existing {
